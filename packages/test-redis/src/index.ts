@@ -1,0 +1,4 @@
+export { getTestRedis, type TestRedis } from './shared.js';
+export { startRedisServer, type RedisServer, type RedisServerOptions } from './server.js';
+export { freePort } from './port.js';
+export { uniqueName } from './names.js';
