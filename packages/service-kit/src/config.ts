@@ -1,0 +1,141 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import envSchema from 'env-schema';
+import { Type, type Static, type TSchema } from 'typebox';
+import { redactUrl } from './logger.js';
+
+/** Settings every service shares; services spread `BaseConfig.properties` into their own schema. */
+export const BaseConfig = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  LOG_LEVEL: Type.Union(
+    [Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')],
+    { default: 'info' },
+  ),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  REDIS_PORT: Type.Integer({ default: 6379, minimum: 1, maximum: 65535 }),
+  REDIS_USERNAME: Type.Optional(Type.String()),
+  REDIS_PASSWORD: Type.Optional(Type.String()),
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String()),
+  REDIS_STATE_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  CACHE_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  CACHE_COMMAND_TIMEOUT_MS: Type.Integer({ default: 250, minimum: 1 }),
+  CACHE_TTL_JITTER: Type.Number({ default: 0.05, minimum: 0, maximum: 1 }),
+  PEER_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
+  PEER_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
+  BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1 }),
+  STATE_REQUIRE_DURABLE: Type.Boolean({ default: false }),
+  SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
+});
+export type BaseConfig = Static<typeof BaseConfig>;
+
+export interface ConfigIssue {
+  variable: string;
+  message: string;
+}
+
+/** Thrown by loadConfig; the message names every bad variable and why. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly issues: ConfigIssue[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i.variable}: ${i.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Variables to read; default process.env. */
+  env?: Record<string, string | undefined>;
+  /**
+   * `.env` file to read under the env (real env wins). true = `.env` in cwd, a string = that path,
+   * false = none. Default: true when `env` is not given, false when it is, so tests that pass their own
+   * env never pick up a developer's local `.env`.
+   */
+  dotenv?: boolean | string;
+}
+
+const SECRET_NAME = /PASSWORD|TOKEN|SECRET|KEY/i;
+
+function shown(variable: string, value: unknown): string {
+  if (value === undefined) return '';
+  if (SECRET_NAME.test(variable)) return ' (value hidden)';
+  const text = typeof value === 'string' ? redactUrl(value) : String(value);
+  return ` (got ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)})`;
+}
+
+interface AjvIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+function describe(errors: AjvIssue[], data: Record<string, unknown>): ConfigIssue[] {
+  const byVar = new Map<string, AjvIssue[]>();
+  for (const e of errors) {
+    const variable =
+      e.keyword === 'required' ? String(e.params.missingProperty) : e.instancePath.replace(/^\//, '').split('/')[0] || '(root)';
+    const list = byVar.get(variable) ?? [];
+    list.push(e);
+    byVar.set(variable, list);
+  }
+  const issues: ConfigIssue[] = [];
+  for (const [variable, list] of byVar) {
+    const value = data[variable];
+    const consts = list.filter((e) => e.keyword === 'const').map((e) => String(e.params.allowedValue));
+    let message: string;
+    if (list.some((e) => e.keyword === 'required')) message = 'is required but not set';
+    else if (consts.length > 0) message = `must be one of ${consts.join(', ')}`;
+    else {
+      message = list
+        .filter((e) => e.keyword !== 'anyOf')
+        .map((e) => {
+          if (e.keyword === 'type') {
+            const t = String(e.params.type);
+            return t === 'integer' ? 'must be a whole number' : t === 'number' ? 'must be a number' : t === 'boolean' ? 'must be true or false' : `must be a ${t}`;
+          }
+          if (e.keyword === 'pattern' && String(e.params.pattern).startsWith('^rediss?')) return 'must be a redis:// or rediss:// URL';
+          return e.message ?? e.keyword;
+        })
+        .join('; ');
+    }
+    issues.push({ variable, message: `${message}${shown(variable, value)}` });
+  }
+  return issues;
+}
+
+function readDotenv(path: string): Record<string, string> {
+  const file = resolve(path);
+  if (!existsSync(file)) return {};
+  return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+}
+
+/**
+ * Validates env against a TypeBox schema with env-schema: defaults applied, strings coerced to
+ * numbers/booleans, unknown variables dropped. An empty value counts as unset, as compose files
+ * write `REDIS_PASSWORD=` for "none".
+ */
+export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions = {}): Static<T> {
+  const env = opts.env ?? process.env;
+  const dotenv = opts.dotenv ?? opts.env === undefined;
+  const fromFile = dotenv ? readDotenv(typeof dotenv === 'string' ? dotenv : '.env') : {};
+  const merged: Record<string, string> = {};
+  for (const source of [fromFile, env]) {
+    for (const [k, v] of Object.entries(source)) {
+      if (v === undefined) continue;
+      if (v === '') delete merged[k];
+      else merged[k] = v;
+    }
+  }
+  try {
+    // env-schema sets additionalProperties=false on the schema it gets; hand it a copy.
+    return envSchema({ schema: { ...(schema as object) }, data: merged, env: false, dotenv: false }) as Static<T>;
+  } catch (err) {
+    const ajvErrors = (err as { errors?: AjvIssue[] }).errors;
+    if (Array.isArray(ajvErrors)) throw new ConfigError(describe(ajvErrors, merged));
+    throw err;
+  }
+}

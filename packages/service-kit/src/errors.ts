@@ -1,0 +1,30 @@
+import createError from '@fastify/error';
+import { Type, type Static } from 'typebox';
+
+/**
+ * The kit's errors: thrown from handlers, rendered by the kit's error handler as
+ * {statusCode, code, error, message}. Services make their own with createError when they need more.
+ */
+export const errors = {
+  /** errors.NotFound('document', id) */
+  NotFound: createError<'NOT_FOUND', 404, [resource: string, id: string | number]>('NOT_FOUND', "%s '%s' not found", 404),
+  BadRequest: createError<'BAD_REQUEST', 400, [message: string]>('BAD_REQUEST', '%s', 400),
+  Unauthorized: createError<'UNAUTHORIZED', 401, [message: string]>('UNAUTHORIZED', '%s', 401),
+  Conflict: createError<'CONFLICT', 409, [message: string]>('CONFLICT', '%s', 409),
+  /** The peer could not be reached or did not answer in time. */
+  PeerUnavailable: createError<'PEER_UNAVAILABLE', 503, [peer: string, detail: string]>('PEER_UNAVAILABLE', '%s is unavailable: %s', 503),
+  /** The peer answered with a non-2xx status. */
+  PeerError: createError<'PEER_ERROR', 502, [peer: string, status: number, detail: string]>('PEER_ERROR', '%s answered %d: %s', 502),
+};
+
+/** The one error body every route answers with. */
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String(),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { description: 'Error' },
+);
+export type ErrorResponse = Static<typeof ErrorResponse>;

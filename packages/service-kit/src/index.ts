@@ -1,0 +1,19 @@
+export { loadConfig, BaseConfig, ConfigError, type ConfigIssue, type LoadConfigOptions } from './config.js';
+export { loggerOptions, createLogger, redactUrl, REDACT_PATHS, type LoggerConfig } from './logger.js';
+export { errors, ErrorResponse } from './errors.js';
+export { createService, renderError, type CreateServiceOptions, type ServiceApp, type ServiceConfig } from './app.js';
+export { healthPlugin, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessResult } from './health.js';
+export { metricsPlugin, type MetricsOptions } from './metrics.js';
+export { docsPlugin, type DocsOptions } from './docs.js';
+export { PeerClient, type PeerClientOptions, type PeerRequestOptions, type PeerFailure } from './peer-client.js';
+export {
+  createStateRedis,
+  checkStateDurability,
+  StateDurabilityError,
+  type StateDurability,
+  type DurabilityOptions,
+  type StateRedisConfig,
+  type StateRedisOptions,
+  type KitLogger,
+} from './state-redis.js';
+export { runServer, type ServerConfig, type RunServerOptions } from './server.js';

@@ -1,0 +1,56 @@
+import { createRequire } from 'node:module';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'authorization',
+  'password',
+  'token',
+  'apiKey',
+  'api_key',
+  '*.password',
+  '*.token',
+  '*.apiKey',
+  '*.api_key',
+  'REDIS_PASSWORD',
+  'CACHE_ADMIN_TOKEN',
+  'EMBEDDINGS_API_KEY',
+  'LLM_API_KEY',
+  '*.REDIS_PASSWORD',
+  '*.CACHE_ADMIN_TOKEN',
+  '*.EMBEDDINGS_API_KEY',
+  '*.LLM_API_KEY',
+];
+
+export interface LoggerConfig {
+  LOG_LEVEL?: string;
+  NODE_ENV?: string;
+}
+
+/** pino options for a service: level from config, secrets redacted, pretty only on a TTY outside production. */
+export function loggerOptions(config: LoggerConfig, overrides: LoggerOptions = {}): LoggerOptions {
+  const opts: LoggerOptions = {
+    level: config.LOG_LEVEL ?? 'info',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...overrides,
+  };
+  if (opts.transport === undefined && process.stdout.isTTY && config.NODE_ENV !== 'production') {
+    // Resolved from here: under pnpm, pino itself cannot see pino-pretty.
+    const target = createRequire(import.meta.url).resolve('pino-pretty');
+    opts.transport = { target, options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } };
+  }
+  return opts;
+}
+
+/** A standalone pino logger with the service settings (for scripts, or to hand to createService). */
+export function createLogger(config: LoggerConfig, destination?: DestinationStream): Logger {
+  if (destination) return pino({ ...loggerOptions(config), transport: undefined }, destination);
+  return pino(loggerOptions(config));
+}
+
+/** Strips passwords from URLs (redis://user:pass@host → redis://user:***@host) anywhere in a string. */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)[^@/\s]*@/gi, '$1***@');
+}

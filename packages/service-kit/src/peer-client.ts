@@ -1,0 +1,217 @@
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { errors } from './errors.js';
+import { redactUrl } from './logger.js';
+
+export interface PeerClientOptions {
+  /** The peer's name, used in errors and logs, e.g. 'multimodal-worker'. */
+  name: string;
+  /** http://host:port, optionally with a path prefix. */
+  baseUrl: string;
+  /** Per attempt: connect, headers and body each, and the whole attempt. Default 5000. */
+  timeoutMs?: number;
+  /** Extra attempts for idempotent calls on connection errors and 502/503/504. Default 2. */
+  retries?: number;
+  /** Connections to keep to the peer. Default 16. */
+  connections?: number;
+  /** Backoff before each retry, ms; the last value repeats. Default [50, 150]. */
+  backoffMs?: number[];
+}
+
+export interface PeerRequestOptions {
+  /** Forwarded as x-request-id so one request can be followed across services. */
+  requestId?: string;
+  /** Marks a POST safe to repeat (e.g. embeddings of the same input). GET/HEAD/PUT/DELETE always are. */
+  idempotent?: boolean;
+  headers?: Record<string, string>;
+  query?: Record<string, string | number | boolean | undefined>;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Extra fields on the errors PeerClient throws, for callers that want to react to the peer's answer. */
+export interface PeerFailure {
+  peer: string;
+  /** The peer's HTTP status (PeerError only). */
+  peerStatus?: number;
+  /** The peer's error code from its JSON error body, when it sent one. */
+  peerCode?: string;
+}
+
+type Method = 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'POST' | 'PATCH';
+const RETRY_STATUS = new Set([502, 503, 504]);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function errorCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  if (typeof e?.code === 'string') return e.code;
+  if (typeof e?.cause?.code === 'string') return e.cause.code;
+  return undefined;
+}
+
+/** HTTP client for one peer service: pooled connections, timeouts, retries for idempotent calls, JSON in and out. */
+export class PeerClient {
+  readonly name: string;
+  readonly baseUrl: string;
+  private readonly pool: Pool;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly backoffMs: number[];
+
+  constructor(opts: PeerClientOptions) {
+    const url = new URL(opts.baseUrl);
+    this.name = opts.name;
+    this.baseUrl = opts.baseUrl;
+    this.prefix = url.pathname.replace(/\/+$/, '');
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.retries = opts.retries ?? 2;
+    this.backoffMs = opts.backoffMs ?? [50, 150];
+    this.pool = new Pool(url.origin, {
+      connections: opts.connections ?? 16,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      connect: { timeout: this.timeoutMs },
+    });
+  }
+
+  get<T = unknown>(path: string, opts?: PeerRequestOptions): Promise<T> {
+    return this.request<T>('GET', path, undefined, opts);
+  }
+
+  post<T = unknown>(path: string, body?: unknown, opts?: PeerRequestOptions): Promise<T> {
+    return this.request<T>('POST', path, body, opts);
+  }
+
+  put<T = unknown>(path: string, body?: unknown, opts?: PeerRequestOptions): Promise<T> {
+    return this.request<T>('PUT', path, body, opts);
+  }
+
+  delete<T = unknown>(path: string, opts?: PeerRequestOptions): Promise<T> {
+    return this.request<T>('DELETE', path, undefined, opts);
+  }
+
+  /** GET /health on the peer: true when it answers 200 in time. Never throws, never retries. */
+  async ready(timeoutMs = Math.min(this.timeoutMs, 2000)): Promise<boolean> {
+    try {
+      const res = await this.pool.request({ method: 'GET', path: `${this.prefix}/health`, signal: AbortSignal.timeout(timeoutMs), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  async request<T = unknown>(method: Method, path: string, body?: unknown, opts: PeerRequestOptions = {}): Promise<T> {
+    const idempotent = method === 'GET' || method === 'HEAD' || method === 'PUT' || method === 'DELETE' || opts.idempotent === true;
+    const attempts = 1 + (idempotent ? this.retries : 0);
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+    if (opts.requestId) headers['x-request-id'] = opts.requestId;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    const fullPath = this.prefix + path + queryString(opts.query);
+
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= attempts;
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.pool.request({ method, path: fullPath, headers, body: payload, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        const code = errorCode(err);
+        const connectFailure = code !== undefined && CONNECT_CODES.has(code);
+        if (connectFailure && !last) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        throw this.unavailable(describeFailure(err, timeoutMs, timeout.aborted), err);
+      }
+
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        try {
+          return (await readJson(res)) as T;
+        } catch (err) {
+          if (timeout.aborted || err instanceof undiciErrors.BodyTimeoutError) throw this.unavailable(`no complete answer within ${timeoutMs} ms`, err);
+          throw this.peerError(res.statusCode, `unreadable response: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+
+      if (RETRY_STATUS.has(res.statusCode) && !last) {
+        await res.body.dump().catch(() => undefined);
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      const { message, code } = await readError(res);
+      throw this.peerError(res.statusCode, message, code);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    return this.backoffMs[Math.min(attempt - 1, this.backoffMs.length - 1)] ?? 0;
+  }
+
+  private unavailable(detail: string, cause: unknown) {
+    const err = errors.PeerUnavailable(this.name, redactUrl(detail));
+    Object.assign(err, { peer: this.name, cause });
+    return err as typeof err & PeerFailure;
+  }
+
+  private peerError(status: number, detail: string, code?: string) {
+    const err = errors.PeerError(this.name, status, redactUrl(detail));
+    Object.assign(err, { peer: this.name, peerStatus: status, ...(code ? { peerCode: code } : {}) });
+    return err as typeof err & PeerFailure;
+  }
+}
+
+function queryString(query: PeerRequestOptions['query']): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params.append(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+function describeFailure(err: unknown, timeoutMs: number, timedOut: boolean): string {
+  const code = errorCode(err);
+  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (err as Error)?.name === 'TimeoutError') {
+    return `no answer within ${timeoutMs} ms`;
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timed out after ${timeoutMs} ms`;
+  const message = err instanceof Error ? err.message : String(err);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+async function readJson(res: Dispatcher.ResponseData): Promise<unknown> {
+  const text = await res.body.text();
+  if (res.statusCode === 204 || text.length === 0) return undefined;
+  const type = String(res.headers['content-type'] ?? '');
+  if (type.includes('json')) return JSON.parse(text);
+  return text;
+}
+
+async function readError(res: Dispatcher.ResponseData): Promise<{ message: string; code?: string }> {
+  let text = '';
+  try {
+    text = await res.body.text();
+  } catch {
+    return { message: `status ${res.statusCode}` };
+  }
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown; code?: unknown; error?: unknown };
+    const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `status ${res.statusCode}`;
+    return { message, ...(typeof parsed.code === 'string' ? { code: parsed.code } : {}) };
+  } catch {
+    return { message: text.trim().slice(0, 200) || `status ${res.statusCode}` };
+  }
+}

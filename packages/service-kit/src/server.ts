@@ -1,0 +1,31 @@
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import { redactUrl } from './logger.js';
+
+export interface ServerConfig {
+  HOST: string;
+  PORT: number;
+}
+
+export interface RunServerOptions {
+  /** Ms to wait for in-flight work on SIGINT/SIGTERM before exiting anyway. Default 10000. */
+  graceMs?: number;
+}
+
+/** Listens on HOST:PORT and closes the app on SIGINT/SIGTERM (or a crash) with close-with-grace. Returns the address. */
+export async function runServer(app: FastifyInstance, config: ServerConfig, opts: RunServerOptions = {}): Promise<string> {
+  const grace = closeWithGrace({ delay: opts.graceMs ?? 10_000, logger: { error: (m: unknown) => app.log.error(m) } }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'closing after an error');
+    else app.log.info({ signal }, 'closing');
+    await app.close();
+  });
+  app.addHook('onClose', async () => grace.uninstall());
+  try {
+    const address = await app.listen({ host: config.HOST, port: config.PORT });
+    app.log.info({ address: redactUrl(address) }, 'service listening');
+    return address;
+  } catch (err) {
+    grace.uninstall();
+    throw err;
+  }
+}

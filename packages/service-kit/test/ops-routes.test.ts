@@ -1,0 +1,144 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Type } from 'typebox';
+import { createService, type ServiceApp } from '../src/index.js';
+import { buildTestApp, testConfig } from './helpers.js';
+
+let app: ServiceApp | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+describe('/health', () => {
+  it('answers 200 with the service name and version, even when a readiness check fails', async () => {
+    app = await buildTestApp('health-svc');
+    app.addReadinessCheck('redis', () => ({ ok: false, detail: 'down' }));
+    const res = await app.inject('/health');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok', service: 'health-svc', version: '1.2.3', uptime_s: expect.any(Number) });
+  });
+});
+
+describe('/ready', () => {
+  it('is ready with no checks', async () => {
+    app = await buildTestApp();
+    const res = await app.inject('/ready');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ready', checks: {} });
+  });
+
+  it('is 200 ready when every check passes, with latency per check', async () => {
+    app = await buildTestApp();
+    app.addReadinessCheck('redis', async () => ({ ok: true, detail: 'PONG' }));
+    app.addReadinessCheck('peer', async () => true);
+    const res = await app.inject('/ready');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({
+      status: 'ready',
+      checks: {
+        redis: { ok: true, detail: 'PONG', required: true, latency_ms: expect.any(Number) },
+        peer: { ok: true, required: true, latency_ms: expect.any(Number) },
+      },
+    });
+  });
+
+  it('is 503 not_ready when a required check fails, throws or hangs', async () => {
+    app = await buildTestApp();
+    app.addReadinessCheck('ok', async () => ({ ok: true }));
+    app.addReadinessCheck('redis', async () => ({ ok: false, detail: 'ECONNREFUSED' }));
+    app.addReadinessCheck('throws', async () => {
+      throw new Error('boom at redis://user:secret@host:6379');
+    });
+    app.addReadinessCheck('hangs', () => new Promise<boolean>(() => undefined), { timeoutMs: 50 });
+    const res = await app.inject('/ready');
+    expect(res.statusCode).toBe(503);
+    const body = res.json();
+    expect(body.status).toBe('not_ready');
+    expect(body.checks.ok.ok).toBe(true);
+    expect(body.checks.redis).toMatchObject({ ok: false, detail: 'ECONNREFUSED' });
+    expect(body.checks.throws).toMatchObject({ ok: false, detail: 'boom at redis://user:***@host:6379' });
+    expect(body.checks.hangs).toMatchObject({ ok: false, detail: 'timed out after 50 ms' });
+  });
+
+  it('is 200 degraded when a check reports degraded or an optional check fails', async () => {
+    app = await buildTestApp();
+    app.addReadinessCheck('cache', async () => ({ ok: true, degraded: true, detail: 'serving without cache' }));
+    const res = await app.inject('/ready');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'degraded', checks: { cache: { ok: true, degraded: true } } });
+
+    app.addReadinessCheck('retrieval-proxy', async () => false, { required: false });
+    const res2 = await app.inject('/ready');
+    expect(res2.statusCode).toBe(200);
+    expect(res2.json()).toMatchObject({ status: 'degraded', checks: { 'retrieval-proxy': { ok: false, required: false } } });
+  });
+});
+
+describe('/metrics', () => {
+  it('exposes the HTTP histogram labelled by route pattern, not raw URL', async () => {
+    app = await buildTestApp('metrics-svc');
+    app.get('/items/:id', { schema: { params: Type.Object({ id: Type.String() }) } }, async (req) => ({ id: req.params.id }));
+    await app.inject('/items/41');
+    await app.inject('/items/42');
+    const res = await app.inject('/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.body).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(res.body).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/items\/:id",status_code="200"\} 2/);
+    expect(res.body).not.toContain('/items/41');
+  });
+
+  it('includes default process metrics unless turned off', async () => {
+    app = await createService({ name: 'm', version: '1', config: testConfig(), logger: false });
+    expect((await app.inject('/metrics')).body).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('reports cache counters per category when a cache is decorated', async () => {
+    app = await buildTestApp('cache-svc');
+    const counters = { embeddings: { hits: 3, misses: 1, sets: 1, deletes: 0, errors: 2 }, files: { hits: 0, misses: 5, sets: 5, deletes: 1, errors: 0 } };
+    app.decorate('cache', { service: 'multimodal-worker', counters: () => counters });
+    let body = (await app.inject('/metrics')).body;
+    expect(body).toContain('cache_hits_total{service="multimodal-worker",category="embeddings"} 3');
+    expect(body).toContain('cache_misses_total{service="multimodal-worker",category="files"} 5');
+    expect(body).toContain('cache_errors_total{service="multimodal-worker",category="embeddings"} 2');
+    counters.embeddings.hits = 10;
+    body = (await app.inject('/metrics')).body;
+    expect(body).toContain('cache_hits_total{service="multimodal-worker",category="embeddings"} 10');
+  });
+
+  it('keeps separate registries per app', async () => {
+    app = await buildTestApp('a');
+    const other = await buildTestApp('b');
+    try {
+      expect(app.metrics.registry).not.toBe(other.metrics.registry);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('/docs', () => {
+  it('/docs/json is OpenAPI 3 listing routes the service registered, with the cacheAdmin scheme', async () => {
+    app = await buildTestApp('docs-svc');
+    app.post(
+      '/api/v1/search',
+      { schema: { body: Type.Object({ query: Type.String() }), response: { 200: Type.Object({ hits: Type.Array(Type.String()) }) } } },
+      async () => ({ hits: [] }),
+    );
+    const res = await app.inject('/docs/json');
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(doc.info).toEqual({ title: 'docs-svc', version: '1.2.3' });
+    expect(doc.paths['/api/v1/search'].post.requestBody.content['application/json'].schema.properties.query).toEqual({ type: 'string' });
+    expect(doc.paths['/health']).toBeDefined();
+    expect(doc.components.securitySchemes.cacheAdmin).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('/docs serves the UI', async () => {
+    app = await buildTestApp();
+    const res = await app.inject('/docs');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+  });
+});
