@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
 import { redactUrl } from './logger.js';
+import { admitUnderPressure } from './pressure.js';
 
 export interface ReadinessResult {
   ok: boolean;
@@ -75,7 +76,7 @@ async function health(app: FastifyInstance, opts: HealthOptions): Promise<void> 
     '/health',
     {
       logLevel: 'warn',
-      config: { rateLimit: false },
+      config: { rateLimit: false, pressureHandler: admitUnderPressure },
       schema: { tags: ['ops'], summary: 'Liveness: the process answers', response: { 200: HealthResponse } },
     },
     async () => ({ status: 'ok' as const, service: opts.name, version: opts.version, uptime_s: Math.round((Date.now() - startedAt) / 1000) }),
@@ -85,7 +86,7 @@ async function health(app: FastifyInstance, opts: HealthOptions): Promise<void> 
     '/ready',
     {
       logLevel: 'warn',
-      config: { rateLimit: false },
+      config: { rateLimit: false, pressureHandler: admitUnderPressure },
       schema: { tags: ['ops'], summary: 'Readiness: dependencies answer', response: { 200: ReadyResponse, 503: ReadyResponse } },
     },
     async (request, reply) => {

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Type } from 'typebox';
 import type { FastifyInstance } from 'fastify';
+import { admitUnderPressure } from './pressure.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -78,7 +79,7 @@ async function metrics(app: FastifyInstance, opts: MetricsOptions): Promise<void
     '/metrics',
     {
       logLevel: 'warn',
-      config: { rateLimit: false },
+      config: { rateLimit: false, pressureHandler: admitUnderPressure },
       schema: { tags: ['ops'], summary: 'Prometheus metrics', response: { 200: Type.String() } },
     },
     async (_request, reply) => {

@@ -19,7 +19,8 @@ export async function runServer(app: FastifyInstance, config: ServerConfig, opts
     else app.log.info({ signal }, 'closing');
     await app.close();
   });
-  app.addHook('onClose', async () => grace.uninstall());
+  // Not an onClose hook: hooks cannot be added once the app is ready, and callers may have readied it.
+  app.server.once('close', () => grace.uninstall());
   try {
     const address = await app.listen({ host: config.HOST, port: config.PORT });
     app.log.info({ address: redactUrl(address) }, 'service listening');

@@ -50,4 +50,13 @@ describe('runServer', () => {
     await app.close();
     await expect(fetch(`${address}/health`)).rejects.toThrow();
   });
+
+  it('serves an app that was already made ready (regression: runServer added a hook after ready)', async () => {
+    const config = loadConfig(Schema, { env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0' } });
+    const app = await buildApp(config);
+    await app.ready();
+    const address = await runServer(app, config);
+    expect((await fetch(`${address}/health`)).status).toBe(200);
+    await app.close();
+  });
 });
