@@ -1,0 +1,128 @@
+import { cachePlugin } from '@aicache/cache/fastify';
+import { redisOptionsFromEnv } from '@aicache/cache';
+import {
+  checkStateDurability,
+  createService,
+  createStateRedis,
+  PeerClient,
+  StateDurabilityError,
+  type CreateServiceOptions,
+  type ServiceApp,
+} from '@aicache/service-kit';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { ContextPeer } from './domain/retrieval.js';
+import { AgentStore } from './domain/store.js';
+import { createProvider, type ChatProvider } from './providers/index.js';
+import type { RouteDeps } from './routes/deps.js';
+import { routes } from './routes/index.js';
+
+export const SERVICE = 'ai-agents';
+export const VERSION = '0.1.0';
+
+/** Agent memory is state with a sliding TTL; declaring it here validates CACHE_TTL_AGENT_MEMORY at boot and lists it in stats. */
+export const CATEGORIES = { agent_memory: { ttl: 2_592_000, sliding: true } };
+
+export interface BuildOverrides {
+  /** Cache Redis client (kept open on close). */
+  cacheClient?: Redis;
+  /** State Redis client (kept open on close). */
+  stateClient?: Redis;
+  /** retrieval-proxy client; default a PeerClient on RETRIEVAL_PROXY_URL. */
+  proxy?: ContextPeer & { ready?: () => Promise<boolean> };
+  /** Chat provider; default from LLM_* settings (built-in extractive when LLM_BASE_URL is unset). */
+  provider?: ChatProvider;
+  logger?: false | FastifyBaseLogger;
+  /** under-pressure options over the kit's, or false (tests on a busy machine). */
+  underPressure?: CreateServiceOptions['underPressure'];
+}
+
+/** Config values as the string env the cache library reads (CACHE_TTL_*, REDIS_*). */
+function envOf(config: Config): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(config)) if (v !== undefined && v !== null) env[k] = String(v);
+  return env;
+}
+
+export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<ServiceApp> {
+  const app = await createService({
+    name: SERVICE,
+    version: VERSION,
+    config,
+    ...(overrides.logger !== undefined ? { logger: overrides.logger } : {}),
+    ...(overrides.underPressure !== undefined ? { underPressure: overrides.underPressure } : {}),
+  });
+
+  try {
+    const env = envOf(config);
+    await app.register(cachePlugin, {
+      service: SERVICE,
+      categories: CATEGORIES,
+      env,
+      ...(overrides.cacheClient ? { client: overrides.cacheClient } : { connection: redisOptionsFromEnv(env, 'REDIS_DB_AI_AGENTS', 2) }),
+      commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
+      jitter: config.CACHE_TTL_JITTER,
+      logger: app.log,
+      adminToken: config.CACHE_ADMIN_TOKEN,
+      production: config.NODE_ENV === 'production',
+    });
+
+    const state =
+      overrides.stateClient ??
+      createStateRedis({ ...config, SERVICE_NAME: config.SERVICE_NAME ?? SERVICE }, { db: config.REDIS_DB_AI_AGENTS, logger: app.log });
+    if (!overrides.stateClient) app.addHook('onClose', async () => void (await state.quit().catch(() => state.disconnect())));
+    await checkDurability(app, state, config);
+
+    const peer = overrides.proxy ?? new PeerClient({
+      name: 'retrieval-proxy',
+      baseUrl: config.RETRIEVAL_PROXY_URL,
+      timeoutMs: config.PEER_TIMEOUT_MS,
+      retries: config.PEER_RETRIES,
+    });
+    if (!overrides.proxy) app.addHook('onClose', async () => (peer as PeerClient).close());
+
+    const provider = overrides.provider ?? createProvider(config);
+    if (!overrides.provider && provider.close) app.addHook('onClose', async () => provider.close?.());
+    app.log.info({ provider: provider.id }, 'chat provider');
+
+    const memoryTtl = app.cache.category('agent_memory').ttl;
+    const deps: RouteDeps = { store: new AgentStore(state, memoryTtl, SERVICE), proxy: peer, provider };
+
+    app.addReadinessCheck(
+      'redis',
+      async () => {
+        const h = await app.cache.health();
+        return {
+          ok: h.status !== 'down',
+          degraded: h.status !== 'up',
+          ...(h.error ? { detail: `cache ${h.status}: ${h.error}` } : {}),
+        };
+      },
+      { required: false },
+    );
+    app.addReadinessCheck('state-redis', async () => ({ ok: (await state.ping()) === 'PONG' }));
+    // Messages cannot be answered without context, so a dead proxy makes the service not ready.
+    app.addReadinessCheck('retrieval-proxy', async () => {
+      const ok = peer.ready ? await peer.ready() : true;
+      return ok ? { ok } : { ok, detail: `no answer from ${config.RETRIEVAL_PROXY_URL}/health` };
+    });
+
+    await app.register(routes, deps);
+    return app;
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Says loudly when state may be evicted or lost; with STATE_REQUIRE_DURABLE=true refuses to boot. */
+async function checkDurability(app: ServiceApp, state: Redis, config: Config): Promise<void> {
+  try {
+    await checkStateDurability(state, { requireDurable: config.STATE_REQUIRE_DURABLE, logger: app.log });
+  } catch (err) {
+    if (err instanceof StateDurabilityError || config.STATE_REQUIRE_DURABLE) throw err;
+    // Redis unreachable at boot: not a reason to stay down when durability is advisory; /ready reports it.
+    app.log.warn({ err: { message: (err as Error).message } }, 'could not check state Redis durability');
+  }
+}

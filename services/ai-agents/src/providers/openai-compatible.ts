@@ -1,0 +1,112 @@
+import { request, type Dispatcher } from 'undici';
+import { LlmProviderError, LlmProviderUnavailable } from '../errors.js';
+import { clip } from '../lib/text.js';
+import { citedNumbers, type ChatProvider, type ProviderReply, type ReplyInput } from './types.js';
+
+export interface OpenAiCompatibleOptions {
+  /** e.g. https://api.openai.com/v1 — `/chat/completions` is appended. */
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+  timeoutMs: number;
+  /** How many recent memory items go into the prompt. */
+  memoryItems?: number;
+  dispatcher?: Dispatcher;
+}
+
+interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+const MEMORY_ITEM_CHARS = 2000;
+
+/** Any server speaking the OpenAI chat completions API (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM...). */
+export class OpenAiCompatibleProvider implements ChatProvider {
+  readonly id = 'openai-compatible';
+  readonly #url: string;
+  readonly #opts: OpenAiCompatibleOptions;
+
+  constructor(opts: OpenAiCompatibleOptions) {
+    this.#opts = opts;
+    this.#url = `${opts.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  }
+
+  buildMessages({ agent, memory, context, message }: ReplyInput): ChatMessage[] {
+    const sources = context.length
+      ? context
+          .map((s) => `[${s.n}] ${s.citation.title} (document ${s.citation.documentId}, chunk ${s.citation.chunkIndex})\n${s.text}`)
+          .join('\n\n')
+      : '(no relevant documents were found)';
+    const system =
+      `${agent.instructions}\n\n` +
+      'Answer using the numbered sources below. Cite every fact with its source number in square brackets, e.g. [1]. ' +
+      'If the sources do not contain the answer, say so.\n\n' +
+      `Sources:\n${sources}`;
+    const recent = memory.slice(-(this.#opts.memoryItems ?? 20)).map<ChatMessage>((m) => ({
+      role: m.role,
+      content: clip(m.content, MEMORY_ITEM_CHARS),
+    }));
+    return [{ role: 'system', content: system }, ...recent, { role: 'user', content: message }];
+  }
+
+  async reply(input: ReplyInput): Promise<ProviderReply> {
+    const body = {
+      model: this.#opts.model,
+      temperature: input.agent.settings.temperature,
+      messages: this.buildMessages(input),
+    };
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    if (this.#opts.apiKey) headers.authorization = `Bearer ${this.#opts.apiKey}`;
+    if (input.requestId) headers['x-request-id'] = input.requestId;
+
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.#url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        headersTimeout: this.#opts.timeoutMs,
+        bodyTimeout: this.#opts.timeoutMs,
+        signal: AbortSignal.timeout(this.#opts.timeoutMs),
+        ...(this.#opts.dispatcher ? { dispatcher: this.#opts.dispatcher } : {}),
+      });
+    } catch (err) {
+      throw new LlmProviderUnavailable(describe(err));
+    }
+
+    let payload: unknown;
+    try {
+      payload = await res.body.json();
+    } catch (err) {
+      throw new LlmProviderError(`status ${res.statusCode}, unreadable body (${describe(err)})`);
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw new LlmProviderError(`status ${res.statusCode}: ${clip(errorMessage(payload), 300)}`);
+    }
+    const content = completionText(payload);
+    if (content === undefined) throw new LlmProviderError('response has no choices[0].message.content');
+    return { content, citationsUsed: citedNumbers(content, input.context) };
+  }
+}
+
+function completionText(payload: unknown): string | undefined {
+  const choices = (payload as { choices?: Array<{ message?: { content?: unknown } }> } | null)?.choices;
+  const content = Array.isArray(choices) ? choices[0]?.message?.content : undefined;
+  return typeof content === 'string' ? content : undefined;
+}
+
+function errorMessage(payload: unknown): string {
+  const e = (payload as { error?: { message?: unknown } | string } | null)?.error;
+  if (typeof e === 'string') return e;
+  if (e && typeof e.message === 'string') return e.message;
+  return 'no error message';
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}

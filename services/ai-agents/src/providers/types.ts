@@ -1,0 +1,46 @@
+import type { Agent, Citation, MemoryItem } from '../domain/types.js';
+
+/** One retrieved passage as a provider sees it: `n` is the number it must cite as `[n]`. */
+export interface ContextSource {
+  n: number;
+  citation: Citation;
+  text: string;
+  score: number;
+}
+
+export interface ReplyInput {
+  agent: Agent;
+  /** Recent memory of this agent, oldest first. */
+  memory: MemoryItem[];
+  /** Retrieved passages, best first. */
+  context: ContextSource[];
+  /** The user's message. */
+  message: string;
+  /** Forwarded to providers that call out over HTTP. */
+  requestId?: string;
+}
+
+export interface ProviderReply {
+  content: string;
+  /** The `n` of each context source the reply cites. */
+  citationsUsed: number[];
+}
+
+/** Produces an assistant reply from the agent, its memory and the retrieved context. */
+export interface ChatProvider {
+  /** Stable id, returned to clients as `provider`. */
+  readonly id: string;
+  reply(input: ReplyInput): Promise<ProviderReply>;
+  close?(): Promise<void>;
+}
+
+/** The citation numbers `[n]` that appear in a text and exist among the sources, in first-seen order. */
+export function citedNumbers(text: string, sources: ContextSource[]): number[] {
+  const known = new Set(sources.map((s) => s.n));
+  const seen: number[] = [];
+  for (const m of text.matchAll(/\[(\d{1,3})\]/g)) {
+    const n = Number(m[1]);
+    if (known.has(n) && !seen.includes(n)) seen.push(n);
+  }
+  return seen;
+}

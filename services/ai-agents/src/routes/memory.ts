@@ -1,0 +1,51 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { errors } from '@aicache/service-kit';
+import { Type } from 'typebox';
+import { errorResponses, MemoryItemSchema, Uuid } from '../schemas.js';
+import type { RouteDeps } from './deps.js';
+
+const IdParams = Type.Object({ id: Uuid });
+
+export const memoryRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store }) => {
+  app.get(
+    '/api/v1/agents/:id/memory',
+    {
+      schema: {
+        tags: ['memory'],
+        summary: "An agent's memory (reading it refreshes its sliding TTL)",
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            items: Type.Array(MemoryItemSchema, { description: 'Oldest first' }),
+            ttl_seconds: Type.Union([Type.Integer(), Type.Null()], {
+              description: 'Seconds until the memory expires if unused (CACHE_TTL_AGENT_MEMORY); null when it is empty',
+            }),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (req) => {
+      if (!(await store.getAgent(req.params.id))) throw errors.NotFound('agent', req.params.id);
+      const { items, ttlSeconds } = await store.readMemory(req.params.id);
+      return { items, ttl_seconds: ttlSeconds };
+    },
+  );
+
+  app.delete(
+    '/api/v1/agents/:id/memory',
+    {
+      schema: {
+        tags: ['memory'],
+        summary: "Forget an agent's memory",
+        params: IdParams,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      if (!(await store.getAgent(req.params.id))) throw errors.NotFound('agent', req.params.id);
+      await store.clearMemory(req.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+};

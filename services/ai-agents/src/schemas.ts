@@ -1,0 +1,100 @@
+import { Type } from 'typebox';
+
+export const Uuid = Type.String({ format: 'uuid', description: 'UUID' });
+
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    code: Type.String(),
+    error: Type.String(),
+    message: Type.String(),
+  },
+  { description: 'The one error shape of the stack' },
+);
+
+/** Standard error responses, so they show in /docs and serialize fast. */
+export const errorResponses = {
+  400: ErrorResponse,
+  404: ErrorResponse,
+};
+
+const FilterScalar = Type.Union([Type.String({ maxLength: 500 }), Type.Number(), Type.Boolean()]);
+export const Filters = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,100}$' }), Type.Union([FilterScalar, Type.Array(FilterScalar, { maxItems: 50 })]), {
+  maxProperties: 20,
+  additionalProperties: false,
+  description: 'Metadata filters passed to retrieval-proxy as they are',
+});
+
+export const SettingsInput = Type.Object(
+  {
+    temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
+    maxContextChars: Type.Optional(Type.Integer({ minimum: 200, maximum: 20000 })),
+    contextLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+    filters: Type.Optional(Filters),
+    memoryMaxItems: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Settings = Type.Object({
+  temperature: Type.Number(),
+  maxContextChars: Type.Integer(),
+  contextLimit: Type.Integer(),
+  filters: Type.Optional(Filters),
+  memoryMaxItems: Type.Integer(),
+});
+
+export const AgentSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  instructions: Type.String(),
+  settings: Settings,
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+export const ConversationSchema = Type.Object({
+  id: Type.String(),
+  agentId: Type.String(),
+  title: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+export const CitationSchema = Type.Object({
+  id: Type.Integer({ description: 'The n of the [n] marker in the reply' }),
+  documentId: Type.String(),
+  title: Type.String(),
+  source: Type.Optional(Type.String()),
+  chunkIndex: Type.Integer(),
+});
+
+export const MessageSchema = Type.Object({
+  id: Type.String(),
+  role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
+  content: Type.String(),
+  citations: Type.Optional(Type.Array(CitationSchema)),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+
+export const MemoryItemSchema = Type.Object({
+  role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
+  content: Type.String(),
+  conversationId: Type.String(),
+  at: Type.String({ format: 'date-time' }),
+});
+
+export const Paging = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+export function pageOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
+  return Type.Object({
+    items: Type.Array(item),
+    total: Type.Integer(),
+    limit: Type.Integer(),
+    offset: Type.Integer(),
+  });
+}

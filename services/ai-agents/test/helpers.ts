@@ -1,0 +1,116 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { loadConfig } from '@aicache/service-kit';
+import { buildApp, type BuildOverrides } from '../src/app.js';
+import { ConfigSchema, type Config } from '../src/config.js';
+
+export const SECTIONS = [
+  {
+    documentId: 'doc-persistence',
+    title: 'Redis persistence',
+    chunkIndex: 0,
+    text:
+      'Redis offers two persistence options. The append only file (AOF) logs every write operation received by the server. ' +
+      'RDB persistence takes point-in-time snapshots of the dataset at specified intervals.',
+    score: 0.91,
+  },
+  {
+    documentId: 'doc-eviction',
+    title: 'Eviction policies',
+    chunkIndex: 2,
+    text:
+      'The allkeys-lru policy evicts the least recently used keys when memory is full. ' +
+      'The noeviction policy returns errors on writes when the memory limit is reached.',
+    score: 0.74,
+  },
+];
+
+export interface ContextCall {
+  body: Record<string, unknown>;
+  requestId: string | undefined;
+}
+
+export interface FakeProxy {
+  url: string;
+  calls: ContextCall[];
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server speaking retrieval-proxy's POST /api/v1/context and GET /health. */
+export async function startFakeProxy(): Promise<FakeProxy> {
+  const app = Fastify({ logger: false });
+  const calls: ContextCall[] = [];
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.post('/api/v1/context', async (req) => {
+    const body = req.body as Record<string, unknown>;
+    const header = req.headers['x-request-id'];
+    calls.push({ body, requestId: typeof header === 'string' ? header : undefined });
+    const query = String(body.query ?? '');
+    const sections = /unrelated gibberish/i.test(query) ? [] : SECTIONS.slice(0, Number(body.limit ?? 5));
+    return {
+      query,
+      sections,
+      citations: sections.map((s, i) => ({
+        id: i + 1,
+        documentId: s.documentId,
+        title: s.title,
+        source: `docs/${s.documentId}.md`,
+        chunkIndex: s.chunkIndex,
+      })),
+      text: sections.map((s, i) => `[${i + 1}] ${s.text}`).join('\n\n'),
+      truncated: false,
+    };
+  });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { url: address, calls, app, close: () => app.close() };
+}
+
+/** A URL nothing listens on: a port taken from a server that was then closed. */
+export async function deadUrl(): Promise<string> {
+  const app = Fastify({ logger: false });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.close();
+  return address;
+}
+
+export function testConfig(redisUrl: string, db: number, extra: Record<string, string> = {}): Config {
+  return loadConfig(ConfigSchema, {
+    env: {
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      REDIS_URL: redisUrl,
+      REDIS_DB_AI_AGENTS: String(db),
+      RETRIEVAL_PROXY_URL: 'http://127.0.0.1:1',
+      PEER_TIMEOUT_MS: '2000',
+      ...extra,
+    },
+  });
+}
+
+/** A plain client on the test DB, to look at what the service stored. */
+export function rawClient(redisUrl: string, db: number): Redis {
+  return new Redis(`${redisUrl}/${db}`, { lazyConnect: false, maxRetriesPerRequest: 1 });
+}
+
+/** Removes every key of this service in the test DB (state and cache), by SCAN, never FLUSHDB. */
+export async function wipe(redis: Redis): Promise<void> {
+  for (const pattern of ['state:ai-agents:*', 'ai-agents:*']) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+}
+
+export const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
+
+/**
+ * buildApp without under-pressure: on a shared two-core test machine a busy moment can pass its
+ * event-loop limit and turn unrelated requests into 503s.
+ */
+export function build(config: Config, overrides: BuildOverrides = {}) {
+  return buildApp(config, { underPressure: false, ...overrides });
+}
