@@ -1,0 +1,41 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { fileTag } from '../domain/file-processor.js';
+import { ErrorResponse } from '../schemas.js';
+import { strict } from './validation.js';
+
+/**
+ * DELETE /api/v1/cache/file/:fileHash — registered through the cache plugin's `adminRoutes`, so it
+ * sits under /api/v1/cache behind the admin bearer token.
+ */
+export const cacheFileRoutes: FastifyPluginAsync = async (scope) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.delete(
+    '/file/:fileHash',
+    {
+      ...strict,
+      schema: {
+        tags: ['cache'],
+        summary: 'Forget a processed file',
+        description:
+          'Removes every cached result of this file (all chunk sizes and models) and the chunk embeddings written for it. ' +
+          'Requires `Authorization: Bearer <CACHE_ADMIN_TOKEN>`.',
+        params: Type.Object({ fileHash: Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'sha256 of the text, 64 hex characters' }) }),
+        response: {
+          200: Type.Object({ fileHash: Type.String(), removed: Type.Integer() }),
+          400: ErrorResponse,
+          401: ErrorResponse,
+        },
+      },
+    },
+    async (request) => {
+      const fileHash = request.params.fileHash.toLowerCase();
+      const byTag = await app.cache.invalidateTags([fileTag(fileHash)]);
+      // Belt and braces: results whose tag index was lost still share the key prefix.
+      const byKey = await app.cache.category('files').invalidatePattern(`${fileHash}:*`);
+      return { fileHash, removed: byTag + byKey };
+    },
+  );
+};

@@ -1,0 +1,203 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import {
+  DEFAULT_CHUNK_OVERLAP,
+  DEFAULT_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  type FileProcessor,
+  type ProcessInput,
+  type ProcessOutput,
+} from '../domain/file-processor.js';
+import { InvalidInput, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
+import { ErrorResponse, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
+import { strict } from './validation.js';
+
+export interface ProcessRoutesOptions {
+  processor: FileProcessor;
+}
+
+const ACCEPTED_TYPES = ['text/plain', 'text/markdown', 'application/json', 'text/csv'];
+const TYPE_ALIASES: Record<string, string> = { 'text/x-markdown': 'text/markdown' };
+// Clients such as curl send application/octet-stream for extensions they do not know (.md): trust these.
+const TYPE_BY_EXTENSION: Record<string, string> = {
+  txt: 'text/plain',
+  text: 'text/plain',
+  md: 'text/markdown',
+  markdown: 'text/markdown',
+  json: 'application/json',
+  csv: 'text/csv',
+};
+const MAX_FIELD_BYTES = 1024;
+
+const Options = {
+  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  chunkSize: Type.Optional(
+    Type.Integer({ minimum: MIN_CHUNK_SIZE, maximum: MAX_CHUNK_SIZE, default: DEFAULT_CHUNK_SIZE, description: 'Characters per chunk' }),
+  ),
+  chunkOverlap: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: MAX_CHUNK_SIZE / 2, default: DEFAULT_CHUNK_OVERLAP, description: 'Characters shared by neighbouring chunks, at most chunkSize / 2' }),
+  ),
+  model: Type.Optional(ModelId),
+  includeEmbeddings: Type.Optional(Type.Boolean({ default: false, description: 'Add each chunk\'s embedding to the answer' })),
+};
+
+const ProcessTextBody = Type.Object(
+  { text: Type.String({ minLength: 1, maxLength: MAX_TEXT_BYTES, description: '1 byte to 2 MiB of UTF-8 text' }), ...Options },
+  { additionalProperties: false },
+);
+
+const responses = {
+  200: ProcessResultSchema,
+  400: ErrorResponse,
+  413: ErrorResponse,
+  415: ErrorResponse,
+  502: ErrorResponse,
+  503: ErrorResponse,
+};
+
+function send(reply: FastifyReply, out: ProcessOutput) {
+  reply.header('x-cache', out.cache);
+  if (Buffer.isBuffer(out.body)) return reply.type('application/json').send(out.body);
+  return reply.send(out.body);
+}
+
+function fieldInt(name: string, raw: string): number {
+  if (!/^\d{1,6}$/.test(raw.trim())) throw new InvalidInput(`field '${name}' must be a whole number (got ${JSON.stringify(raw.slice(0, 50))})`);
+  return Number(raw.trim());
+}
+
+function fieldBool(name: string, raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0' || v === '') return false;
+  throw new InvalidInput(`field '${name}' must be true or false (got ${JSON.stringify(raw.slice(0, 50))})`);
+}
+
+function acceptedType(declared: string, filename: string): string | undefined {
+  const type = declared.split(';')[0]!.trim().toLowerCase();
+  const canonical = TYPE_ALIASES[type] ?? type;
+  if (ACCEPTED_TYPES.includes(canonical)) return canonical;
+  if (canonical === 'application/octet-stream' || canonical === '') {
+    const ext = /\.([a-z0-9]+)$/i.exec(filename)?.[1]?.toLowerCase();
+    return ext ? TYPE_BY_EXTENSION[ext] : undefined;
+  }
+  return undefined;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
+  if (!request.isMultipart()) {
+    throw new UnsupportedMediaType(
+      `expected a multipart/form-data upload with one file field (got ${JSON.stringify(request.headers['content-type'] ?? 'no content type')})`,
+    );
+  }
+  const input: Partial<ProcessInput> = {};
+  let file: { text: string; filename: string; mimeType: string } | undefined;
+
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (file) {
+          part.file.resume();
+          throw new InvalidInput('send exactly one file per request');
+        }
+        const mimeType = acceptedType(part.mimetype, part.filename);
+        if (!mimeType) {
+          part.file.resume();
+          throw new UnsupportedMediaType(
+            `unsupported file type ${JSON.stringify(part.mimetype)}; accepted: ${ACCEPTED_TYPES.join(', ')}`,
+          );
+        }
+        const bytes = await part.toBuffer();
+        let text: string;
+        try {
+          text = utf8.decode(bytes);
+        } catch {
+          throw new UnsupportedMediaType('the file is not valid UTF-8 text');
+        }
+        file = { text, filename: part.filename.slice(0, 255), mimeType };
+        continue;
+      }
+      if (part.valueTruncated) throw new InvalidInput(`field '${part.fieldname}' is longer than ${MAX_FIELD_BYTES} bytes`);
+      const value = typeof part.value === 'string' ? part.value : String(part.value);
+      switch (part.fieldname) {
+        case 'chunkSize':
+          input.chunkSize = fieldInt('chunkSize', value);
+          break;
+        case 'chunkOverlap':
+          input.chunkOverlap = fieldInt('chunkOverlap', value);
+          break;
+        case 'model':
+          if (!value || value.length > 200) throw new InvalidInput("field 'model' must be 1 to 200 characters");
+          input.model = value;
+          break;
+        case 'includeEmbeddings':
+          input.includeEmbeddings = fieldBool('includeEmbeddings', value);
+          break;
+        default:
+          throw new InvalidInput(
+            `unknown field ${JSON.stringify(part.fieldname.slice(0, 50))}; accepted: file, chunkSize, chunkOverlap, model, includeEmbeddings`,
+          );
+      }
+    }
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new PayloadTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)`);
+    if (code === 'FST_FILES_LIMIT') throw new InvalidInput('send exactly one file per request');
+    if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new InvalidInput('too many form fields');
+    throw err;
+  }
+
+  if (!file) throw new InvalidInput("no file in the upload: send the document in a multipart file field (e.g. -F file=@notes.md)");
+  if (file.text.length === 0) throw new InvalidInput('the file is empty');
+  return { ...input, text: file.text, filename: file.filename, mimeType: file.mimeType };
+}
+
+export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (scope, opts) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(multipart, {
+    throwFileSizeLimit: true,
+    limits: { fileSize: MAX_TEXT_BYTES, files: 1, fields: 8, parts: 10, fieldSize: MAX_FIELD_BYTES, headerPairs: 100 },
+  });
+
+  app.post(
+    '/api/v1/process/text',
+    {
+      ...strict,
+      // 2 MiB of text grows when JSON-escaped; the handler checks the UTF-8 size of the text itself.
+      bodyLimit: 4 * MAX_TEXT_BYTES,
+      schema: {
+        tags: ['process'],
+        summary: 'Chunk and embed a text',
+        description:
+          'Splits the text into overlapping chunks on paragraph/sentence/word boundaries, embeds the distinct chunks ' +
+          '(through the embeddings cache) and caches the result per (sha256 of text, chunkSize, chunkOverlap, model). `x-cache`: hit|miss.',
+        body: ProcessTextBody,
+        response: responses,
+      },
+    },
+    async (request, reply) => send(reply, await opts.processor.process(request.body)),
+  );
+
+  app.post(
+    '/api/v1/process/file',
+    {
+      ...strict,
+      schema: {
+        tags: ['process'],
+        summary: 'Chunk and embed an uploaded text document',
+        description:
+          'multipart/form-data with one file (text/plain, text/markdown, application/json or text/csv; at most 2 MiB of UTF-8) ' +
+          'and optional fields chunkSize, chunkOverlap, model, includeEmbeddings. Processed like /api/v1/process/text.',
+        consumes: ['multipart/form-data'],
+        response: responses,
+      },
+    },
+    async (request, reply) => send(reply, await opts.processor.process(await readUpload(request))),
+  );
+};
