@@ -1,0 +1,27 @@
+import { BaseConfig, loadConfig as kitLoadConfig } from '@aicache/service-kit';
+import { Type, type Static } from 'typebox';
+
+export const ConfigSchema = Type.Object({
+  ...BaseConfig.properties,
+  PORT: Type.Integer({ default: 8002, minimum: 0, maximum: 65535 }),
+  SERVICE_NAME: Type.String({ default: 'retrieval-proxy', minLength: 1 }),
+  REDIS_DB_RETRIEVAL_PROXY: Type.Integer({ default: 1, minimum: 0, maximum: 15 }),
+  CACHE_TTL_SEARCH_RESULTS: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 3600' })),
+  CACHE_TTL_CONTEXT_BUNDLES: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 1800' })),
+  MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001', pattern: '^https?://' }),
+  /** Embedding model asked of the worker; unset = the worker's default. Part of every cache key. */
+  EMBEDDING_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
+  STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
+  /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */
+  MAX_CHUNKS_PER_DOCUMENT: Type.Integer({ default: 2048, minimum: 1, maximum: 2048 }),
+  /** Timeout of the one embeddings call of an ingest (up to 2048 chunks); queries use PEER_TIMEOUT_MS. */
+  INGEST_EMBED_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 1 }),
+  /** Body limit of POST /api/v1/documents only (a 1 MB text grows when JSON-escaped). */
+  DOCUMENT_BODY_LIMIT_BYTES: Type.Integer({ default: 4 * 1024 * 1024, minimum: 1024 }),
+});
+export type Config = Static<typeof ConfigSchema>;
+
+export function loadConfig(env?: Record<string, string | undefined>): Config {
+  return kitLoadConfig(ConfigSchema, env ? { env } : {});
+}

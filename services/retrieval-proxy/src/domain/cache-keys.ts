@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import { normalizeFilters, type Filters } from './filters.js';
+
+export const MAX_SLUG_LENGTH = 80;
+
+/** Trimmed, lower-cased, whitespace runs collapsed to one space. Also what gets embedded. */
+export function normalizeQuery(query: string): string {
+  return query.normalize('NFKC').trim().toLowerCase().replace(/\s+/g, ' ');
+}
+
+/** `[a-z0-9-]`, at most 80 chars: runs of anything else become one dash. */
+export function querySlug(normalizedQuery: string): string {
+  const slug = normalizedQuery
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, MAX_SLUG_LENGTH)
+    .replace(/-+$/, '');
+  return slug.length > 0 ? slug : '-';
+}
+
+export interface RetrievalRequest {
+  kind: 'search' | 'context';
+  query: string;
+  limit: number;
+  filters?: Filters | undefined;
+  scoreThreshold?: number | undefined;
+  maxChars?: number | undefined;
+  /** Embedding model asked of the worker ('' = the worker's default). */
+  model: string;
+}
+
+export interface NormalizedRequest {
+  kind: 'search' | 'context';
+  query: string;
+  limit: number;
+  filters: Filters;
+  scoreThreshold: number | null;
+  maxChars: number | null;
+  model: string;
+}
+
+export function normalizeRequest(req: RetrievalRequest): NormalizedRequest {
+  return {
+    kind: req.kind,
+    query: normalizeQuery(req.query),
+    limit: req.limit,
+    filters: normalizeFilters(req.filters),
+    scoreThreshold: req.scoreThreshold ?? null,
+    maxChars: req.kind === 'context' ? (req.maxChars ?? null) : null,
+    model: req.model,
+  };
+}
+
+/** Stable JSON: objects with sorted keys (normalizeRequest already sorts filters; this makes it unconditional). */
+function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * `q:<slug>:v<corpusVersion>:<sha256(normalized request) 16 hex>`. The slug lets admins invalidate by
+ * query text; the hash covers the whole request, so requests differing in any field never share an
+ * entry; the corpus version makes every entry written before an ingest/delete unreachable.
+ */
+export function retrievalCacheKey(req: NormalizedRequest, corpusVersion: number): string {
+  const hash = createHash('sha256').update(stableStringify(req)).digest('hex').slice(0, 16);
+  return `q:${querySlug(req.query)}:v${corpusVersion}:${hash}`;
+}
+
+/** Admin pattern (chars [A-Za-z0-9*?_-], no ':') -> glob over the key part, matched against the query slug. */
+export function searchPatternGlob(pattern: string): string {
+  // Slugs are lower-case and never contain '_' (it becomes '-'), so map the pattern the same way.
+  const slugPattern = pattern.toLowerCase().replace(/_/g, '-');
+  return `q:${slugPattern}:v*`;
+}
+
+export const SEARCH_PATTERN_RE = /^[A-Za-z0-9*?_-]{1,200}$/;

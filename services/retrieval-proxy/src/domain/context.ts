@@ -1,0 +1,76 @@
+export interface ContextSectionInput {
+  documentId: string;
+  title: string;
+  source?: string | undefined;
+  chunkIndex: number;
+  text: string;
+  score: number;
+}
+
+export interface ContextSection {
+  documentId: string;
+  title: string;
+  chunkIndex: number;
+  text: string;
+  score: number;
+}
+
+export interface Citation {
+  id: number;
+  documentId: string;
+  title: string;
+  source?: string;
+  chunkIndex: number;
+}
+
+export interface ContextBundle {
+  sections: ContextSection[];
+  citations: Citation[];
+  text: string;
+  truncated: boolean;
+}
+
+const SEPARATOR = '\n\n';
+const ELLIPSIS = '…';
+/** A cut section shorter than this is noise; it is dropped instead. */
+const MIN_PARTIAL_BODY = 40;
+
+/** Cuts at the last whitespace before `max` when there is one in the second half. */
+function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const slice = text.slice(0, max);
+  const ws = slice.search(/\s\S*$/);
+  return (ws > max / 2 ? slice.slice(0, ws) : slice).trimEnd();
+}
+
+/**
+ * Merges ranked sections into one text of at most `maxChars` characters: `[n] <text>` blocks joined by a
+ * blank line, citations numbered 1..n in the same order. The section that does not fit is cut (with an
+ * ellipsis) when enough room is left, else dropped; `truncated` says whether anything was cut or dropped.
+ */
+export function buildContext(inputs: ContextSectionInput[], maxChars: number): ContextBundle {
+  const sections: ContextSection[] = [];
+  const citations: Citation[] = [];
+  let text = '';
+  let truncated = false;
+
+  for (const input of inputs) {
+    const n = sections.length + 1;
+    const prefix = `${text.length > 0 ? SEPARATOR : ''}[${n}] `;
+    const room = maxChars - text.length - prefix.length;
+    let body = input.text;
+    if (body.length > room) {
+      truncated = true;
+      const bodyRoom = room - ELLIPSIS.length;
+      if (bodyRoom < MIN_PARTIAL_BODY) break;
+      body = cutText(body, bodyRoom) + ELLIPSIS;
+    }
+    text += prefix + body;
+    sections.push({ documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex, text: body, score: input.score });
+    const citation: Citation = { id: n, documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex };
+    if (input.source !== undefined) citation.source = input.source;
+    citations.push(citation);
+    if (truncated) break;
+  }
+  return { sections, citations, text, truncated };
+}

@@ -1,0 +1,132 @@
+import type { CorpusSnapshot, DocumentMeta } from './document-store.js';
+import { matchesFilters, type Filters } from './filters.js';
+import { dotAt, normalize } from './vectors.js';
+
+interface IndexedDocument {
+  meta: DocumentMeta;
+  texts: string[];
+  /** chunkCount rows of `dims` unit-length floats, one contiguous block. */
+  matrix: Float32Array;
+  dims: number;
+}
+
+export interface Hit {
+  meta: DocumentMeta;
+  chunkIndex: number;
+  text: string;
+  score: number;
+}
+
+export interface SearchOptions {
+  limit: number;
+  filters: Filters;
+  scoreThreshold?: number | null | undefined;
+}
+
+export interface SearchOutcome {
+  hits: Hit[];
+  /** Chunks that passed the filters and the threshold, before the limit. */
+  total: number;
+  /** Chunks skipped because their vectors have another dimension than the query (another model). */
+  skippedDimensionMismatch: number;
+}
+
+function indexDocument(meta: DocumentMeta, chunks: { text: string; vector: Float32Array }[]): IndexedDocument {
+  const dims = chunks[0]?.vector.length ?? 0;
+  const matrix = new Float32Array(dims * chunks.length);
+  chunks.forEach((c, i) => {
+    if (c.vector.length !== dims) throw new RangeError(`document ${meta.id}: chunk ${i} has ${c.vector.length} dims, expected ${dims}`);
+    matrix.set(normalize(c.vector), i * dims);
+  });
+  return { meta, texts: chunks.map((c) => c.text), matrix, dims };
+}
+
+/**
+ * In-memory copy of the document index for brute-force cosine search. It is labelled with the corpus
+ * version it was loaded at; callers compare it with the version in Redis on every request and reload
+ * when they differ (single-flight), so replicas never answer from an older corpus than Redis holds.
+ */
+export class CorpusIndex {
+  private docs = new Map<string, IndexedDocument>();
+  private loadedVersion: number | undefined;
+  private reloading: Promise<void> | undefined;
+
+  constructor(private readonly load: () => Promise<CorpusSnapshot>) {}
+
+  get version(): number | undefined {
+    return this.loadedVersion;
+  }
+
+  get size(): number {
+    return this.docs.size;
+  }
+
+  /** Loads unconditionally (boot). */
+  async reload(): Promise<void> {
+    if (!this.reloading) {
+      this.reloading = (async () => {
+        try {
+          const snapshot = await this.load();
+          const next = new Map<string, IndexedDocument>();
+          for (const d of snapshot.documents) next.set(d.meta.id, indexDocument(d.meta, d.chunks));
+          this.docs = next;
+          this.loadedVersion = snapshot.version;
+        } finally {
+          this.reloading = undefined;
+        }
+      })();
+    }
+    return this.reloading;
+  }
+
+  /** Makes sure the copy is at least as new as `version` (the value just read from Redis). */
+  async ensureVersion(version: number): Promise<void> {
+    // Any difference reloads, a lower version too (the state was reset). A reload that started before
+    // this version was written may still carry the old label: try again, a bounded number of times.
+    for (let attempt = 0; attempt < 3 && this.loadedVersion !== version; attempt++) {
+      await this.reload();
+    }
+  }
+
+  /**
+   * Applies this process's own write without a full reload, but only when the write is the very next
+   * version (nobody else wrote in between) and no reload is running; otherwise the next check reloads.
+   */
+  applyPut(doc: { meta: DocumentMeta; chunks: { text: string; vector: Float32Array }[] }, newVersion: number): boolean {
+    if (this.reloading || this.loadedVersion !== newVersion - 1) return false;
+    const next = new Map(this.docs);
+    next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
+    this.docs = next;
+    this.loadedVersion = newVersion;
+    return true;
+  }
+
+  applyDelete(id: string, newVersion: number): boolean {
+    if (this.reloading || this.loadedVersion !== newVersion - 1) return false;
+    const next = new Map(this.docs);
+    next.delete(id);
+    this.docs = next;
+    this.loadedVersion = newVersion;
+    return true;
+  }
+
+  search(query: Float32Array, opts: SearchOptions): SearchOutcome {
+    const q = normalize(query);
+    const threshold = opts.scoreThreshold ?? -Infinity;
+    const hits: Hit[] = [];
+    let skippedDimensionMismatch = 0;
+    for (const doc of this.docs.values()) {
+      if (!matchesFilters(doc.meta, opts.filters)) continue;
+      if (doc.dims !== q.length) {
+        skippedDimensionMismatch += doc.texts.length;
+        continue;
+      }
+      for (let i = 0; i < doc.texts.length; i++) {
+        const score = Math.max(-1, Math.min(1, dotAt(q, doc.matrix, i * doc.dims, doc.dims)));
+        if (score >= threshold) hits.push({ meta: doc.meta, chunkIndex: i, text: doc.texts[i] as string, score });
+      }
+    }
+    hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
+    return { hits: hits.slice(0, opts.limit), total: hits.length, skippedDimensionMismatch };
+  }
+}

@@ -1,0 +1,249 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { CategoryCache } from '@aicache/cache';
+import type { FastifyReply } from 'fastify';
+import { errors } from '@aicache/service-kit';
+import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from '../domain/cache-keys.js';
+import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from '../domain/chunker.js';
+import { buildContext } from '../domain/context.js';
+import { CorpusIndex, type Hit } from '../domain/corpus-index.js';
+import { StateStoreError, type DocumentMeta, type DocumentStore, type StoredChunk } from '../domain/document-store.js';
+import { RESERVED_FILTER_KEYS, type Filters, type Metadata } from '../domain/filters.js';
+import { StateUnavailable } from '../errors.js';
+import type { Embedder } from './embedder.js';
+
+export const MAX_TEXT_BYTES = 1_048_576;
+
+export interface IngestInput {
+  id?: string | undefined;
+  title: string;
+  text: string;
+  source?: string | undefined;
+  metadata?: Metadata | undefined;
+  chunkSize?: number | undefined;
+  chunkOverlap?: number | undefined;
+}
+
+export interface RetrievalQuery {
+  query: string;
+  limit?: number | undefined;
+  filters?: Filters | undefined;
+  scoreThreshold?: number | undefined;
+}
+
+export interface ContextQuery extends RetrievalQuery {
+  maxChars?: number | undefined;
+}
+
+export interface CachedAnswer {
+  body: Buffer;
+  /** True when the answer came from the cache (the loader did not run). */
+  hit: boolean;
+}
+
+export interface RetrievalOptions {
+  store: DocumentStore;
+  embedder: Embedder;
+  searchCache: CategoryCache;
+  contextCache: CategoryCache;
+  /** Model asked of the worker; '' = its default. */
+  model: string;
+  maxChunksPerDocument: number;
+  /** Timeout of the ingest's embeddings call. */
+  ingestTimeoutMs: number;
+  logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+}
+
+/** Replays cached JSON bytes as they are (no re-serialization) and says whether they came from the cache. */
+export function sendCached(reply: FastifyReply, answer: CachedAnswer): FastifyReply {
+  return reply.header('x-cache', answer.hit ? 'hit' : 'miss').type('application/json; charset=utf-8').send(answer.body);
+}
+
+async function state<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof StateStoreError) throw new StateUnavailable(err.message);
+    throw err;
+  }
+}
+
+function publicDocument(meta: DocumentMeta) {
+  return {
+    id: meta.id,
+    title: meta.title,
+    ...(meta.source !== undefined ? { source: meta.source } : {}),
+    metadata: meta.metadata,
+    createdAt: meta.createdAt,
+    chunkCount: meta.chunkCount,
+    contentHash: meta.contentHash,
+    model: meta.model,
+  };
+}
+
+function citationOf(hit: Hit) {
+  return {
+    documentId: hit.meta.id,
+    title: hit.meta.title,
+    ...(hit.meta.source !== undefined ? { source: hit.meta.source } : {}),
+    chunkIndex: hit.chunkIndex,
+  };
+}
+
+/**
+ * Documents, search and context over the state-held index. Cached answers are keyed by the whole
+ * normalized request plus the corpus version read from Redis on every request, so an ingest or delete
+ * (which bumps the version in the same transaction) makes every older answer unreachable at once.
+ */
+export class Retrieval {
+  readonly index: CorpusIndex;
+
+  constructor(private readonly opts: RetrievalOptions) {
+    this.index = new CorpusIndex(() => opts.store.loadAll());
+  }
+
+  async ingest(input: IngestInput, requestId?: string) {
+    const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    const chunkOverlap = input.chunkOverlap ?? Math.min(DEFAULT_CHUNK_OVERLAP, Math.floor(chunkSize / 2));
+    if (chunkOverlap > chunkSize / 2) {
+      throw errors.BadRequest(`chunkOverlap (${chunkOverlap}) must be at most half of chunkSize (${chunkSize})`);
+    }
+    const bytes = Buffer.byteLength(input.text, 'utf8');
+    if (bytes > MAX_TEXT_BYTES) throw errors.BadRequest(`text is ${bytes} bytes; the limit is ${MAX_TEXT_BYTES} bytes (1 MB)`);
+    const metadata = input.metadata ?? {};
+    for (const key of RESERVED_FILTER_KEYS) {
+      if (Object.prototype.hasOwnProperty.call(metadata, key)) {
+        throw errors.BadRequest(`metadata key '${key}' is reserved (it filters on the document's own ${key})`);
+      }
+    }
+
+    const texts = chunkText(input.text, { chunkSize, chunkOverlap });
+    if (texts.length === 0) throw errors.BadRequest('text has no content besides whitespace');
+    if (texts.length > this.opts.maxChunksPerDocument) {
+      throw errors.BadRequest(
+        `text makes ${texts.length} chunks; the limit is ${this.opts.maxChunksPerDocument} (use a larger chunkSize or split the document)`,
+      );
+    }
+
+    // One worker call for every chunk; a dead worker fails here, before anything is written.
+    const embeddings = await this.opts.embedder.embed(texts, { timeoutMs: this.opts.ingestTimeoutMs, ...(requestId ? { requestId } : {}) });
+    const chunks: StoredChunk[] = texts.map((text, i) => ({ text, vector: embeddings.vectors[i] as Float32Array }));
+
+    const meta: DocumentMeta = {
+      id: input.id ?? randomUUID(),
+      title: input.title,
+      ...(input.source !== undefined ? { source: input.source } : {}),
+      metadata,
+      createdAt: new Date().toISOString(),
+      chunkCount: chunks.length,
+      contentHash: createHash('sha256').update(input.text).digest('hex'),
+      model: embeddings.model,
+      dimensions: chunks[0]?.vector.length ?? 0,
+      chunkSize,
+      chunkOverlap,
+    };
+    const corpusVersion = await state(() => this.opts.store.put({ meta, chunks }));
+    this.index.applyPut({ meta, chunks }, corpusVersion);
+    return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion };
+  }
+
+  async get(id: string) {
+    const doc = await state(() => this.opts.store.get(id));
+    if (!doc) throw errors.NotFound('document', id);
+    return { ...publicDocument(doc.meta), chunks: doc.chunks.map((c, index) => ({ index, text: c.text })) };
+  }
+
+  async list(offset: number, limit: number) {
+    const { total, documents } = await state(() => this.opts.store.list(offset, limit));
+    return { total, offset, limit, documents: documents.map(publicDocument) };
+  }
+
+  async delete(id: string): Promise<number> {
+    const version = await state(() => this.opts.store.delete(id));
+    if (version === undefined) throw errors.NotFound('document', id);
+    this.index.applyDelete(id, version);
+    return version;
+  }
+
+  /** Loads the index at boot; a failure is logged and retried by the first request. */
+  async warmUp(): Promise<void> {
+    try {
+      await this.index.reload();
+      this.opts.logger?.info({ documents: this.index.size, corpusVersion: this.index.version }, 'document index loaded');
+    } catch (err) {
+      this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'document index not loaded at boot; the first request retries');
+    }
+  }
+
+  private normalized(kind: 'search' | 'context', q: ContextQuery, defaultLimit: number): NormalizedRequest {
+    const req = normalizeRequest({
+      kind,
+      query: q.query,
+      limit: q.limit ?? defaultLimit,
+      filters: q.filters,
+      scoreThreshold: q.scoreThreshold,
+      maxChars: kind === 'context' ? (q.maxChars ?? 4000) : undefined,
+      model: this.opts.model,
+    });
+    if (req.query.length === 0) throw errors.BadRequest('query must contain non-whitespace characters');
+    return req;
+  }
+
+  /** Ranks chunks against the corpus at `version` (the value just read from Redis). */
+  private async rank(req: NormalizedRequest, version: number, requestId?: string) {
+    const [embedding] = await Promise.all([
+      this.opts.embedder.embed([req.query], requestId ? { requestId } : {}),
+      state(() => this.index.ensureVersion(version)),
+    ]);
+    const vector = embedding.vectors[0] as Float32Array;
+    const outcome = this.index.search(vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold });
+    if (outcome.skippedDimensionMismatch > 0) {
+      this.opts.logger?.warn(
+        { skipped: outcome.skippedDimensionMismatch, queryModel: embedding.model, dims: vector.length },
+        'chunks embedded with another dimension were skipped; re-ingest them with the current model',
+      );
+    }
+    return outcome;
+  }
+
+  private async cached(cache: CategoryCache, req: NormalizedRequest, load: (version: number) => Promise<unknown>): Promise<CachedAnswer> {
+    const version = await state(() => this.opts.store.version());
+    let ran = false;
+    const body = await cache.wrapJson(retrievalCacheKey(req, version), () => {
+      ran = true;
+      return load(version);
+    });
+    return { body, hit: !ran };
+  }
+
+  search(q: RetrievalQuery, requestId?: string): Promise<CachedAnswer> {
+    const req = this.normalized('search', q, 10);
+    return this.cached(this.opts.searchCache, req, async (version) => {
+      const { hits, total } = await this.rank(req, version, requestId);
+      return {
+        query: req.query,
+        results: hits.map((h) => ({
+          documentId: h.meta.id,
+          chunkIndex: h.chunkIndex,
+          title: h.meta.title,
+          text: h.text,
+          score: h.score,
+          metadata: h.meta.metadata,
+          citation: citationOf(h),
+        })),
+        total,
+      };
+    });
+  }
+
+  context(q: ContextQuery, requestId?: string): Promise<CachedAnswer> {
+    const req = this.normalized('context', q, 5);
+    return this.cached(this.opts.contextCache, req, async (version) => {
+      const { hits } = await this.rank(req, version, requestId);
+      const bundle = buildContext(
+        hits.map((h) => ({ documentId: h.meta.id, title: h.meta.title, source: h.meta.source, chunkIndex: h.chunkIndex, text: h.text, score: h.score })),
+        req.maxChars ?? 4000,
+      );
+      return { query: req.query, ...bundle };
+    });
+  }
+}

@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Retrieval } from '../lib/retrieval.js';
+import { DocumentId, ErrorResponse, Metadata } from '../schemas.js';
+
+export interface DocumentRoutesOptions {
+  retrieval: Retrieval;
+  bodyLimit: number;
+}
+
+const TAGS = ['documents'];
+
+const IngestBody = Type.Object(
+  {
+    id: Type.Optional(DocumentId),
+    title: Type.String({ minLength: 1, maxLength: 500 }),
+    text: Type.String({ minLength: 1, maxLength: 1_048_576, description: '1 byte .. 1 MB (UTF-8)' }),
+    source: Type.Optional(Type.String({ maxLength: 2048, description: 'A label only; never fetched' })),
+    metadata: Type.Optional(Metadata),
+    chunkSize: Type.Optional(Type.Integer({ minimum: 100, maximum: 8000, default: 800 })),
+    chunkOverlap: Type.Optional(Type.Integer({ minimum: 0, maximum: 4000, default: 100, description: 'At most chunkSize / 2' })),
+  },
+  { additionalProperties: false },
+);
+
+const IngestResponse = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  chunkCount: Type.Integer(),
+  corpusVersion: Type.Integer(),
+});
+
+const DocumentSummary = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  source: Type.Optional(Type.String()),
+  metadata: Metadata,
+  createdAt: Type.String({ format: 'date-time' }),
+  chunkCount: Type.Integer(),
+  contentHash: Type.String(),
+  model: Type.String(),
+});
+
+const DocumentDetail = Type.Object({
+  ...DocumentSummary.properties,
+  chunks: Type.Array(Type.Object({ index: Type.Integer(), text: Type.String() })),
+});
+
+const IdParams = Type.Object({ id: DocumentId }, { additionalProperties: false });
+
+const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const ListResponse = Type.Object({
+  total: Type.Integer(),
+  offset: Type.Integer(),
+  limit: Type.Integer(),
+  documents: Type.Array(DocumentSummary),
+});
+
+const errorsFor = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
+
+export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoutesOptions): Promise<void> {
+  // Strict validation: no type coercion of bodies ("5" is not a number), query strings still converted.
+  scope.setValidatorCompiler(TypeBoxValidatorCompiler);
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+  const { retrieval } = opts;
+
+  app.post(
+    '/api/v1/documents',
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        tags: TAGS,
+        summary: 'Ingest (or replace) a document',
+        description:
+          'Chunks the text locally (overlapping chunks cut on paragraph/sentence/word boundaries), embeds all chunks in one call ' +
+          'to the multimodal-worker, stores them in the document index and bumps the corpus version, so no cached search or ' +
+          'context answer from before is served again. Re-ingesting an id replaces the document. Worker down: 503, nothing stored.',
+        body: IngestBody,
+        response: { 201: IngestResponse, ...errorsFor(400, 413, 502, 503) },
+      },
+    },
+    async (request, reply) => {
+      const result = await retrieval.ingest(request.body, request.id);
+      return reply.code(201).send(result);
+    },
+  );
+
+  app.get(
+    '/api/v1/documents',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'List documents (id order)',
+        querystring: ListQuery,
+        response: { 200: ListResponse, ...errorsFor(400, 503) },
+      },
+    },
+    async (request) => retrieval.list(request.query.offset ?? 0, request.query.limit ?? 20),
+  );
+
+  app.get(
+    '/api/v1/documents/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'One document with its chunk texts',
+        params: IdParams,
+        response: { 200: DocumentDetail, ...errorsFor(400, 404, 503) },
+      },
+    },
+    async (request) => retrieval.get(request.params.id),
+  );
+
+  app.delete(
+    '/api/v1/documents/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Delete a document',
+        description: 'Removes the document and bumps the corpus version (cached answers that included it are no longer served).',
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Deleted' }), ...errorsFor(400, 404, 503) },
+      },
+    },
+    async (request, reply) => {
+      await retrieval.delete(request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { TestRedis } from '@aicache/test-redis';
+import type { Redis } from 'ioredis';
+import type { ServiceApp } from '@aicache/service-kit';
+import { docs, keysOf, makeApp, rawClient, startFakeWorker, testConfig, testRedis, wipe, type FakeWorker } from './helpers.js';
+
+const DB = 5;
+let redis: TestRedis;
+let raw: Redis;
+let worker: FakeWorker;
+let app: ServiceApp;
+
+const longText = Array.from({ length: 30 }, (_, i) => `Refund rule ${i}: a refund request number ${i} is answered within ${i + 1} days.`).join(' ');
+
+beforeAll(async () => {
+  redis = await testRedis();
+  raw = rawClient(redis, DB);
+  worker = await startFakeWorker();
+  app = await makeApp(testConfig(redis, DB, worker.url));
+});
+
+afterAll(async () => {
+  await app?.close();
+  await worker?.close();
+  raw?.disconnect();
+  await redis?.stop();
+});
+
+beforeEach(async () => {
+  await wipe(raw);
+  for (const d of [docs.refunds, docs.shipping, { id: 'refund-rules', title: 'Refund rules', text: longText, chunkSize: 300, chunkOverlap: 50 }]) {
+    expect((await app.inject({ method: 'POST', url: '/api/v1/documents', payload: d })).statusCode).toBe(201);
+  }
+  worker.calls.length = 0;
+});
+
+const context = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/context', payload });
+
+describe('POST /api/v1/context', () => {
+  it('merges the top sections with [n] markers and numbered citations', async () => {
+    const res = await context({ query: 'refund request', limit: 3 });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.query).toBe('refund request');
+    expect(body.sections).toHaveLength(3);
+    expect(body.citations.map((c: { id: number }) => c.id)).toEqual([1, 2, 3]);
+    body.sections.forEach((s: { documentId: string; chunkIndex: number; text: string }, i: number) => {
+      expect(body.citations[i]).toMatchObject({ documentId: s.documentId, chunkIndex: s.chunkIndex });
+      expect(body.text).toContain(`[${i + 1}] ${s.text}`);
+    });
+    expect(body.text.length).toBeLessThanOrEqual(4000);
+    expect(body.truncated).toBe(false);
+    const withSource = body.citations.find((c: { documentId: string }) => c.documentId === 'refund-policy');
+    if (withSource) expect(withSource.source).toBe('handbook/refunds.md');
+  });
+
+  it('stays within maxChars and says when it cut', async () => {
+    const body = (await context({ query: 'refund request', limit: 10, maxChars: 400 })).json();
+    expect(body.text.length).toBeLessThanOrEqual(400);
+    expect(body.truncated).toBe(true);
+    expect(body.citations).toHaveLength(body.sections.length);
+    expect(body.text.startsWith('[1] ')).toBe(true);
+  });
+
+  it('caches bundles per request and corpus version', async () => {
+    const a = await context({ query: 'refund request' });
+    expect(a.headers['x-cache']).toBe('miss');
+    const b = await context({ query: '  Refund Request' });
+    expect(b.headers['x-cache']).toBe('hit');
+    expect(b.body).toBe(a.body);
+    const c = await context({ query: 'refund request', maxChars: 500 });
+    expect(c.headers['x-cache']).toBe('miss');
+    const keys = await keysOf(raw, 'retrieval-proxy:context_bundles:*');
+    expect(keys).toHaveLength(2);
+    for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+:[0-9a-f]{16}$/);
+    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
+
+    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);
+    const d = await context({ query: 'refund request' });
+    expect(d.headers['x-cache']).toBe('miss');
+    expect(d.json().sections.map((s: { documentId: string }) => s.documentId)).not.toContain('refund-rules');
+  });
+
+  it.each([
+    ['a missing query', {}, /query/],
+    ['maxChars below 200', { query: 'x', maxChars: 100 }, /maxChars/],
+    ['maxChars above 100000', { query: 'x', maxChars: 100_001 }, /maxChars/],
+    ['limit 0', { query: 'x', limit: 0 }, /limit/],
+    ['bad filters', { query: 'x', filters: { lang: null } }, /filters/],
+    ['an unknown field', { query: 'x', format: 'md' }, /additional/i],
+  ])('rejects %s with 400', async (_name, payload, message) => {
+    const res = await context(payload);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(message);
+    expect(worker.calls).toHaveLength(0);
+  });
+});

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeQuery, normalizeRequest, querySlug, retrievalCacheKey, searchPatternGlob } from '../src/domain/cache-keys.js';
+import { chunkText } from '../src/domain/chunker.js';
+import { buildContext } from '../src/domain/context.js';
+import { CorpusIndex } from '../src/domain/corpus-index.js';
+import type { DocumentMeta } from '../src/domain/document-store.js';
+import { matchesFilters, normalizeFilters } from '../src/domain/filters.js';
+import { base64ToVector, bufferToVector, cosine, vectorToBuffer } from '../src/domain/vectors.js';
+import { decodeEmbeddings } from '../src/lib/embedder.js';
+
+describe('chunkText', () => {
+  const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
+  const long = Array.from({ length: 60 }, (_, i) => sentence(i)).join(' ');
+
+  it('keeps a short text as one chunk', () => {
+    expect(chunkText('  Hello world.  ')).toEqual(['Hello world.']);
+  });
+
+  it('cuts long text into chunks no longer than chunkSize, ending on sentence boundaries', () => {
+    const chunks = chunkText(long, { chunkSize: 300, chunkOverlap: 50 });
+    expect(chunks.length).toBeGreaterThan(5);
+    for (const c of chunks) {
+      expect(c.length).toBeLessThanOrEqual(300);
+      expect(c).toBe(c.trim());
+    }
+    for (const c of chunks.slice(0, -1)) expect(c.endsWith('.')).toBe(true);
+  });
+
+  it('overlaps consecutive chunks and loses no words', () => {
+    const chunks = chunkText(long, { chunkSize: 300, chunkOverlap: 80 });
+    for (let i = 1; i < chunks.length; i++) {
+      const prevTail = (chunks[i - 1] as string).slice(-40);
+      const firstWords = (chunks[i] as string).split(' ').slice(0, 2).join(' ');
+      expect(chunks[i - 1]).toContain(firstWords);
+      expect(prevTail.length).toBeGreaterThan(0);
+    }
+    const words = new Set(chunks.join(' ').split(/\s+/));
+    for (const w of long.split(/\s+/)) expect(words.has(w)).toBe(true);
+  });
+
+  it('never starts a chunk mid-word', () => {
+    const text = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
+    const chunks = chunkText(text, { chunkSize: 200, chunkOverlap: 60 });
+    for (const c of chunks) expect(c).toMatch(/^word\d+/);
+    for (const c of chunks) expect(text.includes(c)).toBe(true);
+  });
+
+  it('hard-cuts a word longer than the chunk', () => {
+    const chunks = chunkText('x'.repeat(1000), { chunkSize: 300, chunkOverlap: 0 });
+    expect(chunks.map((c) => c.length)).toEqual([300, 300, 300, 100]);
+  });
+
+  it('drops whitespace-only input and rejects a bad overlap', () => {
+    expect(chunkText(' \n\t ')).toEqual([]);
+    expect(() => chunkText('abc', { chunkSize: 100, chunkOverlap: 100 })).toThrow(RangeError);
+  });
+});
+
+describe('filters', () => {
+  const doc = { id: 'd1', source: 'a.md', metadata: { lang: 'en', n: 2, ok: true, tags: ['x', 'y'] } };
+
+  it('matches by typed equality, any-of arrays, string[] metadata and document fields', () => {
+    expect(matchesFilters(doc, { lang: 'en' })).toBe(true);
+    expect(matchesFilters(doc, { lang: ['de', 'en'] })).toBe(true);
+    expect(matchesFilters(doc, { lang: 'de' })).toBe(false);
+    expect(matchesFilters(doc, { n: 2, ok: true })).toBe(true);
+    expect(matchesFilters(doc, { n: '2' })).toBe(false);
+    expect(matchesFilters(doc, { tags: 'y' })).toBe(true);
+    expect(matchesFilters(doc, { tags: ['z', 'x'] })).toBe(true);
+    expect(matchesFilters(doc, { missing: 'x' })).toBe(false);
+    expect(matchesFilters(doc, { documentId: 'd1', source: 'a.md' })).toBe(true);
+    expect(matchesFilters(doc, { documentId: ['d2'] })).toBe(false);
+  });
+
+  it('normalizes key order, array order, duplicates and one-element arrays', () => {
+    expect(JSON.stringify(normalizeFilters({ b: ['y', 'x', 'y'], a: ['only'] }))).toBe('{"a":"only","b":["x","y"]}');
+    expect(normalizeFilters({ a: [2, '2'] })).toEqual({ a: [2, '2'] });
+  });
+});
+
+describe('cache keys', () => {
+  const base = { kind: 'search' as const, query: '  Refund   POLICY\n', limit: 10, model: '' };
+
+  it('normalizes the query and builds q:<slug>:v<version>:<hash16>', () => {
+    expect(normalizeQuery(base.query)).toBe('refund policy');
+    const key = retrievalCacheKey(normalizeRequest(base), 7);
+    expect(key).toMatch(/^q:refund-policy:v7:[0-9a-f]{16}$/);
+  });
+
+  it('gives equal keys to equivalent requests and different keys to any difference', () => {
+    const k = (over: object, v = 1) => retrievalCacheKey(normalizeRequest({ ...base, ...over }), v);
+    const a = k({ filters: { lang: ['en', 'de'], team: 'x' } });
+    expect(k({ query: 'refund policy', filters: { team: 'x', lang: ['de', 'en'] } })).toBe(a);
+    expect(k({ filters: { lang: ['en'], team: 'x' } })).not.toBe(a);
+    expect(k({ filters: { lang: ['en', 'de'], team: 'y' } })).not.toBe(a);
+    expect(k({ filters: { lang: ['en', 'de'], team: 'x' } }, 2)).not.toBe(a);
+    expect(k({ limit: 5 })).not.toBe(k({}));
+    expect(k({ scoreThreshold: 0.2 })).not.toBe(k({}));
+    expect(k({ model: 'other' })).not.toBe(k({}));
+    expect(k({ kind: 'context', maxChars: 500 })).not.toBe(k({ kind: 'context', maxChars: 600 }));
+  });
+
+  it('bounds the slug to 80 chars of [a-z0-9-]', () => {
+    const slug = querySlug(normalizeQuery('Ünïcode & symbols!! ' + 'long '.repeat(40)));
+    expect(slug.length).toBeLessThanOrEqual(80);
+    expect(slug).toMatch(/^[a-z0-9-]+$/);
+    expect(querySlug('???')).toBe('-');
+  });
+
+  it('maps an admin pattern onto the slug', () => {
+    expect(searchPatternGlob('*Refund_Policy*')).toBe('q:*refund-policy*:v*');
+  });
+});
+
+describe('vectors and embeddings decoding', () => {
+  it('round-trips float32 bytes and base64', () => {
+    const v = new Float32Array([0.5, -1.25, 3e-8]);
+    expect(Array.from(bufferToVector(vectorToBuffer(v)))).toEqual(Array.from(v));
+    expect(Array.from(base64ToVector(vectorToBuffer(v).toString('base64')))).toEqual(Array.from(v));
+    expect(cosine(new Float32Array([1, 0]), new Float32Array([2, 0]))).toBeCloseTo(1);
+  });
+
+  it('accepts base64 and float answers in any index order, rejects malformed ones', () => {
+    const b64 = vectorToBuffer(new Float32Array([1, 2])).toString('base64');
+    const res = decodeEmbeddings({ data: [{ index: 1, embedding: [3, 4] }, { index: 0, embedding: b64 }], model: 'm' }, 2);
+    expect(res.model).toBe('m');
+    expect(res.vectors.map((v) => Array.from(v))).toEqual([[1, 2], [3, 4]]);
+    expect(() => decodeEmbeddings({ data: [] }, 1)).toThrow(/malformed/);
+    expect(() => decodeEmbeddings({ data: [{ index: 0, embedding: [1] }, { index: 1, embedding: [1, 2] }] }, 2)).toThrow(/dimension/);
+  });
+});
+
+describe('buildContext', () => {
+  const section = (i: number, len: number) => ({ documentId: `d${i}`, title: `T${i}`, chunkIndex: 0, text: 'a '.repeat(len / 2).trim(), score: 1 - i / 10 });
+
+  it('numbers sections and citations 1..n and stays within maxChars', () => {
+    const b = buildContext([section(1, 100), section(2, 100), { ...section(3, 100), source: 's.md' }], 1000);
+    expect(b.truncated).toBe(false);
+    expect(b.citations.map((c) => c.id)).toEqual([1, 2, 3]);
+    expect(b.citations[2]?.source).toBe('s.md');
+    expect(b.text.startsWith('[1] ')).toBe(true);
+    expect(b.text).toContain('\n\n[2] ');
+    expect(b.text.length).toBeLessThanOrEqual(1000);
+  });
+
+  it('cuts the section that does not fit and says so', () => {
+    const b = buildContext([section(1, 150), section(2, 400), section(3, 100)], 300);
+    expect(b.truncated).toBe(true);
+    expect(b.text.length).toBeLessThanOrEqual(300);
+    expect(b.sections).toHaveLength(2);
+    expect(b.sections[1]?.text.endsWith('…')).toBe(true);
+  });
+});
+
+describe('CorpusIndex', () => {
+  const meta = (id: string, lang: string): DocumentMeta => ({
+    id, title: id, metadata: { lang }, createdAt: '', chunkCount: 2, contentHash: '', model: 'm', dimensions: 2, chunkSize: 800, chunkOverlap: 100,
+  });
+  let version = 1;
+  const snapshot = () => ({
+    version,
+    documents: [
+      { meta: meta('a', 'en'), chunks: [{ text: 'a0', vector: new Float32Array([1, 0]) }, { text: 'a1', vector: new Float32Array([0, 1]) }] },
+      { meta: meta('b', 'de'), chunks: [{ text: 'b0', vector: new Float32Array([1, 1]) }, { text: 'b1', vector: new Float32Array([-1, 0]) }] },
+    ],
+  });
+
+  it('ranks by cosine with filters, threshold and limit, reloading when the version changes', async () => {
+    let loads = 0;
+    const index = new CorpusIndex(async () => {
+      loads++;
+      return snapshot();
+    });
+    await index.ensureVersion(1);
+    await index.ensureVersion(1);
+    expect(loads).toBe(1);
+    const r = index.search(new Float32Array([1, 0]), { limit: 3, filters: {} });
+    expect(r.hits.map((h) => `${h.meta.id}${h.chunkIndex}`)).toEqual(['a0', 'b0', 'a1']);
+    expect(r.total).toBe(4);
+    expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: { lang: 'de' } }).hits.map((h) => h.text)).toEqual(['b0', 'b1']);
+    expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: {}, scoreThreshold: 0.5 }).total).toBe(2);
+    version = 2;
+    await index.ensureVersion(2);
+    expect(loads).toBe(2);
+    expect(index.version).toBe(2);
+  });
+});

@@ -1,0 +1,157 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { Redis } from 'ioredis';
+import { buildApp, type BuildOverrides } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+
+export const ADMIN_TOKEN = 'test-admin-token';
+export const DIMS = 64;
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Tiny deterministic embedder: hashed bag of words, so texts sharing words are close. */
+export function embed(text: string): Float32Array {
+  const v = new Float32Array(DIMS);
+  for (const word of text.toLowerCase().match(/[a-z0-9]+/g) ?? []) {
+    const h = fnv1a(word);
+    v[h % DIMS] = (v[h % DIMS] ?? 0) + ((h >>> 16) & 1 ? 1 : -1);
+  }
+  return v;
+}
+
+export interface FakeWorker {
+  url: string;
+  app: FastifyInstance;
+  /** Every POST /api/v1/embeddings body received. */
+  calls: Array<{ input: string | string[]; encoding_format?: string; model?: string }>;
+  /** Answer embeddings as JSON numbers even when base64 was asked. */
+  forceFloat: boolean;
+  /** Answer 200 with a body that is not embeddings. */
+  garbage: boolean;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server speaking the worker's wire API (POST /api/v1/embeddings, GET /health). */
+export async function startFakeWorker(): Promise<FakeWorker> {
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const worker: FakeWorker = {
+    url: '',
+    app,
+    calls: [],
+    forceFloat: false,
+    garbage: false,
+    close: () => app.close(),
+  };
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.post('/api/v1/embeddings', async (request) => {
+    const body = request.body as { input: string | string[]; encoding_format?: 'float' | 'base64'; model?: string };
+    worker.calls.push(body);
+    if (worker.garbage) return { data: 'nope' };
+    const inputs = Array.isArray(body.input) ? body.input : [body.input];
+    const base64 = body.encoding_format === 'base64' && !worker.forceFloat;
+    return {
+      object: 'list',
+      data: inputs.map((text, index) => {
+        const v = embed(text);
+        return {
+          object: 'embedding',
+          index,
+          embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v),
+        };
+      }),
+      model: body.model ?? 'fake-bow-64',
+      usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
+    };
+  });
+  worker.url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return worker;
+}
+
+let shared: Promise<TestRedis> | undefined;
+/** One Redis per test file (a REDIS_URL server, a container or a private redis-server). */
+export function testRedis(): Promise<TestRedis> {
+  shared ??= getTestRedis();
+  return shared;
+}
+
+export function testConfig(redis: TestRedis, db: number, workerUrl: string, extra: Record<string, string> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: redis.url,
+    REDIS_DB_RETRIEVAL_PROXY: String(db),
+    MULTIMODAL_WORKER_URL: workerUrl,
+    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
+    PEER_TIMEOUT_MS: '2000',
+    PEER_RETRIES: '1',
+    ...extra,
+  });
+}
+
+export async function makeApp(config: Config, overrides: BuildOverrides = {}) {
+  const app = await buildApp(config, { logger: false, adminRateLimit: false, underPressure: false, ...overrides });
+  await app.ready();
+  return app;
+}
+
+/** A plain client on the test DB for looking at keys directly. */
+export function rawClient(redis: TestRedis, db: number): Redis {
+  return new Redis(redis.url, { db, lazyConnect: false, maxRetriesPerRequest: 1 });
+}
+
+/** Every key under `prefix` (SCAN; tests only). */
+export async function keysOf(client: Redis, match: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    out.push(...keys);
+  } while (cursor !== '0');
+  return out.sort();
+}
+
+/**
+ * Removes this file's documents and cache entries between tests (never FLUSHDB: the server may be
+ * shared). The corpus version is bumped, not deleted, as an operator removing documents by hand would
+ * have to, so running apps reload their in-memory index.
+ */
+export async function wipe(client: Redis): Promise<number> {
+  for (const pattern of ['retrieval-proxy:*', 'state:retrieval-proxy:doc*']) {
+    const keys = await keysOf(client, pattern);
+    if (keys.length) await client.unlink(...keys);
+  }
+  return client.incr('state:retrieval-proxy:corpus_version');
+}
+
+export const docs = {
+  refunds: {
+    id: 'refund-policy',
+    title: 'Refund policy',
+    text:
+      'Customers can ask for a refund within 30 days of purchase. Refunds are paid back to the original payment method. ' +
+      'Digital goods are refundable only when they were not downloaded.',
+    source: 'handbook/refunds.md',
+    metadata: { lang: 'en', team: 'billing', tags: ['policy', 'money'], version: 2 },
+  },
+  shipping: {
+    id: 'shipping',
+    title: 'Shipping times',
+    text: 'Orders ship within two business days. International shipping takes one to three weeks depending on customs.',
+    source: 'handbook/shipping.md',
+    metadata: { lang: 'en', team: 'logistics', tags: ['policy'], version: 1 },
+  },
+  german: {
+    id: 'rueckgabe',
+    title: 'Rückgabe',
+    text: 'Eine Rückerstattung (refund) ist innerhalb von 30 Tagen möglich.',
+    metadata: { lang: 'de', team: 'billing', version: 1 },
+  },
+};
