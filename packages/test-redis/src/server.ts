@@ -41,6 +41,12 @@ export interface RedisServer {
 
 const BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 
+// A test worker that dies or is torn down without stop() must not leave servers behind.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
 function ensureBinary(): void {
   const probe = spawnSync(BIN, ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
@@ -114,9 +120,12 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   };
 
   const launch = async (): Promise<void> => {
-    child = spawn(BIN, buildArgs(), { stdio: 'ignore' });
-    child.on('error', () => undefined);
-    await waitReady(port, opts, child);
+    const c = spawn(BIN, buildArgs(), { stdio: 'ignore' });
+    child = c;
+    running.add(c);
+    c.on('exit', () => running.delete(c));
+    c.on('error', () => undefined);
+    await waitReady(port, opts, c);
   };
 
   for (let attempt = 0; ; attempt++) {
