@@ -1,0 +1,24 @@
+#!/bin/sh
+# Entrypoint of the compose Redis services. ACL files cannot read the environment, so this renders
+# users.acl.example into the ACL file the conf names, with REDIS_PASSWORD stored only as its SHA-256
+# (never in plain text on disk or in a process list), then runs redis-server with the given conf.
+#   start-redis.sh /usr/local/etc/redis/redis.state.conf [more redis-server args]
+set -eu
+
+conf=${1:?usage: start-redis.sh <redis.conf> [redis-server args...]}
+shift
+: "${REDIS_PASSWORD:?REDIS_PASSWORD must be set}"
+user=${REDIS_USERNAME:-app}
+case $user in
+  '' | *[!A-Za-z0-9_-]*)
+    echo "start-redis.sh: REDIS_USERNAME may hold only letters, digits, '_' and '-'" >&2
+    exit 1
+    ;;
+esac
+template=${REDIS_ACL_TEMPLATE:-$(dirname "$0")/users.acl.example}
+acl=${REDIS_ACL_FILE:-/tmp/redis-users.acl}
+
+hash=$(printf '%s' "$REDIS_PASSWORD" | sha256sum | cut -d ' ' -f 1)
+umask 077
+sed -e "s/^user app /user $user /" -e "s/>CHANGE_ME_APP_PASSWORD/#$hash/" "$template" >"$acl"
+exec redis-server "$conf" --aclfile "$acl" "$@"

@@ -1,0 +1,3 @@
+export * from './repo.js';
+export * from './redis-process.js';
+export * from './processes.js';

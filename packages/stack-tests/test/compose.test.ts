@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import {
+  SERVICES,
+  environmentOf,
+  loadCompose,
+  readRepoFile,
+  repoFileExists,
+  type ComposeService,
+} from '../src/index.js';
+
+const compose = loadCompose();
+const text = readRepoFile('docker-compose.yml');
+
+function dependsOn(svc: ComposeService): Record<string, string | undefined> {
+  const deps = svc.depends_on ?? {};
+  if (Array.isArray(deps)) return Object.fromEntries(deps.map((d) => [d, undefined]));
+  return Object.fromEntries(Object.entries(deps).map(([k, v]) => [k, v?.condition]));
+}
+
+function argv(value: string[] | string | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : value.split(/\s+/);
+}
+
+/** The redis conf a Redis service runs (its command names infra/redis/<file>.conf), parsed. */
+function redisSettings(svc: ComposeService): Map<string, string> {
+  const args = [...argv(svc.entrypoint), ...argv(svc.command)];
+  const settings = new Map<string, string>();
+  const conf = args.find((a) => a.endsWith('.conf'));
+  if (conf) {
+    const file = conf.split('/').pop() as string;
+    for (const raw of readRepoFile('infra', 'redis', file).split('\n')) {
+      const line = raw.trim();
+      if (!line || line.startsWith('#')) continue;
+      const [key, ...rest] = line.split(/\s+/);
+      settings.set((key as string).toLowerCase(), rest.join(' ').replace(/^"(.*)"$/, '$1'));
+    }
+  }
+  // Flags after the conf win, as they do in redis-server.
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a.startsWith('--') && i + 1 < args.length) settings.set(a.slice(2).toLowerCase(), args[i + 1] as string);
+  }
+  return settings;
+}
+
+function publishedOn(port: string | { host_ip?: string }): string | undefined {
+  if (typeof port === 'string') return /^(\d{1,3}(?:\.\d{1,3}){3}):/.exec(port)?.[1];
+  return port.host_ip;
+}
+
+describe('docker-compose.yml', () => {
+  it('parses and declares the two Redis servers and the three services', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['ai-agents', 'multimodal-worker', 'redis-cache', 'redis-state', 'retrieval-proxy']);
+  });
+
+  it('refuses to start without REDIS_PASSWORD and CACHE_ADMIN_TOKEN instead of running with blank secrets', () => {
+    expect(text).toMatch(/\$\{REDIS_PASSWORD:\?[^}]+\}/);
+    expect(text).toMatch(/\$\{CACHE_ADMIN_TOKEN:\?[^}]+\}/);
+    expect(text).not.toMatch(/\$\{(REDIS_PASSWORD|CACHE_ADMIN_TOKEN)(:?-[^}]*)?\}/);
+  });
+
+  describe.each(['redis-cache', 'redis-state'])('%s', (name) => {
+    const svc = compose.services[name] as ComposeService;
+
+    it('is Redis 7 with a healthcheck that pings with the password kept out of the command line', () => {
+      expect(svc.image).toMatch(/^redis:7/);
+      const test = argv(svc.healthcheck?.test).join(' ');
+      expect(test).toMatch(/redis-cli/);
+      expect(test).toMatch(/ping/i);
+      expect(test).not.toMatch(/REDIS_PASSWORD|-a\s/);
+      expect(environmentOf(svc).REDISCLI_AUTH).toMatch(/\$\{REDIS_PASSWORD:\?/);
+    });
+
+    it('publishes no port beyond 127.0.0.1', () => {
+      for (const port of svc.ports ?? []) expect(publishedOn(port)).toBe('127.0.0.1');
+    });
+
+    it('gets its ACL user from the environment: default user off, password never in the conf', () => {
+      expect(argv(svc.entrypoint).join(' ')).toMatch(/start-redis\.sh/);
+      expect(environmentOf(svc).REDIS_PASSWORD).toMatch(/\$\{REDIS_PASSWORD:\?/);
+      const settings = redisSettings(svc);
+      expect(settings.get('aclfile')).toBeTruthy();
+      expect(settings.has('requirepass')).toBe(false);
+    });
+  });
+
+  it('redis-state never evicts and logs every write (AOF, fsync every second) to a volume', () => {
+    const svc = compose.services['redis-state'] as ComposeService;
+    const settings = redisSettings(svc);
+    expect(settings.get('maxmemory-policy')).toBe('noeviction');
+    expect(settings.get('appendonly')).toBe('yes');
+    expect(settings.get('appendfsync')).toBe('everysec');
+    const volumes = (svc.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+    const dataVolume = volumes.find((v) => v.split(':')[1] === '/data');
+    expect(dataVolume, 'a volume on /data').toBeDefined();
+    expect(Object.keys(compose.volumes ?? {})).toContain((dataVolume as string).split(':')[0]);
+  });
+
+  it('redis-cache evicts least-recently-used keys under a memory limit and persists nothing', () => {
+    const settings = redisSettings(compose.services['redis-cache'] as ComposeService);
+    expect(settings.get('maxmemory-policy')).toBe('allkeys-lru');
+    expect(settings.get('maxmemory')).toMatch(/^[1-9]\d*(mb|gb|kb)?$/i);
+    expect(settings.get('appendonly')).toBe('no');
+    expect(settings.get('save')).toBe('');
+  });
+
+  describe.each(SERVICES.map((s) => [s.name, s] as const))('%s', (name, spec) => {
+    const svc = compose.services[name] as ComposeService;
+    const env = environmentOf(svc);
+
+    it('is built from its own Dockerfile with the repo root as context', () => {
+      const build = typeof svc.build === 'string' ? { context: svc.build } : (svc.build ?? {});
+      expect(build.context).toBe('.');
+      expect(build.dockerfile).toBe(`services/${name}/Dockerfile`);
+      expect(repoFileExists(build.dockerfile as string), `${build.dockerfile} exists (written by the service's author)`).toBe(true);
+    });
+
+    it('has a healthcheck on its own port', () => {
+      const test = argv(svc.healthcheck?.test).join(' ');
+      expect(svc.healthcheck?.disable).not.toBe(true);
+      expect(test).toContain(`:${spec.port}/`);
+    });
+
+    it('starts only after its Redis servers and the peer it calls are healthy', () => {
+      const deps = dependsOn(svc);
+      expect(deps['redis-cache']).toBe('service_healthy');
+      if (env.REDIS_STATE_URL) expect(deps['redis-state']).toBe('service_healthy');
+      if (spec.peer) expect(deps[spec.peer]).toBe('service_healthy');
+    });
+
+    it('publishes its port on 127.0.0.1 only', () => {
+      expect(svc.ports).toEqual([`127.0.0.1:${spec.port}:${spec.port}`]);
+    });
+
+    it('gets production settings, its DB, its peer URL and both Redis URLs from the environment', () => {
+      expect(env.NODE_ENV).toBe('production');
+      expect(env.HOST).toBe('0.0.0.0');
+      expect(String(env.PORT)).toBe(String(spec.port));
+      expect(env[spec.dbVar]).toMatch(new RegExp(`^(${spec.db}|\\$\\{${spec.dbVar}:-${spec.db}\\})$`));
+      expect(env.REDIS_URL).toMatch(/^redis:\/\/.*@redis-cache:6379$/);
+      expect(env.REDIS_STATE_URL).toMatch(/^redis:\/\/.*@redis-state:6379$/);
+      expect(env.CACHE_ADMIN_TOKEN).toMatch(/^\$\{CACHE_ADMIN_TOKEN:\?/);
+      if (spec.peerVar) expect(env[spec.peerVar]).toBe(`http://${spec.peer}:${SERVICES.find((s) => s.name === spec.peer)?.port}`);
+    });
+  });
+});

@@ -1,0 +1,164 @@
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { readRepoFile, repoPath, runRedis, type RedisProcess } from '../src/index.js';
+
+const BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+const PASSWORD = 'p4ss wörd:/@%'; // URL- and shell-hostile on purpose
+
+async function config(client: Redis, name: string): Promise<string> {
+  const reply = (await client.call('CONFIG', 'GET', name)) as string[];
+  return reply[1] ?? '';
+}
+
+/** What the cache library, the state store and the scripts send, with arguments that succeed. */
+const ALLOWED: string[][] = [
+  ['HELLO', '3'],
+  ['CLIENT', 'SETNAME', 'stack-tests'],
+  ['SELECT', '2'],
+  ['PING'],
+  ['SET', 'svc:c:k', 'v', 'PX', '60000'],
+  ['GET', 'svc:c:k'],
+  ['MGET', 'svc:c:k', 'svc:c:other'],
+  ['GETEX', 'svc:c:k', 'PX', '60000'],
+  ['PEXPIRE', 'svc:c:k', '60000'],
+  ['PTTL', 'svc:c:k'],
+  ['EXISTS', 'svc:c:k'],
+  ['SADD', 'svc:__tags:t', 'svc:c:k'],
+  ['SSCAN', 'svc:__tags:t', '0'],
+  ['SCAN', '0', 'MATCH', 'svc:*', 'COUNT', '100'],
+  ['UNLINK', 'svc:c:k'],
+  ['HINCRBY', 'svc:__stats', 'hits', '1'],
+  ['HGETALL', 'svc:__stats'],
+  ['INCR', 'state:svc:version'],
+  ['RPUSH', 'state:svc:list', 'a'],
+  ['LRANGE', 'state:svc:list', '0', '-1'],
+  ['ZADD', 'state:svc:z', '1', 'a'],
+  ['EVAL', 'return 1', '0'],
+  ['SCRIPT', 'LOAD', 'return 1'],
+  ['EVALSHA', 'e0e1f9fabfc9d4800c877a703b823ac0578ff8db', '0'],
+  ['MULTI'],
+  ['EXEC'],
+  ['INFO', 'persistence'],
+  ['CONFIG', 'GET', 'maxmemory-policy'],
+  ['TIME'],
+  ['DBSIZE'],
+  ['PUBLISH', 'svc:invalidate', 'x'],
+];
+
+/** What nobody logging in as the app user may do. */
+const DENIED: string[][] = [
+  ['FLUSHALL'],
+  ['FLUSHDB'],
+  ['KEYS', '*'],
+  ['CONFIG', 'SET', 'appendonly', 'no'],
+  ['SHUTDOWN', 'NOSAVE'],
+  ['DEBUG', 'SLEEP', '0'],
+  ['ACL', 'LIST'],
+  ['MONITOR'],
+  ['SWAPDB', '0', '1'],
+  ['SCRIPT', 'FLUSH'],
+  ['BGSAVE'],
+  ['REPLICAOF', '127.0.0.1', '1'],
+];
+
+describe('infra/redis/redis.dev.conf (the Redis npm start runs)', () => {
+  let redis: RedisProcess;
+  let client: Redis;
+  beforeAll(async () => {
+    redis = await runRedis(BIN, [repoPath('infra', 'redis', 'redis.dev.conf')]);
+    client = redis.client();
+    await client.connect();
+  });
+  afterAll(async () => redis?.stop());
+
+  it('keeps state safe: never evicts, AOF fsynced every second', async () => {
+    expect(await config(client, 'maxmemory-policy')).toBe('noeviction');
+    expect(await config(client, 'appendonly')).toBe('yes');
+    expect(await config(client, 'appendfsync')).toBe('everysec');
+    expect(await config(client, 'bind')).toContain('127.0.0.1');
+  });
+
+  it('has FLUSHALL, FLUSHDB and KEYS switched off, so code that uses them fails on a laptop first', async () => {
+    for (const cmd of ['FLUSHALL', 'FLUSHDB', 'KEYS']) {
+      await expect(client.call(cmd, ...(cmd === 'KEYS' ? ['*'] : [])), cmd).rejects.toThrow(/unknown command/i);
+    }
+    await client.set('stack-tests:k', 'v');
+    expect(await client.get('stack-tests:k')).toBe('v');
+  });
+});
+
+describe.each([
+  ['redis.cache.conf', { 'maxmemory-policy': 'allkeys-lru', maxmemory: String(256 * 1024 * 1024), appendonly: 'no', save: '' }],
+  ['redis.state.conf', { 'maxmemory-policy': 'noeviction', appendonly: 'yes', appendfsync: 'everysec' }],
+] as const)('infra/redis/%s through start-redis.sh (the compose entrypoint)', (conf, expected) => {
+  let redis: RedisProcess;
+  let aclFile: string;
+  beforeAll(async () => {
+    // The conf names /tmp/redis-users.acl; this run writes it into its own dir instead.
+    aclFile = join(tmpdir(), `stack-tests-acl-${process.pid}-${conf}`);
+    redis = await runRedis(
+      'sh',
+      [repoPath('infra', 'redis', 'start-redis.sh'), repoPath('infra', 'redis', conf)],
+      { PATH: process.env.PATH, REDIS_PASSWORD: PASSWORD, REDIS_ACL_FILE: aclFile },
+      { username: 'app', password: PASSWORD },
+    );
+  });
+  afterAll(async () => {
+    await redis?.stop();
+    rmSync(aclFile, { force: true });
+  });
+
+  it('starts with the settings its role needs', async () => {
+    const client = redis.client();
+    await client.connect();
+    for (const [name, value] of Object.entries(expected)) expect(await config(client, name), name).toBe(value);
+  });
+
+  it('keeps the password out of the ACL file (SHA-256 only, file mode 0600)', () => {
+    const acl = readFileSync(aclFile, 'utf8');
+    expect(acl).not.toContain(PASSWORD);
+    expect(acl).toMatch(/^user default off$/m);
+    expect(acl).toMatch(/^user app on #[0-9a-f]{64} /m);
+    expect(statSync(aclFile).mode & 0o077).toBe(0);
+  });
+
+  it('answers nothing without a login, and refuses a wrong password', async () => {
+    const anonymous = redis.client({ username: undefined, password: undefined });
+    await anonymous.connect().catch(() => undefined);
+    await expect(anonymous.call('GET', 'x')).rejects.toThrow();
+    const wrong = redis.client({ password: 'not-it' });
+    const seen: string[] = [];
+    wrong.on('error', (err: Error) => seen.push(err.message));
+    await wrong.connect().catch((err: Error) => seen.push(err.message));
+    expect(seen.join(' | ')).toMatch(/WRONGPASS/);
+  });
+
+  it('lets the app user run every command the cache library and the state store use', async () => {
+    const client = redis.client();
+    await client.connect();
+    for (const cmd of ALLOWED) {
+      await expect(client.call(cmd[0] as string, ...cmd.slice(1)).then(() => 'ok', (e: Error) => e.message), cmd.join(' ')).resolves.toBe('ok');
+    }
+  });
+
+  it('denies the app user FLUSHALL, FLUSHDB, KEYS, CONFIG SET, SHUTDOWN, DEBUG and the other dangerous commands', async () => {
+    const client = redis.client();
+    await client.connect();
+    for (const cmd of DENIED) {
+      await expect(client.call(cmd[0] as string, ...cmd.slice(1)), cmd.join(' ')).rejects.toThrow(/NOPERM|DEBUG command not allowed/);
+    }
+    expect(await client.ping()).toBe('PONG');
+  });
+});
+
+describe('infra/redis/users.acl.example', () => {
+  it('turns the default user off and leaves only a placeholder password', () => {
+    const acl = readRepoFile('infra', 'redis', 'users.acl.example');
+    expect(acl).toMatch(/^user default off$/m);
+    expect(acl).toMatch(/^user app on >CHANGE_ME_APP_PASSWORD /m);
+    expect(acl).toMatch(/-@dangerous/);
+  });
+});
