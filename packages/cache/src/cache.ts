@@ -1,0 +1,252 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { Category } from './category.js';
+import { assertServiceName, resolveCategories } from './config.js';
+import { CacheConfigError, UnknownCategoryError } from './errors.js';
+import { checkHealth } from './health.js';
+import { bumpGenerations, scanUnlink, unlinkTagMembers } from './invalidation.js';
+import { statsKey, tagKey } from './keys.js';
+import { ErrorReporter, silentLogger } from './reporter.js';
+import { RedisRunner } from './runner.js';
+import { hitRate, parseInfo, StatsRecorder } from './stats.js';
+import type { CacheHealth, CacheOptions, CacheStats, CategoryCache, CategoryCounters, CategoryStats, ResolvedCategory } from './types.js';
+
+/** Above this many keys in the DB, stats() does not count a service's keys (null) rather than SCAN them all. */
+export const KEY_COUNT_LIMIT = 50_000;
+
+/** Reconnect quickly once Redis is back: 100, 200, 400, then every 500 ms. */
+function retryStrategy(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 10), 500);
+}
+
+/**
+ * Connection settings for a client the cache creates: a cache call must fail fast rather than queue or retry,
+ * since a miss is always an acceptable answer.
+ */
+export function cacheConnectionOptions(connection: RedisOptions = {}, commandTimeoutMs = 250): RedisOptions {
+  return {
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy,
+    ...connection,
+    // Our own timer bounds every call at commandTimeoutMs; this is the backstop, sized for the batched calls
+    // of invalidations (see bulkTimeout) which may take longer than one request-path command.
+    commandTimeout: connection.commandTimeout ?? Math.max(commandTimeoutMs, 2000),
+  };
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new CacheConfigError(name, `${name} must be a positive number, got ${String(value)}`);
+  return value;
+}
+
+const num = (v: string | undefined): number | null => (v === undefined || v === '' || Number.isNaN(Number(v)) ? null : Number(v));
+
+/**
+ * A service's cache: one Redis client, categories with their own TTLs, all keys under `<service>:`.
+ * Every call degrades to a miss when Redis fails or is slow; none throws for Redis trouble or hangs.
+ */
+export class Cache<C extends string = string> {
+  readonly service: string;
+  readonly db: number;
+  readonly client: Redis;
+  private readonly owned: boolean;
+  private readonly runner: RedisRunner;
+  private readonly recorder: StatsRecorder;
+  private readonly reporter: ErrorReporter;
+  private readonly resolved: ResolvedCategory[];
+  private readonly byName = new Map<string, Category>();
+  private readonly flushTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(opts: CacheOptions<C>) {
+    assertServiceName(opts.service);
+    this.service = opts.service;
+    this.resolved = resolveCategories(opts.categories as Record<string, CacheOptions['categories'][string]>, opts.env ?? process.env);
+    const jitter = opts.jitter ?? 0.05;
+    if (!Number.isFinite(jitter) || jitter < 0 || jitter > 0.5) throw new CacheConfigError('jitter', `jitter must be between 0 and 0.5, got ${String(jitter)}`);
+    const commandTimeoutMs = positive('commandTimeoutMs', opts.commandTimeoutMs, 250);
+    const flushMs = positive('statsFlushIntervalMs', opts.statsFlushIntervalMs, 1000);
+    const leaseTtlMs = positive('leaseTtlMs', opts.leaseTtlMs, 10_000);
+
+    this.reporter = new ErrorReporter(opts.logger ?? silentLogger);
+    if (opts.client) {
+      this.client = opts.client;
+      this.owned = false;
+    } else {
+      this.client = new Redis(cacheConnectionOptions(opts.connection, commandTimeoutMs));
+      this.owned = true;
+      this.client.on('error', (err: Error) => this.reporter.report(err, { service: this.service, op: 'connection' }));
+    }
+    this.db = Number(this.client.options.db ?? 0);
+    this.runner = new RedisRunner(this.client, commandTimeoutMs, opts.breaker);
+    this.recorder = new StatsRecorder(this.resolved.map((c) => c.name));
+    for (const def of this.resolved) {
+      this.byName.set(def.name, new Category({ service: this.service, runner: this.runner, stats: this.recorder, reporter: this.reporter, jitter, leaseTtlMs }, def));
+    }
+    this.flushTimer = setInterval(() => void this.flushStats(), flushMs);
+    this.flushTimer.unref();
+  }
+
+  category(name: C): CategoryCache {
+    const cat = this.byName.get(name);
+    if (!cat) throw new UnknownCategoryError(name, [...this.byName.keys()]);
+    return cat;
+  }
+
+  hasCategory(name: string): name is C {
+    return this.byName.has(name);
+  }
+
+  listCategories(): ResolvedCategory[] {
+    return this.resolved.map((c) => ({ ...c }));
+  }
+
+  /** Removes every entry written with any of these tags (SSCAN + UNLINK), and the tag sets. Answers entries removed. */
+  async invalidateTags(tags: string[]): Promise<number> {
+    if (tags.length === 0 || !(await this.bumpAllGenerations('invalidateTags'))) return 0;
+    let removed = 0;
+    for (const tag of new Set(tags)) {
+      const r = await unlinkTagMembers(this.runner, tagKey(this.service, tag));
+      removed += r.removed;
+      if (r.error !== undefined) {
+        this.reporter.report(r.error, { service: this.service, op: 'invalidateTags' });
+        break;
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Removes every key of this service (SCAN `<service>:*` + UNLINK), never FLUSHDB, so other services on the same
+   * DB keep theirs. The service-wide stats hash is kept: clearing the cache does not reset its hit/miss history,
+   * and it holds the invalidation generations (bumped, so in-flight loaders cannot write back what was cleared).
+   */
+  async clear(): Promise<number> {
+    if (!(await this.bumpAllGenerations('clear'))) return 0;
+    const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: [statsKey(this.service)] });
+    if (error !== undefined) this.reporter.report(error, { service: this.service, op: 'clear' });
+    return removed;
+  }
+
+  /** Tags and clears may touch every category: in-flight loaders of all of them must not store what they read. */
+  private async bumpAllGenerations(op: string): Promise<boolean> {
+    try {
+      await bumpGenerations(this.runner, statsKey(this.service), [...this.byName.values()].map((c) => c.genField));
+      return true;
+    } catch (err) {
+      this.reporter.report(err, { service: this.service, op });
+      return false;
+    }
+  }
+
+  /** This process since start, per category. Synchronous, for /metrics. */
+  counters(): Record<C, CategoryCounters> {
+    return this.recorder.counters() as Record<C, CategoryCounters>;
+  }
+
+  /** Adds this process's counts since the last flush to the service-wide totals. Runs on a timer; exposed for shutdown and tests. */
+  flushStats(): Promise<void> {
+    return this.recorder.flush(this.runner, statsKey(this.service));
+  }
+
+  async stats(): Promise<CacheStats> {
+    await this.flushStats();
+    const [hash, infoText, dbsize] = await Promise.all([
+      this.runner.run((c) => c.hgetall(statsKey(this.service))).catch(() => null),
+      this.runner.run((c) => c.info()).catch(() => null),
+      this.runner.run((c) => c.dbsize()).catch(() => null),
+    ]);
+    const keyCounts = dbsize !== null && dbsize <= KEY_COUNT_LIMIT ? await this.countKeys() : null;
+
+    const local = this.recorder.counters();
+    const categories: Record<string, CategoryStats> = {};
+    const sum = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 };
+    for (const def of this.resolved) {
+      // Without Redis only this process's counts are known.
+      const pick = (name: keyof CategoryCounters): number => (hash ? Number(hash[`${def.name}:${name}`] ?? 0) : (local[def.name]?.[name] ?? 0));
+      const c = { hits: pick('hits'), misses: pick('misses'), sets: pick('sets'), deletes: pick('deletes'), errors: pick('errors') };
+      for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += c[k];
+      categories[def.name] = { ...c, hit_rate: hitRate(c.hits, c.misses), ttl: def.ttl, keys: keyCounts ? (keyCounts.get(def.name) ?? 0) : null };
+    }
+
+    const info = infoText ? parseInfo(String(infoText)) : {};
+    const kh = num(info.keyspace_hits);
+    const km = num(info.keyspace_misses);
+    const serverHitRate = kh !== null && km !== null ? hitRate(kh, km) : null;
+    const server: CacheStats['server'] = {
+      version: info.redis_version ?? null,
+      uptime_seconds: num(info.uptime_in_seconds),
+      used_memory: num(info.used_memory),
+      used_memory_human: info.used_memory_human ?? null,
+      maxmemory: num(info.maxmemory),
+      maxmemory_policy: info.maxmemory_policy ?? null,
+      connected_clients: num(info.connected_clients),
+      total_commands_processed: num(info.total_commands_processed),
+      keyspace_hits: kh,
+      keyspace_misses: km,
+      hit_rate: serverHitRate,
+    };
+    return {
+      service: this.service,
+      db: this.db,
+      connected: infoText !== null,
+      memory_used: server.used_memory_human,
+      keyspace_hits: kh,
+      keyspace_misses: km,
+      hit_rate: serverHitRate,
+      total_commands_processed: server.total_commands_processed,
+      connected_clients: server.connected_clients,
+      scope: {
+        service: `service_stats: counted by the cache library for service "${this.service}" (DB ${this.db}), summed over every replica`,
+        server: 'memory_used, keyspace_hits, keyspace_misses, hit_rate, total_commands_processed, connected_clients and server.*: Redis INFO for the whole server (all DBs, all clients)',
+      },
+      service_stats: { ...sum, hit_rate: hitRate(sum.hits, sum.misses), categories },
+      server,
+    };
+  }
+
+  health(): Promise<CacheHealth> {
+    return checkHealth(this.runner);
+  }
+
+  /** Flushes counters, waits (briefly) for background refreshes, and quits the client only if the cache created it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.flushTimer);
+    const pending = [...this.byName.values()].flatMap((c) => c.pending());
+    await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await this.flushStats();
+    this.runner.detach();
+    if (!this.owned || this.client.status === 'end') return;
+    const ended = new Promise((r) => this.client.once('end', r));
+    const bound = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+    if (this.client.status === 'ready') await Promise.race([this.client.quit().catch(() => undefined), bound(1000)]);
+    if ((this.client.status as string) !== 'end') this.client.disconnect();
+    await Promise.race([ended, bound(1000)]);
+  }
+
+  /** One SCAN pass over `<service>:*`, bucketed by category. */
+  private async countKeys(): Promise<Map<string, number> | null> {
+    const counts = new Map<string, number>();
+    const skip = this.service.length + 1;
+    let cursor = '0';
+    try {
+      do {
+        const [next, keys] = await this.runner.run((c) => c.scan(cursor, 'MATCH', `${this.service}:*`, 'COUNT', 1000));
+        cursor = next;
+        for (const k of keys) {
+          const end = k.indexOf(':', skip);
+          if (end < 0) continue;
+          const cat = k.slice(skip, end);
+          if (this.byName.has(cat)) counts.set(cat, (counts.get(cat) ?? 0) + 1);
+        }
+      } while (cursor !== '0');
+      return counts;
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import type { FastifyPluginAsync, FastifyPluginOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Redis } from 'ioredis';
+import { Cache } from '../index.js';
+import type { CacheOptions } from '../types.js';
+import { CacheAdminTokenRequiredError } from './errors.js';
+import { adminRoutesPlugin, type AdminRateLimit } from './routes.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    cache: Cache;
+  }
+}
+
+export interface CachePluginOptions<C extends string = string> extends CacheOptions<C> {
+  /** Bearer token for the mutating admin routes. Unset: they answer 401 (never open). */
+  adminToken?: string;
+  /** In production a missing adminToken stops registration. */
+  production?: boolean;
+  /** Where the admin routes live. Default '/api/v1/cache'. */
+  prefix?: string;
+  /** Service-specific admin routes, registered under the prefix behind the bearer check and rate limit. */
+  adminRoutes?: FastifyPluginAsync;
+  /** Per-IP rate limit of the admin routes (default 60 per minute); false leaves limiting to the host. */
+  rateLimit?: AdminRateLimit | false;
+}
+
+export const DEFAULT_PREFIX = '/api/v1/cache';
+const CONNECT_WAIT_MS = 2000;
+
+/**
+ * Resolves once a connection being made is ready, or after `ms`; never rejects. Without this the first requests
+ * after boot are misses (the created client has no offline queue), and /test fails right after a deploy.
+ */
+function settleConnection(client: Redis, ms: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  if (client.status !== 'connecting' && client.status !== 'connect' && client.status !== 'reconnecting') {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    client.once('ready', onReady);
+  });
+}
+
+const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = async (fastify, options) => {
+  const { adminToken, production, prefix, adminRoutes, rateLimit, ...cacheOptions } = options;
+  if (production && !adminToken) throw new CacheAdminTokenRequiredError();
+
+  // A client passed in cacheOptions.client stays the caller's: Cache.close() leaves it open.
+  const cache = new Cache({ ...cacheOptions, logger: cacheOptions.logger ?? fastify.log });
+  fastify.decorate('cache', cache);
+  fastify.addHook('onClose', async () => {
+    await cache.close();
+  });
+  if (!(await settleConnection(cache.client, CONNECT_WAIT_MS)) && cache.client.status !== 'wait') {
+    fastify.log.warn({ service: cache.service, db: cache.db }, 'cache: Redis not ready at boot; cache calls are misses until it is');
+  }
+
+  await fastify.register(adminRoutesPlugin, {
+    prefix: prefix ?? DEFAULT_PREFIX,
+    adminToken: adminToken || undefined,
+    adminRoutes,
+    rateLimit: rateLimit ?? {},
+    probeTimeoutMs: Math.max(1000, (cacheOptions.commandTimeoutMs ?? 250) * 4),
+  });
+};
+
+/** Decorates `fastify.cache` and serves the admin routes under `prefix`. */
+export const cachePlugin = fp(plugin, {
+  fastify: '5.x',
+  name: '@aicache/cache',
+});

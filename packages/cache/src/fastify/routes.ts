@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import type { FastifyInstance, FastifyPluginAsync, FastifySchemaValidationError, RouteOptions } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Cache } from '../index.js';
+import type { CategoryCache } from '../types.js';
+import { requireAdmin, type AdminHook } from './auth.js';
+import {
+  CacheAdminRateLimitedError,
+  CacheBadRequestError,
+  CacheUnknownCategoryError,
+} from './errors.js';
+import {
+  CacheStatsSchema,
+  ClearQuerySchema,
+  ErrorResponseSchema,
+  InvalidateBodySchema,
+  ProbeResponseSchema,
+  RemovedSchema,
+} from './schemas.js';
+
+export interface AdminRateLimit {
+  /** Requests per window per client IP. Default 60. */
+  max?: number;
+  /** Window in ms or an ms-style string ('1 minute'). Default 60000. */
+  timeWindow?: number | string;
+}
+
+export interface AdminRoutesOptions {
+  adminToken: string | undefined;
+  adminRoutes: FastifyPluginAsync | undefined;
+  rateLimit: AdminRateLimit | false;
+  /** Upper bound in ms of the probe's direct TTL read. */
+  probeTimeoutMs: number;
+}
+
+const TAGS = ['cache'];
+const PROBE_TTL_SECONDS = 60;
+const ADMIN_DESCRIPTION = 'Requires `Authorization: Bearer <CACHE_ADMIN_TOKEN>`.';
+
+/**
+ * Strict validation for the admin routes whatever the host's Ajv settings are: Fastify's default Ajv
+ * coerces types ("abc" becomes ["abc"]) and silently drops unknown properties, which would turn a
+ * malformed invalidation into a different, valid one.
+ */
+const strict = {
+  validatorCompiler: TypeBoxValidatorCompiler,
+  schemaErrorFormatter: (errors: FastifySchemaValidationError[], dataVar: string) =>
+    new CacheBadRequestError(
+      [...new Set(errors.map((e) => describeValidationError(e, dataVar)).filter((m) => m !== undefined))].slice(0, 5).join('; ') ||
+        `${dataVar} is invalid`,
+    ),
+} as const;
+
+function describeValidationError(e: FastifySchemaValidationError, dataVar: string): string | undefined {
+  const at = `${dataVar}${e.instancePath}`;
+  // TypeBox reports each unknown property twice: once as `additionalProperties: false` and once here.
+  if (e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')) return undefined;
+  if (e.keyword === 'additionalProperties') {
+    const names = (e.params as { additionalProperties?: unknown }).additionalProperties;
+    return `${at} has unknown properties: ${Array.isArray(names) ? names.slice(0, 5).map((n) => JSON.stringify(String(n).slice(0, 64))).join(', ') : '?'}`;
+  }
+  if (e.keyword === 'pattern' && e.instancePath === '/pattern') return `${at} must not contain control characters`;
+  return `${at} ${e.message ?? 'is invalid'}`;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function isInvalidPatternError(err: unknown): err is Error {
+  return err instanceof Error && (err.name === 'InvalidPatternError' || (err as { code?: unknown }).code === 'CACHE_INVALID_PATTERN');
+}
+
+function categoryOf(cache: Cache, name: string): CategoryCache {
+  if (!cache.hasCategory(name)) {
+    const known = cache.listCategories().map((c) => c.name);
+    throw new CacheUnknownCategoryError(JSON.stringify(name), known.join(', ') || '(none)');
+  }
+  return cache.category(name);
+}
+
+/** Appends `hook` after the onRequest hooks already on the route (the rate limiter's among them). */
+function appendOnRequest(route: RouteOptions, hook: AdminHook): void {
+  const existing = route.onRequest;
+  if (Array.isArray(existing)) route.onRequest = [...existing, hook];
+  else if (existing) route.onRequest = [existing, hook];
+  else route.onRequest = [hook];
+}
+
+/** GET /stats is open; everything else, the service's own admin routes included, needs the bearer token. */
+export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoutesOptions): Promise<void> => {
+  if (opts.rateLimit !== false) {
+    await scope.register(rateLimit, {
+      global: true,
+      max: opts.rateLimit.max ?? 60,
+      timeWindow: opts.rateLimit.timeWindow ?? 60_000,
+      // No `ban` is configured, so the limiter only ever answers 429.
+      errorResponseBuilder: (_req, ctx) => new CacheAdminRateLimitedError(ctx.after),
+    });
+  }
+
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+  const cache = scope.cache;
+
+  app.get(
+    '/stats',
+    {
+      ...strict,
+      schema: {
+        tags: TAGS,
+        summary: 'Cache statistics',
+        description:
+          'Per-category hits/misses/hit rate of this service (all replicas), plus Redis INFO figures that are server-wide across all DBs.',
+        response: { 200: CacheStatsSchema, 429: ErrorResponseSchema },
+      },
+    },
+    async () => cache.stats(),
+  );
+
+  await scope.register(async (guarded) => {
+    const admin = requireAdmin(opts.adminToken);
+    // An onRoute hook rather than addHook('onRequest') so the check runs after the rate limiter:
+    // scope-level hooks run before route-level ones, and the limiter is route-level.
+    guarded.addHook('onRoute', (route) => appendOnRequest(route, admin));
+
+    const g = guarded.withTypeProvider<TypeBoxTypeProvider>();
+    const errorResponses = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema };
+
+    g.delete(
+      '/clear',
+      {
+        ...strict,
+        schema: {
+          tags: TAGS,
+          summary: "Remove every key of this service, or of one category",
+          description: `SCAN + UNLINK over this service's own keys only; never FLUSHDB. ${ADMIN_DESCRIPTION}`,
+          querystring: ClearQuerySchema,
+          response: { 200: RemovedSchema, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { category } = request.query;
+        const removed = category === undefined ? await cache.clear() : await categoryOf(cache, category).clear();
+        return { removed };
+      },
+    );
+
+    g.post(
+      '/invalidate',
+      {
+        ...strict,
+        schema: {
+          tags: TAGS,
+          summary: 'Invalidate keys, a key pattern, tags, or a whole category',
+          description: `Exactly one of keys, pattern or tags; or category alone to clear it. keys and pattern need category; tags are service-wide. ${ADMIN_DESCRIPTION}`,
+          body: InvalidateBodySchema,
+          response: { 200: RemovedSchema, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { category, keys, pattern, tags } = request.body;
+        const selectors = [keys, pattern, tags].filter((s) => s !== undefined).length;
+        if (selectors > 1) {
+          throw new CacheBadRequestError('Give only one of keys, pattern or tags');
+        }
+        if (tags !== undefined) {
+          if (category !== undefined) {
+            throw new CacheBadRequestError('tags are service-wide: send tags without category');
+          }
+          return { removed: await cache.invalidateTags(tags) };
+        }
+        if (category === undefined) {
+          throw new CacheBadRequestError(
+            selectors === 0
+              ? 'Give category (to clear it), category with keys or pattern, or tags'
+              : 'keys and pattern need a category',
+          );
+        }
+        const cat = categoryOf(cache, category);
+        if (keys !== undefined) return { removed: await cat.invalidate(keys) };
+        if (pattern !== undefined) {
+          try {
+            return { removed: await cat.invalidatePattern(pattern) };
+          } catch (err) {
+            if (isInvalidPatternError(err)) throw new CacheBadRequestError(err.message);
+            throw err;
+          }
+        }
+        return { removed: await cat.clear() };
+      },
+    );
+
+    g.post(
+      '/test',
+      {
+        schema: {
+          tags: TAGS,
+          summary: 'Round trip through Redis: set, get, TTL and delete a probe key',
+          description: `Answers 503 with status "error" when the round trip failed. ${ADMIN_DESCRIPTION}`,
+          response: { 200: ProbeResponseSchema, 503: ProbeResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema },
+        },
+      },
+      async (request, reply) => {
+        const first = cache.listCategories()[0];
+        if (!first) throw new CacheBadRequestError('This cache declares no category to probe');
+        const cat = cache.category(first.name);
+        const key = `__probe:${randomUUID()}`;
+        const value = { probe: key, at: new Date().toISOString() };
+        let readBack: unknown;
+        let ttl: number | null = null;
+        let error: string | undefined;
+        try {
+          const written = await cat.set(key, value, { ttl: PROBE_TTL_SECONDS });
+          readBack = await cat.get(key);
+          ttl = await withTimeout(cache.client.ttl(cat.key(key)), opts.probeTimeoutMs);
+          if (!written) error = 'set failed';
+          else if (!isDeepStrictEqual(readBack, value)) error = 'read back a different value';
+          else if (!(ttl > 0)) error = `unexpected TTL ${ttl}`;
+        } catch (err) {
+          error = err instanceof Error ? err.message : String(err);
+        } finally {
+          await cat.delete(key);
+        }
+        if (error) {
+          request.log.warn({ category: first.name, error }, 'cache probe failed');
+          return reply.code(503).send({ status: 'error' as const, cached_value: readBack ?? null, ttl, error });
+        }
+        return { status: 'ok' as const, cached_value: readBack, ttl };
+      },
+    );
+
+    if (opts.adminRoutes) await guarded.register(opts.adminRoutes);
+  });
+};

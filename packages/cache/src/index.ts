@@ -1,0 +1,7 @@
+export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT } from './cache.js';
+export { resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
+export { CacheError, CacheConfigError, UnknownCategoryError, InvalidPatternError } from './errors.js';
+export { entryKey, tagKey, statsKey, leaseKey, MAX_KEY_BYTES } from './keys.js';
+export { encode, decode } from './serialization.js';
+export { CircuitBreaker, type CircuitState, type BreakerOptions } from './breaker.js';
+export type * from './types.js';

@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export interface LuaScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(lua: string): LuaScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/**
+ * Writes entries unless
+ *  - the server clock is past the client's deadline (ARGV[1], server epoch ms; 0 = none): a write the client
+ *    already reported as timed out must never land later over a newer value or an invalidation;
+ *  - or (ARGV[2] == '1') the category's invalidation generation (field ARGV[3] of hash KEYS[1]) is no longer
+ *    ARGV[4]: a loader that started before an invalidation must not store what it read before it.
+ * KEYS: generation hash, then per entry its key and its tag-set keys. ARGV: deadline, check, generation field,
+ * expected generation, then per entry: payload, px, tag count. Tag sets are kept alive at least as long as the entries they list.
+ */
+export const WRITE = script(`
+local deadline = tonumber(ARGV[1])
+if deadline > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > deadline then return 0 end
+end
+if ARGV[2] == '1' and (redis.call('HGET', KEYS[1], ARGV[3]) or '') ~= ARGV[4] then return 0 end
+local ki = 2
+local ai = 5
+while ai <= #ARGV do
+  local key = KEYS[ki]
+  local px = tonumber(ARGV[ai + 1])
+  local ntags = tonumber(ARGV[ai + 2])
+  redis.call('SET', key, ARGV[ai], 'PX', px)
+  for i = 1, ntags do
+    local tk = KEYS[ki + i]
+    redis.call('SADD', tk, key)
+    if redis.call('PTTL', tk) < px then redis.call('PEXPIRE', tk, px) end
+  end
+  ki = ki + 1 + ntags
+  ai = ai + 3
+end
+return 1
+`);
+
+/**
+ * KEYS: entry, lease, generation hash. ARGV: token, lease px, mode, generation field. Answers {code, generation, value?}.
+ * Mode 'miss': code 1 with the value when the entry exists, else takes the lease (2) or reports it busy (0).
+ * Mode 'refresh': takes the lease (2, with the current value if any) or reports it busy (0).
+ */
+export const ACQUIRE = script(`
+local v = redis.call('GET', KEYS[1])
+local g = redis.call('HGET', KEYS[3], ARGV[4]) or ''
+if v and ARGV[3] == 'miss' then return {1, g, v} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  if v then return {2, g, v} end
+  return {2, g}
+end
+return {0, g}
+`);
+
+/** Compare-and-delete: releases the lease only if we still hold it. */
+export const RELEASE = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+type Arg = string | Buffer | number;
+
+/** EVALSHA, falling back to EVAL once when the server does not know the script (first use, restart). */
+export async function runScript(client: Redis, s: LuaScript, keys: Arg[], args: Arg[]): Promise<unknown> {
+  // Buffer replies: entries are binary.
+  try {
+    return await client.callBuffer('EVALSHA', [s.sha, keys.length, ...keys, ...args]);
+  } catch (err) {
+    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+    return client.callBuffer('EVAL', [s.lua, keys.length, ...keys, ...args]);
+  }
+}

@@ -1,0 +1,191 @@
+import type { Redis, RedisOptions } from 'ioredis';
+
+/** What a service declares for one cache category. */
+export interface CategorySpec {
+  /** Default TTL in seconds. `CACHE_TTL_<CATEGORY>` (upper-cased name) overrides it. */
+  ttl: number;
+  /** Refresh the TTL on every read hit (sliding expiry). */
+  sliding?: boolean;
+  /** Serve an entry this many seconds past its TTL while one caller refreshes it (stale-while-revalidate / stale-if-error). */
+  grace?: number;
+  /** Byte bound of the optional in-process L1 tier for this category; 0 or unset: no L1. */
+  l1MaxBytes?: number;
+}
+
+/** A category after env overrides were applied. */
+export interface ResolvedCategory {
+  name: string;
+  /** Effective TTL in seconds. */
+  ttl: number;
+  /** The env variable that can override it, e.g. CACHE_TTL_EMBEDDINGS. */
+  envVar: string;
+  /** Where the TTL came from. */
+  source: 'default' | 'env';
+  sliding: boolean;
+  grace: number;
+  l1MaxBytes: number;
+}
+
+/** Minimal logger contract (pino-compatible). */
+export interface CacheLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface CacheOptions<C extends string = string> {
+  /** Service name: every key starts with `<service>:`. Lower-case letters, digits and dashes. */
+  service: string;
+  categories: Record<C, CategorySpec>;
+  /** Env for CACHE_TTL_* overrides. Default: process.env. */
+  env?: Record<string, string | undefined>;
+  /** An existing client. The cache never closes a client it was handed. */
+  client?: Redis;
+  /** Options for a client the cache creates (and closes). Ignored when `client` is given. */
+  connection?: RedisOptions;
+  /** Random TTL jitter as a fraction of the TTL (0..0.5). Default 0.05. */
+  jitter?: number;
+  /** Upper bound of one cache command in ms; past it the call is a miss. Default 250. */
+  commandTimeoutMs?: number;
+  /** Consecutive failures that open the circuit, and how long it stays open. */
+  breaker?: { failureThreshold?: number; cooldownMs?: number };
+  /** How often per-process counters are added to the service-wide totals in Redis. Default 1000 ms. */
+  statsFlushIntervalMs?: number;
+  /**
+   * Cross-replica stampede lease for getOrSet: how long a lease lives, and how long other replicas wait for the
+   * holder's value before running the loader themselves. Default 10000 ms.
+   */
+  leaseTtlMs?: number;
+  logger?: CacheLogger;
+}
+
+export interface SetOptions {
+  /** TTL in seconds for this write; default: the category's. */
+  ttl?: number;
+  /** Tags for group invalidation (Cache.invalidateTags). */
+  tags?: string[];
+}
+
+export interface GetOrSetOptions extends SetOptions {
+  /** Override the category's grace (seconds) for stale-while-revalidate / stale-if-error. */
+  grace?: number;
+  /** Take a lease in Redis so that only one replica runs the loader. Default true. */
+  lease?: boolean;
+  /** Early probabilistic refresh (XFetch) with this beta (typically 1). Off by default. */
+  earlyRefreshBeta?: number;
+}
+
+/**
+ * Values: plain JSON-serializable values are stored as JSON; `string` and `Buffer` are stored as they
+ * are (a cached HTTP body comes back as the same bytes); `Float32Array` is stored as raw float32 bytes.
+ * A read returns the same kind of value that was written.
+ */
+export type CacheValue = unknown;
+
+export interface ManyEntry<V = CacheValue> {
+  key: string;
+  value: V;
+  ttl?: number;
+  tags?: string[];
+}
+
+/** All operations on one category. Every call degrades to a miss (or false / 0) when Redis fails. */
+export interface CategoryCache {
+  readonly name: string;
+  /** Effective TTL in seconds. */
+  readonly ttl: number;
+  /** The full Redis key: `<service>:<category>:<key>`, or `<service>:<category>:#<sha256>` past ~200 bytes. */
+  key(key: string): string;
+  get<V = unknown>(key: string): Promise<V | undefined>;
+  set<V = unknown>(key: string, value: V, opts?: SetOptions): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+  has(key: string): Promise<boolean>;
+  /** One round trip for all keys; results in the order of `keys`. */
+  mget<V = unknown>(keys: string[]): Promise<Array<V | undefined>>;
+  /** One round trip for all entries. */
+  mset<V = unknown>(entries: ManyEntry<V>[]): Promise<boolean>;
+  /** Read, or run the loader once per key (per process, and per service with the lease) and store its result. */
+  getOrSet<V>(key: string, loader: () => Promise<V>, opts?: GetOrSetOptions): Promise<V>;
+  /**
+   * getOrSet for HTTP responses: stores JSON.stringify(loader result) as bytes and returns those bytes,
+   * so a hit is replayed without a parse and re-stringify.
+   */
+  wrapJson(key: string, loader: () => Promise<unknown>, opts?: GetOrSetOptions): Promise<Buffer>;
+  /** Removes these keys; answers how many existed. */
+  invalidate(keys: string[]): Promise<number>;
+  /** Removes keys of this category whose key part matches the glob (SCAN MATCH + UNLINK in batches). */
+  invalidatePattern(glob: string): Promise<number>;
+  /** Removes every key of this category. */
+  clear(): Promise<number>;
+}
+
+/** Counted in this process since start (Cache.counters()). */
+export interface CategoryCounters {
+  hits: number;
+  misses: number;
+  sets: number;
+  deletes: number;
+  errors: number;
+}
+
+export interface CategoryStats {
+  hits: number;
+  misses: number;
+  sets: number;
+  deletes: number;
+  errors: number;
+  /** hits / (hits + misses), 0 when there were none. */
+  hit_rate: number;
+  ttl: number;
+  /** Keys of this category now in Redis, or null where counting would be expensive. */
+  keys: number | null;
+}
+
+export interface CacheStats {
+  service: string;
+  db: number;
+  /** Redis answered. */
+  connected: boolean;
+  /** Seed-stack field names, kept for existing dashboards. These are SERVER-WIDE (all DBs, all clients). */
+  memory_used: string | null;
+  keyspace_hits: number | null;
+  keyspace_misses: number | null;
+  hit_rate: number | null;
+  total_commands_processed: number | null;
+  connected_clients: number | null;
+  /** Says which figures are whose. */
+  scope: { service: string; server: string };
+  /** Counted by the cache library for this service, summed over every replica. */
+  service_stats: {
+    hits: number;
+    misses: number;
+    sets: number;
+    deletes: number;
+    errors: number;
+    hit_rate: number;
+    categories: Record<string, CategoryStats>;
+  };
+  /** Redis INFO, server-wide. Null fields when Redis did not answer. */
+  server: {
+    version: string | null;
+    uptime_seconds: number | null;
+    used_memory: number | null;
+    used_memory_human: string | null;
+    maxmemory: number | null;
+    maxmemory_policy: string | null;
+    connected_clients: number | null;
+    total_commands_processed: number | null;
+    keyspace_hits: number | null;
+    keyspace_misses: number | null;
+    hit_rate: number | null;
+  };
+}
+
+export interface CacheHealth {
+  status: 'up' | 'degraded' | 'down';
+  /** PING round trip in ms, null when it failed. */
+  latency_ms: number | null;
+  circuit: 'closed' | 'open' | 'half-open';
+  error?: string;
+}

@@ -1,0 +1,194 @@
+import Fastify from 'fastify';
+import swagger from '@fastify/swagger';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisServer } from '@aicache/test-redis';
+import { cachePlugin } from '../src/fastify/index.js';
+import {
+  TOKEN,
+  auth,
+  buildApp,
+  categories,
+  connectionOf,
+  getTestRedis,
+  rawClient,
+  uniqueName,
+  type TestRedis,
+} from './fastify-helpers.js';
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await getTestRedis();
+}, 60_000);
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('GET /stats', () => {
+  it('shows exactly the hits and misses made through app.cache, per category, and labels Redis figures server-wide', async () => {
+    const app = await buildApp(redis);
+    try {
+      const search = app.cache.category('search_results');
+      for (const k of ['a', 'b', 'c']) expect(await search.get(k)).toBeUndefined();
+      await search.set('a', { n: 1 });
+      expect(await search.get('a')).toEqual({ n: 1 });
+      expect(await search.get('a')).toEqual({ n: 1 });
+
+      const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+      expect(res.statusCode).toBe(200);
+      const stats = res.json();
+      expect(stats.service).toBe(app.cache.service);
+      expect(stats.connected).toBe(true);
+      expect(stats.service_stats.categories.search_results).toMatchObject({ hits: 2, misses: 3, sets: 1, hit_rate: 0.4, ttl: 3600 });
+      expect(stats.service_stats.categories.context_bundles).toMatchObject({ hits: 0, misses: 0, sets: 0 });
+      expect(stats.service_stats).toMatchObject({ hits: 2, misses: 3, hit_rate: 0.4 });
+
+      for (const seed of ['memory_used', 'keyspace_hits', 'keyspace_misses', 'hit_rate', 'total_commands_processed', 'connected_clients']) {
+        expect(stats, seed).toHaveProperty(seed);
+        expect(stats[seed], seed).not.toBeNull();
+      }
+      expect(stats.scope.server).toMatch(/server/i);
+      expect(typeof stats.server.version).toBe('string');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('is open: no token needed', async () => {
+    const app = await buildApp(redis, { adminToken: undefined });
+    try {
+      expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('serves the routes under a custom prefix', async () => {
+    const app = await buildApp(redis, { prefix: '/admin/cache' });
+    try {
+      expect((await app.inject({ method: 'GET', url: '/admin/cache/stats' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(404);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('POST /test', () => {
+  it('answers ok with the probe value and a positive TTL, and leaves no probe key', async () => {
+    const app = await buildApp(redis);
+    const raw = rawClient(redis);
+    try {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() });
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.status).toBe('ok');
+      expect(body.cached_value).toMatchObject({ probe: expect.stringMatching(/^__probe:/) });
+      expect(body.ttl).toBeGreaterThan(0);
+
+      const probeKey = app.cache.category('search_results').key(body.cached_value.probe);
+      expect(probeKey.startsWith(`${app.cache.service}:search_results:__probe:`)).toBe(true);
+      expect(await raw.exists(probeKey)).toBe(0);
+      const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*__probe*`, 'COUNT', 1000);
+      expect(left).toEqual([]);
+    } finally {
+      raw.disconnect();
+      await app.close();
+    }
+  });
+});
+
+describe('with Redis down', () => {
+  it('stats says not connected, /test answers 503 with status error, and neither hangs', async () => {
+    const server = await startRedisServer();
+    const app = await buildApp(redis, { connection: { host: server.host, port: server.port }, commandTimeoutMs: 100 });
+    try {
+      await server.kill();
+      const stats = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+      expect(stats.statusCode).toBe(200);
+      expect(stats.json()).toMatchObject({ connected: false, memory_used: null, keyspace_hits: null });
+      const probe = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() });
+      expect(probe.statusCode).toBe(503);
+      expect(probe.json()).toMatchObject({ status: 'error', cached_value: null, error: expect.any(String) });
+    } finally {
+      await app.close();
+      await server.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe('OpenAPI', () => {
+  it('lists the four admin routes with their schemas under the cache tag', async () => {
+    const app = await buildApp(redis, {}, async (a) => {
+      await a.register(swagger, { openapi: { info: { title: 'test', version: '0.0.0' } } });
+    });
+    try {
+      const doc = app.swagger() as unknown as {
+        paths: Record<string, Record<string, { tags?: string[]; summary?: string; requestBody?: unknown; responses: Record<string, unknown>; parameters?: Array<{ name: string; in: string }> }>>;
+      };
+      const stats = doc.paths['/api/v1/cache/stats']?.get;
+      const clear = doc.paths['/api/v1/cache/clear']?.delete;
+      const invalidate = doc.paths['/api/v1/cache/invalidate']?.post;
+      const probe = doc.paths['/api/v1/cache/test']?.post;
+      for (const op of [stats, clear, invalidate, probe]) {
+        expect(op).toBeDefined();
+        expect(op?.tags).toEqual(['cache']);
+        expect(op?.summary).toBeTruthy();
+        expect(op?.responses['200']).toBeDefined();
+      }
+      const statsSchema = JSON.stringify(stats?.responses['200']);
+      for (const field of ['service_stats', 'keyspace_hits', 'memory_used', 'categories', 'hit_rate', 'maxmemory_policy']) {
+        expect(statsSchema).toContain(field);
+      }
+      const invalidateBody = JSON.stringify(invalidate?.requestBody);
+      for (const field of ['category', 'keys', 'pattern', 'tags', '"maxItems":1000']) expect(invalidateBody).toContain(field);
+      expect(clear?.parameters?.map((p) => `${p.in}:${p.name}`)).toEqual(['query:category']);
+      expect(clear?.responses['401']).toBeDefined();
+      expect(JSON.stringify(probe?.responses['200'])).toContain('cached_value');
+
+      const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('client ownership', () => {
+  it('never closes a client it was handed', async () => {
+    const client = rawClient(redis);
+    try {
+      const app = await buildApp(redis, { client, connection: undefined });
+      expect(app.cache.client).toBe(client);
+      await app.cache.category('search_results').set('k', 'v');
+      await app.close();
+      expect(client.status).toBe('ready');
+      expect(await client.ping()).toBe('PONG');
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('closes the client it created', async () => {
+    const app = await buildApp(redis);
+    const client = app.cache.client;
+    expect(await client.ping()).toBe('PONG');
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    await app.close();
+    await ended;
+    expect(client.status).toBe('end');
+    await expect(client.ping()).rejects.toThrow();
+  });
+
+  it('a bad TTL env variable stops registration naming the variable', async () => {
+    const app = Fastify({ logger: false });
+    void app.register(cachePlugin, {
+      service: uniqueName('fastify'),
+      categories,
+      env: { CACHE_TTL_SEARCH_RESULTS: 'soon' },
+      connection: connectionOf(redis),
+      adminToken: TOKEN,
+    });
+    await expect(app.ready()).rejects.toThrow(/CACHE_TTL_SEARCH_RESULTS/);
+    await app.close();
+  });
+});
