@@ -1,0 +1,47 @@
+export function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Nearest-rank percentile, p in 0..100. */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[rank]!;
+}
+
+export function max(xs: number[]): number {
+  return xs.reduce((m, x) => (x > m ? x : m), Number.NEGATIVE_INFINITY);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
+ * Runs `total` calls of `fn` with at most `concurrency` in flight and answers the wall time in ms.
+ * Workers pull the next index from a shared counter, so a slow call never idles the others.
+ */
+export async function runBounded(total: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = nowMs();
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      const i = next++;
+      await fn(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  return nowMs() - t0;
+}
+
+/** Rotates the order of contenders each round (ABC, BCA, CAB...) so none always runs first or last. */
+export function rotation<T>(items: readonly T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
