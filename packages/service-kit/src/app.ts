@@ -10,6 +10,7 @@ import { loggerOptions } from './logger.js';
 import { healthPlugin } from './health.js';
 import { metricsPlugin } from './metrics.js';
 import { docsPlugin } from './docs.js';
+import { formatValidationErrors } from './validation.js';
 import type { ErrorResponse } from './errors.js';
 
 export type ServiceApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -118,6 +119,7 @@ export async function createService(opts: CreateServiceOptions): Promise<Service
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     },
     schemaController: { compilersFactory: { buildValidator } },
+    schemaErrorFormatter: formatValidationErrors,
     ajv: { customOptions: { removeAdditional: false, ...opts.fastify?.ajv?.customOptions }, plugins: opts.fastify?.ajv?.plugins ?? [] },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ServiceApp;
 

@@ -19,4 +19,20 @@ describe('validation', () => {
     expect(ok.json()).toEqual({ title: 'x', limit: 3 });
     await app.close();
   });
+
+  it('names unknown properties and joins the alternatives of a union', async () => {
+    const app = await createService({ name: 'strict-test', version: '0.0.0', config, logger: false, docs: false });
+    app.post(
+      '/embed',
+      { schema: { body: Type.Object({ input: Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 2 })]) }, { additionalProperties: false }) } },
+      async () => ({ ok: true }),
+    );
+    const extra = await app.inject({ method: 'POST', url: '/embed', payload: { input: 'x', colour: 'red' } });
+    expect(extra.statusCode).toBe(400);
+    expect(extra.json().message).toBe('body has unknown properties: colour');
+    const union = await app.inject({ method: 'POST', url: '/embed', payload: { input: 5 } });
+    expect(union.statusCode).toBe(400);
+    expect(union.json().message).toBe('body/input must be string, or body/input must be array');
+    await app.close();
+  });
 });

@@ -156,7 +156,7 @@ describe('messages', () => {
       expect((await send(conv.id, 'keep me')).statusCode).toBe(201);
       const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload });
       expect(res.statusCode).toBe(400);
-      expect(res.json().message).toMatch(/content|additional/i);
+      expect(res.json().message).toMatch(/content|unknown properties: role/i);
       const history = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
       expect(history.total).toBe(2);
       expect(history.items[0].content).toBe('keep me');
@@ -193,8 +193,22 @@ describe('messages', () => {
       const agent = await newAgent();
       const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload });
       expect(res.statusCode).toBe(400);
-      expect(res.json().message).toMatch(/title|additional/);
+      expect(res.json().message).toMatch(/title|unknown properties: color/);
       expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
+    });
+
+    it('rejects a JSON null body instead of creating a conversation (regression: null was read as {})', async () => {
+      const agent = await newAgent();
+      const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: 'null' });
+      expect(res.statusCode).toBe(400);
+      expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
+    });
+
+    it('rejects a deeply nested body with a 400 (regression: cloning it overflowed the stack, a 500)', async () => {
+      const agent = await newAgent();
+      const deep = '{"title":'.repeat(5000) + '"x"' + '}'.repeat(5000);
+      const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: deep });
+      expect(res.statusCode).toBe(400);
     });
   });
 });

@@ -200,6 +200,16 @@ describe('POST /api/v1/process/file', () => {
     expect(provider.computed).toBe(0);
   });
 
+  it.each([
+    ['no boundary', 'multipart/form-data', 'hello'],
+    ['a body cut off before its closing boundary', 'multipart/form-data; boundary=XyZ', '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nunfinished'],
+  ])('rejects a malformed multipart body (%s) with 400, not 500', async (_name, contentType, payload) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/process/file', headers: { 'content-type': contentType }, payload });
+    expect(res.statusCode).toBe(400);
+    expect(res.json<{ message: string }>().message).toMatch(/malformed multipart body/);
+    expect(provider.computed).toBe(0);
+  });
+
   it('rejects a request that is not multipart with 415', async () => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/process/file', payload: { text: 'abc' } });
     expect(res.statusCode).toBe(415);

@@ -152,7 +152,7 @@ describe('POST /api/v1/search', () => {
     ['a bad filter key', { query: 'x', filters: { 'a b': 1 } }, /filters/],
     ['filters as an array', { query: 'x', filters: ['lang'] }, /filters/],
     ['scoreThreshold above 1', { query: 'x', scoreThreshold: 1.5 }, /scoreThreshold/],
-    ['an unknown field', { query: 'x', topK: 3 }, /additional/i],
+    ['an unknown field', { query: 'x', topK: 3 }, /unknown properties: topK/],
     ['a body that is not an object', ['x'], /object/],
   ];
 

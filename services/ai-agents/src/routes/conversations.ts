@@ -24,11 +24,14 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
   app.post(
     '/api/v1/agents/:agentId/conversations',
     {
+      // A POST without a body is fine: the title is optional. (A JSON `null` body is still a 400.)
+      preValidation: async (req) => {
+        if (req.body === undefined) req.body = {};
+      },
       schema: {
         tags: ['conversations'],
         summary: 'Start a conversation with an agent',
         params: AgentParams,
-        // A POST without a body is fine (the validator reads it as {}): the title is optional.
         body: CreateBody,
         response: { 201: ConversationSchema, ...errorResponses },
       },

@@ -3,7 +3,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { fileTag } from '../domain/file-processor.js';
 import { ErrorResponse } from '../schemas.js';
-import { strict } from './validation.js';
 
 /**
  * DELETE /api/v1/cache/file/:fileHash — registered through the cache plugin's `adminRoutes`, so it
@@ -15,7 +14,6 @@ export const cacheFileRoutes: FastifyPluginAsync = async (scope) => {
   app.delete(
     '/file/:fileHash',
     {
-      ...strict,
       schema: {
         tags: ['cache'],
         summary: 'Forget a processed file',

@@ -6,7 +6,6 @@ import { roughTokenCount } from '../domain/hash.js';
 import type { ModelRegistry } from '../providers/registry.js';
 import { InvalidInput } from '../errors.js';
 import { ErrorResponse, MAX_INPUTS, MAX_INPUT_CHARS, ModelId } from '../schemas.js';
-import { strict } from './validation.js';
 
 export interface EmbeddingsRoutesOptions {
   registry: ModelRegistry;
@@ -53,7 +52,6 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
   app.post(
     '/api/v1/embeddings',
     {
-      ...strict,
       bodyLimit: opts.bodyLimit,
       schema: {
         tags: ['embeddings'],

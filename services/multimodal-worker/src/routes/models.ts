@@ -5,7 +5,6 @@ import type { ModelRegistry } from '../providers/registry.js';
 import type { EmbeddingProvider, ModelMetadata } from '../providers/types.js';
 import { ModelNotFound } from '../errors.js';
 import { ErrorResponse, ModelListSchema, ModelMetadataSchema } from '../schemas.js';
-import { strict } from './validation.js';
 
 export interface ModelsRoutesOptions {
   registry: ModelRegistry;
@@ -28,7 +27,6 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
   app.get(
     '/api/v1/models',
     {
-      ...strict,
       schema: {
         tags: ['models'],
         summary: 'Embedding models this worker serves',

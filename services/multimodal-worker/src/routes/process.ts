@@ -13,7 +13,6 @@ import {
 } from '../domain/file-processor.js';
 import { InvalidInput, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
 import { ErrorResponse, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
-import { strict } from './validation.js';
 
 export interface ProcessRoutesOptions {
   processor: FileProcessor;
@@ -150,6 +149,11 @@ async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw new PayloadTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)`);
     if (code === 'FST_FILES_LIMIT') throw new InvalidInput('send exactly one file per request');
     if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new InvalidInput('too many form fields');
+    // Nothing in this loop but parsing can fail without a status: a missing boundary or a body cut short
+    // is the client's malformed upload, not a server error.
+    if (typeof (err as { statusCode?: unknown }).statusCode !== 'number') {
+      throw new InvalidInput(`malformed multipart body: ${(err as Error).message}`);
+    }
     throw err;
   }
 
@@ -168,7 +172,6 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/text',
     {
-      ...strict,
       // 2 MiB of text grows when JSON-escaped; the handler checks the UTF-8 size of the text itself.
       bodyLimit: 4 * MAX_TEXT_BYTES,
       schema: {
@@ -187,7 +190,6 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/file',
     {
-      ...strict,
       schema: {
         tags: ['process'],
         summary: 'Chunk and embed an uploaded text document',

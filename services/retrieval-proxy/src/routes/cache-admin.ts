@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { searchPatternGlob } from '../domain/cache-keys.js';
 import { ErrorResponse } from '../schemas.js';
@@ -26,7 +26,6 @@ const RemovedResponse = Type.Object({
  * admin bearer token and the admin rate limit.
  */
 export async function cacheAdminRoutes(scope: FastifyInstance): Promise<void> {
-  scope.setValidatorCompiler(TypeBoxValidatorCompiler);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.delete(

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { sendCached, type Retrieval } from '../lib/retrieval.js';
 import { Citation, ErrorResponse, Filters, Query, ScoreThreshold } from '../schemas.js';
@@ -36,7 +36,6 @@ const ContextResponse = Type.Object({
 });
 
 export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesOptions): Promise<void> {
-  scope.setValidatorCompiler(TypeBoxValidatorCompiler);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post(

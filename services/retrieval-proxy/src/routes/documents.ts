@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Retrieval } from '../lib/retrieval.js';
 import { DocumentId, ErrorResponse, Metadata } from '../schemas.js';
@@ -68,7 +68,6 @@ const errorsFor = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c
 
 export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoutesOptions): Promise<void> {
   // Strict validation: no type coercion of bodies ("5" is not a number), query strings still converted.
-  scope.setValidatorCompiler(TypeBoxValidatorCompiler);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   const { retrieval } = opts;
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { sendCached, type Retrieval } from '../lib/retrieval.js';
 import { Citation, ErrorResponse, Filters, Metadata, Query, ScoreThreshold } from '../schemas.js';
@@ -35,7 +35,6 @@ const SearchResponse = Type.Object({
 });
 
 export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOptions): Promise<void> {
-  scope.setValidatorCompiler(TypeBoxValidatorCompiler);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post(
