@@ -69,8 +69,32 @@ const buildValidator: BuildValidator = (externalSchemas, ajvOptions) => {
   const options = (ajvOptions ?? { customOptions: {} }) as { customOptions?: Record<string, unknown>; plugins?: unknown[] };
   const loose = ajvFactory(externalSchemas, options as never);
   const strict = ajvFactory(externalSchemas, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } } as never);
-  return (route) => (route.httpPart === 'body' ? strict : loose)(route);
+  return (route) => (route.httpPart === 'body' ? strict(route) : (finiteOnly(loose(route)) as unknown as ReturnType<typeof loose>));
 };
+
+type AjvValidate = ((data: unknown) => boolean) & { errors?: unknown };
+
+/**
+ * Ajv coerces "1e400" to Infinity and then skips minimum/maximum for non-finite numbers, so a query
+ * string could hand Infinity to a handler (and on to Redis). Flat parts (query, params, headers) are
+ * checked for it after coercion.
+ */
+function finiteOnly(validate: unknown): AjvValidate {
+  const inner = validate as AjvValidate;
+  const guarded: AjvValidate = (data: unknown) => {
+    const ok = inner(data);
+    guarded.errors = inner.errors;
+    if (!ok || typeof data !== 'object' || data === null) return ok;
+    for (const [key, value] of Object.entries(data)) {
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        guarded.errors = [{ keyword: 'type', instancePath: `/${key}`, schemaPath: '', params: {}, message: 'must be a finite number' }];
+        return false;
+      }
+    }
+    return true;
+  };
+  return guarded;
+}
 
 function isLoggerInstance(x: unknown): x is FastifyBaseLogger {
   return typeof x === 'object' && x !== null && typeof (x as { child?: unknown }).child === 'function' && typeof (x as { info?: unknown }).info === 'function';

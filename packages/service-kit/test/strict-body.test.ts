@@ -35,4 +35,13 @@ describe('validation', () => {
     expect(union.json().message).toBe('body/input must be string, or body/input must be array');
     await app.close();
   });
+
+  it('rejects a query number that coerces to Infinity (regression: limit=1e400 reached Redis and became a 500)', async () => {
+    const app = await createService({ name: 'strict-test', version: '0.0.0', config, logger: false, docs: false });
+    app.get('/list', { schema: { querystring: Type.Object({ offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }) }) } }, async (req) => ({ offset: req.query.offset }));
+    expect((await app.inject('/list?offset=1e400')).statusCode).toBe(400);
+    expect((await app.inject('/list?offset=1.5')).statusCode).toBe(400);
+    expect((await app.inject('/list?offset=7')).json()).toEqual({ offset: 7 });
+    await app.close();
+  });
 });
