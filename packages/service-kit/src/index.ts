@@ -17,4 +17,7 @@ export {
   type StateRedisOptions,
   type KitLogger,
 } from './state-redis.js';
+export { registerCache, type ServiceCacheOptions } from './cache.js';
+// Re-exported so that importing the kit also brings the cache plugin's `app.cache` type.
+export type { CachePluginOptions } from '@aicache/cache/fastify';
 export { runServer, type ServerConfig, type RunServerOptions } from './server.js';

@@ -93,19 +93,6 @@ describe('/metrics', () => {
     expect((await app.inject('/metrics')).body).toContain('process_cpu_user_seconds_total');
   });
 
-  it('reports cache counters per category when a cache is decorated', async () => {
-    app = await buildTestApp('cache-svc');
-    const counters = { embeddings: { hits: 3, misses: 1, sets: 1, deletes: 0, errors: 2 }, files: { hits: 0, misses: 5, sets: 5, deletes: 1, errors: 0 } };
-    app.decorate('cache', { service: 'multimodal-worker', counters: () => counters });
-    let body = (await app.inject('/metrics')).body;
-    expect(body).toContain('cache_hits_total{service="multimodal-worker",category="embeddings"} 3');
-    expect(body).toContain('cache_misses_total{service="multimodal-worker",category="files"} 5');
-    expect(body).toContain('cache_errors_total{service="multimodal-worker",category="embeddings"} 2');
-    counters.embeddings.hits = 10;
-    body = (await app.inject('/metrics')).body;
-    expect(body).toContain('cache_hits_total{service="multimodal-worker",category="embeddings"} 10');
-  });
-
   it('keeps separate registries per app', async () => {
     app = await buildTestApp('a');
     const other = await buildTestApp('b');

@@ -1,10 +1,9 @@
-import { cachePlugin } from '@aicache/cache/fastify';
-import { redisOptionsFromEnv } from '@aicache/cache';
 import {
   checkStateDurability,
   createService,
   createStateRedis,
   PeerClient,
+  registerCache,
   StateDurabilityError,
   type CreateServiceOptions,
   type ServiceApp,
@@ -38,13 +37,6 @@ export interface BuildOverrides {
   underPressure?: CreateServiceOptions['underPressure'];
 }
 
-/** Config values as the string env the cache library reads (CACHE_TTL_*, REDIS_*). */
-function envOf(config: Config): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(config)) if (v !== undefined && v !== null) env[k] = String(v);
-  return env;
-}
-
 export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<ServiceApp> {
   const app = await createService({
     name: SERVICE,
@@ -55,17 +47,12 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   });
 
   try {
-    const env = envOf(config);
-    await app.register(cachePlugin, {
+    await registerCache(app, config, {
       service: SERVICE,
       categories: CATEGORIES,
-      env,
-      ...(overrides.cacheClient ? { client: overrides.cacheClient } : { connection: redisOptionsFromEnv(env, 'REDIS_DB_AI_AGENTS', 2) }),
-      commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
-      jitter: config.CACHE_TTL_JITTER,
-      logger: app.log,
-      adminToken: config.CACHE_ADMIN_TOKEN,
-      production: config.NODE_ENV === 'production',
+      dbVariable: 'REDIS_DB_AI_AGENTS',
+      defaultDb: 2,
+      ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
     });
 
     const state =
@@ -89,18 +76,6 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     const memoryTtl = app.cache.category('agent_memory').ttl;
     const deps: RouteDeps = { store: new AgentStore(state, memoryTtl, SERVICE), proxy: peer, provider };
 
-    app.addReadinessCheck(
-      'redis',
-      async () => {
-        const h = await app.cache.health();
-        return {
-          ok: h.status !== 'down',
-          degraded: h.status !== 'up',
-          ...(h.error ? { detail: `cache ${h.status}: ${h.error}` } : {}),
-        };
-      },
-      { required: false },
-    );
     app.addReadinessCheck('state-redis', async () => ({ ok: (await state.ping()) === 'PONG' }));
     // Messages cannot be answered without context, so a dead proxy makes the service not ready.
     app.addReadinessCheck('retrieval-proxy', async () => {

@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { redisOptionsFromEnv } from '@aicache/cache';
-import { cachePlugin } from '@aicache/cache/fastify';
-import { createService } from '@aicache/service-kit';
+import { createService, registerCache } from '@aicache/service-kit';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
 import { FileProcessor } from './domain/file-processor.js';
@@ -55,15 +53,6 @@ export function providersFromConfig(config: Config): { providers: EmbeddingProvi
   return { providers, defaultModel: remote.id };
 }
 
-/** The env the cache reads: connection settings and CACHE_TTL_* overrides, all taken from the validated config. */
-function cacheEnv(config: Config): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(config)) {
-    if (v !== undefined && (k.startsWith('REDIS_') || k.startsWith('CACHE_TTL_'))) env[k] = String(v);
-  }
-  return env;
-}
-
 export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<FastifyInstance> {
   const app = await createService({
     name: config.SERVICE_NAME,
@@ -73,17 +62,12 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     ...(overrides.underPressure === false ? { underPressure: false as const } : {}),
   });
 
-  const env = cacheEnv(config);
-  await app.register(cachePlugin, {
+  await registerCache(app, config, {
     service: config.SERVICE_NAME,
     categories: CATEGORIES,
-    env,
-    ...(overrides.redis ? { client: overrides.redis } : { connection: redisOptionsFromEnv(env, 'REDIS_DB_MULTIMODAL_WORKER', 0) }),
-    jitter: config.CACHE_TTL_JITTER,
-    commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
-    logger: app.log,
-    adminToken: config.CACHE_ADMIN_TOKEN,
-    production: config.NODE_ENV === 'production',
+    dbVariable: 'REDIS_DB_MULTIMODAL_WORKER',
+    defaultDb: 0,
+    ...(overrides.redis ? { client: overrides.redis } : {}),
     adminRoutes: cacheFileRoutes,
     ...(overrides.adminRateLimit === false ? { rateLimit: false as const } : {}),
   });
@@ -93,16 +77,6 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     : providersFromConfig(config);
   const registry = new ModelRegistry(configured.providers, configured.defaultModel);
   app.addHook('onClose', async () => registry.close());
-
-  // Cache trouble leaves the worker ready (it answers from the models), only degraded.
-  app.addReadinessCheck(
-    'redis',
-    async () => {
-      const h = await app.cache.health();
-      return h.status === 'up' ? { ok: true } : { ok: false, degraded: true, detail: h.error ?? `cache ${h.status}` };
-    },
-    { required: false },
-  );
 
   const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'));
   const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));

@@ -1,6 +1,4 @@
-import { redisOptionsFromEnv } from '@aicache/cache';
-import { cachePlugin } from '@aicache/cache/fastify';
-import { checkStateDurability, createService, createStateRedis, StateDurabilityError, type ServiceApp } from '@aicache/service-kit';
+import { checkStateDurability, createService, createStateRedis, registerCache, StateDurabilityError, type ServiceApp } from '@aicache/service-kit';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
@@ -32,23 +30,7 @@ export interface BuildOverrides {
   /** false leaves out the kit's under-pressure 503s (tests on a loaded machine). */
   underPressure?: false;
   /** Admin rate limit; false turns it off (tests). */
-  adminRateLimit?: false | { max?: number; timeWindow?: number | string };
-}
-
-/** The env the cache library reads (connection and CACHE_TTL_*), taken from the validated config. */
-function cacheEnv(config: Config): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    REDIS_URL: config.REDIS_URL,
-    REDIS_HOST: config.REDIS_HOST,
-    REDIS_PORT: String(config.REDIS_PORT),
-    REDIS_USERNAME: config.REDIS_USERNAME,
-    REDIS_PASSWORD: config.REDIS_PASSWORD,
-    REDIS_TLS_CA_FILE: config.REDIS_TLS_CA_FILE,
-    REDIS_DB_RETRIEVAL_PROXY: String(config.REDIS_DB_RETRIEVAL_PROXY),
-  };
-  if (config.CACHE_TTL_SEARCH_RESULTS !== undefined) env.CACHE_TTL_SEARCH_RESULTS = String(config.CACHE_TTL_SEARCH_RESULTS);
-  if (config.CACHE_TTL_CONTEXT_BUNDLES !== undefined) env.CACHE_TTL_CONTEXT_BUNDLES = String(config.CACHE_TTL_CONTEXT_BUNDLES);
-  return env;
+  adminRateLimit?: false;
 }
 
 export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<ServiceApp> {
@@ -62,19 +44,14 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     ...(overrides.underPressure === false ? { underPressure: false as const } : {}),
   });
 
-  const env = cacheEnv(config);
-  await app.register(cachePlugin, {
+  await registerCache(app, config, {
     service: SERVICE,
     categories: CATEGORIES,
-    env,
-    ...(overrides.cacheClient ? { client: overrides.cacheClient } : { connection: redisOptionsFromEnv(env, 'REDIS_DB_RETRIEVAL_PROXY', 1) }),
-    logger: app.log,
-    jitter: Math.min(config.CACHE_TTL_JITTER, 0.5),
-    commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
-    adminToken: config.CACHE_ADMIN_TOKEN,
-    production: config.NODE_ENV === 'production',
+    dbVariable: 'REDIS_DB_RETRIEVAL_PROXY',
+    defaultDb: 1,
+    ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
     adminRoutes: cacheAdminRoutes,
-    ...(overrides.adminRateLimit !== undefined ? { rateLimit: overrides.adminRateLimit } : {}),
+    ...(overrides.adminRateLimit === false ? { rateLimit: false as const } : {}),
   });
 
   const ownState = !overrides.stateRedis;
@@ -103,17 +80,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     logger: app.log,
   });
 
-  // Cache trouble only degrades (answers come from origin); the index and the worker are needed to serve.
-  app.addReadinessCheck(
-    'redis',
-    async () => {
-      const h = await app.cache.health();
-      return h.status === 'up'
-        ? { ok: true }
-        : { ok: false, degraded: true, detail: `cache ${h.status}${h.error ? `: ${h.error}` : ''} (answering without cache)` };
-    },
-    { required: false },
-  );
+  // The index and the worker are needed to serve; cache trouble only degrades (registerCache's check).
   app.addReadinessCheck('state', async () => ((await store.ping()) ? { ok: true } : { ok: false, detail: 'document index Redis does not answer' }));
   app.addReadinessCheck(WORKER_PEER, async () =>
     (await embedder.ready()) ? { ok: true } : { ok: false, detail: `${config.MULTIMODAL_WORKER_URL}/health does not answer 200` },
