@@ -3,6 +3,10 @@
 # users.acl.example into the ACL file the conf names, with REDIS_PASSWORD stored only as its SHA-256
 # (never in plain text on disk or in a process list), then runs redis-server with the given conf.
 #   start-redis.sh /usr/local/etc/redis/redis.state.conf [more redis-server args]
+# The app user may touch only the services' key prefixes (<service>:*, state:*) and their L1
+# invalidation channels, and has no CONFIG at all (CONFIG GET would show requirepass in clear; the
+# services' durability check reads INFO instead). A service renamed with SERVICE_NAME needs its
+# prefix added to users.acl.example.
 set -eu
 
 conf=${1:?usage: start-redis.sh <redis.conf> [redis-server args...]}

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,19 +19,19 @@ const ALLOWED: string[][] = [
   ['CLIENT', 'SETNAME', 'stack-tests'],
   ['SELECT', '2'],
   ['PING'],
-  ['SET', 'svc:c:k', 'v', 'PX', '60000'],
-  ['GET', 'svc:c:k'],
-  ['MGET', 'svc:c:k', 'svc:c:other'],
-  ['GETEX', 'svc:c:k', 'PX', '60000'],
-  ['PEXPIRE', 'svc:c:k', '60000'],
-  ['PTTL', 'svc:c:k'],
-  ['EXISTS', 'svc:c:k'],
-  ['SADD', 'svc:__tags:t', 'svc:c:k'],
-  ['SSCAN', 'svc:__tags:t', '0'],
-  ['SCAN', '0', 'MATCH', 'svc:*', 'COUNT', '100'],
-  ['UNLINK', 'svc:c:k'],
-  ['HINCRBY', 'svc:__stats', 'hits', '1'],
-  ['HGETALL', 'svc:__stats'],
+  ['SET', 'retrieval-proxy:c:k', 'v', 'PX', '60000'],
+  ['GET', 'retrieval-proxy:c:k'],
+  ['MGET', 'retrieval-proxy:c:k', 'retrieval-proxy:c:other'],
+  ['GETEX', 'retrieval-proxy:c:k', 'PX', '60000'],
+  ['PEXPIRE', 'retrieval-proxy:c:k', '60000'],
+  ['PTTL', 'retrieval-proxy:c:k'],
+  ['EXISTS', 'retrieval-proxy:c:k'],
+  ['SADD', 'retrieval-proxy:__tags:t', 'retrieval-proxy:c:k'],
+  ['SSCAN', 'retrieval-proxy:__tags:t', '0'],
+  ['SCAN', '0', 'MATCH', 'retrieval-proxy:*', 'COUNT', '100'],
+  ['UNLINK', 'retrieval-proxy:c:k'],
+  ['HINCRBY', 'retrieval-proxy:__stats', 'hits', '1'],
+  ['HGETALL', 'retrieval-proxy:__stats'],
   ['INCR', 'state:svc:version'],
   ['RPUSH', 'state:svc:list', 'a'],
   ['LRANGE', 'state:svc:list', '0', '-1'],
@@ -42,10 +42,9 @@ const ALLOWED: string[][] = [
   ['MULTI'],
   ['EXEC'],
   ['INFO', 'persistence'],
-  ['CONFIG', 'GET', 'maxmemory-policy'],
   ['TIME'],
   ['DBSIZE'],
-  ['PUBLISH', 'svc:invalidate', 'x'],
+  ['PUBLISH', 'retrieval-proxy:__l1', 'x'],
 ];
 
 /** What nobody logging in as the app user may do. */
@@ -62,6 +61,10 @@ const DENIED: string[][] = [
   ['SCRIPT', 'FLUSH'],
   ['BGSAVE'],
   ['REPLICAOF', '127.0.0.1', '1'],
+  // CONFIG GET would read requirepass and masterauth in clear; the kit's durability check falls back to INFO.
+  ['CONFIG', 'GET', 'requirepass'],
+  // Keys outside the services' prefixes.
+  ['SET', 'someone-else:k', 'v'],
 ];
 
 describe('infra/redis/redis.dev.conf (the Redis npm start runs)', () => {
@@ -96,23 +99,28 @@ describe.each([
 ] as const)('infra/redis/%s through start-redis.sh (the compose entrypoint)', (conf, expected) => {
   let redis: RedisProcess;
   let aclFile: string;
+  let template: string;
   beforeAll(async () => {
     // The conf names /tmp/redis-users.acl; this run writes it into its own dir instead.
     aclFile = join(tmpdir(), `stack-tests-acl-${process.pid}-${conf}`);
+    // The app user has no CONFIG; the test adds a read-only inspector to the template to check settings.
+    template = join(tmpdir(), `stack-tests-acl-template-${process.pid}-${conf}`);
+    writeFileSync(template, `${readRepoFile('infra', 'redis', 'users.acl.example').trimEnd()}\nuser inspector on >inspector-pw -@all +hello +auth +ping +config|get\n`);
     redis = await runRedis(
       'sh',
       [repoPath('infra', 'redis', 'start-redis.sh'), repoPath('infra', 'redis', conf)],
-      { PATH: process.env.PATH, REDIS_PASSWORD: PASSWORD, REDIS_ACL_FILE: aclFile },
+      { PATH: process.env.PATH, REDIS_PASSWORD: PASSWORD, REDIS_ACL_FILE: aclFile, REDIS_ACL_TEMPLATE: template },
       { username: 'app', password: PASSWORD },
     );
   });
   afterAll(async () => {
     await redis?.stop();
     rmSync(aclFile, { force: true });
+    rmSync(template, { force: true });
   });
 
   it('starts with the settings its role needs', async () => {
-    const client = redis.client();
+    const client = redis.client({ username: 'inspector', password: 'inspector-pw' });
     await client.connect();
     for (const [name, value] of Object.entries(expected)) expect(await config(client, name), name).toBe(value);
   });
