@@ -10,6 +10,8 @@ export interface RedisServerOptions {
   args?: string[];
   /** Sets requirepass for the default user. */
   password?: string;
+  /** Who the readiness probe and `url` log in as, for an ACL whose default user is off. */
+  auth?: { username: string; password: string };
   /** Contents of an ACL file (one `user ...` rule a line); written into the server's dir. */
   acl?: string;
   /** Turns on AOF with this fsync policy. */
@@ -70,7 +72,9 @@ async function waitReady(port: number, opts: RedisServerOptions, child: ChildPro
       retryStrategy: () => null,
       enableOfflineQueue: false,
       connectTimeout: 500,
+      enableReadyCheck: false,
       ...(opts.password ? { password: opts.password } : {}),
+      ...(opts.auth ? { username: opts.auth.username, password: opts.auth.password } : {}),
       ...(opts.tls ? { tls: { ca: readFile(opts.tls.ca), cert: readFile(opts.tls.cert), key: readFile(opts.tls.key), rejectUnauthorized: false } } : {}),
     });
     client.on('error', () => undefined);
@@ -145,7 +149,11 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       c.once('exit', () => resolve());
     });
 
-  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : '';
+  const auth = opts.auth
+    ? `${encodeURIComponent(opts.auth.username)}:${encodeURIComponent(opts.auth.password)}@`
+    : opts.password
+      ? `:${encodeURIComponent(opts.password)}@`
+      : '';
   const scheme = opts.tls ? 'rediss' : 'redis';
   const server: RedisServer = {
     host: '127.0.0.1',

@@ -42,4 +42,13 @@ describe('test redis harness', () => {
     await authed.quit();
     await srv.stop();
   });
+
+  it('starts a server whose ACL turns the default user off', async () => {
+    const srv = await startRedisServer({ acl: 'user default off\nuser app on >app-pw ~* +@all', auth: { username: 'app', password: 'app-pw' } });
+    expect(srv.url).toBe(`redis://app:app-pw@127.0.0.1:${srv.port}`);
+    const c = new Redis(srv.url);
+    expect(await c.ping()).toBe('PONG');
+    await c.quit();
+    await srv.stop();
+  });
 });
