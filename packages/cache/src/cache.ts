@@ -1,8 +1,10 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { Category } from './category.js';
-import { assertServiceName, resolveCategories } from './config.js';
+import { assertServiceName, DEFAULT_L1_TTL_SECONDS, resolveCategories } from './config.js';
 import { CacheConfigError, UnknownCategoryError } from './errors.js';
 import { checkHealth } from './health.js';
+import { L1Tier } from './l1.js';
+import { L1Sync } from './l1-sync.js';
 import { bumpGenerations, scanUnlink, unlinkTagMembers } from './invalidation.js';
 import { statsKey, tagKey } from './keys.js';
 import { ErrorReporter, silentLogger } from './reporter.js';
@@ -58,6 +60,9 @@ export class Cache<C extends string = string> {
   private readonly resolved: ResolvedCategory[];
   private readonly byName = new Map<string, Category>();
   private readonly flushTimer: NodeJS.Timeout;
+  private readonly tiers = new Map<string, L1Tier>();
+  /** Present when some category has an L1: owns the subscriber connection (closed by close()). */
+  private readonly sync: L1Sync | undefined;
   private closed = false;
 
   constructor(opts: CacheOptions<C>) {
@@ -81,9 +86,20 @@ export class Cache<C extends string = string> {
     }
     this.db = Number(this.client.options.db ?? 0);
     this.runner = new RedisRunner(this.client, commandTimeoutMs, opts.breaker);
-    this.recorder = new StatsRecorder(this.resolved.map((c) => c.name));
     for (const def of this.resolved) {
-      this.byName.set(def.name, new Category({ service: this.service, runner: this.runner, stats: this.recorder, reporter: this.reporter, jitter, leaseTtlMs }, def));
+      if (def.l1MaxBytes > 0) this.tiers.set(def.name, new L1Tier(def.l1MaxBytes, (def.l1TtlSeconds ?? DEFAULT_L1_TTL_SECONDS) * 1000));
+    }
+    this.recorder = new StatsRecorder(
+      this.resolved.map((c) => c.name),
+      new Set(this.tiers.keys()),
+    );
+    this.sync =
+      this.tiers.size > 0
+        ? new L1Sync({ service: this.service, client: this.client, runner: this.runner, reporter: this.reporter, tiers: this.tiers, retryStrategy })
+        : undefined;
+    const ctx = { service: this.service, runner: this.runner, stats: this.recorder, reporter: this.reporter, jitter, leaseTtlMs, sync: this.sync };
+    for (const def of this.resolved) {
+      this.byName.set(def.name, new Category(ctx, def, this.tiers.get(def.name)));
     }
     this.flushTimer = setInterval(() => void this.flushStats(), flushMs);
     this.flushTimer.unref();
@@ -105,7 +121,11 @@ export class Cache<C extends string = string> {
 
   /** Removes every entry written with any of these tags (SSCAN + UNLINK), and the tag sets. Answers entries removed. */
   async invalidateTags(tags: string[]): Promise<number> {
-    if (tags.length === 0 || !(await this.bumpAllGenerations('invalidateTags'))) return 0;
+    if (tags.length === 0) return 0;
+    if (!(await this.bumpAllGenerations('invalidateTags'))) {
+      this.evictAllL1();
+      return 0;
+    }
     let removed = 0;
     for (const tag of new Set(tags)) {
       const r = await unlinkTagMembers(this.runner, tagKey(this.service, tag));
@@ -115,6 +135,8 @@ export class Cache<C extends string = string> {
         break;
       }
     }
+    // Tagged entries may be in any category: every L1 goes, here and (message) on the other replicas.
+    await this.afterWideChange();
     return removed;
   }
 
@@ -124,10 +146,24 @@ export class Cache<C extends string = string> {
    * and it holds the invalidation generations (bumped, so in-flight loaders cannot write back what was cleared).
    */
   async clear(): Promise<number> {
-    if (!(await this.bumpAllGenerations('clear'))) return 0;
+    if (!(await this.bumpAllGenerations('clear'))) {
+      this.evictAllL1();
+      return 0;
+    }
     const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: [statsKey(this.service)] });
+    await this.afterWideChange();
     if (error !== undefined) this.reporter.report(error, { service: this.service, op: 'clear' });
     return removed;
+  }
+
+  private evictAllL1(): void {
+    for (const t of this.tiers.values()) t.evictAll();
+  }
+
+  /** After a change that may touch every category: this replica's L1s now, the others' through a message. */
+  private async afterWideChange(): Promise<void> {
+    this.evictAllL1();
+    if (this.sync) await this.sync.publish();
   }
 
   /** Tags and clears may touch every category: in-flight loaders of all of them must not store what they read. */
@@ -168,7 +204,13 @@ export class Cache<C extends string = string> {
       const pick = (name: keyof CategoryCounters): number => (hash ? Number(hash[`${def.name}:${name}`] ?? 0) : (local[def.name]?.[name] ?? 0));
       const c = { hits: pick('hits'), misses: pick('misses'), sets: pick('sets'), deletes: pick('deletes'), errors: pick('errors') };
       for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += c[k];
-      categories[def.name] = { ...c, hit_rate: hitRate(c.hits, c.misses), ttl: def.ttl, keys: keyCounts ? (keyCounts.get(def.name) ?? 0) : null };
+      categories[def.name] = {
+        ...c,
+        ...(def.l1MaxBytes > 0 ? { l1_hits: pick('l1_hits') } : {}),
+        hit_rate: hitRate(c.hits, c.misses),
+        ttl: def.ttl,
+        keys: keyCounts ? (keyCounts.get(def.name) ?? 0) : null,
+      };
     }
 
     const info = infoText ? parseInfo(String(infoText)) : {};
@@ -211,11 +253,15 @@ export class Cache<C extends string = string> {
     return checkHealth(this.runner);
   }
 
-  /** Flushes counters, waits (briefly) for background refreshes, and quits the client only if the cache created it. */
+  /**
+   * Flushes counters, waits (briefly) for background refreshes, closes the L1 subscriber (always the cache's own),
+   * and quits the client only if the cache created it.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.flushTimer);
+    await this.sync?.close();
     const pending = [...this.byName.values()].flatMap((c) => c.pending());
     await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, 2000).unref())]);
     await this.flushStats();

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { L1Entry, L1Tier } from './l1.js';
+import type { L1Sync } from './l1-sync.js';
 import type { ErrorReporter } from './reporter.js';
 import type { RedisRunner } from './runner.js';
 import type { StatsRecorder } from './stats.js';
@@ -6,7 +8,7 @@ import { entryKey, categoryPrefix, genField, leaseKey, statsKey, tagKey } from '
 import { decode, decodeMeta, encode, HEADER_BYTES, type Decoded, type EntryMeta } from './serialization.js';
 import { ACQUIRE, RELEASE, WRITE, runScript } from './scripts.js';
 import { bumpGenerations, scanUnlink, validateGlob } from './invalidation.js';
-import type { CategoryCache, GetOrSetOptions, ManyEntry, ResolvedCategory, SetOptions } from './types.js';
+import type { CategoryCache, GetOrSetOptions, L1Info, ManyEntry, ResolvedCategory, SetOptions } from './types.js';
 
 /** What a category shares with its Cache. */
 export interface CategoryContext {
@@ -16,14 +18,23 @@ export interface CategoryContext {
   reporter: ErrorReporter;
   jitter: number;
   leaseTtlMs: number;
+  /** Cross-replica L1 invalidation; present when some category has an L1. */
+  sync?: L1Sync | undefined;
 }
 
 interface WriteEntry {
   key: string;
   payload: Buffer;
+  /** Redis TTL: logical TTL + grace. */
   px: number;
+  /** Logical TTL (the longest the entry may live in L1). */
+  logicalPx: number;
   tags: string[];
+  /** What L1 holds once the write landed. */
+  l1: L1Entry;
 }
+
+const NO_L1: L1Info = { entries: 0, bytes: 0, maxBytes: 0, enabled: false };
 
 /** ACQUIRE's answer: code, generation, value. */
 type AcquireReply = [number, Buffer | string | undefined, Buffer | undefined];
@@ -48,6 +59,8 @@ export class Category implements CategoryCache {
   constructor(
     private readonly ctx: CategoryContext,
     readonly def: ResolvedCategory,
+    /** The in-process tier, when the category has one (never for sliding categories). */
+    private readonly l1?: L1Tier,
   ) {
     this.name = def.name;
     this.ttl = def.ttl;
@@ -64,20 +77,32 @@ export class Category implements CategoryCache {
 
   async get<V = unknown>(key: string): Promise<V | undefined> {
     const full = this.key(key);
+    const l1 = this.l1;
+    if (l1) {
+      const hit = l1.get(full);
+      if (hit) {
+        this.countL1Hit();
+        return hit.value as V;
+      }
+    }
+    const token = l1?.begin() ?? 0;
     let buf: Buffer | null;
+    let pttl: number | undefined;
     try {
-      buf = await this.read(full);
+      [buf, pttl] = await this.read(full);
     } catch (err) {
       this.fail('get', err);
       return undefined;
     }
     const entry = this.fresh(buf);
     this.ctx.stats.incr(this.name, entry ? 'hits' : 'misses');
+    if (entry && buf) this.fillL1(full, token, entry, buf.length, pttl);
     return entry?.value as V | undefined;
   }
 
   async has(key: string): Promise<boolean> {
     const full = this.key(key);
+    if (this.l1?.get(full)) return true;
     try {
       // Only the header: enough to tell a live entry from a missing or logically expired one.
       const head = await this.ctx.runner.run((c) => c.getrangeBuffer(full, 0, HEADER_BYTES - 1));
@@ -93,29 +118,68 @@ export class Category implements CategoryCache {
   async mget<V = unknown>(keys: string[]): Promise<Array<V | undefined>> {
     if (keys.length === 0) return [];
     const fulls = keys.map((k) => this.key(k));
+    const out: Array<V | undefined> = new Array<V | undefined>(keys.length).fill(undefined);
+    const l1 = this.l1;
+    // Indexes of the keys to read from Redis.
+    let todo: number[];
+    let l1Hits = 0;
+    if (l1) {
+      todo = [];
+      for (let i = 0; i < fulls.length; i++) {
+        const hit = l1.get(fulls[i] as string);
+        if (hit) {
+          out[i] = hit.value as V;
+          l1Hits++;
+        } else {
+          todo.push(i);
+        }
+      }
+      this.countL1Hit(l1Hits);
+      if (todo.length === 0) return out;
+    } else {
+      todo = fulls.map((_, i) => i);
+    }
+    const wanted = todo.map((i) => fulls[i] as string);
+    const token = l1?.begin() ?? 0;
+    const withTtl = l1?.enabled === true;
     let bufs: Array<Buffer | null>;
+    let ttls: number[] | undefined;
     try {
-      bufs = await this.ctx.runner.run(async (c) => {
-        if (!this.def.sliding) return c.mgetBuffer(...fulls);
-        const pipe = c.pipeline().mgetBuffer(...fulls);
-        for (const k of fulls) pipe.pexpire(k, this.ttlMs());
+      [bufs, ttls] = await this.ctx.runner.run(async (c): Promise<[Array<Buffer | null>, number[] | undefined]> => {
+        if (!this.def.sliding && !withTtl) return [await c.mgetBuffer(...wanted), undefined];
+        const started = Date.now();
+        const pipe = c.pipeline().mgetBuffer(...wanted);
+        for (const k of wanted) {
+          if (this.def.sliding) pipe.pexpire(k, this.ttlMs());
+          else pipe.pttl(k);
+        }
         const res = await pipe.exec();
         const [err, value] = res?.[0] ?? [new Error('empty pipeline reply')];
         if (err) throw err;
-        return value as Array<Buffer | null>;
+        if (!withTtl) return [value as Array<Buffer | null>, undefined];
+        const elapsed = Date.now() - started;
+        const pttls = wanted.map((_, j) => {
+          const [ttlErr, ttl] = res?.[j + 1] ?? [new Error('empty pipeline reply')];
+          const pttl = ttlErr ? -2 : Number(ttl);
+          return pttl > 0 ? Math.max(1, pttl - elapsed) : pttl;
+        });
+        return [value as Array<Buffer | null>, pttls];
       });
     } catch (err) {
       this.fail('mget', err);
-      return keys.map(() => undefined);
+      return out;
     }
     let hits = 0;
-    const out = bufs.map((b) => {
+    bufs.forEach((b, j) => {
       const e = this.fresh(b);
-      if (e) hits++;
-      return e?.value as V | undefined;
+      if (!e) return;
+      hits++;
+      const i = todo[j] as number;
+      out[i] = e.value as V;
+      if (b) this.fillL1(fulls[i] as string, token, e, b.length, ttls?.[j]);
     });
     this.ctx.stats.incr(this.name, 'hits', hits);
-    this.ctx.stats.incr(this.name, 'misses', keys.length - hits);
+    this.ctx.stats.incr(this.name, 'misses', wanted.length - hits);
     return out;
   }
 
@@ -142,16 +206,23 @@ export class Category implements CategoryCache {
   async invalidate(keys: string[]): Promise<number> {
     if (keys.length === 0) return 0;
     const fulls = keys.map((k) => this.key(k));
+    const sync = this.l1 ? this.ctx.sync : undefined;
     try {
       const n = await this.ctx.runner.run(async (c) => {
-        const res = await c.pipeline().hincrby(this.genKey, this.genField, 1).unlink(...fulls).exec();
+        const pipe = c.pipeline().hincrby(this.genKey, this.genField, 1).unlink(...fulls);
+        // Same pipeline: sent right behind the UNLINK, without another round trip; its own failure is ignored.
+        if (sync) pipe.publish(sync.channel, sync.message(this.name, fulls));
+        const res = await pipe.exec();
         const [err, removed] = res?.[1] ?? [new Error('empty pipeline reply')];
         if (err) throw err;
         return Number(removed);
       });
+      this.l1?.evict(fulls);
       this.ctx.stats.incr(this.name, 'deletes', n);
       return n;
     } catch (err) {
+      // It may have landed all the same.
+      this.l1?.evict(fulls);
       this.fail('invalidate', err);
       return 0;
     }
@@ -171,6 +242,18 @@ export class Category implements CategoryCache {
   getOrSet<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<V> {
     checkTtl(opts.ttl);
     const full = this.key(key);
+    if (this.l1) {
+      const hit = this.l1.get(full);
+      if (hit) {
+        this.countL1Hit();
+        const meta = hit.meta;
+        const beta = opts.earlyRefreshBeta;
+        if (meta && beta && beta > 0 && Date.now() - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt) {
+          this.refreshInBackground(full, loader, opts, meta.expiresAt);
+        }
+        return Promise.resolve(hit.value as V);
+      }
+    }
     const running = this.inflight.get(full);
     if (running) return running as Promise<V>;
     const p = this.resolve(full, loader, opts).finally(() => this.inflight.delete(full));
@@ -184,6 +267,10 @@ export class Category implements CategoryCache {
     return Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? 'null');
   }
 
+  l1Info(): L1Info {
+    return this.l1?.info() ?? { ...NO_L1 };
+  }
+
   /** Background refreshes still running (Cache.close waits for them, bounded). */
   pending(): Promise<unknown>[] {
     return [...this.refreshing.values()];
@@ -191,10 +278,12 @@ export class Category implements CategoryCache {
 
   private async resolve<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<V> {
     const grace = this.graceOf(opts);
+    const token = this.l1?.begin() ?? 0;
     let buf: Buffer | null = null;
+    let pttl: number | undefined;
     let redisOk = true;
     try {
-      buf = await this.read(full);
+      [buf, pttl] = await this.read(full);
     } catch (err) {
       this.fail('getOrSet', err);
       redisOk = false;
@@ -205,6 +294,7 @@ export class Category implements CategoryCache {
       const meta = this.def.sliding ? undefined : entry.meta;
       if (!meta || now < meta.expiresAt) {
         this.ctx.stats.incr(this.name, 'hits');
+        if (buf) this.fillL1(full, token, entry, buf.length, pttl);
         const beta = opts.earlyRefreshBeta;
         // XFetch: refresh early with a probability that rises as expiry nears and with the loader's cost.
         if (meta && beta && beta > 0 && now - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt) {
@@ -292,7 +382,8 @@ export class Category implements CategoryCache {
   private async loadAndStore<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions, generation?: string): Promise<V> {
     const started = Date.now();
     const value = await loader();
-    await this.write([this.entry(full, value, opts, Date.now() - started)], 'getOrSet', generation);
+    // A loader's Buffer (wrapJson's bytes) is kept in L1 as it is: the callers of this flight share it already.
+    await this.write([this.entry(full, value, opts, Date.now() - started, Buffer.isBuffer(value))], 'getOrSet', generation);
     return value;
   }
 
@@ -327,17 +418,36 @@ export class Category implements CategoryCache {
     return Math.max(Math.ceil(base), Math.round(base * (1 + Math.random() * this.ctx.jitter)));
   }
 
-  private entry(full: string, value: unknown, opts: GetOrSetOptions, delta?: number): WriteEntry {
+  /**
+   * L1 holds exactly what a Redis read would answer: `value` itself where that is the same thing (a string; a Buffer
+   * when `keepBuffer`), else the encoded bytes, decoded on the first L1 hit (a Date comes back as its JSON string, as
+   * from Redis, and a caller changing an object after set() changes nothing that is read).
+   */
+  private entry(full: string, value: unknown, opts: GetOrSetOptions, delta?: number, keepBuffer = false): WriteEntry {
     const px = this.ttlMs(opts.ttl);
     const grace = this.graceOf(opts);
     const withMeta = !this.def.sliding && (grace > 0 || delta !== undefined);
     const meta: EntryMeta | undefined = withMeta ? { expiresAt: Date.now() + px, delta: delta ?? 0 } : undefined;
-    return { key: full, payload: encode(value, meta), px: px + grace * 1000, tags: opts.tags ?? [] };
+    const payload = encode(value, meta);
+    const keep = typeof value === 'string' || (keepBuffer && Buffer.isBuffer(value));
+    const l1: L1Entry = keep ? { value, raw: undefined, meta } : { value: undefined, raw: payload, meta };
+    return { key: full, payload, px: px + grace * 1000, logicalPx: px, tags: opts.tags ?? [], l1 };
   }
 
   private async write(entries: WriteEntry[], op: string, generation?: string): Promise<boolean> {
+    const l1 = this.l1;
+    const sync = l1 ? this.ctx.sync : undefined;
+    const token = l1?.begin() ?? 0;
+    const started = Date.now();
     const keys: string[] = [this.genKey];
-    const args: Array<string | Buffer | number> = [this.ctx.runner.writeDeadline(), generation === undefined ? '0' : '1', this.genField, generation ?? ''];
+    const args: Array<string | Buffer | number> = [
+      this.ctx.runner.writeDeadline(),
+      generation === undefined ? '0' : '1',
+      this.genField,
+      generation ?? '',
+      sync ? sync.channel : '',
+      sync ? sync.message(this.name, entries.map((e) => e.key)) : '',
+    ];
     for (const e of entries) {
       keys.push(e.key, ...e.tags.map((t) => tagKey(this.ctx.service, t)));
       args.push(e.payload, e.px, e.tags.length);
@@ -345,22 +455,58 @@ export class Category implements CategoryCache {
     try {
       const ok = Number(await this.ctx.runner.run((c) => runScript(c, WRITE, keys, args))) === 1;
       if (ok) this.ctx.stats.incr(this.name, 'sets', entries.length);
+      if (l1) {
+        const elapsed = Date.now() - started;
+        for (const e of entries) {
+          if (ok) l1.store(e.key, token, e.l1, e.payload.length + e.key.length, e.logicalPx - elapsed);
+          else l1.evict([e.key]);
+        }
+      }
       return ok;
     } catch (err) {
+      // A timed-out write may still have landed (or not): this replica must not keep serving the old value.
+      l1?.evict(entries.map((e) => e.key));
       this.fail(op, err);
       return false;
     }
   }
 
-  /** GET, or for sliding categories GET + PEXPIRE in one round trip. */
-  private read(full: string): Promise<Buffer | null> {
-    return this.ctx.runner.run(async (c) => {
-      if (!this.def.sliding) return c.getBuffer(full);
-      const res = await c.pipeline().getBuffer(full).pexpire(full, this.ttlMs()).exec();
+  /**
+   * GET; for sliding categories GET + PEXPIRE, and while L1 is on GET + PTTL (how long L1 may keep it), in one
+   * round trip. Answers the value and the PTTL (undefined when not asked).
+   */
+  private read(full: string): Promise<[Buffer | null, number | undefined]> {
+    const withTtl = this.l1?.enabled === true;
+    return this.ctx.runner.run(async (c): Promise<[Buffer | null, number | undefined]> => {
+      if (!this.def.sliding && !withTtl) return [await c.getBuffer(full), undefined];
+      const started = Date.now();
+      const pipe = c.pipeline().getBuffer(full);
+      if (this.def.sliding) pipe.pexpire(full, this.ttlMs());
+      else pipe.pttl(full);
+      const res = await pipe.exec();
       const [err, value] = res?.[0] ?? [new Error('empty pipeline reply')];
       if (err) throw err;
-      return value as Buffer | null;
+      const [ttlErr, ttl] = res?.[1] ?? [new Error('empty pipeline reply')];
+      if (!withTtl || ttlErr) return [value as Buffer | null, undefined];
+      // What is left of it now, not when Redis answered (-1: no TTL, -2: gone, kept as they are).
+      const pttl = Number(ttl);
+      return [value as Buffer | null, pttl > 0 ? Math.max(1, pttl - (Date.now() - started)) : pttl];
     });
+  }
+
+  /** Keeps what a read found in L1, for at most what is left of its TTL in Redis and of its logical TTL. */
+  private fillL1(full: string, token: number, entry: Decoded, size: number, pttl: number | undefined): void {
+    const l1 = this.l1;
+    // undefined: L1 was off when the read went out; -2: expired in between.
+    if (!l1 || pttl === undefined || pttl === -2) return;
+    let ttl = pttl > 0 ? pttl : l1.ttlCapMs;
+    if (entry.meta) ttl = Math.min(ttl, entry.meta.expiresAt - Date.now());
+    l1.fill(full, token, { value: entry.value, raw: undefined, meta: entry.meta }, size + full.length, ttl);
+  }
+
+  private countL1Hit(n = 1): void {
+    this.ctx.stats.incr(this.name, 'hits', n);
+    this.ctx.stats.incr(this.name, 'l1_hits', n);
   }
 
   private safeDecode(buf: Buffer | null): Decoded | undefined {
@@ -385,10 +531,14 @@ export class Category implements CategoryCache {
     try {
       await bumpGenerations(this.ctx.runner, this.genKey, [this.genField]);
     } catch (err) {
+      this.l1?.evictAll();
       this.fail(op, err);
       return 0;
     }
     const { removed, error } = await scanUnlink(this.ctx.runner, match);
+    // A glob cannot be matched against hashed keys here: the whole category's L1 goes.
+    this.l1?.evictAll();
+    if (this.l1 && this.ctx.sync) await this.ctx.sync.publish(this.name);
     if (error !== undefined) this.fail(op, error);
     this.ctx.stats.incr(this.name, 'deletes', removed);
     return removed;

@@ -7,6 +7,7 @@ type Env = Record<string, string | undefined>;
 
 const CATEGORY_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
 const SERVICE_NAME = /^[a-z0-9][a-z0-9-]*$/;
+export const DEFAULT_L1_TTL_SECONDS = 60;
 
 /** Service names end up as the key prefix: letters, digits and dashes only, so they never act as glob characters. */
 export function assertServiceName(service: string): void {
@@ -48,6 +49,13 @@ export function resolveCategories(spec: Record<string, CategorySpec>, env: Env =
     if (!Number.isSafeInteger(l1MaxBytes) || l1MaxBytes < 0) {
       throw new CacheConfigError(`categories.${name}.l1MaxBytes`, `l1MaxBytes of cache category "${name}" must be a whole number >= 0`);
     }
+    if (l1MaxBytes > 0 && cat.sliding) {
+      throw new CacheConfigError(`categories.${name}.l1MaxBytes`, `Cache category "${name}" is sliding: it cannot have an L1 (an in-process hit would not extend its TTL in Redis)`);
+    }
+    const l1TtlSeconds = cat.l1TtlSeconds ?? DEFAULT_L1_TTL_SECONDS;
+    if (!Number.isSafeInteger(l1TtlSeconds) || l1TtlSeconds <= 0) {
+      throw new CacheConfigError(`categories.${name}.l1TtlSeconds`, `l1TtlSeconds of cache category "${name}" must be a positive whole number of seconds, got ${JSON.stringify(cat.l1TtlSeconds)}`);
+    }
     const raw = env[envVar];
     let ttl = cat.ttl;
     let source: ResolvedCategory['source'] = 'default';
@@ -59,7 +67,7 @@ export function resolveCategories(spec: Record<string, CategorySpec>, env: Env =
       ttl = parsed;
       source = 'env';
     }
-    out.push({ name, ttl, envVar, source, sliding: cat.sliding ?? false, grace, l1MaxBytes });
+    out.push({ name, ttl, envVar, source, sliding: cat.sliding ?? false, grace, l1MaxBytes, ...(l1MaxBytes > 0 ? { l1TtlSeconds } : {}) });
   }
   return out;
 }

@@ -17,7 +17,9 @@ function script(lua: string): LuaScript {
  *  - or (ARGV[2] == '1') the category's invalidation generation (field ARGV[3] of hash KEYS[1]) is no longer
  *    ARGV[4]: a loader that started before an invalidation must not store what it read before it.
  * KEYS: generation hash, then per entry its key and its tag-set keys. ARGV: deadline, check, generation field,
- * expected generation, then per entry: payload, px, tag count. Tag sets are kept alive at least as long as the entries they list.
+ * expected generation, L1 channel ('' = none), L1 message, then per entry: payload, px, tag count. Tag sets are
+ * kept alive at least as long as the entries they list. The L1 message is published in the same script, so other
+ * replicas hear of exactly the writes that landed; with PCALL, since a publish refused (ACL) must not undo a write.
  */
 export const WRITE = script(`
 local deadline = tonumber(ARGV[1])
@@ -28,7 +30,7 @@ if deadline > 0 then
 end
 if ARGV[2] == '1' and (redis.call('HGET', KEYS[1], ARGV[3]) or '') ~= ARGV[4] then return 0 end
 local ki = 2
-local ai = 5
+local ai = 7
 while ai <= #ARGV do
   local key = KEYS[ki]
   local px = tonumber(ARGV[ai + 1])
@@ -42,6 +44,7 @@ while ai <= #ARGV do
   ki = ki + 1 + ntags
   ai = ai + 3
 end
+if ARGV[5] ~= '' then redis.pcall('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 `);
 

@@ -1,21 +1,26 @@
 import type { RedisRunner } from './runner.js';
 import type { CategoryCounters } from './types.js';
 
-export type CounterName = keyof CategoryCounters;
-const NAMES: CounterName[] = ['hits', 'misses', 'sets', 'deletes', 'errors'];
+type Counters = Required<CategoryCounters>;
+export type CounterName = keyof Counters;
+const NAMES: CounterName[] = ['hits', 'misses', 'sets', 'deletes', 'errors', 'l1_hits'];
 
-const zero = (): CategoryCounters => ({ hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 });
+const zero = (): Counters => ({ hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, l1_hits: 0 });
 
 /**
  * Per-category counters. `totals` is this process since start (synchronous, for /metrics); `pending` is what
  * has not yet been added to the service-wide hash `<service>:__stats` that every replica adds to.
  */
 export class StatsRecorder {
-  private readonly totals = new Map<string, CategoryCounters>();
-  private readonly pending = new Map<string, CategoryCounters>();
+  private readonly totals = new Map<string, Counters>();
+  private readonly pending = new Map<string, Counters>();
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(categories: string[]) {
+  /** `withL1`: categories that have an in-process tier (only they report l1_hits). */
+  constructor(
+    categories: string[],
+    private readonly withL1: ReadonlySet<string> = new Set(),
+  ) {
     for (const c of categories) {
       this.totals.set(c, zero());
       this.pending.set(c, zero());
@@ -32,7 +37,10 @@ export class StatsRecorder {
 
   counters(): Record<string, CategoryCounters> {
     const out: Record<string, CategoryCounters> = {};
-    for (const [c, t] of this.totals) out[c] = { ...t };
+    for (const [c, t] of this.totals) {
+      const { l1_hits, ...rest } = t;
+      out[c] = this.withL1.has(c) ? { ...rest, l1_hits } : rest;
+    }
     return out;
   }
 

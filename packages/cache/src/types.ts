@@ -8,8 +8,18 @@ export interface CategorySpec {
   sliding?: boolean;
   /** Serve an entry this many seconds past its TTL while one caller refreshes it (stale-while-revalidate / stale-if-error). */
   grace?: number;
-  /** Byte bound of the optional in-process L1 tier for this category; 0 or unset: no L1. */
+  /**
+   * Byte bound of the optional in-process L1 tier for this category (encoded value + key bytes; decoded objects
+   * take more heap than that); 0 or unset: no L1. Not with `sliding` (an L1 hit would not extend the TTL in Redis).
+   * Replicas (same service name) drop each other's changed entries over Redis pub/sub; values served from L1 are
+   * shared between callers and must not be mutated.
+   */
   l1MaxBytes?: number;
+  /**
+   * Longest time in seconds an entry is served from L1 (it also never outlives its TTL in Redis). Bounds staleness
+   * should an invalidation message be lost. Default 60.
+   */
+  l1TtlSeconds?: number;
 }
 
 /** A category after env overrides were applied. */
@@ -24,6 +34,8 @@ export interface ResolvedCategory {
   sliding: boolean;
   grace: number;
   l1MaxBytes: number;
+  /** L1 cap in seconds; present when the category has an L1 (l1MaxBytes > 0). */
+  l1TtlSeconds?: number;
 }
 
 /** Minimal logger contract (pino-compatible). */
@@ -118,6 +130,17 @@ export interface CategoryCache {
   invalidatePattern(glob: string): Promise<number>;
   /** Removes every key of this category. */
   clear(): Promise<number>;
+  /** The in-process tier of this category, in this process (all zero and disabled when it has none). */
+  l1Info(): L1Info;
+}
+
+export interface L1Info {
+  entries: number;
+  /** Sum of the entries' sizes (encoded value + key bytes), never above maxBytes. */
+  bytes: number;
+  maxBytes: number;
+  /** False while the invalidation subscription is not confirmed (then nothing is served from or stored in L1). */
+  enabled: boolean;
 }
 
 /** Counted in this process since start (Cache.counters()). */
@@ -127,6 +150,8 @@ export interface CategoryCounters {
   sets: number;
   deletes: number;
   errors: number;
+  /** Hits served by the in-process tier (also counted in hits); present for categories with an L1. */
+  l1_hits?: number;
 }
 
 export interface CategoryStats {
@@ -135,6 +160,8 @@ export interface CategoryStats {
   sets: number;
   deletes: number;
   errors: number;
+  /** Hits served by an in-process tier (also counted in hits), summed over replicas; present for categories with an L1. */
+  l1_hits?: number;
   /** hits / (hits + misses), 0 when there were none. */
   hit_rate: number;
   ttl: number;

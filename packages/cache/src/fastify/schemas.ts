@@ -27,6 +27,7 @@ export const CategoryStatsSchema = Type.Object({
   sets: Count,
   deletes: Count,
   errors: Count,
+  l1_hits: Type.Optional(Type.Integer({ minimum: 0, description: 'Hits served by in-process L1 tiers (also counted in hits); only for categories with an L1' })),
   hit_rate: Rate,
   ttl: Type.Number({ description: 'Effective TTL in seconds' }),
   keys: Nullable(Type.Integer({ minimum: 0, description: 'Keys now in Redis; null where counting would be expensive' })),
