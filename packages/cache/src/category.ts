@@ -8,7 +8,7 @@ import { entryKey, categoryPrefix, genField, leaseKey, statsKey, tagKey } from '
 import { decode, decodeMeta, encode, HEADER_BYTES, type Decoded, type EntryMeta } from './serialization.js';
 import { ACQUIRE, RELEASE, WRITE, runScript } from './scripts.js';
 import { bumpGenerations, scanUnlink, validateGlob } from './invalidation.js';
-import type { CategoryCache, GetOrSetOptions, L1Info, ManyEntry, ResolvedCategory, SetOptions } from './types.js';
+import type { CacheResult, CategoryCache, GetOrSetOptions, L1Info, ManyEntry, ResolvedCategory, SetOptions } from './types.js';
 
 /** What a category shares with its Cache. */
 export interface CategoryContext {
@@ -239,7 +239,11 @@ export class Category implements CategoryCache {
 
   // ---- loaders -----------------------------------------------------------------------------------------
 
-  getOrSet<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<V> {
+  async getOrSet<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<V> {
+    return (await this.getOrSetResult(key, loader, opts)).value;
+  }
+
+  async getOrSetResult<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<CacheResult<V>> {
     checkTtl(opts.ttl);
     const full = this.key(key);
     if (this.l1) {
@@ -251,20 +255,31 @@ export class Category implements CategoryCache {
         if (meta && beta && beta > 0 && Date.now() - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt) {
           this.refreshInBackground(full, loader, opts, meta.expiresAt);
         }
-        return Promise.resolve(hit.value as V);
+        return { value: hit.value as V, hit: true };
       }
     }
     const running = this.inflight.get(full);
-    if (running) return running as Promise<V>;
-    const p = this.resolve(full, loader, opts).finally(() => this.inflight.delete(full));
-    this.inflight.set(full, p);
-    return p;
+    if (running) return running as Promise<CacheResult<V>>;
+    // A hit costs one read and nothing else; only a miss registers a flight that concurrent callers join.
+    // Reads and the flight's lease and write share one connection, so a read sent before the flight's write
+    // is answered while the flight is still registered.
+    const cached = await this.lookup(full, loader, opts);
+    if (cached.hit) return { value: cached.value as V, hit: true };
+    const joined = this.inflight.get(full);
+    if (joined) return joined as Promise<CacheResult<V>>;
+    const flight = this.load(full, loader, opts, cached.redisOk).finally(() => this.inflight.delete(full));
+    this.inflight.set(full, flight);
+    return flight;
   }
 
   async wrapJson(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = {}): Promise<Buffer> {
-    const value = await this.getOrSet<unknown>(key, async () => Buffer.from(JSON.stringify(await loader()) ?? 'null'), opts);
+    return (await this.wrapJsonResult(key, loader, opts)).value;
+  }
+
+  async wrapJsonResult(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = {}): Promise<CacheResult<Buffer>> {
+    const { value, hit } = await this.getOrSetResult<unknown>(key, async () => Buffer.from(JSON.stringify(await loader()) ?? 'null'), opts);
     // An entry written by set() under the same key may hold a non-Buffer value: answer its JSON bytes.
-    return Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? 'null');
+    return { value: Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? 'null'), hit };
   }
 
   l1Info(): L1Info {
@@ -276,17 +291,18 @@ export class Category implements CategoryCache {
     return [...this.refreshing.values()];
   }
 
-  private async resolve<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<V> {
+  /** The Redis read of getOrSet: a fresh entry, or a stale one within grace (refreshed in the background), is a hit. */
+  private async lookup<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<{ hit: true; value: unknown } | { hit: false; redisOk: boolean }> {
     const grace = this.graceOf(opts);
     const token = this.l1?.begin() ?? 0;
     let buf: Buffer | null = null;
     let pttl: number | undefined;
-    let redisOk = true;
     try {
       [buf, pttl] = await this.read(full);
     } catch (err) {
       this.fail('getOrSet', err);
-      redisOk = false;
+      this.ctx.stats.incr(this.name, 'misses');
+      return { hit: false, redisOk: false };
     }
     const entry = this.safeDecode(buf);
     if (entry) {
@@ -300,23 +316,31 @@ export class Category implements CategoryCache {
         if (meta && beta && beta > 0 && now - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt) {
           this.refreshInBackground(full, loader, opts, meta.expiresAt);
         }
-        return entry.value as V;
+        return { hit: true, value: entry.value };
       }
       if (now < meta.expiresAt + grace * 1000) {
         // Stale-while-revalidate: serve the stale value, one caller refreshes it.
         this.ctx.stats.incr(this.name, 'hits');
         this.refreshInBackground(full, loader, opts, meta.expiresAt);
-        return entry.value as V;
+        return { hit: true, value: entry.value };
       }
     }
     this.ctx.stats.incr(this.name, 'misses');
-    if (!redisOk) return this.loadAndStore(full, loader, opts);
-    if (opts.lease === false) return this.loadAndStore(full, loader, opts, await this.generation());
+    return { hit: false, redisOk: true };
+  }
+
+  /**
+   * The miss path, run once per key per process. With Redis failing the loader's value is not written back:
+   * the write would only wait out a second timeout.
+   */
+  private async load<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions, redisOk: boolean): Promise<CacheResult<V>> {
+    if (!redisOk) return { value: await loader(), hit: false };
+    if (opts.lease === false) return { value: await this.loadAndStore(full, loader, opts, await this.generation()), hit: false };
     return this.loadWithLease(full, loader, opts);
   }
 
   /** Only the replica holding the lease runs the loader; the others wait for its value (bounded), then load themselves. */
-  private async loadWithLease<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<V> {
+  private async loadWithLease<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<CacheResult<V>> {
     const lease = leaseKey(this.ctx.service, full);
     const token = randomUUID();
     const giveUpAt = Date.now() + this.ctx.leaseTtlMs;
@@ -327,23 +351,23 @@ export class Category implements CategoryCache {
         reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'miss', this.genField]))) as AcquireReply;
       } catch (err) {
         this.fail('lease', err);
-        return this.loadAndStore(full, loader, opts);
+        return { value: await loader(), hit: false };
       }
       const [code, gen, buf] = reply;
       const generation = String(gen ?? '');
       if (code === 1) {
         const entry = this.safeDecode(buf ?? null);
-        if (entry) return entry.value as V;
-        return this.loadAndStore(full, loader, opts, generation);
+        if (entry) return { value: entry.value as V, hit: true };
+        return { value: await this.loadAndStore(full, loader, opts, generation), hit: false };
       }
       if (code === 2) {
         try {
-          return await this.loadAndStore(full, loader, opts, generation);
+          return { value: await this.loadAndStore(full, loader, opts, generation), hit: false };
         } finally {
           await this.release(lease, token);
         }
       }
-      if (Date.now() >= giveUpAt) return this.loadAndStore(full, loader, opts, generation);
+      if (Date.now() >= giveUpAt) return { value: await this.loadAndStore(full, loader, opts, generation), hit: false };
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 100);
     }

@@ -102,6 +102,12 @@ export interface ManyEntry<V = CacheValue> {
   tags?: string[];
 }
 
+/** A value and whether the cache answered it. */
+export interface CacheResult<V> {
+  value: V;
+  hit: boolean;
+}
+
 /** All operations on one category. Every call degrades to a miss (or false / 0) when Redis fails. */
 export interface CategoryCache {
   readonly name: string;
@@ -120,10 +126,18 @@ export interface CategoryCache {
   /** Read, or run the loader once per key (per process, and per service with the lease) and store its result. */
   getOrSet<V>(key: string, loader: () => Promise<V>, opts?: GetOrSetOptions): Promise<V>;
   /**
+   * getOrSet that also says where the value came from: `hit` when the cache (L1, Redis, a stale entry within
+   * grace, or another replica's load) answered, false when a loader run in this process produced it. Callers
+   * that waited on this process's loader run share its `hit: false`.
+   */
+  getOrSetResult<V>(key: string, loader: () => Promise<V>, opts?: GetOrSetOptions): Promise<CacheResult<V>>;
+  /**
    * getOrSet for HTTP responses: stores JSON.stringify(loader result) as bytes and returns those bytes,
    * so a hit is replayed without a parse and re-stringify.
    */
   wrapJson(key: string, loader: () => Promise<unknown>, opts?: GetOrSetOptions): Promise<Buffer>;
+  /** wrapJson with the hit/miss of getOrSetResult (for an `x-cache` header). */
+  wrapJsonResult(key: string, loader: () => Promise<unknown>, opts?: GetOrSetOptions): Promise<CacheResult<Buffer>>;
   /** Removes these keys; answers how many existed. */
   invalidate(keys: string[]): Promise<number>;
   /** Removes keys of this category whose key part matches the glob (SCAN MATCH + UNLINK in batches). */

@@ -88,6 +88,26 @@ describe('getOrSet / wrapJson', () => {
   });
 });
 
+describe('getOrSetResult / wrapJsonResult', () => {
+  it('says miss to the caller that ran the loader and to everyone who waited on it, hit afterwards (regression: waiters were told hit)', async () => {
+    const r = await getTestRedis();
+    const cache = new Cache({ service: uniqueName('res'), categories: { search_results: { ttl: 600 } }, connection: connectionOf(r, 8) });
+    try {
+      const cat = cache.category('search_results');
+      const first = await Promise.all(Array.from({ length: 20 }, () => cat.wrapJsonResult('q', async () => ({ n: 1 }))));
+      expect(first.map((x) => x.hit)).toEqual(Array.from({ length: 20 }, () => false));
+      expect(first[0]!.value.toString()).toBe('{"n":1}');
+      const again = await cat.getOrSetResult('q', async () => ({ n: 2 }));
+      expect(again.hit).toBe(true);
+      expect(Buffer.isBuffer(again.value) && again.value.toString()).toBe('{"n":1}');
+    } finally {
+      await cache.clear();
+      await cache.close();
+      await r.stop();
+    }
+  });
+});
+
 describe('a loader that started before an invalidation', () => {
   let r: TestRedis;
   let cache: Cache<'search_results' | 'context_bundles'>;
@@ -116,11 +136,14 @@ describe('a loader that started before an invalidation', () => {
     const key = uniqueName('doc');
     let release!: () => void;
     const gate = new Promise<void>((res) => (release = res));
+    let started!: () => void;
+    const loaderRunning = new Promise<void>((res) => (started = res));
     const pending = cat.getOrSet(key, async () => {
+      started();
       await gate;
       return 'read before the invalidation';
     }, { tags: ['doc'] });
-    await sleep(50); // the loader is running
+    await loaderRunning;
     await invalidate(cache, key);
     release();
     expect(await pending).toBe('read before the invalidation'); // the caller still gets its answer

@@ -12,7 +12,7 @@ export const MAX_CHUNK_SIZE = 8000;
 
 /** The part of a cache category this needs (structurally a @aicache/cache CategoryCache). */
 export interface ResultStore {
-  wrapJson(key: string, loader: () => Promise<unknown>, opts?: { tags?: string[] }): Promise<Buffer>;
+  wrapJsonResult(key: string, loader: () => Promise<unknown>, opts?: { tags?: string[] }): Promise<{ value: Buffer; hit: boolean }>;
 }
 
 export interface ProcessInput {
@@ -95,11 +95,9 @@ export class FileProcessor {
     const fileHash = sha256Hex(input.text);
     const tags = [fileTag(fileHash)];
 
-    let computed = false;
-    const stored = await this.files.wrapJson(
+    const { value: stored, hit } = await this.files.wrapJsonResult(
       resultCacheKey(fileHash, chunkSize, chunkOverlap, model),
       async (): Promise<StoredResult> => {
-        computed = true;
         const chunks = chunkText(input.text, { chunkSize, chunkOverlap }).map((c) => ({ ...c, hash: sha256Hex(c.text) }));
         const unique = [...new Set(chunks.map((c) => c.text))];
         const embedded = unique.length ? await this.embeddings.embed(unique, { model, tags }) : undefined;
@@ -118,7 +116,7 @@ export class FileProcessor {
       { tags },
     );
 
-    const cache = computed ? 'miss' : 'hit';
+    const cache = hit ? 'hit' : 'miss';
     const filename = input.filename ?? null;
     const mimeType = input.mimeType ?? null;
 

@@ -207,12 +207,8 @@ export class Retrieval {
 
   private async cached(cache: CategoryCache, req: NormalizedRequest, load: (version: number) => Promise<unknown>): Promise<CachedAnswer> {
     const version = await state(() => this.opts.store.version());
-    let ran = false;
-    const body = await cache.wrapJson(retrievalCacheKey(req, version), () => {
-      ran = true;
-      return load(version);
-    });
-    return { body, hit: !ran };
+    const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, version), () => load(version));
+    return { body: value, hit };
   }
 
   search(q: RetrievalQuery, requestId?: string): Promise<CachedAnswer> {
