@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { RedisOptions } from 'ioredis';
 import { CacheConfigError } from './errors.js';
 import type { CategorySpec, ResolvedCategory } from './types.js';
@@ -132,8 +133,7 @@ export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number):
     if (u.username) opts.username = decodeURIComponent(u.username);
     if (u.password) opts.password = decodeURIComponent(u.password);
     if (u.protocol === 'rediss:') {
-      const ca = readCa(env);
-      opts.tls = ca ? { ca, servername: opts.host } : { servername: opts.host };
+      opts.tls = tlsOptions(opts.host ?? '127.0.0.1', readCa(env));
     }
     return opts;
   }
@@ -146,6 +146,11 @@ export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number):
   if (env.REDIS_USERNAME) opts.username = env.REDIS_USERNAME;
   if (env.REDIS_PASSWORD) opts.password = env.REDIS_PASSWORD;
   const ca = readCa(env);
-  if (ca) opts.tls = { ca, servername: opts.host };
+  if (ca) opts.tls = tlsOptions(opts.host ?? '127.0.0.1', ca);
   return opts;
+}
+
+/** SNI takes a host name only: an IP address there is ignored by servers and deprecated by Node (DEP0123). */
+function tlsOptions(host: string, ca: Buffer | string | undefined): NonNullable<RedisOptions['tls']> {
+  return { ...(ca ? { ca } : {}), ...(isIP(host) ? {} : { servername: host }) };
 }

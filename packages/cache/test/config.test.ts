@@ -46,6 +46,11 @@ describe('redisOptionsFromEnv', () => {
     const o = redisOptionsFromEnv({ REDIS_URL: 'rediss://:secret@cache.example.com', REDIS_TLS_CA_FILE: new URL(import.meta.url).pathname }, 'REDIS_DB_X', 2);
     expect(o).toMatchObject({ host: 'cache.example.com', port: 6379, password: 'secret', db: 2 });
     expect(o.tls?.ca).toBeInstanceOf(Buffer);
+    expect(o.tls?.servername).toBe('cache.example.com');
+    // No SNI for an IP address (Node warns DEP0123 and servers ignore it); the certificate is still checked.
+    const ip = redisOptionsFromEnv({ REDIS_URL: 'rediss://127.0.0.1:6380' }, 'D', 0);
+    expect(ip.tls).toBeDefined();
+    expect(ip.tls?.servername).toBeUndefined();
     expect(() => redisOptionsFromEnv({ REDIS_URL: 'rediss://h', REDIS_TLS_CA_FILE: '/nope/ca.pem' }, 'D', 0)).toThrow(/REDIS_TLS_CA_FILE/);
   });
 
