@@ -173,3 +173,29 @@ describe('DELETE /clear', () => {
     expect(await present()).toEqual(ALL);
   });
 });
+
+describe('with Redis down', () => {
+  it('answers 503 CACHE_UNAVAILABLE to clear and invalidate instead of {removed: 0} (regression: an outage read as "nothing to remove")', async () => {
+    const { startRedisServer } = await import('@aicache/test-redis');
+    const server = await startRedisServer();
+    const down = await buildApp({ url: server.url, host: server.host, port: server.port, source: 'redis-server', stop: () => server.stop() });
+    try {
+      await server.kill();
+      for (const req of [
+        { method: 'DELETE' as const, url: '/api/v1/cache/clear' },
+        { method: 'POST' as const, url: '/api/v1/cache/invalidate', payload: { category: 'search_results', keys: ['a'] } },
+        { method: 'POST' as const, url: '/api/v1/cache/invalidate', payload: { tags: ['t'] } },
+      ]) {
+        const res = await down.inject({ ...req, headers: auth() });
+        expect(res.statusCode, `${req.method} ${req.url}`).toBe(503);
+        expect(res.json()).toMatchObject({ code: 'CACHE_UNAVAILABLE' });
+      }
+      await server.restart();
+      // Once Redis answers again, "nothing matched" is an honest 200.
+      await expect.poll(async () => (await down.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: auth() })).statusCode, { timeout: 10_000 }).toBe(200);
+    } finally {
+      await down.close();
+      await server.stop();
+    }
+  });
+});

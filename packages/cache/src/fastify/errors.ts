@@ -29,3 +29,10 @@ export const CacheAdminTokenRequiredError = createError<'CACHE_ADMIN_TOKEN_REQUI
   'CACHE_ADMIN_TOKEN must be set in production: the cache admin routes need a bearer token',
   500,
 );
+
+/** Redis did not answer an admin call that changes the cache, so nothing may have changed. */
+export const CacheUnavailableError = createError<'CACHE_UNAVAILABLE', 503, []>(
+  'CACHE_UNAVAILABLE',
+  'Redis did not answer, so nothing was removed; try again when GET /ready no longer says the cache is degraded',
+  503,
+);

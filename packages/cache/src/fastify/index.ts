@@ -1,5 +1,6 @@
 export { cachePlugin, cachePlugin as default, DEFAULT_PREFIX, type CachePluginOptions } from './plugin.js';
 export { requireAdmin, type AdminHook } from './auth.js';
+export { removedOrUnavailable } from './applied.js';
 export type { AdminRateLimit } from './routes.js';
 export {
   CacheAdminUnauthorizedError,
@@ -7,6 +8,7 @@ export {
   CacheUnknownCategoryError,
   CacheAdminRateLimitedError,
   CacheAdminTokenRequiredError,
+  CacheUnavailableError,
 } from './errors.js';
 export {
   CacheStatsSchema,

@@ -5,6 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Cache } from '../index.js';
 import type { CategoryCache } from '../types.js';
+import { removedOrUnavailable } from './applied.js';
 import { requireAdmin, type AdminHook } from './auth.js';
 import {
   CacheAdminRateLimitedError,
@@ -130,7 +131,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
     guarded.addHook('onRoute', (route) => appendOnRequest(route, admin));
 
     const g = guarded.withTypeProvider<TypeBoxTypeProvider>();
-    const errorResponses = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema };
+    const errorResponses = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema, 503: ErrorResponseSchema };
 
     g.delete(
       '/clear',
@@ -147,7 +148,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
       async (request) => {
         const { category } = request.query;
         const removed = category === undefined ? await cache.clear() : await categoryOf(cache, category).clear();
-        return { removed };
+        return removedOrUnavailable(cache, removed);
       },
     );
 
@@ -173,7 +174,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
           if (category !== undefined) {
             throw new CacheBadRequestError('tags are service-wide: send tags without category');
           }
-          return { removed: await cache.invalidateTags(tags) };
+          return removedOrUnavailable(cache, await cache.invalidateTags(tags));
         }
         if (category === undefined) {
           throw new CacheBadRequestError(
@@ -183,16 +184,16 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
           );
         }
         const cat = categoryOf(cache, category);
-        if (keys !== undefined) return { removed: await cat.invalidate(keys) };
+        if (keys !== undefined) return removedOrUnavailable(cache, await cat.invalidate(keys));
         if (pattern !== undefined) {
           try {
-            return { removed: await cat.invalidatePattern(pattern) };
+            return await removedOrUnavailable(cache, await cat.invalidatePattern(pattern));
           } catch (err) {
             if (isInvalidPatternError(err)) throw new CacheBadRequestError(err.message);
             throw err;
           }
         }
-        return { removed: await cat.clear() };
+        return removedOrUnavailable(cache, await cat.clear());
       },
     );
 

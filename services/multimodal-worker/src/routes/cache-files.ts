@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { removedOrUnavailable } from '@aicache/cache/fastify';
 import { fileTag } from '../domain/file-processor.js';
 import { ErrorResponse } from '../schemas.js';
 
@@ -25,6 +26,8 @@ export const cacheFileRoutes: FastifyPluginAsync = async (scope) => {
           200: Type.Object({ fileHash: Type.String(), removed: Type.Integer() }),
           400: ErrorResponse,
           401: ErrorResponse,
+          429: ErrorResponse,
+          503: ErrorResponse,
         },
       },
     },
@@ -33,7 +36,7 @@ export const cacheFileRoutes: FastifyPluginAsync = async (scope) => {
       const byTag = await app.cache.invalidateTags([fileTag(fileHash)]);
       // Belt and braces: results whose tag index was lost still share the key prefix.
       const byKey = await app.cache.category('files').invalidatePattern(`${fileHash}:*`);
-      return { fileHash, removed: byTag + byKey };
+      return { fileHash, ...(await removedOrUnavailable(app.cache, byTag + byKey)) };
     },
   );
 };

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { removedOrUnavailable } from '@aicache/cache/fastify';
 import { searchPatternGlob } from '../domain/cache-keys.js';
 import { ErrorResponse } from '../schemas.js';
 
@@ -43,13 +44,13 @@ export async function cacheAdminRoutes(scope: FastifyInstance): Promise<void> {
           'send `?` percent-encoded (%3F). ' +
           'Only search_results entries are removed (context bundles are not).',
         params: PatternParams,
-        response: { 200: RemovedResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse },
+        response: { 200: RemovedResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
       const { pattern } = request.params;
       const removed = await scope.cache.category('search_results').invalidatePattern(searchPatternGlob(pattern));
-      return { pattern, removed };
+      return { pattern, ...(await removedOrUnavailable(scope.cache, removed)) };
     },
   );
 }
