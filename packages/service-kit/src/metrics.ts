@@ -19,7 +19,7 @@ export interface MetricsOptions {
 /** What the metrics need from `app.cache` (decorated by @aicache/cache's plugin); duck-typed to keep the kit independent. */
 interface CounterSource {
   service?: string;
-  counters(): Record<string, { hits: number; misses: number; sets: number; deletes?: number; errors: number }>;
+  counters(): Record<string, { hits: number; misses: number; sets: number; deletes?: number; errors: number; l1_hits?: number }>;
 }
 
 async function metrics(app: FastifyInstance, opts: MetricsOptions): Promise<void> {
@@ -41,7 +41,7 @@ async function metrics(app: FastifyInstance, opts: MetricsOptions): Promise<void
     return cache && typeof cache.counters === 'function' ? cache : undefined;
   };
 
-  const cacheCounter = (name: string, help: string, field: 'hits' | 'misses' | 'sets' | 'deletes' | 'errors') =>
+  const cacheCounter = (name: string, help: string, field: 'hits' | 'misses' | 'sets' | 'deletes' | 'errors' | 'l1_hits') =>
     new Counter({
       name,
       help,
@@ -65,6 +65,7 @@ async function metrics(app: FastifyInstance, opts: MetricsOptions): Promise<void
   cacheCounter('cache_misses_total', 'Cache misses by category (this process since start)', 'misses');
   cacheCounter('cache_sets_total', 'Cache writes by category (this process since start)', 'sets');
   cacheCounter('cache_deletes_total', 'Cache deletes by category (this process since start)', 'deletes');
+  cacheCounter('cache_l1_hits_total', 'Cache hits served by the in-process tier (also counted in cache_hits_total)', 'l1_hits');
   cacheCounter('cache_errors_total', 'Cache operations that failed and degraded to a miss, by category', 'errors');
 
   app.decorate('metrics', { registry });
