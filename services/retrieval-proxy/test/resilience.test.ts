@@ -39,6 +39,8 @@ async function app(config: ReturnType<typeof testConfig>, overrides: Parameters<
 
 const ingest = (a: ServiceApp, payload: object) => a.inject({ method: 'POST', url: '/api/v1/documents', payload });
 const search = (a: ServiceApp, payload: object) => a.inject({ method: 'POST', url: '/api/v1/search', payload });
+/** The status, with the body in the failure message (a flaky 503 says which dependency it was). */
+const expectStatus = (res: { statusCode: number; body: string }, status: number) => expect(res.statusCode, res.body).toBe(status);
 const ids = (res: { json(): { results: Array<{ documentId: string }> } }) => res.json().results.map((r) => r.documentId);
 
 describe('state survives', () => {
@@ -46,8 +48,8 @@ describe('state survives', () => {
     const w = await worker();
     const config = testConfig(redis, DB, w.url);
     const first = await makeApp(config);
-    expect((await ingest(first, docs.refunds)).statusCode).toBe(201);
-    expect((await ingest(first, docs.shipping)).statusCode).toBe(201);
+    expectStatus(await ingest(first, docs.refunds), 201);
+    expectStatus(await ingest(first, docs.shipping), 201);
     await first.close();
 
     const second = await app(config);
@@ -66,7 +68,7 @@ describe('state survives', () => {
     const query = { query: 'warranty for broken hardware' };
 
     expect(ids(await search(b, query))).toEqual([]);
-    expect((await ingest(a, { id: 'warranty', title: 'Warranty', text: 'The warranty covers broken hardware for two years.' })).statusCode).toBe(201);
+    expectStatus(await ingest(a, { id: 'warranty', title: 'Warranty', text: 'The warranty covers broken hardware for two years.' }), 201);
     const seen = await search(b, query);
     expect(seen.headers['x-cache']).toBe('miss');
     expect(ids(seen)).toEqual(['warranty']);
@@ -82,7 +84,7 @@ describe('multimodal-worker down', () => {
   it('answers cached searches, and 503 for new searches, context and ingests, storing nothing', async () => {
     const w = await worker();
     const a = await app(testConfig(redis, DB, w.url));
-    expect((await ingest(a, docs.refunds)).statusCode).toBe(201);
+    expectStatus(await ingest(a, docs.refunds), 201);
     const cached = await search(a, { query: 'refund' });
     expect(cached.headers['x-cache']).toBe('miss');
     expect((await a.inject({ url: '/ready' })).statusCode).toBe(200);
@@ -140,7 +142,7 @@ describe('Redis trouble', () => {
     cleanups.push(() => state.disconnect());
     // Cache on the private server, the document index on the shared test Redis.
     const a = await app(testConfig(redis, DB, w.url, { REDIS_URL: server.url }), { stateRedis: state });
-    expect((await ingest(a, docs.refunds)).statusCode).toBe(201);
+    expectStatus(await ingest(a, docs.refunds), 201);
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('miss');
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('hit');
 
@@ -160,7 +162,7 @@ describe('Redis trouble', () => {
     server = await startRedisServer();
     const w = await worker();
     const a = await app(testConfig(redis, DB, w.url, { REDIS_STATE_URL: server.url, STATE_TIMEOUT_MS: '1000' }));
-    expect((await ingest(a, docs.refunds)).statusCode).toBe(201);
+    expectStatus(await ingest(a, docs.refunds), 201);
     expect(await keysOf(raw, 'state:retrieval-proxy:doc*')).toEqual([]);
 
     await server.kill();
