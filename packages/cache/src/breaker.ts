@@ -15,6 +15,7 @@ export class CircuitBreaker {
   readonly failureThreshold: number;
   readonly cooldownMs: number;
   private failures = 0;
+  private lastFailureAt = 0;
   private openedAt = 0;
   private opened = false;
   private probing = false;
@@ -38,6 +39,11 @@ export class CircuitBreaker {
     return true;
   }
 
+  /** The last call failed less than a cooldown ago (whatever the circuit's state). */
+  failedRecently(now = Date.now()): boolean {
+    return this.failures > 0 && now - this.lastFailureAt < this.cooldownMs;
+  }
+
   success(): void {
     this.failures = 0;
     this.opened = false;
@@ -46,6 +52,7 @@ export class CircuitBreaker {
 
   failure(): void {
     this.failures++;
+    this.lastFailureAt = Date.now();
     if (this.opened || this.failures >= this.failureThreshold) {
       this.opened = true;
       this.openedAt = Date.now();

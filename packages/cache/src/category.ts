@@ -477,7 +477,7 @@ export class Category implements CategoryCache {
       args.push(e.payload, e.px, e.tags.length);
     }
     try {
-      const ok = Number(await this.ctx.runner.run((c) => runScript(c, WRITE, keys, args))) === 1;
+      const ok = Number(await this.ctx.runner.fill((c) => runScript(c, WRITE, keys, args))) === 1;
       if (ok) this.ctx.stats.incr(this.name, 'sets', entries.length);
       if (l1) {
         const elapsed = Date.now() - started;

@@ -70,6 +70,16 @@ export class RedisRunner {
     }
   }
 
+  /**
+   * A cache fill: like run(), but refused at once while the last call failed less than a cooldown ago. A fill
+   * only saves later work, so it must not make a request wait out a second timeout on a Redis that has just
+   * missed one (a read timed out, then the write of the loaded value would too).
+   */
+  fill<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    if (this.breaker.failedRecently()) return Promise.reject(new CircuitOpenError());
+    return this.run(op, timeoutMs);
+  }
+
   /** One bounded call that neither consults nor moves the circuit (health checks). */
   probe<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     return this.bounded(op, timeoutMs);

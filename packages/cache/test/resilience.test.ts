@@ -157,4 +157,22 @@ describe('when Redis fails (private servers)', () => {
     await eventually(async () => (await cb.set('probe', 1)) && (await cb.get('k')) === undefined);
     expect(await ca.get('k')).toBeUndefined();
   });
+
+  it('does not queue a cache fill behind a read that just timed out (regression: a miss waited out two timeouts)', async () => {
+    const service = uniqueName('fill');
+    const cache = track(new Cache({ service, categories, connection: connectionOf(server), commandTimeoutMs: 200 }));
+    const cat = cache.category('search_results');
+    expect(await cat.set('warm', 1)).toBe(true);
+    const admin = track(rawClient(server));
+    await admin.config('RESETSTAT');
+    server.pause();
+    expect(await cat.get('k')).toBeUndefined(); // times out
+    expect(await cat.set('k', 'loaded')).toBe(false); // refused at once: not sent into the stalled socket
+    server.resume();
+    await admin.ping();
+    const calls = await commandCalls(admin);
+    expect(calls.evalsha ?? 0).toBe(0);
+    expect(calls.eval ?? 0).toBe(0);
+    expect(await admin.exists(cat.key('k'))).toBe(0);
+  });
 });
