@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { redisOptionsFromEnv } from '@aicache/cache';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { BaseConfig } from './config.js';
 import { redactUrl } from './logger.js';
@@ -15,7 +15,7 @@ export type StateRedisConfig = Pick<
 >;
 
 export interface StateRedisOptions {
-  /** DB index for state (the service's DB); ignored when the URL names one. */
+  /** DB index for state (the service's DB); a /N path in the URL is ignored, as for the cache connection. */
   db?: number;
   logger?: KitLogger;
   /** Extra ioredis options over the kit's. */
@@ -28,33 +28,31 @@ export interface StateRedisOptions {
  * retries per command) instead of failing fast, because a lost state write is a lost user fact.
  */
 export function createStateRedis(config: StateRedisConfig, opts: StateRedisOptions = {}): Redis {
-  const ca = config.REDIS_TLS_CA_FILE ? readFileSync(config.REDIS_TLS_CA_FILE) : undefined;
-  const base: RedisOptions = {
+  const url = config.REDIS_STATE_URL ?? config.REDIS_URL;
+  // The same parsing as the cache connection (URL or host/port, credentials, TLS with a CA), on its own DB.
+  const connection = redisOptionsFromEnv(
+    {
+      REDIS_URL: url,
+      REDIS_HOST: config.REDIS_HOST,
+      REDIS_PORT: String(config.REDIS_PORT),
+      REDIS_USERNAME: config.REDIS_USERNAME,
+      REDIS_PASSWORD: config.REDIS_PASSWORD,
+      REDIS_TLS_CA_FILE: config.REDIS_TLS_CA_FILE,
+      STATE_DB: opts.db === undefined ? undefined : String(opts.db),
+    },
+    'STATE_DB',
+    0,
+  );
+  const client = new Redis({
+    ...connection,
     maxRetriesPerRequest: 3,
     commandTimeout: 2000,
     connectTimeout: 5000,
     enableOfflineQueue: true,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     connectionName: `${config.SERVICE_NAME ?? 'service'}:state`,
-    ...(opts.db !== undefined ? { db: opts.db } : {}),
-  };
-  const url = config.REDIS_STATE_URL ?? config.REDIS_URL;
-  let client: Redis;
-  if (url) {
-    const tls = url.startsWith('rediss://') ? { tls: ca ? { ca } : {} } : {};
-    // A db in the URL path wins over opts.db, as ioredis itself does.
-    client = new Redis(url, { ...base, ...tls, ...opts.redis });
-  } else {
-    client = new Redis({
-      ...base,
-      host: config.REDIS_HOST,
-      port: config.REDIS_PORT,
-      ...(config.REDIS_USERNAME ? { username: config.REDIS_USERNAME } : {}),
-      ...(config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {}),
-      ...(ca ? { tls: { ca } } : {}),
-      ...opts.redis,
-    });
-  }
+    ...opts.redis,
+  });
   const target = url ? redactUrl(url) : `${config.REDIS_HOST}:${config.REDIS_PORT}`;
   // Log once per outage, not once per reconnect attempt.
   let down = false;
