@@ -74,6 +74,9 @@ function parseDocument(fields: Record<string, Buffer>): StoredDocument | undefin
  * - `<prefix>:docs`          sorted set of ids (score 0: listed in id order)
  * - `<prefix>:corpus_version` INCR'd by every ingest and delete, in the same transaction.
  */
+/** How long a write waits for a connection being made before it answers 503 unsent. */
+const READY_WAIT_MS = 2000;
+
 export class DocumentStore {
   readonly versionKey: string;
   readonly idsKey: string;
@@ -92,8 +95,9 @@ export class DocumentStore {
   }
 
   private async run<T>(what: string, op: () => Promise<T>, requireConnected = false, timeoutMs = this.timeoutMs): Promise<T> {
-    // Writes fail fast while disconnected: the offline queue would otherwise run them after we answered 503.
-    if (requireConnected && this.redis.status !== 'ready') {
+    // Writes are sent only on a ready connection: the offline queue would otherwise run them after we
+    // answered 503. A connection being made (boot, reconnect) gets a short wait, within the same bound.
+    if (requireConnected && this.redis.status !== 'ready' && !(await this.readyWithin(Math.min(timeoutMs, READY_WAIT_MS)))) {
       throw new StateStoreError(`state redis is not connected (${this.redis.status}); ${what} not done`);
     }
     let timer: NodeJS.Timeout | undefined;
@@ -110,6 +114,20 @@ export class DocumentStore {
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+
+  private readyWithin(ms: number): Promise<boolean> {
+    if (this.redis.status === 'end') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(this.redis.status === 'ready'), ms);
+      this.redis.once('ready', onReady);
+    });
   }
 
   async version(): Promise<number> {
