@@ -73,12 +73,20 @@ return 0
 type Arg = string | Buffer | number;
 
 /** EVALSHA, falling back to EVAL once when the server does not know the script (first use, restart). */
-export async function runScript(client: Redis, s: LuaScript, keys: Arg[], args: Arg[]): Promise<unknown> {
-  // Buffer replies: entries are binary.
+/** ioredis has these at run time; its 6.x typings leave them out. */
+interface ScriptCommands {
+  evalshaBuffer(sha: string, numKeys: number, ...keysAndArgs: Arg[]): Promise<unknown>;
+  evalBuffer(lua: string, numKeys: number, ...keysAndArgs: Arg[]): Promise<unknown>;
+}
+
+export async function runScript(redis: Redis, s: LuaScript, keys: Arg[], args: Arg[]): Promise<unknown> {
+  const client = redis as unknown as ScriptCommands;
+  // Buffer replies: entries are binary. Named methods, not callBuffer: ioredis 6 cannot auto-pipeline a
+  // generic call (it throws from a timer), and a client handed to the cache may auto-pipeline.
   try {
-    return await client.callBuffer('EVALSHA', [s.sha, keys.length, ...keys, ...args]);
+    return await client.evalshaBuffer(s.sha, keys.length, ...keys, ...args);
   } catch (err) {
     if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-    return client.callBuffer('EVAL', [s.lua, keys.length, ...keys, ...args]);
+    return client.evalBuffer(s.lua, keys.length, ...keys, ...args);
   }
 }
