@@ -2,6 +2,7 @@
 import Fastify from 'fastify';
 import { childArgs, serveRequests } from './child.js';
 import { ourCache, ready } from './ours.js';
+import { client } from './redis.js';
 import { makeSearchAnswer, searchAnswerSchema } from './payload.js';
 
 interface Args {
@@ -28,6 +29,13 @@ app.get('/redis', { schema }, async (_req, reply) => {
   const body = await redisTier.wrapJson('answer', loader);
   return reply.type('application/json; charset=utf-8').send(body);
 });
+// The floor for a Redis hit: one GET of the same bytes on a bare ioredis client, no cache library.
+const raw = client(args.redisUrl, args.db);
+const RAW_KEY = `${args.service}:raw:answer`;
+app.get('/raw', { schema }, async (_req, reply) => {
+  const body = await raw.getBuffer(RAW_KEY);
+  return reply.type('application/json; charset=utf-8').send(body);
+});
 app.get('/l1', { schema }, async (_req, reply) => {
   const body = await l1Tier.wrapJson('answer', loader);
   return reply.type('application/json; charset=utf-8').send(body);
@@ -38,6 +46,7 @@ await redisTier.delete('answer');
 await l1Tier.delete('answer');
 await redisTier.wrapJson('answer', loader);
 await l1Tier.wrapJson('answer', loader);
+await raw.set(RAW_KEY, JSON.stringify(answer));
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
 
 serveRequests(async (msg) => {
@@ -53,6 +62,7 @@ process.send?.({ ready: true, address });
 const shutdown = async (): Promise<void> => {
   await app.close();
   await cache.close();
+  raw.disconnect();
   process.exit(0);
 };
 process.on('SIGTERM', () => void shutdown());

@@ -17,7 +17,7 @@ interface Load {
   timeouts: number;
 }
 
-type Route = 'nocache' | 'redis' | 'l1';
+type Route = 'nocache' | 'redis' | 'raw' | 'l1';
 
 const DB = 1;
 
@@ -30,7 +30,7 @@ export async function httpSection(ctx: SectionContext): Promise<{ rows: Row[]; d
   const p = ctx.params.http;
   const l1: L1Probe = await probeL1(ctx.redisUrl, DB);
   ctx.log(`  L1 probe: ${l1.detail} -> ${l1.available ? 'available' : 'not available'}`);
-  const routes: Route[] = l1.available ? ['nocache', 'redis', 'l1'] : ['nocache', 'redis'];
+  const routes: Route[] = l1.available ? ['nocache', 'redis', 'raw', 'l1'] : ['nocache', 'redis', 'raw'];
 
   const server = forkChild('http-server', { redisUrl: ctx.redisUrl, db: DB, service: 'bench-http', l1MaxBytes: 8 * 1024 * 1024 });
   const load = forkChild('http-load', {});
@@ -54,7 +54,7 @@ export async function httpSection(ctx: SectionContext): Promise<{ rows: Row[]; d
 
     for (const r of routes) await run(r, p.warmupSeconds);
 
-    const samples: Record<Route, Load[]> = { nocache: [], redis: [], l1: [] };
+    const samples: Record<Route, Load[]> = { nocache: [], redis: [], raw: [], l1: [] };
     for (let round = 0; round < p.rounds; round++) {
       for (const r of rotation(routes, round)) {
         const res = await run(r, p.seconds);
@@ -74,6 +74,9 @@ export async function httpSection(ctx: SectionContext): Promise<{ rows: Row[]; d
 
     const redis = summary('redis');
     const redisRatio = pairRatio('redis');
+    const raw = summary('raw');
+    const rawRatio = pairRatio('raw');
+    const oursVsRaw = median(samples.redis.map((s, i) => s.rps / samples.raw[i]!.rps));
     const rows: Row[] = [
       {
         id: '1a',
@@ -85,7 +88,8 @@ export async function httpSection(ctx: SectionContext): Promise<{ rows: Row[]; d
         status: redisRatio >= 0.85 ? 'met' : 'missed',
         note:
           `${method}; ratio = median of per-round ratios, ${spread(ratios('redis'))}; p99 from every response's own time (autocannon 'response' events); ` +
-          `server CPU per request (noise-resistant): redis ${cpu('redis')}, no cache ${cpu('nocache')}`,
+          `server CPU per request (noise-resistant): redis ${cpu('redis')}, no cache ${cpu('nocache')}; ` +
+          `floor for a Redis hit, a bare ioredis GET of the same bytes: ${cell(raw)}, ${fmtNum(rawRatio, 2)}x no cache, CPU ${cpu('raw')}; ours vs that floor ${fmtNum(oursVsRaw, 2)}x`,
       },
     ];
     if (l1.available) {
