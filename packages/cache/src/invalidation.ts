@@ -1,11 +1,11 @@
 import { InvalidPatternError } from './errors.js';
 import type { RedisRunner } from './runner.js';
 
-export const SCAN_COUNT = 1000;
+export const SCAN_COUNT = 250;
 export const MAX_PATTERN_LENGTH = 512;
 
 /**
- * Per-call bound for the batched calls of an invalidation (SCAN pages, UNLINK of 1,000 keys): these are admin
+ * Per-call bound for the batched calls of an invalidation (SCAN pages, UNLINK of a page of keys): these are admin
  * operations, not the request path, and a page timing out would leave the invalidation half done.
  */
 export function bulkTimeout(runner: RedisRunner): number {
