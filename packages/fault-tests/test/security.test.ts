@@ -593,8 +593,6 @@ describe('no route fetches a URL or opens a path a caller supplies', () => {
       'packages/service-kit/src/config.ts: fs import',
       'packages/service-kit/src/peer-client.ts: pool', // Pool(origin of the configured base URL)
       'packages/service-kit/src/peer-client.ts: undici import',
-      'packages/service-kit/src/state-redis.ts: file read', // REDIS_TLS_CA_FILE
-      'packages/service-kit/src/state-redis.ts: fs import',
     ]);
   });
 
