@@ -66,7 +66,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
       baseUrl: config.MULTIMODAL_WORKER_URL,
       timeoutMs: config.PEER_TIMEOUT_MS,
       retries: config.PEER_RETRIES,
-      model: config.EMBEDDING_MODEL,
+      model: config.RETRIEVAL_EMBEDDINGS_MODEL,
     });
 
   const retrieval = new Retrieval({
@@ -74,7 +74,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     embedder,
     searchCache: app.cache.category('search_results'),
     contextCache: app.cache.category('context_bundles'),
-    model: config.EMBEDDING_MODEL ?? '',
+    model: config.RETRIEVAL_EMBEDDINGS_MODEL ?? '',
     maxChunksPerDocument: config.MAX_CHUNKS_PER_DOCUMENT,
     ingestTimeoutMs: config.INGEST_EMBED_TIMEOUT_MS,
     logger: app.log,

@@ -10,7 +10,7 @@ export const ConfigSchema = Type.Object({
   CACHE_TTL_CONTEXT_BUNDLES: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 1800' })),
   MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001', pattern: '^https?://' }),
   /** Embedding model asked of the worker; unset = the worker's default. Part of every cache key. */
-  EMBEDDING_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  RETRIEVAL_EMBEDDINGS_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
   STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */
