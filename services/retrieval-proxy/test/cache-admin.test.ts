@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { ADMIN_TOKEN, docs, keysOf, makeApp, rawClient, startFakeWorker, testConfig, testRedis, wipe, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
 
 const DB = 6;
 let redis: TestRedis;
@@ -11,18 +11,10 @@ let worker: FakeWorker;
 let app: ServiceApp;
 
 beforeAll(async () => {
-  redis = await testRedis();
-  raw = rawClient(redis, DB);
-  worker = await startFakeWorker();
-  app = await makeApp(testConfig(redis, DB, worker.url));
+  ({ redis, raw, worker, app } = await startFixture(DB));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await worker?.close();
-  raw?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopFixture({ redis, raw, worker, app }));
 
 beforeEach(async () => {
   await wipe(raw);

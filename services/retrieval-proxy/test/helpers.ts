@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { getTestRedis, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
+import type { ServiceApp } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 
@@ -155,3 +156,26 @@ export const docs = {
     metadata: { lang: 'de', team: 'billing', version: 1 },
   },
 };
+
+/** What a route test file works with: its own DB, a fake worker, and the app on both. */
+export interface ProxyFixture {
+  redis: TestRedis;
+  raw: Redis;
+  worker: FakeWorker;
+  app: ServiceApp;
+}
+
+export async function startFixture(db: number): Promise<ProxyFixture> {
+  const redis = await testRedis();
+  const raw = rawClient(redis, db);
+  const worker = await startFakeWorker();
+  const app = await makeApp(testConfig(redis, db, worker.url));
+  return { redis, raw, worker, app };
+}
+
+export async function stopFixture(f: Partial<ProxyFixture>): Promise<void> {
+  await f.app?.close();
+  await f.worker?.close();
+  f.raw?.disconnect();
+  await f.redis?.stop();
+}
