@@ -1,16 +1,9 @@
+import { ErrorResponse } from '@aicache/service-kit';
 import { Type } from 'typebox';
 
-export const Uuid = Type.String({ format: 'uuid', description: 'UUID' });
+export { ErrorResponse };
 
-export const ErrorResponse = Type.Object(
-  {
-    statusCode: Type.Integer(),
-    code: Type.String(),
-    error: Type.String(),
-    message: Type.String(),
-  },
-  { description: 'The one error shape of the stack' },
-);
+export const Uuid = Type.String({ format: 'uuid', description: 'UUID' });
 
 /** Standard error responses, so they show in /docs and serialize fast. */
 export const errorResponses = {
