@@ -1,3 +1,5 @@
+import type { Citation, ContextResponse, ContextSection } from '@aicache/contracts';
+
 export interface ContextSectionInput {
   documentId: string;
   title: string;
@@ -7,28 +9,7 @@ export interface ContextSectionInput {
   score: number;
 }
 
-export interface ContextSection {
-  documentId: string;
-  title: string;
-  chunkIndex: number;
-  text: string;
-  score: number;
-}
-
-export interface Citation {
-  id: number;
-  documentId: string;
-  title: string;
-  source?: string;
-  chunkIndex: number;
-}
-
-export interface ContextBundle {
-  sections: ContextSection[];
-  citations: Citation[];
-  text: string;
-  truncated: boolean;
-}
+export type ContextBundle = Omit<ContextResponse, 'query'>;
 
 const SEPARATOR = '\n\n';
 const ELLIPSIS = '…';
@@ -45,12 +26,11 @@ function cutText(text: string, max: number): string {
 
 /**
  * Merges ranked sections into one text of at most `maxChars` characters: `[n] <text>` blocks joined by a
- * blank line, citations numbered 1..n in the same order. The section that does not fit is cut (with an
- * ellipsis) when enough room is left, else dropped; `truncated` says whether anything was cut or dropped.
+ * blank line; section n carries citation id n. The section that does not fit is cut (with an ellipsis) when
+ * enough room is left, else dropped; `truncated` says whether anything was cut or dropped.
  */
 export function buildContext(inputs: ContextSectionInput[], maxChars: number): ContextBundle {
   const sections: ContextSection[] = [];
-  const citations: Citation[] = [];
   let text = '';
   let truncated = false;
 
@@ -66,11 +46,10 @@ export function buildContext(inputs: ContextSectionInput[], maxChars: number): C
       body = cutText(body, bodyRoom) + ELLIPSIS;
     }
     text += prefix + body;
-    sections.push({ documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex, text: body, score: input.score });
     const citation: Citation = { id: n, documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex };
     if (input.source !== undefined) citation.source = input.source;
-    citations.push(citation);
+    sections.push({ citation, text: body, score: input.score });
     if (truncated) break;
   }
-  return { sections, citations, text, truncated };
+  return { sections, text, truncated };
 }
