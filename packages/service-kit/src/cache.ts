@@ -1,5 +1,5 @@
 import { redisOptionsFromEnv, type CategorySpec } from '@aicache/cache';
-import { cachePlugin } from '@aicache/cache/fastify';
+import { cachePlugin, type StateFigures } from '@aicache/cache/fastify';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
@@ -17,6 +17,8 @@ export interface ServiceCacheOptions<C extends string> {
   adminRoutes?: FastifyPluginAsync;
   /** false: no admin rate limit (tests that send many admin calls). */
   rateLimit?: false;
+  /** Figures of the service's state (not cache), shown under `state` in GET /api/v1/cache/stats. */
+  state?: StateFigures;
 }
 
 type CacheConfig = Pick<
@@ -52,6 +54,7 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
     production: config.NODE_ENV === 'production',
     rateLimit: opts.rateLimit ?? { max: config.CACHE_ADMIN_RATE_LIMIT_MAX, timeWindow: config.CACHE_ADMIN_RATE_LIMIT_WINDOW_MS },
     ...(opts.adminRoutes ? { adminRoutes: opts.adminRoutes } : {}),
+    ...(opts.state ? { state: opts.state } : {}),
   });
 
   app.addReadinessCheck(
