@@ -75,8 +75,32 @@ describe('agent memory', () => {
     ]);
     expect(body.ttl_seconds).toBeGreaterThan(MEMORY_TTL - 60);
     expect(body.ttl_seconds).toBeLessThanOrEqual(MEMORY_TTL);
-    // The category TTL is what the cache plugin validated and reports.
-    expect(app.cache.category('agent_memory').ttl).toBe(MEMORY_TTL);
+  });
+
+  it('reports agent memory under state in /cache/stats, not as a cache category that always read 0', async () => {
+    const { say, key } = await setup();
+    await say('What is AOF?');
+    expect(await raw.exists(key)).toBe(1);
+    const memoryKeys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', 'state:ai-agents:memory:*', 'COUNT', 1000);
+      cursor = next;
+      memoryKeys.push(...keys);
+    } while (cursor !== '0');
+
+    const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+    expect(res.statusCode).toBe(200);
+    const stats = res.json();
+    expect(stats.service_stats.categories).not.toHaveProperty('agent_memory');
+    expect(stats.state).toEqual({
+      agents: await raw.zcard('state:ai-agents:agents'),
+      agent_memory: { keys: memoryKeys.length, ttl: MEMORY_TTL, sliding: true },
+    });
+    expect(stats.state.agent_memory.keys).toBeGreaterThanOrEqual(1);
+    // And the probe still works on a service with no cache category.
+    const probe = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(probe.statusCode, probe.body).toBe(200);
   });
 
   it('slides: a read and a new exchange each refresh the TTL', async () => {
