@@ -152,6 +152,14 @@ describe('buildContext', () => {
     expect(b.text.length).toBeLessThanOrEqual(1000);
   });
 
+  it('never cuts a section inside a surrogate pair', () => {
+    const b = buildContext([{ documentId: 'e', title: 'Emoji', chunkIndex: 0, text: '😀'.repeat(300), score: 1 }], 250);
+    expect(b.truncated).toBe(true);
+    expect(b.text.length).toBeLessThanOrEqual(250);
+    expect(b.text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+    expect(b.sections[0]?.text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+  });
+
   it('cuts the section that does not fit and says so', () => {
     const b = buildContext([section(1, 150), section(2, 400), section(3, 100)], 300);
     expect(b.truncated).toBe(true);

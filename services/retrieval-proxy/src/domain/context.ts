@@ -16,10 +16,11 @@ const ELLIPSIS = '…';
 /** A cut section shorter than this is noise; it is dropped instead. */
 const MIN_PARTIAL_BODY = 40;
 
-/** Cuts at the last whitespace before `max` when there is one in the second half. */
+/** Cuts at the last whitespace before `max` when there is one in the second half; never inside a surrogate pair. */
 function cutText(text: string, max: number): string {
   if (text.length <= max) return text;
-  const slice = text.slice(0, max);
+  const end = max > 0 && /[\ud800-\udbff]/.test(text[max - 1] ?? '') ? max - 1 : max;
+  const slice = text.slice(0, end);
   const ws = slice.search(/\s\S*$/);
   return (ws > max / 2 ? slice.slice(0, ws) : slice).trimEnd();
 }
