@@ -100,7 +100,7 @@ export class AgentStore {
     redis: Redis,
     private readonly memoryTtlSeconds: number,
     service = 'ai-agents',
-    timeoutMs = 1500,
+    timeoutMs = 5000,
   ) {
     this.prefix = `state:${service}:`;
     this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs });
