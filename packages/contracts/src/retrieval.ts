@@ -54,12 +54,11 @@ export const SearchResponse = Type.Object({
 });
 export type SearchResponse = Static<typeof SearchResponse>;
 
+/** A search request whose answer is one text for a prompt; fewer results by default. */
 export const ContextRequest = Type.Object(
   {
-    query: Query,
+    ...SearchRequest.properties,
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: RESULTS_MAX, default: 5 })),
-    filters: Type.Optional(Filters),
-    scoreThreshold: Type.Optional(ScoreThreshold),
     maxChars: Type.Optional(Type.Integer({ minimum: CONTEXT_MAX_CHARS_MIN, maximum: CONTEXT_MAX_CHARS_MAX, default: 4000 })),
   },
   { additionalProperties: false },

@@ -1,32 +1,23 @@
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import type { TestRedis } from '@aicache/test-redis';
 import { ContextRequest, QUERY_MAX_LENGTH } from '@aicache/contracts';
 import { Value } from 'typebox/value';
 import type { Redis } from 'ioredis';
 import { queryFromMessage } from '../src/domain/retrieval.js';
-import { build, rawClient, startFakeProxy, testConfig, wipe, type FakeProxy } from './helpers.js';
+import { type AgentsFixture, build, type FakeProxy, startFixture, stopFixture, testConfig } from './helpers.js';
 
 const DB = 6;
 let redis: TestRedis;
 let raw: Redis;
 let proxy: FakeProxy;
-let app: Awaited<ReturnType<typeof build>>;
+let app: AgentsFixture['app'];
 
 beforeAll(async () => {
-  redis = await getTestRedis();
-  raw = rawClient(redis.url, DB);
-  await wipe(raw);
-  proxy = await startFakeProxy();
-  app = await build(testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: proxy.url }));
+  ({ redis, raw, proxy, app } = await startFixture(DB));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await proxy?.close();
-  raw?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopFixture({ redis, raw, proxy, app }));
 
 const createAgent = (settings?: object) => app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Contract', ...(settings ? { settings } : {}) } });
 

@@ -1,28 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import type { TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
-import { build, rawClient, startFakeProxy, testConfig, wipe, type FakeProxy } from './helpers.js';
+import { type AgentsFixture, type FakeProxy, scanKeys, startFixture, stopFixture } from './helpers.js';
 
 const DB = 8;
 let redis: TestRedis;
 let raw: Redis;
 let proxy: FakeProxy;
-let app: Awaited<ReturnType<typeof build>>;
+let app: AgentsFixture['app'];
 
 beforeAll(async () => {
-  redis = await getTestRedis();
-  raw = rawClient(redis.url, DB);
-  await wipe(raw);
-  proxy = await startFakeProxy();
-  app = await build(testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: proxy.url }));
+  ({ redis, raw, proxy, app } = await startFixture(DB));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await proxy?.close();
-  raw?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopFixture({ redis, raw, proxy, app }));
 
 const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) => app.inject({ method, url, ...(payload ? { payload } : {}) });
 
@@ -48,15 +39,10 @@ async function leftovers(agentId: string, conversationIds: Iterable<string>): Pr
   const p = 'state:ai-agents:';
   const candidates = new Set([`${p}agent:${agentId}`, `${p}agent:${agentId}:conversations`, `${p}memory:${agentId}`]);
   for (const c of conversationIds) candidates.add(`${p}conversation:${c}`).add(`${p}conversation:${c}:messages`);
-  let cursor = '0';
-  do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', `${p}conversation:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys.filter((k) => !k.endsWith(':messages'))) {
-      const json = await raw.get(key);
-      if (json && JSON.parse(json).agentId === agentId) candidates.add(key).add(`${key}:messages`);
-    }
-  } while (cursor !== '0');
+  for (const key of (await scanKeys(raw, `${p}conversation:*`)).filter((k) => !k.endsWith(':messages'))) {
+    const json = await raw.get(key);
+    if (json && JSON.parse(json).agentId === agentId) candidates.add(key).add(`${key}:messages`);
+  }
   const left: string[] = [];
   for (const key of candidates) if ((await raw.exists(key)) === 1) left.push(key);
   return left.sort();

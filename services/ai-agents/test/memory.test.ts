@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import { BuiltinExtractiveProvider, type ChatProvider, type ReplyInput } from '../src/providers/index.js';
-import { build, rawClient, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
+import { build, rawClient, scanKeys, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
 
 const DB = 5;
 const MEMORY_TTL = 12345;
@@ -81,13 +81,7 @@ describe('agent memory', () => {
     const { say, key } = await setup();
     await say('What is AOF?');
     expect(await raw.exists(key)).toBe(1);
-    const memoryKeys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', 'state:ai-agents:memory:*', 'COUNT', 1000);
-      cursor = next;
-      memoryKeys.push(...keys);
-    } while (cursor !== '0');
+    const memoryKeys = await scanKeys(raw, 'state:ai-agents:memory:*');
 
     const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
     expect(res.statusCode).toBe(200);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, startRedisServer, type RedisServer, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
-import { build, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
+import { build, scanKeys, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
 
 const DB = 9;
 let cacheRedis: TestRedis;
@@ -28,17 +28,7 @@ afterAll(async () => {
   await cacheRedis?.stop();
 });
 
-/** Every state key of the service, by SCAN. */
-async function stateKeys(): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', 'state:ai-agents:*', 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
-}
+const stateKeys = () => scanKeys(raw, 'state:ai-agents:*');
 
 describe('a paused state Redis', () => {
   it('a write that times out answers 503 with Retry-After, and does not land when Redis resumes', async () => {

@@ -115,12 +115,24 @@ export class AgentStore {
     memory: (agentId: string) => `${this.prefix}memory:${agentId}`,
   };
 
+  /** Runs a write script: KEYS as given, ARGV the deadline and then `args`. */
+  private async script(what: string, lua: string, keys: string[], args: Array<string | number>): Promise<number> {
+    return Number(await this.calls.write(what, (c, deadline) => c.eval(lua, keys.length, ...keys, deadline, ...args)));
+  }
+
+  /** A page of the JSON values whose ids a sorted set lists, in its order, with the set's size. */
+  private page<T>(what: string, setKey: string, keyOf: (id: string) => string, limit: number, offset: number): Promise<{ items: T[]; total: number }> {
+    return this.calls.read(what, async (c) => {
+      const [ids, total] = await Promise.all([c.zrange(setKey, String(offset), String(offset + limit - 1)), c.zcard(setKey)]);
+      const items = ids.length ? (await c.mget(ids.map(keyOf))).map((v) => parse<T>(v)) : [];
+      return { items: items.filter((x): x is T => x !== undefined), total };
+    });
+  }
+
   // ---- agents ----
 
   async createAgent(agent: Agent): Promise<void> {
-    await this.calls.write('agent write', (c, deadline) =>
-      c.eval(CREATE_AGENT, 2, this.key.agent(agent.id), this.key.agents(), deadline, JSON.stringify(agent), Date.parse(agent.createdAt), agent.id),
-    );
+    await this.script('agent write', CREATE_AGENT, [this.key.agent(agent.id), this.key.agents()], [JSON.stringify(agent), Date.parse(agent.createdAt), agent.id]);
   }
 
   async getAgent(id: string): Promise<Agent | undefined> {
@@ -137,49 +149,30 @@ export class AgentStore {
       const current = parse<Agent>(raw);
       if (raw === null || !current) return undefined;
       const next = change(current);
-      const done = Number(
-        await this.calls.write('agent update', (c, deadline) => c.eval(UPDATE_AGENT, 1, this.key.agent(id), deadline, raw, JSON.stringify(next))),
-      );
+      const done = await this.script('agent update', UPDATE_AGENT, [this.key.agent(id)], [raw, JSON.stringify(next)]);
       if (done === 1) return next;
       if (done < 0) return undefined;
       if (attempt >= UPDATE_ATTEMPTS) throw errors.Conflict(`agent '${id}' was changed by other requests during this update; try again`);
     }
   }
 
-  async listAgents(limit: number, offset: number): Promise<{ items: Agent[]; total: number }> {
-    return this.calls.read('agent list', async (c) => {
-      const [ids, total] = await Promise.all([c.zrange(this.key.agents(), String(offset), String(offset + limit - 1)), c.zcard(this.key.agents())]);
-      const items = ids.length ? (await c.mget(ids.map((id) => this.key.agent(id)))).map((v) => parse<Agent>(v)) : [];
-      return { items: items.filter((a): a is Agent => a !== undefined), total };
-    });
+  listAgents(limit: number, offset: number): Promise<{ items: Agent[]; total: number }> {
+    return this.page('agent list', this.key.agents(), this.key.agent, limit, offset);
   }
 
   /** Removes the agent, its conversations with their messages, and its memory, in one script. False when unknown. */
   async deleteAgent(id: string): Promise<boolean> {
-    const existed = await this.calls.write('agent delete', (c, deadline) =>
-      c.eval(DELETE_AGENT, 4, this.key.agent(id), this.key.agents(), this.key.agentConversations(id), this.key.memory(id), deadline, id, this.prefix),
-    );
-    return Number(existed) > 0;
+    const keys = [this.key.agent(id), this.key.agents(), this.key.agentConversations(id), this.key.memory(id)];
+    return (await this.script('agent delete', DELETE_AGENT, keys, [id, this.prefix])) > 0;
   }
 
   // ---- conversations ----
 
   /** False when the agent does not exist (any more): nothing was written. */
   async createConversation(conversation: Conversation): Promise<boolean> {
-    const created = await this.calls.write('conversation write', (c, deadline) =>
-      c.eval(
-        CREATE_CONVERSATION,
-        3,
-        this.key.agent(conversation.agentId),
-        this.key.conversation(conversation.id),
-        this.key.agentConversations(conversation.agentId),
-        deadline,
-        JSON.stringify(conversation),
-        Date.parse(conversation.createdAt),
-        conversation.id,
-      ),
-    );
-    return Number(created) === 1;
+    const { id, agentId } = conversation;
+    const keys = [this.key.agent(agentId), this.key.conversation(id), this.key.agentConversations(agentId)];
+    return (await this.script('conversation write', CREATE_CONVERSATION, keys, [JSON.stringify(conversation), Date.parse(conversation.createdAt), id])) === 1;
   }
 
   async getConversation(id: string): Promise<Conversation | undefined> {
@@ -190,45 +183,26 @@ export class AgentStore {
     return this.calls.read('message count', (c) => c.llen(this.key.messages(conversationId)));
   }
 
-  async listConversations(agentId: string, limit: number, offset: number): Promise<{ items: Conversation[]; total: number }> {
-    const key = this.key.agentConversations(agentId);
-    return this.calls.read('conversation list', async (c) => {
-      const [ids, total] = await Promise.all([c.zrange(key, String(offset), String(offset + limit - 1)), c.zcard(key)]);
-      const items = ids.length ? (await c.mget(ids.map((id) => this.key.conversation(id)))).map((v) => parse<Conversation>(v)) : [];
-      return { items: items.filter((x): x is Conversation => x !== undefined), total };
-    });
+  listConversations(agentId: string, limit: number, offset: number): Promise<{ items: Conversation[]; total: number }> {
+    return this.page('conversation list', this.key.agentConversations(agentId), this.key.conversation, limit, offset);
   }
 
   async deleteConversation(conversation: Conversation): Promise<void> {
-    await this.calls.write('conversation delete', (c, deadline) =>
-      c.eval(
-        DELETE_CONVERSATION,
-        3,
-        this.key.conversation(conversation.id),
-        this.key.messages(conversation.id),
-        this.key.agentConversations(conversation.agentId),
-        deadline,
-        conversation.id,
-      ),
-    );
+    const { id, agentId } = conversation;
+    await this.script('conversation delete', DELETE_CONVERSATION, [this.key.conversation(id), this.key.messages(id), this.key.agentConversations(agentId)], [id]);
   }
 
   /** Deletes every conversation of the agent; answers how many there were. */
   async deleteAgentConversations(agentId: string): Promise<number> {
-    const n = await this.calls.write('conversation delete', (c, deadline) =>
-      c.eval(DELETE_AGENT_CONVERSATIONS, 1, this.key.agentConversations(agentId), deadline, this.prefix),
-    );
-    return Number(n);
+    return this.script('conversation delete', DELETE_AGENT_CONVERSATIONS, [this.key.agentConversations(agentId)], [this.prefix]);
   }
 
   // ---- messages ----
 
   /** Appends to the history of an existing conversation; false when it is gone (deleted meanwhile): nothing written. */
   async appendMessage(conversationId: string, message: Message): Promise<boolean> {
-    const length = await this.calls.write('message write', (c, deadline) =>
-      c.eval(APPEND_MESSAGE, 2, this.key.conversation(conversationId), this.key.messages(conversationId), deadline, JSON.stringify(message)),
-    );
-    return Number(length) > 0;
+    const keys = [this.key.conversation(conversationId), this.key.messages(conversationId)];
+    return (await this.script('message write', APPEND_MESSAGE, keys, [JSON.stringify(message)])) > 0;
   }
 
   /**
@@ -256,19 +230,8 @@ export class AgentStore {
   /** Appends, trims to the newest `maxItems`, and refreshes the TTL, in one script; false when the agent is gone. */
   async appendMemory(agentId: string, items: MemoryItem[], maxItems: number): Promise<boolean> {
     if (items.length === 0) return true;
-    const done = await this.calls.write('memory write', (c, deadline) =>
-      c.eval(
-        APPEND_MEMORY,
-        2,
-        this.key.agent(agentId),
-        this.key.memory(agentId),
-        deadline,
-        this.memoryTtlSeconds * 1000,
-        maxItems,
-        ...items.map((i) => JSON.stringify(i)),
-      ),
-    );
-    return Number(done) === 1;
+    const args = [this.memoryTtlSeconds * 1000, maxItems, ...items.map((i) => JSON.stringify(i))];
+    return (await this.script('memory write', APPEND_MEMORY, [this.key.agent(agentId), this.key.memory(agentId)], args)) === 1;
   }
 
   /** The newest `limit` items (all when omitted), oldest first; the read refreshes the TTL. */
@@ -291,7 +254,7 @@ export class AgentStore {
   }
 
   async clearMemory(agentId: string): Promise<number> {
-    return Number(await this.calls.write('memory delete', (c, deadline) => c.eval(CLEAR_MEMORY, 1, this.key.memory(agentId), deadline)));
+    return this.script('memory delete', CLEAR_MEMORY, [this.key.memory(agentId)], []);
   }
 
   // ---- figures for GET /api/v1/cache/stats (state, not cache) ----
