@@ -348,7 +348,9 @@ export class Category implements CategoryCache {
     for (;;) {
       let reply: AcquireReply;
       try {
-        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'miss', this.genField]))) as AcquireReply;
+        // Past its logical expiry an entry is not a hit here: lookup already found it too stale for this caller.
+        const freshAfter = this.def.sliding ? 0 : Date.now();
+        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'miss', this.genField, freshAfter]))) as AcquireReply;
       } catch (err) {
         this.fail('lease', err);
         return { value: await loader(), hit: false };
@@ -380,7 +382,7 @@ export class Category implements CategoryCache {
       const token = randomUUID();
       let reply: AcquireReply;
       try {
-        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'refresh', this.genField]))) as AcquireReply;
+        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'refresh', this.genField, 0]))) as AcquireReply;
       } catch (err) {
         this.fail('refresh', err);
         return;
