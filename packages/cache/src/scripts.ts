@@ -72,6 +72,18 @@ end
 return {0, g}
 `);
 
+/**
+ * Adds one batch of stats deltas to the service-wide hash, once: KEYS[2] keeps the sequence number of the last batch
+ * this replica added, so a batch sent again (its first sending timed out but landed) is not added twice.
+ * KEYS: stats hash, the replica's marker. ARGV: batch sequence, marker px, then field/delta pairs.
+ */
+export const FLUSH = script(`
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+`);
+
 /** Compare-and-delete: releases the lease only if we still hold it. */
 export const RELEASE = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
