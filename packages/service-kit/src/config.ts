@@ -109,6 +109,30 @@ function describe(errors: AjvIssue[], data: Record<string, unknown>): ConfigIssu
   return issues;
 }
 
+const WHOLE = /^-?\d+$/;
+const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
+
+/**
+ * Ajv coerces any string JavaScript reads as a number ('0x10', '1e3', 'Infinity'), so numbers are checked as
+ * written, before coercion: decimal digits only (and a decimal point for non-integers).
+ */
+function numberIssues(schema: TSchema, data: Record<string, string>): ConfigIssue[] {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const issues: ConfigIssue[] = [];
+  for (const [variable, property] of Object.entries(properties)) {
+    const raw = data[variable];
+    // What JavaScript cannot read as a number, Ajv refuses with its own message.
+    if (raw === undefined || Number.isNaN(Number(raw))) continue;
+    const value = raw.trim();
+    if (property.type === 'integer' && !WHOLE.test(value)) {
+      issues.push({ variable, message: `must be a whole number written in decimal digits${shown(variable, raw)}` });
+    } else if (property.type === 'number' && !DECIMAL.test(value)) {
+      issues.push({ variable, message: `must be a number written in decimal digits, without exponent${shown(variable, raw)}` });
+    }
+  }
+  return issues;
+}
+
 function readDotenv(path: string): Record<string, string> {
   const file = resolve(path);
   if (!existsSync(file)) return {};
@@ -118,7 +142,7 @@ function readDotenv(path: string): Record<string, string> {
 /**
  * Validates env against a TypeBox schema with env-schema: defaults applied, strings coerced to
  * numbers/booleans, unknown variables dropped. An empty value counts as unset, as compose files
- * write `REDIS_PASSWORD=` for "none".
+ * write `REDIS_PASSWORD=` for "none". Numbers must be written in decimal digits.
  */
 export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions = {}): Static<T> {
   const env = opts.env ?? process.env;
@@ -132,12 +156,18 @@ export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions
       else merged[k] = v;
     }
   }
+  const strict = numberIssues(schema, merged);
+  let config: Static<T>;
   try {
     // env-schema sets additionalProperties=false on the schema it gets; hand it a copy.
-    return envSchema({ schema: { ...(schema as object) }, data: merged, env: false, dotenv: false }) as Static<T>;
+    config = envSchema({ schema: { ...(schema as object) }, data: merged, env: false, dotenv: false }) as Static<T>;
   } catch (err) {
     const ajvErrors = (err as { errors?: AjvIssue[] }).errors;
-    if (Array.isArray(ajvErrors)) throw new ConfigError(describe(ajvErrors, merged));
-    throw err;
+    if (!Array.isArray(ajvErrors)) throw err;
+    // A number not written in digits is the first thing to fix, whatever Ajv made of it.
+    const named = new Set(strict.map((i) => i.variable));
+    throw new ConfigError([...strict, ...describe(ajvErrors, merged).filter((i) => !named.has(i.variable))]);
   }
+  if (strict.length > 0) throw new ConfigError(strict);
+  return config;
 }
