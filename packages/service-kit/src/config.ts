@@ -26,6 +26,16 @@ export const BaseConfig = Type.Object({
   CACHE_TTL_JITTER: Type.Number({ default: 0.05, minimum: 0, maximum: 0.5 }),
   CACHE_ADMIN_RATE_LIMIT_MAX: Type.Integer({ default: 60, minimum: 1, description: 'admin calls per client IP per window' }),
   CACHE_ADMIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  CACHE_STATS_RATE_LIMIT_MAX: Type.Integer({ default: 600, minimum: 1, description: 'GET /api/v1/cache/stats calls per client IP per window (a budget of its own)' }),
+  CACHE_STATS_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  /** Seconds, as the original stack wrote them: ioredis connectTimeout of both connections. */
+  REDIS_SOCKET_CONNECT_TIMEOUT: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** Seconds: ioredis socketTimeout of both connections (a connection that stops answering is made again). */
+  REDIS_SOCKET_TIMEOUT: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** Settings of the original stack with no counterpart here: read only to warn at boot (see registerCache). */
+  REDIS_MAX_CONNECTIONS: Type.Optional(Type.String()),
+  REDIS_RETRY_ON_TIMEOUT: Type.Optional(Type.String()),
+  REDIS_DB: Type.Optional(Type.String()),
   PEER_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   PEER_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1 }),

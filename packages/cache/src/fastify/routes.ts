@@ -10,6 +10,7 @@ import { requireAdmin, type AdminHook } from './auth.js';
 import {
   CacheAdminRateLimitedError,
   CacheBadRequestError,
+  CacheStatsRateLimitedError,
   CacheUnknownCategoryError,
 } from './errors.js';
 import {
@@ -26,6 +27,11 @@ export interface AdminRateLimit {
   max?: number;
   /** Window in ms or an ms-style string ('1 minute'). Default 60000. */
   timeWindow?: number | string;
+  /**
+   * GET /stats has a budget of its own, so that a dashboard polling it and the mutating routes never use up each
+   * other's. Default 600 per 60000 ms per client IP.
+   */
+  stats?: { max?: number; timeWindow?: number | string };
 }
 
 export interface AdminRoutesOptions {
@@ -109,10 +115,22 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   const cache = scope.cache;
 
+  const statsLimit = opts.rateLimit === false ? undefined : opts.rateLimit.stats;
   app.get(
     '/stats',
     {
       ...strict,
+      ...(opts.rateLimit === false
+        ? {}
+        : {
+            config: {
+              rateLimit: {
+                max: statsLimit?.max ?? 600,
+                timeWindow: statsLimit?.timeWindow ?? 60_000,
+                errorResponseBuilder: (_req, ctx) => new CacheStatsRateLimitedError(ctx.after),
+              },
+            },
+          }),
       schema: {
         tags: TAGS,
         summary: 'Cache statistics',
