@@ -178,6 +178,41 @@ describe('OpenAPI', () => {
       await app.close();
     }
   });
+
+  it('declares adminSecurityScheme on every route behind the token, and on no other', async () => {
+    const app = await buildApp(
+      redis,
+      {
+        adminSecurityScheme: 'adminBearer',
+        adminRoutes: async (scope) => {
+          scope.delete('/things/:id', async () => ({ removed: 0 }));
+        },
+      },
+      async (a) => {
+        await a.register(swagger, {
+          openapi: { info: { title: 'test', version: '0.0.0' }, components: { securitySchemes: { adminBearer: { type: 'http', scheme: 'bearer' } } } },
+        });
+      },
+    );
+    try {
+      const doc = app.swagger() as unknown as { paths: Record<string, Record<string, { security?: unknown }>> };
+      const declared = Object.fromEntries(
+        Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => [`${method} ${path}`, op.security])),
+      );
+      expect(declared).toEqual({
+        'get /api/v1/cache/stats': undefined,
+        'delete /api/v1/cache/clear': [{ adminBearer: [] }],
+        'post /api/v1/cache/invalidate': [{ adminBearer: [] }],
+        'post /api/v1/cache/test': [{ adminBearer: [] }],
+        'delete /api/v1/cache/things/{id}': [{ adminBearer: [] }],
+      });
+      // What it declares is what it does.
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/things/1' })).statusCode).toBe(401);
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/things/1', headers: auth() })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe('client ownership', () => {

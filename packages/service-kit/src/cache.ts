@@ -3,6 +3,7 @@ import { cachePlugin } from '@aicache/cache/fastify';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
+import { ADMIN_SECURITY_SCHEME } from './docs.js';
 
 export interface ServiceCacheOptions<C extends string> {
   /** Key prefix and stats name. */
@@ -64,6 +65,7 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
       timeWindow: config.CACHE_ADMIN_RATE_LIMIT_WINDOW_MS,
       stats: { max: config.CACHE_STATS_RATE_LIMIT_MAX, timeWindow: config.CACHE_STATS_RATE_LIMIT_WINDOW_MS },
     },
+    adminSecurityScheme: ADMIN_SECURITY_SCHEME,
     ...(opts.adminRoutes ? { adminRoutes: opts.adminRoutes } : {}),
   });
 

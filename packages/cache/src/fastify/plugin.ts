@@ -23,6 +23,11 @@ export interface CachePluginOptions<C extends string = string> extends CacheOpti
   adminRoutes?: FastifyPluginAsync;
   /** Per-IP rate limit of the admin routes (default 60 per minute); false leaves limiting to the host. */
   rateLimit?: AdminRateLimit | false;
+  /**
+   * Name of the bearer security scheme in the host's OpenAPI document (`components.securitySchemes`):
+   * every route behind the admin token declares it. Unset: the routes declare no security.
+   */
+  adminSecurityScheme?: string;
 }
 
 export const DEFAULT_PREFIX = '/api/v1/cache';
@@ -50,7 +55,7 @@ function settleConnection(client: Redis, ms: number): Promise<boolean> {
 }
 
 const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = async (fastify, options) => {
-  const { adminToken, production, prefix, adminRoutes, rateLimit, ...cacheOptions } = options;
+  const { adminToken, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, ...cacheOptions } = options;
   if (production && !adminToken) throw new CacheAdminTokenRequiredError();
 
   // A client passed in cacheOptions.client stays the caller's: Cache.close() leaves it open.
@@ -69,6 +74,7 @@ const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = as
     adminRoutes,
     rateLimit: rateLimit ?? {},
     probeTimeoutMs: Math.max(1000, (cacheOptions.commandTimeoutMs ?? 250) * 4),
+    securityScheme: adminSecurityScheme,
   });
 };
 

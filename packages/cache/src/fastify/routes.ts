@@ -40,6 +40,8 @@ export interface AdminRoutesOptions {
   rateLimit: AdminRateLimit | false;
   /** Upper bound in ms of the probe's direct TTL read. */
   probeTimeoutMs: number;
+  /** OpenAPI security scheme the guarded routes declare. */
+  securityScheme: string | undefined;
 }
 
 const TAGS = ['cache'];
@@ -146,7 +148,11 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
     const admin = requireAdmin(opts.adminToken);
     // An onRoute hook rather than addHook('onRequest') so the check runs after the rate limiter:
     // scope-level hooks run before route-level ones, and the limiter is route-level.
-    guarded.addHook('onRoute', (route) => appendOnRequest(route, admin));
+    guarded.addHook('onRoute', (route) => {
+      appendOnRequest(route, admin);
+      // `security` is @fastify/swagger's addition to the route schema (not a dependency here).
+      if (opts.securityScheme) route.schema = Object.assign({}, route.schema, { security: [{ [opts.securityScheme]: [] }] });
+    });
 
     const g = guarded.withTypeProvider<TypeBoxTypeProvider>();
     const errorResponses = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema, 503: ErrorResponseSchema };

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { withCacheHeader } from '@aicache/service-kit';
 import { sendCached, type Retrieval } from '../lib/retrieval.js';
 import { Citation, ErrorResponse, Filters, Query, ScoreThreshold } from '../schemas.js';
 
@@ -48,7 +49,7 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
           'Runs the search for the query, then merges the best sections into one text of at most maxChars characters with ' +
           'citations numbered 1..n. Cached (context_bundles) per normalized request and corpus version; header `x-cache`.',
         body: ContextBody,
-        response: { 200: ContextResponse, 400: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 200: withCacheHeader(ContextResponse), 400: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request, reply) => {
