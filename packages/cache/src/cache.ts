@@ -6,10 +6,10 @@ import { checkHealth } from './health.js';
 import { L1Tier } from './l1.js';
 import { L1Sync } from './l1-sync.js';
 import { bumpGenerations, scanUnlink, unlinkTagMembers } from './invalidation.js';
-import { statsKey, tagKey } from './keys.js';
+import { flushMarkerPrefix, statsKey, tagKey } from './keys.js';
 import { ErrorReporter, silentLogger } from './reporter.js';
 import { RedisRunner } from './runner.js';
-import { hitRate, parseInfo, StatsRecorder } from './stats.js';
+import { hitRatePercent, parseInfo, StatsRecorder } from './stats.js';
 import type { CacheHealth, CacheOptions, CacheStats, CategoryCache, CategoryCounters, CategoryStats, ResolvedCategory } from './types.js';
 
 /** Above this many keys in the DB, stats() does not count a service's keys (null) rather than SCAN them all. */
@@ -123,7 +123,7 @@ export class Cache<C extends string = string> {
   async invalidateTags(tags: string[]): Promise<number> {
     if (tags.length === 0) return 0;
     if (!(await this.bumpAllGenerations('invalidateTags'))) {
-      this.evictAllL1();
+      this.dropLocal();
       return 0;
     }
     let removed = 0;
@@ -144,25 +144,28 @@ export class Cache<C extends string = string> {
    * Removes every key of this service (SCAN `<service>:*` + UNLINK), never FLUSHDB, so other services on the same
    * DB keep theirs. The service-wide stats hash is kept: clearing the cache does not reset its hit/miss history,
    * and it holds the invalidation generations (bumped, so in-flight loaders cannot write back what was cleared).
+   * So are the replicas' stats flush markers, without which a retried flush could count twice.
    */
   async clear(): Promise<number> {
     if (!(await this.bumpAllGenerations('clear'))) {
-      this.evictAllL1();
+      this.dropLocal();
       return 0;
     }
-    const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: [statsKey(this.service)] });
+    const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: [statsKey(this.service)], excludePrefix: flushMarkerPrefix(this.service) });
     await this.afterWideChange();
     if (error !== undefined) this.reporter.report(error, { service: this.service, op: 'clear' });
     return removed;
   }
 
-  private evictAllL1(): void {
+  /** Every L1 entry and every load in flight of this process: a change that may touch any category happened. */
+  private dropLocal(): void {
     for (const t of this.tiers.values()) t.evictAll();
+    for (const c of this.byName.values()) c.detachLoads();
   }
 
-  /** After a change that may touch every category: this replica's L1s now, the others' through a message. */
+  /** After a change that may touch every category: this replica's L1s and loads now, the other L1s through a message. */
   private async afterWideChange(): Promise<void> {
-    this.evictAllL1();
+    this.dropLocal();
     if (this.sync) await this.sync.publish();
   }
 
@@ -184,7 +187,7 @@ export class Cache<C extends string = string> {
 
   /** Adds this process's counts since the last flush to the service-wide totals. Runs on a timer; exposed for shutdown and tests. */
   flushStats(): Promise<void> {
-    return this.recorder.flush(this.runner, statsKey(this.service));
+    return this.recorder.flush(this.runner, this.service);
   }
 
   async stats(): Promise<CacheStats> {
@@ -207,7 +210,7 @@ export class Cache<C extends string = string> {
       categories[def.name] = {
         ...c,
         ...(def.l1MaxBytes > 0 ? { l1_hits: pick('l1_hits') } : {}),
-        hit_rate: hitRate(c.hits, c.misses),
+        hit_rate: hitRatePercent(c.hits, c.misses),
         ttl: def.ttl,
         keys: keyCounts ? (keyCounts.get(def.name) ?? 0) : null,
       };
@@ -216,7 +219,7 @@ export class Cache<C extends string = string> {
     const info = infoText ? parseInfo(String(infoText)) : {};
     const kh = num(info.keyspace_hits);
     const km = num(info.keyspace_misses);
-    const serverHitRate = kh !== null && km !== null ? hitRate(kh, km) : null;
+    const serverHitRate = kh !== null && km !== null ? hitRatePercent(kh, km) : null;
     const server: CacheStats['server'] = {
       version: info.redis_version ?? null,
       uptime_seconds: num(info.uptime_in_seconds),
@@ -244,7 +247,7 @@ export class Cache<C extends string = string> {
         service: `service_stats: counted by the cache library for service "${this.service}" (DB ${this.db}), summed over every replica`,
         server: 'memory_used, keyspace_hits, keyspace_misses, hit_rate, total_commands_processed, connected_clients and server.*: Redis INFO for the whole server (all DBs, all clients)',
       },
-      service_stats: { ...sum, hit_rate: hitRate(sum.hits, sum.misses), categories },
+      service_stats: { ...sum, hit_rate: hitRatePercent(sum.hits, sum.misses), categories },
       server,
     };
   }

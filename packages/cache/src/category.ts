@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { L1Entry, L1Tier } from './l1.js';
 import type { L1Sync } from './l1-sync.js';
+import { Flights } from './flights.js';
 import type { ErrorReporter } from './reporter.js';
 import type { RedisRunner } from './runner.js';
 import type { StatsRecorder } from './stats.js';
@@ -53,8 +54,8 @@ export class Category implements CategoryCache {
   readonly genKey: string;
   readonly genField: string;
   /** Single-flight: one loader per key per process; every concurrent caller awaits the same promise. */
-  private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly refreshing = new Map<string, Promise<void>>();
+  private readonly inflight = new Flights<CacheResult<unknown>>();
+  private readonly refreshing = new Flights<void>();
 
   constructor(
     private readonly ctx: CategoryContext,
@@ -209,7 +210,9 @@ export class Category implements CategoryCache {
     const sync = this.l1 ? this.ctx.sync : undefined;
     try {
       const n = await this.ctx.runner.run(async (c) => {
-        const pipe = c.pipeline().hincrby(this.genKey, this.genField, 1).unlink(...fulls);
+        // The leases go too: a load that starts after this one must not wait for a load whose write will be dropped.
+        const leases = fulls.map((f) => leaseKey(this.ctx.service, f));
+        const pipe = c.pipeline().hincrby(this.genKey, this.genField, 1).unlink(...fulls).unlink(...leases);
         // Same pipeline: sent right behind the UNLINK, without another round trip; its own failure is ignored.
         if (sync) pipe.publish(sync.channel, sync.message(this.name, fulls));
         const res = await pipe.exec();
@@ -218,11 +221,13 @@ export class Category implements CategoryCache {
         return Number(removed);
       });
       this.l1?.evict(fulls);
+      this.detachLoads(fulls);
       this.ctx.stats.incr(this.name, 'deletes', n);
       return n;
     } catch (err) {
       // It may have landed all the same.
       this.l1?.evict(fulls);
+      this.detachLoads(fulls);
       this.fail('invalidate', err);
       return 0;
     }
@@ -259,17 +264,23 @@ export class Category implements CategoryCache {
       }
     }
     const running = this.inflight.get(full);
-    if (running) return running as Promise<CacheResult<V>>;
+    if (running) return this.tally(running as Promise<CacheResult<V>>);
     // A hit costs one read and nothing else; only a miss registers a flight that concurrent callers join.
     // Reads and the flight's lease and write share one connection, so a read sent before the flight's write
     // is answered while the flight is still registered.
     const cached = await this.lookup(full, loader, opts);
     if (cached.hit) return { value: cached.value as V, hit: true };
-    const joined = this.inflight.get(full);
-    if (joined) return joined as Promise<CacheResult<V>>;
-    const flight = this.load(full, loader, opts, cached.redisOk).finally(() => this.inflight.delete(full));
-    this.inflight.set(full, flight);
-    return flight;
+    const flight = this.inflight.get(full) ?? this.inflight.start(full, () => this.load(full, loader, opts, cached.redisOk));
+    return this.tally(flight as Promise<CacheResult<V>>);
+  }
+
+  /**
+   * Invalidations call this once Redis answered them (or failed to): these keys' loads and refreshes (all of the
+   * category's without `fulls`) go on for the callers that share them, but a later getOrSet starts its own.
+   */
+  detachLoads(fulls?: readonly string[]): void {
+    this.inflight.detach(fulls);
+    this.refreshing.detach(fulls);
   }
 
   async wrapJson(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = {}): Promise<Buffer> {
@@ -288,10 +299,26 @@ export class Category implements CategoryCache {
 
   /** Background refreshes still running (Cache.close waits for them, bounded). */
   pending(): Promise<unknown>[] {
-    return [...this.refreshing.values()];
+    return this.refreshing.pending();
   }
 
-  /** The Redis read of getOrSet: a fresh entry, or a stale one within grace (refreshed in the background), is a hit. */
+  /**
+   * One hit or one miss per getOrSet call, as its `hit` says: a caller that waited on this process's load shares its
+   * miss, one answered by another replica's load is a hit, and a failed load is a miss for each of its callers.
+   */
+  private async tally<V>(flight: Promise<CacheResult<V>>): Promise<CacheResult<V>> {
+    let result: CacheResult<V>;
+    try {
+      result = await flight;
+    } catch (err) {
+      this.ctx.stats.incr(this.name, 'misses');
+      throw err;
+    }
+    this.ctx.stats.incr(this.name, result.hit ? 'hits' : 'misses');
+    return result;
+  }
+
+  /** The Redis read of getOrSet: a fresh entry, or a stale one within grace (refreshed in the background), is a hit. Counts hits only (misses: tally). */
   private async lookup<V>(full: string, loader: () => Promise<V>, opts: GetOrSetOptions): Promise<{ hit: true; value: unknown } | { hit: false; redisOk: boolean }> {
     const grace = this.graceOf(opts);
     const token = this.l1?.begin() ?? 0;
@@ -301,7 +328,6 @@ export class Category implements CategoryCache {
       [buf, pttl] = await this.read(full);
     } catch (err) {
       this.fail('getOrSet', err);
-      this.ctx.stats.incr(this.name, 'misses');
       return { hit: false, redisOk: false };
     }
     const entry = this.safeDecode(buf);
@@ -325,7 +351,6 @@ export class Category implements CategoryCache {
         return { hit: true, value: entry.value };
       }
     }
-    this.ctx.stats.incr(this.name, 'misses');
     return { hit: false, redisOk: true };
   }
 
@@ -348,7 +373,9 @@ export class Category implements CategoryCache {
     for (;;) {
       let reply: AcquireReply;
       try {
-        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'miss', this.genField]))) as AcquireReply;
+        // Past its logical expiry an entry is not a hit here: lookup already found it too stale for this caller.
+        const freshAfter = this.def.sliding ? 0 : Date.now();
+        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'miss', this.genField, freshAfter]))) as AcquireReply;
       } catch (err) {
         this.fail('lease', err);
         return { value: await loader(), hit: false };
@@ -380,7 +407,7 @@ export class Category implements CategoryCache {
       const token = randomUUID();
       let reply: AcquireReply;
       try {
-        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'refresh', this.genField]))) as AcquireReply;
+        reply = (await this.ctx.runner.run((c) => runScript(c, ACQUIRE, [full, lease, this.genKey], [token, this.ctx.leaseTtlMs, 'refresh', this.genField, 0]))) as AcquireReply;
       } catch (err) {
         this.fail('refresh', err);
         return;
@@ -398,8 +425,7 @@ export class Category implements CategoryCache {
         await this.release(lease, token);
       }
     };
-    const p = run().finally(() => this.refreshing.delete(full));
-    this.refreshing.set(full, p);
+    void this.refreshing.start(full, run);
   }
 
   /** `generation`: the category's invalidation generation read before the loader started (undefined: unknown, no check). */
@@ -556,12 +582,14 @@ export class Category implements CategoryCache {
       await bumpGenerations(this.ctx.runner, this.genKey, [this.genField]);
     } catch (err) {
       this.l1?.evictAll();
+      this.detachLoads();
       this.fail(op, err);
       return 0;
     }
     const { removed, error } = await scanUnlink(this.ctx.runner, match);
-    // A glob cannot be matched against hashed keys here: the whole category's L1 goes.
+    // A glob cannot be matched against hashed keys here: the whole category's L1 and loads go.
     this.l1?.evictAll();
+    this.detachLoads();
     if (this.l1 && this.ctx.sync) await this.ctx.sync.publish(this.name);
     if (error !== undefined) this.fail(op, error);
     this.ctx.stats.incr(this.name, 'deletes', removed);

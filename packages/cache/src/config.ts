@@ -92,11 +92,36 @@ function parsePort(raw: string, variable: string): number {
   return n;
 }
 
+/** Seconds as the original stack wrote them (`5`, `0.5`), in ms. */
+function parseSeconds(env: Env, variable: string): number | undefined {
+  const raw = env[variable];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const s = raw.trim();
+  const ms = Math.round(Number(s) * 1000);
+  if (!/^(\d+(\.\d+)?|\.\d+)$/.test(s) || ms < 1 || !Number.isSafeInteger(ms)) {
+    throw new CacheConfigError(variable, `${variable} must be a positive number of seconds, got ${JSON.stringify(raw)}`);
+  }
+  return ms;
+}
+
+/**
+ * Settings kept from the original stack that map onto ioredis: REDIS_SOCKET_CONNECT_TIMEOUT -> connectTimeout and
+ * REDIS_SOCKET_TIMEOUT -> socketTimeout (a connection that does not answer a command in time is dropped and made
+ * again, as redis-py's socket_timeout did; each cache call stays bounded by CACHE_COMMAND_TIMEOUT_MS). Seconds there,
+ * ms here. The settings without a counterpart are named by unmappedRedisSettings.
+ */
+function timeoutOptions(env: Env): Pick<RedisOptions, 'connectTimeout' | 'socketTimeout'> {
+  const connectTimeout = parseSeconds(env, 'REDIS_SOCKET_CONNECT_TIMEOUT');
+  const socketTimeout = parseSeconds(env, 'REDIS_SOCKET_TIMEOUT');
+  return { ...(connectTimeout !== undefined ? { connectTimeout } : {}), ...(socketTimeout !== undefined ? { socketTimeout } : {}) };
+}
+
 /**
  * Connection options for the cache Redis from env. `REDIS_URL` (redis:// or rediss://, user and password in
  * the URL) wins over REDIS_HOST/REDIS_PORT/REDIS_USERNAME/REDIS_PASSWORD. The DB index always comes from
  * `dbVar` (a /N path in the URL is ignored), so one URL can serve every service. REDIS_TLS_CA_FILE adds a CA
- * for rediss:// (or turns TLS on for the host/port form).
+ * for rediss:// (or turns TLS on for the host/port form). REDIS_SOCKET_CONNECT_TIMEOUT and REDIS_SOCKET_TIMEOUT
+ * (seconds) become connectTimeout and socketTimeout.
  */
 export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number): RedisOptions {
   const rawDb = env[dbVar];
@@ -113,6 +138,7 @@ export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number):
     throw new CacheConfigError(dbVar, `Default DB index for ${dbVar} must be 0-15, got ${JSON.stringify(defaultDb)}`);
   }
 
+  const timeouts = timeoutOptions(env);
   const url = env.REDIS_URL?.trim();
   if (url) {
     let u: URL;
@@ -129,6 +155,7 @@ export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number):
       host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
       port: u.port ? parsePort(u.port, 'REDIS_URL') : 6379,
       db,
+      ...timeouts,
     };
     if (u.username) opts.username = decodeURIComponent(u.username);
     if (u.password) opts.password = decodeURIComponent(u.password);
@@ -142,6 +169,7 @@ export function redisOptionsFromEnv(env: Env, dbVar: string, defaultDb: number):
     host: env.REDIS_HOST?.trim() || '127.0.0.1',
     port: env.REDIS_PORT?.trim() ? parsePort(env.REDIS_PORT, 'REDIS_PORT') : 6379,
     db,
+    ...timeouts,
   };
   if (env.REDIS_USERNAME) opts.username = env.REDIS_USERNAME;
   if (env.REDIS_PASSWORD) opts.password = env.REDIS_PASSWORD;

@@ -29,8 +29,14 @@ export function validateGlob(glob: unknown): asserts glob is string {
  * is never blocked (no KEYS, no FLUSHDB). Answers how many keys were removed. Stops early (answering what was
  * removed so far) if Redis fails.
  */
-export async function scanUnlink(runner: RedisRunner, match: string, opts: { exclude?: string[] } = {}): Promise<{ removed: number; error?: unknown }> {
+export async function scanUnlink(
+  runner: RedisRunner,
+  match: string,
+  opts: { exclude?: string[]; excludePrefix?: string } = {},
+): Promise<{ removed: number; error?: unknown }> {
   const exclude = opts.exclude?.length ? new Set(opts.exclude) : undefined;
+  const prefix = opts.excludePrefix;
+  const kept = (k: Buffer): boolean => (exclude?.has(k.toString()) ?? false) || (prefix !== undefined && k.toString().startsWith(prefix));
   const unlinks: Promise<number>[] = [];
   let cursor = '0';
   let error: unknown;
@@ -38,7 +44,7 @@ export async function scanUnlink(runner: RedisRunner, match: string, opts: { exc
     do {
       const [next, keys] = await runner.run((c) => c.scanBuffer(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT), bulkTimeout(runner));
       cursor = next.toString();
-      const batch = exclude ? keys.filter((k) => !exclude.has(k.toString())) : keys;
+      const batch = exclude || prefix !== undefined ? keys.filter((k) => !kept(k)) : keys;
       if (batch.length > 0) unlinks.push(runner.run((c) => c.unlink(...batch), bulkTimeout(runner)));
     } while (cursor !== '0');
   } catch (err) {

@@ -24,6 +24,18 @@ export function statsKey(service: string): string {
   return `${service}:__stats`;
 }
 
+/**
+ * `<service>:__flushed:<replica>`: sequence number of the last stats batch that replica added (see FLUSH in
+ * scripts.ts). A service clear keeps these, as it keeps the stats hash.
+ */
+export function flushMarkerKey(service: string, replica: string): string {
+  return `${flushMarkerPrefix(service)}${replica}`;
+}
+
+export function flushMarkerPrefix(service: string): string {
+  return `${service}:__flushed:`;
+}
+
 /** `<service>:__lease:<category>:<key>`: held by the one replica that runs the loader for a missing entry. */
 export function leaseKey(service: string, fullKey: string): string {
   return `${service}:__lease:${fullKey.slice(service.length + 1)}`;

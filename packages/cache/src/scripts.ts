@@ -49,19 +49,39 @@ return 1
 `);
 
 /**
- * KEYS: entry, lease, generation hash. ARGV: token, lease px, mode, generation field. Answers {code, generation, value?}.
- * Mode 'miss': code 1 with the value when the entry exists, else takes the lease (2) or reports it busy (0).
+ * KEYS: entry, lease, generation hash. ARGV: token, lease px, mode, generation field, fresh-after (epoch ms, 0 = any).
+ * Answers {code, generation, value?}.
+ * Mode 'miss': code 1 with the value when a live entry exists, else takes the lease (2, with a stale value if any) or
+ * reports it busy (0). An entry with a header (tag byte >= 0x80, see serialization.ts) whose logical expiry (float64 LE
+ * at byte 2) is not after ARGV[5] is stale for this caller (its grace is over, or it allows none): not a hit.
  * Mode 'refresh': takes the lease (2, with the current value if any) or reports it busy (0).
  */
 export const ACQUIRE = script(`
 local v = redis.call('GET', KEYS[1])
 local g = redis.call('HGET', KEYS[3], ARGV[4]) or ''
-if v and ARGV[3] == 'miss' then return {1, g, v} end
+if v and ARGV[3] == 'miss' then
+  local after = tonumber(ARGV[5])
+  if after <= 0 or string.len(v) < 13 or string.byte(v, 1) < 128 or struct.unpack('<d', v, 2) > after then
+    return {1, g, v}
+  end
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
   if v then return {2, g, v} end
   return {2, g}
 end
 return {0, g}
+`);
+
+/**
+ * Adds one batch of stats deltas to the service-wide hash, once: KEYS[2] keeps the sequence number of the last batch
+ * this replica added, so a batch sent again (its first sending timed out but landed) is not added twice.
+ * KEYS: stats hash, the replica's marker. ARGV: batch sequence, marker px, then field/delta pairs.
+ */
+export const FLUSH = script(`
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[1]) then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
 `);
 
 /** Compare-and-delete: releases the lease only if we still hold it. */

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { flushMarkerKey, statsKey } from './keys.js';
 import type { RedisRunner } from './runner.js';
+import { FLUSH, runScript } from './scripts.js';
 import type { CategoryCounters } from './types.js';
 
 type Counters = Required<CategoryCounters>;
@@ -6,6 +9,15 @@ export type CounterName = keyof Counters;
 const NAMES: CounterName[] = ['hits', 'misses', 'sets', 'deletes', 'errors', 'l1_hits'];
 
 const zero = (): Counters => ({ hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, l1_hits: 0 });
+
+/** How long Redis remembers the last batch a replica added (its marker key); a batch retried later than this could count twice. */
+export const FLUSH_MARKER_TTL_MS = 24 * 3600 * 1000;
+
+interface Batch {
+  seq: number;
+  /** `<category>:<counter>`, delta */
+  deltas: Array<[string, number]>;
+}
 
 /**
  * Per-category counters. `totals` is this process since start (synchronous, for /metrics); `pending` is what
@@ -15,6 +27,11 @@ export class StatsRecorder {
   private readonly totals = new Map<string, Counters>();
   private readonly pending = new Map<string, Counters>();
   private chain: Promise<void> = Promise.resolve();
+  /** Names this process's flush marker in Redis. */
+  private readonly replica = randomUUID();
+  private seq = 0;
+  /** A batch whose flush failed: sent again as it is (same sequence number) before anything newer. */
+  private unsent: Batch | undefined;
 
   /** `withL1`: categories that have an in-process tier (only they report l1_hits). */
   constructor(
@@ -44,44 +61,53 @@ export class StatsRecorder {
     return out;
   }
 
-  /** Adds the deltas since the last flush to the service-wide hash in one pipeline; failed deltas are kept for the next flush. */
-  flush(runner: RedisRunner, hashKey: string): Promise<void> {
-    this.chain = this.chain.then(() => this.flushOnce(runner, hashKey));
+  /**
+   * Adds the counts since the last flush to the service-wide hash, once. Each batch carries a sequence number that
+   * Redis checks against this replica's marker, so a batch whose flush timed out (and may have landed) is sent again
+   * without being added twice; newer counts wait until it went through.
+   */
+  flush(runner: RedisRunner, service: string): Promise<void> {
+    this.chain = this.chain.then(() => this.flushOnce(runner, service));
     return this.chain;
   }
 
-  private async flushOnce(runner: RedisRunner, hashKey: string): Promise<void> {
-    const taken: Array<[string, CounterName, number]> = [];
+  private take(): Batch | undefined {
+    const deltas: Array<[string, number]> = [];
     for (const [c, p] of this.pending) {
       for (const name of NAMES) {
         if (p[name] !== 0) {
-          taken.push([c, name, p[name]]);
+          deltas.push([`${c}:${name}`, p[name]]);
           p[name] = 0;
         }
       }
     }
-    if (taken.length === 0) return;
+    return deltas.length === 0 ? undefined : { seq: ++this.seq, deltas };
+  }
+
+  private async flushOnce(runner: RedisRunner, service: string): Promise<void> {
+    const keys = [statsKey(service), flushMarkerKey(service, this.replica)];
+    // A batch that failed before goes first, as it was; then what was counted since.
+    if (this.unsent && !(await this.send(runner, keys, this.unsent))) return;
+    this.unsent = this.take();
+    if (this.unsent) await this.send(runner, keys, this.unsent);
+  }
+
+  /** True once Redis added the batch (or had added it already); on failure it stays in `unsent` for the next flush. */
+  private async send(runner: RedisRunner, keys: string[], batch: Batch): Promise<boolean> {
     try {
-      await runner.run(async (client) => {
-        const pipe = client.pipeline();
-        for (const [c, name, n] of taken) pipe.hincrby(hashKey, `${c}:${name}`, n);
-        const res = await pipe.exec();
-        const failed = res?.find(([err]) => err);
-        if (!res || failed) throw failed?.[0] ?? new Error('stats pipeline failed');
-      });
+      await runner.run((c) => runScript(c, FLUSH, keys, [batch.seq, FLUSH_MARKER_TTL_MS, ...batch.deltas.flat()]));
     } catch {
-      // Put the deltas back. (A pipeline that timed out may still land; counting twice is preferred to losing counts.)
-      for (const [c, name, n] of taken) {
-        const p = this.pending.get(c);
-        if (p) p[name] += n;
-      }
+      return false;
     }
+    this.unsent = undefined;
+    return true;
   }
 }
 
-export function hitRate(hits: number, misses: number): number {
+/** Percent of reads the cache answered, one decimal (89.3), 0 when there were none. */
+export function hitRatePercent(hits: number, misses: number): number {
   const total = hits + misses;
-  return total === 0 ? 0 : hits / total;
+  return total === 0 ? 0 : Math.round((hits * 1000) / total) / 10;
 }
 
 /** `INFO` text -> field map. */

@@ -176,7 +176,7 @@ export interface CategoryStats {
   errors: number;
   /** Hits served by an in-process tier (also counted in hits), summed over replicas; present for categories with an L1. */
   l1_hits?: number;
-  /** hits / (hits + misses), 0 when there were none. */
+  /** Percent of reads answered by the cache: 100 * hits / (hits + misses), one decimal (89.3); 0 when there were none. */
   hit_rate: number;
   ttl: number;
   /** Keys of this category now in Redis, or null where counting would be expensive. */
@@ -192,6 +192,7 @@ export interface CacheStats {
   memory_used: string | null;
   keyspace_hits: number | null;
   keyspace_misses: number | null;
+  /** Percent, one decimal, of keyspace_hits / (keyspace_hits + keyspace_misses). */
   hit_rate: number | null;
   total_commands_processed: number | null;
   connected_clients: number | null;
@@ -204,6 +205,7 @@ export interface CacheStats {
     sets: number;
     deletes: number;
     errors: number;
+    /** Percent, one decimal, as in each category. */
     hit_rate: number;
     categories: Record<string, CategoryStats>;
   };
@@ -219,6 +221,7 @@ export interface CacheStats {
     total_commands_processed: number | null;
     keyspace_hits: number | null;
     keyspace_misses: number | null;
+    /** Percent, one decimal. */
     hit_rate: number | null;
   };
 }

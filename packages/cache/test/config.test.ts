@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, startRedisServer, uniqueName, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
-import { Cache, CacheConfigError, redisOptionsFromEnv, resolveCategories } from '../src/index.js';
-import { connectionOf, rawClient } from './helpers.js';
+import { Cache, CacheConfigError, redisOptionsFromEnv, resolveCategories, unmappedRedisSettings } from '../src/index.js';
+import { connectionOf, eventually, rawClient } from './helpers.js';
 
 const categories = { search_results: { ttl: 3600 }, context_bundles: { ttl: 1800 } };
 
@@ -73,6 +73,59 @@ describe('redisOptionsFromEnv', () => {
     }
     expect(message).toMatch(/REDIS_URL/);
     expect(message).not.toMatch(/topsecret/);
+  });
+});
+
+describe('settings carried over from the original stack', () => {
+  it('maps REDIS_SOCKET_CONNECT_TIMEOUT and REDIS_SOCKET_TIMEOUT (seconds) onto ioredis connectTimeout and socketTimeout (ms)', () => {
+    const o = redisOptionsFromEnv({ REDIS_SOCKET_CONNECT_TIMEOUT: '1.5', REDIS_SOCKET_TIMEOUT: '5' }, 'REDIS_DB_X', 1);
+    expect(o).toMatchObject({ connectTimeout: 1500, socketTimeout: 5000 });
+    const url = redisOptionsFromEnv({ REDIS_URL: 'redis://h:6379', REDIS_SOCKET_CONNECT_TIMEOUT: '0.25', REDIS_SOCKET_TIMEOUT: '0.5' }, 'REDIS_DB_X', 1);
+    expect(url).toMatchObject({ connectTimeout: 250, socketTimeout: 500 });
+    const unset = redisOptionsFromEnv({}, 'REDIS_DB_X', 1);
+    expect(unset.connectTimeout).toBeUndefined();
+    expect(unset.socketTimeout).toBeUndefined();
+  });
+
+  it.each(['0', '-1', 'five', '5s', '1e3', '0x10', '5,0'])('refuses REDIS_SOCKET_TIMEOUT=%j naming the variable', (bad) => {
+    for (const variable of ['REDIS_SOCKET_TIMEOUT', 'REDIS_SOCKET_CONNECT_TIMEOUT']) {
+      const run = () => redisOptionsFromEnv({ [variable]: bad }, 'REDIS_DB_X', 1);
+      expect(run).toThrow(CacheConfigError);
+      expect(run).toThrow(new RegExp(`${variable} must be a positive number of seconds`));
+    }
+  });
+
+  it('names what to set instead of each setting that has no ioredis counterpart, and nothing when none is set', () => {
+    expect(unmappedRedisSettings({}, 'REDIS_DB_RETRIEVAL_PROXY')).toEqual([]);
+    expect(unmappedRedisSettings({ REDIS_SOCKET_TIMEOUT: '5', REDIS_SOCKET_CONNECT_TIMEOUT: '5' }, 'REDIS_DB_RETRIEVAL_PROXY')).toEqual([]);
+    const notices = unmappedRedisSettings({ REDIS_MAX_CONNECTIONS: '50', REDIS_RETRY_ON_TIMEOUT: 'true', REDIS_DB: '0' }, 'REDIS_DB_RETRIEVAL_PROXY');
+    expect(notices.map((n) => n.variable)).toEqual(['REDIS_MAX_CONNECTIONS', 'REDIS_RETRY_ON_TIMEOUT', 'REDIS_DB']);
+    const byVar = Object.fromEntries(notices.map((n) => [n.variable, n.message]));
+    expect(byVar.REDIS_DB).toMatch(/REDIS_DB is ignored.*set REDIS_DB_RETRIEVAL_PROXY instead/);
+    expect(byVar.REDIS_MAX_CONNECTIONS).toMatch(/REDIS_MAX_CONNECTIONS is ignored.*one connection/);
+    expect(byVar.REDIS_RETRY_ON_TIMEOUT).toMatch(/REDIS_RETRY_ON_TIMEOUT is ignored.*CACHE_COMMAND_TIMEOUT_MS/);
+  });
+
+  it('REDIS_SOCKET_TIMEOUT reaches the client: a server that stops answering has its connection dropped and retried', async () => {
+    const server = await startRedisServer();
+    const cache = new Cache({
+      service: uniqueName('sock'),
+      categories,
+      connection: redisOptionsFromEnv({ REDIS_URL: server.url, REDIS_SOCKET_TIMEOUT: '0.3' }, 'REDIS_DB_X', 0),
+    });
+    try {
+      await cache.category('search_results').set('k', 1);
+      expect(cache.client.options.socketTimeout).toBe(300);
+      let dropped = false;
+      cache.client.once('close', () => (dropped = true));
+      server.pause();
+      expect(await cache.category('search_results').get('k')).toBeUndefined(); // a miss after the command timeout
+      await eventually(() => dropped, 5000);
+    } finally {
+      server.resume();
+      await cache.close();
+      await server.stop();
+    }
   });
 });
 

@@ -129,7 +129,7 @@ describe('rate limit', () => {
     });
     try {
       const statuses: number[] = [];
-      statuses.push((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode);
+      statuses.push((await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() })).statusCode);
       statuses.push((await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: auth('guess') })).statusCode);
       statuses.push((await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: auth() })).statusCode);
       expect(statuses).toEqual([200, 401, 200]);
@@ -139,11 +139,48 @@ describe('rate limit', () => {
       expect(limited.json()).toMatchObject({ statusCode: 429, code: 'CACHE_ADMIN_RATE_LIMITED', error: 'Too Many Requests' });
       expect(limited.headers['retry-after']).toBeDefined();
       expect((await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() })).statusCode).toBe(429);
-      expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(429);
 
       for (let i = 0; i < 5; i++) {
         expect((await app.inject({ method: 'GET', url: '/outside' })).statusCode).toBe(200);
       }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a dashboard polling GET /stats does not eat the mutating routes\' budget', async () => {
+    const app = await buildApp(redis, { rateLimit: { max: 3, timeWindow: 60_000, stats: { max: 10, timeWindow: 60_000 } } });
+    try {
+      for (let i = 0; i < 10; i++) expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(200);
+      const polled = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+      expect(polled.statusCode).toBe(429);
+      expect(polled.json()).toMatchObject({ statusCode: 429, code: 'CACHE_STATS_RATE_LIMITED' });
+      expect(polled.headers['retry-after']).toBeDefined();
+      // The mutating routes still have all of theirs.
+      for (let i = 0; i < 3; i++) expect((await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() })).statusCode).toBe(429);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('mutating admin calls do not eat the budget of GET /stats', async () => {
+    const app = await buildApp(redis, { rateLimit: { max: 2, timeWindow: 60_000, stats: { max: 5, timeWindow: 60_000 } } });
+    try {
+      for (let i = 0; i < 2; i++) expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: auth() })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: auth() })).statusCode).toBe(429);
+      for (let i = 0; i < 5; i++) expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(429);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('by default GET /stats allows far more than the admin limit: a dashboard polling every second for a minute is never refused', async () => {
+    const app = await buildApp(redis, { rateLimit: { max: 60, timeWindow: 60_000 } });
+    try {
+      for (let i = 0; i < 120; i++) expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() })).statusCode).toBe(200);
     } finally {
       await app.close();
     }
@@ -161,12 +198,16 @@ describe('rate limit', () => {
   });
 
   it('counts per client IP', async () => {
-    const app = await buildApp(redis, { rateLimit: { max: 1, timeWindow: 60_000 } });
+    const app = await buildApp(redis, { rateLimit: { max: 1, timeWindow: 60_000, stats: { max: 1, timeWindow: 60_000 } } });
     try {
-      const call = (ip: string) => app.inject({ method: 'GET', url: '/api/v1/cache/stats', remoteAddress: ip });
-      expect((await call('10.0.0.1')).statusCode).toBe(200);
-      expect((await call('10.0.0.1')).statusCode).toBe(429);
-      expect((await call('10.0.0.2')).statusCode).toBe(200);
+      for (const call of [
+        (ip: string) => app.inject({ method: 'GET', url: '/api/v1/cache/stats', remoteAddress: ip }),
+        (ip: string) => app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth(), remoteAddress: ip }),
+      ]) {
+        expect((await call('10.0.0.1')).statusCode).toBe(200);
+        expect((await call('10.0.0.1')).statusCode).toBe(429);
+        expect((await call('10.0.0.2')).statusCode).toBe(200);
+      }
     } finally {
       await app.close();
     }

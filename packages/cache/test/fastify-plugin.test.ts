@@ -38,9 +38,9 @@ describe('GET /stats', () => {
       const stats = res.json();
       expect(stats.service).toBe(app.cache.service);
       expect(stats.connected).toBe(true);
-      expect(stats.service_stats.categories.search_results).toMatchObject({ hits: 2, misses: 3, sets: 1, hit_rate: 0.4, ttl: 3600 });
+      expect(stats.service_stats.categories.search_results).toMatchObject({ hits: 2, misses: 3, sets: 1, hit_rate: 40, ttl: 3600 });
       expect(stats.service_stats.categories.context_bundles).toMatchObject({ hits: 0, misses: 0, sets: 0 });
-      expect(stats.service_stats).toMatchObject({ hits: 2, misses: 3, hit_rate: 0.4 });
+      expect(stats.service_stats).toMatchObject({ hits: 2, misses: 3, hit_rate: 40 });
 
       for (const seed of ['memory_used', 'keyspace_hits', 'keyspace_misses', 'hit_rate', 'total_commands_processed', 'connected_clients']) {
         expect(stats, seed).toHaveProperty(seed);
@@ -48,6 +48,33 @@ describe('GET /stats', () => {
       }
       expect(stats.scope.server).toMatch(/server/i);
       expect(typeof stats.server.version).toBe('string');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('serves every hit_rate as a percentage with one decimal, as the seed dashboards read it', async () => {
+    const app = await buildApp(redis);
+    try {
+      const search = app.cache.category('search_results');
+      await search.set('a', 1);
+      expect(await search.get('a')).toBe(1);
+      expect(await search.get('b')).toBeUndefined();
+      expect(await search.get('c')).toBeUndefined();
+
+      const stats = (await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).json();
+      expect(stats.service_stats.categories.search_results.hit_rate).toBe(33.3);
+      expect(stats.service_stats.hit_rate).toBe(33.3);
+      expect(stats.service_stats.categories.context_bundles.hit_rate).toBe(0);
+      // Server-wide: the same rule over Redis INFO keyspace_hits/keyspace_misses.
+      const { keyspace_hits: kh, keyspace_misses: km } = stats;
+      expect(stats.hit_rate).toBe(kh + km === 0 ? 0 : Math.round((1000 * kh) / (kh + km)) / 10);
+      expect(stats.server.hit_rate).toBe(stats.hit_rate);
+      for (const rate of [stats.hit_rate, stats.server.hit_rate, stats.service_stats.hit_rate]) {
+        expect(rate).toBeGreaterThanOrEqual(0);
+        expect(rate).toBeLessThanOrEqual(100);
+        expect(Math.round(rate * 10)).toBe(rate * 10);
+      }
     } finally {
       await app.close();
     }
@@ -202,6 +229,41 @@ describe('OpenAPI', () => {
 
       const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
       expect(res.statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('declares adminSecurityScheme on every route behind the token, and on no other', async () => {
+    const app = await buildApp(
+      redis,
+      {
+        adminSecurityScheme: 'adminBearer',
+        adminRoutes: async (scope) => {
+          scope.delete('/things/:id', async () => ({ removed: 0 }));
+        },
+      },
+      async (a) => {
+        await a.register(swagger, {
+          openapi: { info: { title: 'test', version: '0.0.0' }, components: { securitySchemes: { adminBearer: { type: 'http', scheme: 'bearer' } } } },
+        });
+      },
+    );
+    try {
+      const doc = app.swagger() as unknown as { paths: Record<string, Record<string, { security?: unknown }>> };
+      const declared = Object.fromEntries(
+        Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => [`${method} ${path}`, op.security])),
+      );
+      expect(declared).toEqual({
+        'get /api/v1/cache/stats': undefined,
+        'delete /api/v1/cache/clear': [{ adminBearer: [] }],
+        'post /api/v1/cache/invalidate': [{ adminBearer: [] }],
+        'post /api/v1/cache/test': [{ adminBearer: [] }],
+        'delete /api/v1/cache/things/{id}': [{ adminBearer: [] }],
+      });
+      // What it declares is what it does.
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/things/1' })).statusCode).toBe(401);
+      expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/things/1', headers: auth() })).statusCode).toBe(200);
     } finally {
       await app.close();
     }

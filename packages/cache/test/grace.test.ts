@@ -64,6 +64,22 @@ describe('grace (stale-while-revalidate, stale-if-error) and early refresh', () 
     expect(await cat.getOrSet('p', async () => 'two', { ttl: 0.2 })).toBe('two');
   });
 
+  it('a per-call grace: 0 never answers an entry past its TTL as a hit, though the category has grace', async () => {
+    const cat = cache.category('search_results');
+    expect(await cat.getOrSet('g0', async () => 'old', { ttl: 0.2 })).toBe('old');
+    await sleep(300);
+    // Still in Redis (kept for ttl + grace), but expired for a caller that allows no grace.
+    expect(await raw.exists(cat.key('g0'))).toBe(1);
+    let calls = 0;
+    const result = await cat.getOrSetResult('g0', async () => {
+      calls++;
+      return 'new';
+    }, { grace: 0 });
+    expect(result).toEqual({ value: 'new', hit: false });
+    expect(calls).toBe(1);
+    expect(await cat.get('g0')).toBe('new');
+  });
+
   it('XFetch refreshes a costly entry before it expires when earlyRefreshBeta is set, and not otherwise', async () => {
     const cat = cache.category('plain');
     let calls = 0;

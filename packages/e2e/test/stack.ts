@@ -22,6 +22,8 @@ export class ServiceProcess {
   readonly url: string;
   /** stdout + stderr of every run of this service, in order. */
   output = '';
+  /** How the last run ended: exit code, or the signal that killed it. */
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -49,7 +51,13 @@ export class ServiceProcess {
     this.child = child;
     child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.output += d));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.output += d));
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.exit = undefined;
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve();
+      }),
+    );
     await this.waitReady(child);
   }
 
@@ -81,6 +89,11 @@ export class ServiceProcess {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await this.exited;
     clearTimeout(timer);
+  }
+
+  /** Resolves when the current run has ended. */
+  waitExit(): Promise<void> {
+    return this.exited;
   }
 
   async restart(): Promise<void> {

@@ -147,9 +147,23 @@ export async function createService(opts: CreateServiceOptions): Promise<Service
     ajv: { customOptions: { removeAdditional: false, ...opts.fastify?.ajv?.customOptions }, plugins: opts.fastify?.ajv?.plugins ?? [] },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ServiceApp;
 
+  // Node's server.close() ends only the connections idle at that moment, and Fastify keeps an idle
+  // keep-alive socket for 72 s: a request in flight at SIGTERM would answer keep-alive and hold the server
+  // open past the grace delay, so the onClose hooks (final stats flush, QUIT) never ran. While closing,
+  // answers say `connection: close`, and a connection that goes idle (its headers were sent before) is ended.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
     return payload;
+  });
+
+  app.addHook('onResponse', async () => {
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

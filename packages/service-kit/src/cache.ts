@@ -1,8 +1,9 @@
-import { redisOptionsFromEnv, type CategorySpec } from '@aicache/cache';
+import { redisOptionsFromEnv, unmappedRedisSettings, type CategorySpec } from '@aicache/cache';
 import { cachePlugin, type StateFigures } from '@aicache/cache/fastify';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
+import { ADMIN_SECURITY_SCHEME } from './docs.js';
 
 export interface ServiceCacheOptions<C extends string> {
   /** Key prefix and stats name. */
@@ -23,7 +24,14 @@ export interface ServiceCacheOptions<C extends string> {
 
 type CacheConfig = Pick<
   BaseConfig,
-  'NODE_ENV' | 'CACHE_ADMIN_TOKEN' | 'CACHE_COMMAND_TIMEOUT_MS' | 'CACHE_TTL_JITTER' | 'CACHE_ADMIN_RATE_LIMIT_MAX' | 'CACHE_ADMIN_RATE_LIMIT_WINDOW_MS'
+  | 'NODE_ENV'
+  | 'CACHE_ADMIN_TOKEN'
+  | 'CACHE_COMMAND_TIMEOUT_MS'
+  | 'CACHE_TTL_JITTER'
+  | 'CACHE_ADMIN_RATE_LIMIT_MAX'
+  | 'CACHE_ADMIN_RATE_LIMIT_WINDOW_MS'
+  | 'CACHE_STATS_RATE_LIMIT_MAX'
+  | 'CACHE_STATS_RATE_LIMIT_WINDOW_MS'
 >;
 
 /** The validated config as the string env the cache library reads (REDIS_*, CACHE_TTL_*). */
@@ -38,10 +46,12 @@ function envOf(config: object): Record<string, string> {
 /**
  * Registers the cache plugin the same way in every service: connection, TTL overrides, timeouts and
  * admin settings from the validated config, and a readiness check that reports a cache outage as
- * 'degraded' (the service still answers, from origin).
+ * 'degraded' (the service still answers, from origin). Settings of the original stack that change nothing here
+ * get one warning each.
  */
 export async function registerCache<C extends string>(app: FastifyInstance, config: CacheConfig, opts: ServiceCacheOptions<C>): Promise<void> {
   const env = envOf(config);
+  for (const { variable, message } of unmappedRedisSettings(env, opts.dbVariable)) app.log.warn({ variable }, message);
   await app.register(cachePlugin, {
     service: opts.service,
     categories: opts.categories,
@@ -52,7 +62,12 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
     logger: app.log,
     adminToken: config.CACHE_ADMIN_TOKEN,
     production: config.NODE_ENV === 'production',
-    rateLimit: opts.rateLimit ?? { max: config.CACHE_ADMIN_RATE_LIMIT_MAX, timeWindow: config.CACHE_ADMIN_RATE_LIMIT_WINDOW_MS },
+    rateLimit: opts.rateLimit ?? {
+      max: config.CACHE_ADMIN_RATE_LIMIT_MAX,
+      timeWindow: config.CACHE_ADMIN_RATE_LIMIT_WINDOW_MS,
+      stats: { max: config.CACHE_STATS_RATE_LIMIT_MAX, timeWindow: config.CACHE_STATS_RATE_LIMIT_WINDOW_MS },
+    },
+    adminSecurityScheme: ADMIN_SECURITY_SCHEME,
     ...(opts.adminRoutes ? { adminRoutes: opts.adminRoutes } : {}),
     ...(opts.state ? { state: opts.state } : {}),
   });

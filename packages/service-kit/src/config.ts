@@ -26,6 +26,16 @@ export const BaseConfig = Type.Object({
   CACHE_TTL_JITTER: Type.Number({ default: 0.05, minimum: 0, maximum: 0.5 }),
   CACHE_ADMIN_RATE_LIMIT_MAX: Type.Integer({ default: 60, minimum: 1, description: 'admin calls per client IP per window' }),
   CACHE_ADMIN_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  CACHE_STATS_RATE_LIMIT_MAX: Type.Integer({ default: 600, minimum: 1, description: 'GET /api/v1/cache/stats calls per client IP per window (a budget of its own)' }),
+  CACHE_STATS_RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60_000, minimum: 1000 }),
+  /** Seconds, as the original stack wrote them: ioredis connectTimeout of both connections. */
+  REDIS_SOCKET_CONNECT_TIMEOUT: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** Seconds: ioredis socketTimeout of both connections (a connection that stops answering is made again). */
+  REDIS_SOCKET_TIMEOUT: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  /** Settings of the original stack with no counterpart here: read only to warn at boot (see registerCache). */
+  REDIS_MAX_CONNECTIONS: Type.Optional(Type.String()),
+  REDIS_RETRY_ON_TIMEOUT: Type.Optional(Type.String()),
+  REDIS_DB: Type.Optional(Type.String()),
   PEER_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   PEER_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1 }),
@@ -109,6 +119,30 @@ function describe(errors: AjvIssue[], data: Record<string, unknown>): ConfigIssu
   return issues;
 }
 
+const WHOLE = /^-?\d+$/;
+const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
+
+/**
+ * Ajv coerces any string JavaScript reads as a number ('0x10', '1e3', 'Infinity'), so numbers are checked as
+ * written, before coercion: decimal digits only (and a decimal point for non-integers).
+ */
+function numberIssues(schema: TSchema, data: Record<string, string>): ConfigIssue[] {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const issues: ConfigIssue[] = [];
+  for (const [variable, property] of Object.entries(properties)) {
+    const raw = data[variable];
+    // What JavaScript cannot read as a number, Ajv refuses with its own message.
+    if (raw === undefined || Number.isNaN(Number(raw))) continue;
+    const value = raw.trim();
+    if (property.type === 'integer' && !WHOLE.test(value)) {
+      issues.push({ variable, message: `must be a whole number written in decimal digits${shown(variable, raw)}` });
+    } else if (property.type === 'number' && !DECIMAL.test(value)) {
+      issues.push({ variable, message: `must be a number written in decimal digits, without exponent${shown(variable, raw)}` });
+    }
+  }
+  return issues;
+}
+
 function readDotenv(path: string): Record<string, string> {
   const file = resolve(path);
   if (!existsSync(file)) return {};
@@ -118,7 +152,7 @@ function readDotenv(path: string): Record<string, string> {
 /**
  * Validates env against a TypeBox schema with env-schema: defaults applied, strings coerced to
  * numbers/booleans, unknown variables dropped. An empty value counts as unset, as compose files
- * write `REDIS_PASSWORD=` for "none".
+ * write `REDIS_PASSWORD=` for "none". Numbers must be written in decimal digits.
  */
 export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions = {}): Static<T> {
   const env = opts.env ?? process.env;
@@ -132,12 +166,18 @@ export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions
       else merged[k] = v;
     }
   }
+  const strict = numberIssues(schema, merged);
+  let config: Static<T>;
   try {
     // env-schema sets additionalProperties=false on the schema it gets; hand it a copy.
-    return envSchema({ schema: { ...(schema as object) }, data: merged, env: false, dotenv: false }) as Static<T>;
+    config = envSchema({ schema: { ...(schema as object) }, data: merged, env: false, dotenv: false }) as Static<T>;
   } catch (err) {
     const ajvErrors = (err as { errors?: AjvIssue[] }).errors;
-    if (Array.isArray(ajvErrors)) throw new ConfigError(describe(ajvErrors, merged));
-    throw err;
+    if (!Array.isArray(ajvErrors)) throw err;
+    // A number not written in digits is the first thing to fix, whatever Ajv made of it.
+    const named = new Set(strict.map((i) => i.variable));
+    throw new ConfigError([...strict, ...describe(ajvErrors, merged).filter((i) => !named.has(i.variable))]);
   }
+  if (strict.length > 0) throw new ConfigError(strict);
+  return config;
 }

@@ -18,6 +18,7 @@ export async function runServer(app: FastifyInstance, config: ServerConfig, opts
     if (err) app.log.error({ err }, 'closing after an error');
     else app.log.info({ signal }, 'closing');
     await app.close();
+    app.log.info('closed');
   });
   // Not an onClose hook: hooks cannot be added once the app is ready, and callers may have readied it.
   app.server.once('close', () => grace.uninstall());

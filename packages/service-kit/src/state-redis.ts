@@ -11,7 +11,16 @@ export interface KitLogger {
 
 export type StateRedisConfig = Pick<
   BaseConfig,
-  'REDIS_URL' | 'REDIS_HOST' | 'REDIS_PORT' | 'REDIS_USERNAME' | 'REDIS_PASSWORD' | 'REDIS_TLS_CA_FILE' | 'REDIS_STATE_URL' | 'SERVICE_NAME'
+  | 'REDIS_URL'
+  | 'REDIS_HOST'
+  | 'REDIS_PORT'
+  | 'REDIS_USERNAME'
+  | 'REDIS_PASSWORD'
+  | 'REDIS_TLS_CA_FILE'
+  | 'REDIS_STATE_URL'
+  | 'SERVICE_NAME'
+  | 'REDIS_SOCKET_CONNECT_TIMEOUT'
+  | 'REDIS_SOCKET_TIMEOUT'
 >;
 
 export interface StateRedisOptions {
@@ -38,6 +47,8 @@ export function createStateRedis(config: StateRedisConfig, opts: StateRedisOptio
       REDIS_USERNAME: config.REDIS_USERNAME,
       REDIS_PASSWORD: config.REDIS_PASSWORD,
       REDIS_TLS_CA_FILE: config.REDIS_TLS_CA_FILE,
+      REDIS_SOCKET_CONNECT_TIMEOUT: config.REDIS_SOCKET_CONNECT_TIMEOUT?.toString(),
+      REDIS_SOCKET_TIMEOUT: config.REDIS_SOCKET_TIMEOUT?.toString(),
       STATE_DB: opts.db === undefined ? undefined : String(opts.db),
     },
     'STATE_DB',
@@ -47,7 +58,7 @@ export function createStateRedis(config: StateRedisConfig, opts: StateRedisOptio
     ...connection,
     maxRetriesPerRequest: 3,
     commandTimeout: 2000,
-    connectTimeout: 5000,
+    connectTimeout: connection.connectTimeout ?? 5000,
     enableOfflineQueue: true,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     connectionName: `${config.SERVICE_NAME ?? 'service'}:state`,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, startRedisServer, uniqueName, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import { Type } from 'typebox';
-import { BaseConfig, loadConfig, registerCache, type ServiceApp } from '../src/index.js';
+import { BaseConfig, createStateRedis, loadConfig, registerCache, type ServiceApp } from '../src/index.js';
 import { buildTestApp } from './helpers.js';
 
 const Schema = Type.Object({
@@ -74,14 +74,31 @@ describe('registerCache', () => {
     }
   });
 
-  it('rate-limits the admin routes as CACHE_ADMIN_RATE_LIMIT_MAX says', async () => {
-    const app = await appWithCache({ REDIS_URL: redis.url, CACHE_ADMIN_TOKEN: 'kit-token', CACHE_ADMIN_RATE_LIMIT_MAX: '2' });
+  it('rate-limits the admin routes and GET /stats each on a budget of its own, as CACHE_ADMIN_ and CACHE_STATS_RATE_LIMIT_MAX say', async () => {
+    const app = await appWithCache({ REDIS_URL: redis.url, CACHE_ADMIN_TOKEN: 'kit-token', CACHE_ADMIN_RATE_LIMIT_MAX: '2', CACHE_STATS_RATE_LIMIT_MAX: '4' });
     try {
+      const stats = () => app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
       const call = () => app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: { authorization: 'Bearer kit-token' } });
+      for (let i = 0; i < 4; i++) expect((await stats()).statusCode).toBe(200);
+      expect((await stats()).statusCode).toBe(429);
       expect((await call()).statusCode).toBe(200);
       expect((await call()).statusCode).toBe(200);
       expect((await call()).statusCode).toBe(429);
     } finally {
+      await app.close();
+    }
+  });
+
+  it('hands REDIS_SOCKET_CONNECT_TIMEOUT and REDIS_SOCKET_TIMEOUT (seconds) to the cache and the state connections in ms', async () => {
+    const env = { REDIS_URL: redis.url, REDIS_SOCKET_CONNECT_TIMEOUT: '1.5', REDIS_SOCKET_TIMEOUT: '5' };
+    const app = await appWithCache(env);
+    const state = createStateRedis(loadConfig(Schema, { env }), { db: 9 });
+    try {
+      expect(app.cache.client.options).toMatchObject({ connectTimeout: 1500, socketTimeout: 5000 });
+      expect(state.options).toMatchObject({ connectTimeout: 1500, socketTimeout: 5000 });
+      expect(await state.ping()).toBe('PONG');
+    } finally {
+      state.disconnect();
       await app.close();
     }
   });

@@ -9,6 +9,7 @@ const Schema = Type.Object({
   ...BaseConfig.properties,
   PORT: Type.Integer({ default: 8002, minimum: 0, maximum: 65535 }),
   REDIS_DB_RETRIEVAL_PROXY: Type.Integer({ default: 1, minimum: 0, maximum: 15 }),
+  CACHE_TTL_SEARCH_RESULTS: Type.Optional(Type.Integer({ minimum: 1 })),
   MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001' }),
 });
 
@@ -64,6 +65,45 @@ describe('loadConfig', () => {
     expect(err.message).toMatch(/REDIS_DB_RETRIEVAL_PROXY: must be <= 15/);
     expect(err.message).toMatch(/NODE_ENV: must be one of development, production, test/);
     expect(err.issues.map((i) => i.variable).sort()).toEqual(['NODE_ENV', 'PORT', 'REDIS_DB_RETRIEVAL_PROXY']);
+  });
+
+  it.each([
+    ['CACHE_TTL_SEARCH_RESULTS', '0x10'],
+    ['CACHE_TTL_SEARCH_RESULTS', '1e3'],
+    ['PORT', '1e4'],
+    ['PORT', '0b11'],
+    ['REDIS_DB_RETRIEVAL_PROXY', '1.0'],
+    ['CACHE_TTL_SEARCH_RESULTS', 'Infinity'],
+    ['CACHE_TTL_JITTER', '5e-2'],
+    ['CACHE_TTL_JITTER', '0x0'],
+  ])('refuses %s=%s: numbers are written in decimal digits, as they are read before any coercion', (variable, value) => {
+    let caught: unknown;
+    try {
+      loadConfig(Schema, { env: { [variable]: value } });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).issues.map((i) => i.variable)).toEqual([variable]);
+    expect((caught as ConfigError).message).toContain(`${variable}: must be`);
+    expect((caught as ConfigError).message).toContain(JSON.stringify(value));
+  });
+
+  it('checks every whole-number variable of the shared schema the same way', () => {
+    const integers = Object.entries(BaseConfig.properties)
+      .filter(([, schema]) => (schema as { type?: unknown }).type === 'integer')
+      .map(([name]) => name);
+    expect(integers).toContain('PORT');
+    expect(integers).toContain('CACHE_COMMAND_TIMEOUT_MS');
+    for (const variable of integers) {
+      expect(() => loadConfig(BaseConfig, { env: { [variable]: '1e3' } }), variable).toThrowError(new RegExp(`${variable}: must be a whole number`));
+      expect(() => loadConfig(BaseConfig, { env: { [variable]: '0x3e8' } }), variable).toThrowError(ConfigError);
+    }
+  });
+
+  it('still takes plain digits, with surrounding blanks, and decimals for number variables', () => {
+    const config = loadConfig(Schema, { env: { PORT: ' 8080 ', CACHE_TTL_SEARCH_RESULTS: '16', CACHE_TTL_JITTER: '0.1', REDIS_DB_RETRIEVAL_PROXY: '0' } });
+    expect(config).toMatchObject({ PORT: 8080, CACHE_TTL_SEARCH_RESULTS: 16, CACHE_TTL_JITTER: 0.1, REDIS_DB_RETRIEVAL_PROXY: 0 });
   });
 
   it('never prints a secret in the error', () => {

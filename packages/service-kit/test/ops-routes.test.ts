@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Type } from 'typebox';
-import { createService, type ServiceApp } from '../src/index.js';
+import { createService, withCacheHeader, type ServiceApp } from '../src/index.js';
 import { buildTestApp, testConfig } from './helpers.js';
 
 let app: ServiceApp | undefined;
@@ -120,6 +120,57 @@ describe('/docs', () => {
     expect(doc.paths['/api/v1/search'].post.requestBody.content['application/json'].schema.properties.query).toEqual({ type: 'string' });
     expect(doc.paths['/health']).toBeDefined();
     expect(doc.components.securitySchemes.cacheAdmin).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('gives every operation an operationId from its method and path, unless the route names its own', async () => {
+    app = await buildTestApp('docs-svc');
+    const ok = async () => ({});
+    app.get('/api/v1/agents/:agentId/conversations', ok);
+    app.post('/api/v1/process/text', ok);
+    app.delete('/api/v1/cache/search/:pattern', ok);
+    app.get('/api/v1/custom', { schema: { operationId: 'readTheCustomThing' } }, ok);
+    const doc = (await app.inject('/docs/json')).json();
+    expect(doc.paths['/api/v1/agents/{agentId}/conversations'].get.operationId).toBe('getAgentsByAgentIdConversations');
+    expect(doc.paths['/api/v1/process/text'].post.operationId).toBe('postProcessText');
+    expect(doc.paths['/api/v1/cache/search/{pattern}'].delete.operationId).toBe('deleteCacheSearchByPattern');
+    expect(doc.paths['/api/v1/custom'].get.operationId).toBe('readTheCustomThing');
+    expect(doc.paths['/health'].get.operationId).toBe('getHealth');
+    expect(doc.paths['/ready'].get.operationId).toBe('getReady');
+  });
+
+  it('refuses, when the second is registered, two routes that would share an operationId', async () => {
+    app = await buildTestApp('docs-svc');
+    const ok = async () => ({});
+    app.get('/api/v1/a-b', ok);
+    expect(() => app!.get('/api/v1/a/b', ok)).toThrow(/operationId 'getAB' of GET \/api\/v1\/a\/b is already used by GET \/api\/v1\/a-b/);
+  });
+
+  it('has a server entry, is open by default, and leaves out of `required` what has a default', async () => {
+    app = await buildTestApp('docs-svc');
+    app.get(
+      '/api/v1/items',
+      { schema: { querystring: Type.Object({ limit: Type.Integer({ default: 20 }), q: Type.String() }) } },
+      async (request) => request.query,
+    );
+    app.post(
+      '/api/v1/items',
+      { schema: { body: Type.Object({ name: Type.String(), note: Type.String({ default: '' }) }), response: { 200: withCacheHeader(Type.Object({ name: Type.String(), note: Type.String() })) } } },
+      async (request) => request.body,
+    );
+    const doc = (await app.inject('/docs/json')).json();
+    expect(doc.servers).toEqual([{ url: '/', description: 'this docs-svc' }]);
+    expect(doc.security).toEqual([]);
+    const params = doc.paths['/api/v1/items'].get.parameters;
+    expect(params.map((p: { name: string; required: boolean }) => [p.name, p.required])).toEqual([
+      ['limit', false],
+      ['q', true],
+    ]);
+    const post = doc.paths['/api/v1/items'].post;
+    expect(post.requestBody.content['application/json'].schema.required).toEqual(['name']);
+    expect(post.responses['200'].headers['x-cache']).toEqual({ schema: { type: 'string', enum: ['hit', 'miss'] }, description: 'Whether the cache answered: hit, miss' });
+    // The document changed, not the route: the default is still filled in, and the response still serialized.
+    expect((await app.inject('/api/v1/items?q=x')).json()).toEqual({ limit: 20, q: 'x' });
+    expect((await app.inject({ method: 'POST', url: '/api/v1/items', payload: { name: 'n' } })).json()).toEqual({ name: 'n', note: '' });
   });
 
   it('/docs serves the UI', async () => {

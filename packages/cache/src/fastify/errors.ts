@@ -23,6 +23,13 @@ export const CacheAdminRateLimitedError = createError<'CACHE_ADMIN_RATE_LIMITED'
   429,
 );
 
+/** GET /stats has its own per-IP budget (dashboards poll it); past it, this. */
+export const CacheStatsRateLimitedError = createError<'CACHE_STATS_RATE_LIMITED', 429, [string]>(
+  'CACHE_STATS_RATE_LIMITED',
+  'Too many cache stats requests; retry in %s',
+  429,
+);
+
 /** Thrown at registration: production must never run with unusable (or, worse, open) admin routes. */
 export const CacheAdminTokenRequiredError = createError<'CACHE_ADMIN_TOKEN_REQUIRED', 500, []>(
   'CACHE_ADMIN_TOKEN_REQUIRED',

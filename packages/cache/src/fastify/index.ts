@@ -7,6 +7,7 @@ export {
   CacheBadRequestError,
   CacheUnknownCategoryError,
   CacheAdminRateLimitedError,
+  CacheStatsRateLimitedError,
   CacheAdminTokenRequiredError,
   CacheUnavailableError,
 } from './errors.js';

@@ -24,6 +24,11 @@ export interface CachePluginOptions<C extends string = string> extends CacheOpti
   /** Per-IP rate limit of the admin routes (default 60 per minute); false leaves limiting to the host. */
   rateLimit?: AdminRateLimit | false;
   /**
+   * Name of the bearer security scheme in the host's OpenAPI document (`components.securitySchemes`):
+   * every route behind the admin token declares it. Unset: the routes declare no security.
+   */
+  adminSecurityScheme?: string;
+  /**
    * Figures of data the service keeps as state, not cache (e.g. agent memory), shown under `state` in GET /stats
    * so they are not mistaken for a cache category. A failure shows as `state: null`.
    */
@@ -55,7 +60,7 @@ function settleConnection(client: Redis, ms: number): Promise<boolean> {
 }
 
 const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = async (fastify, options) => {
-  const { adminToken, production, prefix, adminRoutes, rateLimit, state, ...cacheOptions } = options;
+  const { adminToken, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, state, ...cacheOptions } = options;
   if (production && !adminToken) throw new CacheAdminTokenRequiredError();
 
   // A client passed in cacheOptions.client stays the caller's: Cache.close() leaves it open.
@@ -75,6 +80,7 @@ const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = as
     rateLimit: rateLimit ?? {},
     state,
     probeTimeoutMs: Math.max(1000, (cacheOptions.commandTimeoutMs ?? 250) * 4),
+    securityScheme: adminSecurityScheme,
   });
 };
 

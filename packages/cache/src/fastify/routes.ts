@@ -10,6 +10,7 @@ import { requireAdmin, type AdminHook } from './auth.js';
 import {
   CacheAdminRateLimitedError,
   CacheBadRequestError,
+  CacheStatsRateLimitedError,
   CacheUnknownCategoryError,
 } from './errors.js';
 import {
@@ -27,6 +28,11 @@ export interface AdminRateLimit {
   max?: number;
   /** Window in ms or an ms-style string ('1 minute'). Default 60000. */
   timeWindow?: number | string;
+  /**
+   * GET /stats has a budget of its own, so that a dashboard polling it and the mutating routes never use up each
+   * other's. Default 600 per 60000 ms per client IP.
+   */
+  stats?: { max?: number; timeWindow?: number | string };
 }
 
 export interface AdminRoutesOptions {
@@ -35,6 +41,8 @@ export interface AdminRoutesOptions {
   rateLimit: AdminRateLimit | false;
   /** Upper bound in ms of the probe's direct TTL read. */
   probeTimeoutMs: number;
+  /** OpenAPI security scheme the guarded routes declare. */
+  securityScheme: string | undefined;
   state?: StateFigures | undefined;
 }
 
@@ -114,10 +122,22 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   const cache = scope.cache;
 
+  const statsLimit = opts.rateLimit === false ? undefined : opts.rateLimit.stats;
   app.get(
     '/stats',
     {
       ...strict,
+      ...(opts.rateLimit === false
+        ? {}
+        : {
+            config: {
+              rateLimit: {
+                max: statsLimit?.max ?? 600,
+                timeWindow: statsLimit?.timeWindow ?? 60_000,
+                errorResponseBuilder: (_req, ctx) => new CacheStatsRateLimitedError(ctx.after),
+              },
+            },
+          }),
       schema: {
         tags: TAGS,
         summary: 'Cache statistics',
@@ -143,7 +163,11 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
     const admin = requireAdmin(opts.adminToken);
     // An onRoute hook rather than addHook('onRequest') so the check runs after the rate limiter:
     // scope-level hooks run before route-level ones, and the limiter is route-level.
-    guarded.addHook('onRoute', (route) => appendOnRequest(route, admin));
+    guarded.addHook('onRoute', (route) => {
+      appendOnRequest(route, admin);
+      // `security` is @fastify/swagger's addition to the route schema (not a dependency here).
+      if (opts.securityScheme) route.schema = Object.assign({}, route.schema, { security: [{ [opts.securityScheme]: [] }] });
+    });
 
     const g = guarded.withTypeProvider<TypeBoxTypeProvider>();
     const errorResponses = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 429: ErrorResponseSchema, 503: ErrorResponseSchema };

@@ -3,7 +3,9 @@ import type { CacheStats, CategoryStats } from '../types.js';
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Count = Type.Integer({ minimum: 0 });
-const Rate = Type.Number({ minimum: 0, maximum: 1 });
+/** The seed stack's dashboards read hit rates as percentages. */
+const Percent = (description: string) => Type.Number({ minimum: 0, maximum: 100, description: `${description}; percent with one decimal, e.g. 89.3` });
+const CACHE_HIT_RATE = 'Share of reads (get, getOrSet, mget keys) the cache answered';
 
 export const KEYS_MAX_ITEMS = 1000;
 export const KEY_MAX_LENGTH = 1024;
@@ -28,7 +30,7 @@ export const CategoryStatsSchema = Type.Object({
   deletes: Count,
   errors: Count,
   l1_hits: Type.Optional(Type.Integer({ minimum: 0, description: 'Hits served by in-process L1 tiers (also counted in hits); only for categories with an L1' })),
-  hit_rate: Rate,
+  hit_rate: Percent(CACHE_HIT_RATE),
   ttl: Type.Number({ description: 'Effective TTL in seconds' }),
   keys: Nullable(Type.Integer({ minimum: 0, description: 'Keys now in Redis; null where counting would be expensive' })),
 });
@@ -41,7 +43,7 @@ export const CacheStatsSchema = Type.Object(
     memory_used: Nullable(Type.String({ description: 'SERVER-WIDE (all DBs): Redis used_memory_human' })),
     keyspace_hits: Nullable(Type.Integer({ description: 'SERVER-WIDE (all DBs, all clients)' })),
     keyspace_misses: Nullable(Type.Integer({ description: 'SERVER-WIDE (all DBs, all clients)' })),
-    hit_rate: Nullable(Type.Number({ description: 'SERVER-WIDE keyspace hit rate; see service_stats.hit_rate' })),
+    hit_rate: Nullable(Percent('SERVER-WIDE keyspace hit rate (all DBs, all clients); see service_stats.hit_rate')),
     total_commands_processed: Nullable(Type.Integer({ description: 'SERVER-WIDE' })),
     connected_clients: Nullable(Type.Integer({ description: 'SERVER-WIDE' })),
     scope: Type.Object(
@@ -55,7 +57,7 @@ export const CacheStatsSchema = Type.Object(
         sets: Count,
         deletes: Count,
         errors: Count,
-        hit_rate: Rate,
+        hit_rate: Percent(CACHE_HIT_RATE),
         categories: Type.Record(Type.String(), CategoryStatsSchema),
       },
       { description: 'Counted by the cache library for this service, summed over every replica' },
@@ -72,7 +74,7 @@ export const CacheStatsSchema = Type.Object(
         total_commands_processed: Nullable(Type.Integer()),
         keyspace_hits: Nullable(Type.Integer()),
         keyspace_misses: Nullable(Type.Integer()),
-        hit_rate: Nullable(Type.Number()),
+        hit_rate: Nullable(Percent('keyspace_hits / (keyspace_hits + keyspace_misses)')),
       },
       { description: 'Redis INFO, server-wide (all DBs). Null fields when Redis did not answer' },
     ),

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { withCacheHeader } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { roughTokenCount } from '../domain/hash.js';
 import type { ModelRegistry } from '../providers/registry.js';
@@ -60,7 +61,7 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
           'Each distinct input is cached on its own (`<model>:<sha256(input)>`); only misses reach the model. ' +
           'Header `x-cache`: hit (all inputs cached), partial, or miss (none). usage counts are rough (words and punctuation).',
         body: EmbeddingsBody,
-        response: { 200: EmbeddingsResponse, 400: ErrorResponse, 413: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 200: withCacheHeader(EmbeddingsResponse, ['hit', 'partial', 'miss']), 400: ErrorResponse, 413: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request, reply) => {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { withCacheHeader } from '@aicache/service-kit';
 import {
   DEFAULT_CHUNK_OVERLAP,
   DEFAULT_CHUNK_SIZE,
@@ -50,7 +51,7 @@ const ProcessTextBody = Type.Object(
 );
 
 const responses = {
-  200: ProcessResultSchema,
+  200: withCacheHeader(ProcessResultSchema),
   400: ErrorResponse,
   413: ErrorResponse,
   415: ErrorResponse,
