@@ -12,7 +12,7 @@ export interface ModelsRoutesOptions {
 }
 
 const MAX_MODEL_ID = 200;
-const Segment = Type.String({ minLength: 1, maxLength: MAX_MODEL_ID });
+const segment = (description: string) => Type.String({ minLength: 1, maxLength: MAX_MODEL_ID, description });
 
 export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scope, opts) => {
   useOpenAIErrors(scope);
@@ -58,7 +58,7 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
         tags: ['models'],
         summary: 'One embedding model',
         description: 'A model id with a slash (BAAI/bge-small-en-v1.5) goes here percent-encoded (BAAI%2Fbge-small-en-v1.5), as OpenAI clients send it, or to /api/v1/models/{owner}/{name}.',
-        params: Type.Object({ id: { ...Segment, description: 'Model id' } }),
+        params: Type.Object({ id: segment('Model id') }),
         response: responses,
       },
     },
@@ -72,7 +72,7 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
         tags: ['models'],
         summary: 'One embedding model whose id has a slash',
         description: 'GET /api/v1/models/BAAI/bge-small-en-v1.5 answers the model `BAAI/bge-small-en-v1.5`.',
-        params: Type.Object({ owner: { ...Segment, description: 'Model id up to its slash' }, name: { ...Segment, description: 'Model id after its slash' } }),
+        params: Type.Object({ owner: segment('Model id up to its slash'), name: segment('Model id after its slash') }),
         response: responses,
       },
     },
