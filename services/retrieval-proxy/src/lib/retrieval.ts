@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { CategoryCache } from '@aicache/cache';
 import type { FastifyReply } from 'fastify';
 import { errors } from '@aicache/service-kit';
+import { chunkText, defaultChunkOverlap } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from '../domain/cache-keys.js';
-import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from '../domain/chunker.js';
 import { buildContext } from '../domain/context.js';
 import { CorpusIndex, type Hit } from '../domain/corpus-index.js';
 import { StateStoreError, type DocumentMeta, type DocumentStore, type StoredChunk } from '../domain/document-store.js';
@@ -12,6 +12,7 @@ import { StateUnavailable } from '../errors.js';
 import type { Embedder } from './embedder.js';
 
 export const MAX_TEXT_BYTES = 1_048_576;
+const DEFAULT_CHUNK_SIZE = 800;
 
 export interface IngestInput {
   id?: string | undefined;
@@ -103,7 +104,7 @@ export class Retrieval {
 
   async ingest(input: IngestInput, requestId?: string) {
     const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    const chunkOverlap = input.chunkOverlap ?? Math.min(DEFAULT_CHUNK_OVERLAP, Math.floor(chunkSize / 2));
+    const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
     if (chunkOverlap > chunkSize / 2) {
       throw errors.BadRequest(`chunkOverlap (${chunkOverlap}) must be at most half of chunkSize (${chunkSize})`);
     }
@@ -116,7 +117,7 @@ export class Retrieval {
       }
     }
 
-    const texts = chunkText(input.text, { chunkSize, chunkOverlap });
+    const texts = chunkText(input.text, { chunkSize, chunkOverlap }).map((c) => c.text);
     if (texts.length === 0) throw errors.BadRequest('text has no content besides whitespace');
     if (texts.length > this.opts.maxChunksPerDocument) {
       throw errors.BadRequest(
