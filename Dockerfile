@@ -5,25 +5,28 @@
 # and BuildKit alike.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# Every workspace manifest, found rather than listed, so a new package needs no edit here. This stage
-# reruns on any source change; its output changes only with a manifest, which keeps the install
-# layer below cached.
-FROM ${NODE_IMAGE} AS manifests
+# The services and the workspace packages they use, nothing else (turbo prune --docker): json/ holds
+# their manifests and a pruned lockfile, full/ their sources. The services are found under services/,
+# so a new service or package needs no edit here. This stage reruns on any change to the context, but
+# its output changes only with what the images are built from, which keeps the layers below cached.
+FROM ${NODE_IMAGE} AS prune
 WORKDIR /src
+ENV TURBO_TELEMETRY_DISABLED=1
+COPY package.json ./
+RUN npm install -g --no-fund --no-audit "turbo@$(node -p 'require("./package.json").devDependencies.turbo')"
 COPY . .
-RUN mkdir /manifests \
-  && find . -name node_modules -prune -o -name package.json -print \
-    | xargs cp --parents -t /manifests pnpm-lock.yaml pnpm-workspace.yaml .npmrc
+RUN turbo prune $(for dir in services/*/; do node -p "require('./${dir}package.json').name"; done) --docker --out-dir /pruned \
+  && if [ -f .npmrc ]; then cp .npmrc /pruned/json/; fi
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /repo
 ENV CI=true PNPM_HOME=/pnpm PATH=/pnpm:$PATH
-COPY --from=manifests /manifests/ ./
+COPY --from=prune /pruned/json/ ./
 # pnpm as pinned by package.json "packageManager", through npm: older corepack releases cannot verify
 # the signatures of newer pnpm releases.
 RUN npm install -g --no-fund --no-audit "$(node -p 'require("./package.json").packageManager')" \
   && pnpm install --frozen-lockfile
-COPY . .
+COPY --from=prune /pruned/full/ ./
 # Every service and what it depends on, built and deployed once: the three images share these layers
 # (SERVICE is read only below), so building all three costs about what building one does.
 RUN pnpm --filter "{./services/*}..." run build \
@@ -43,7 +46,7 @@ WORKDIR /app
 COPY --from=build /deploy/${SERVICE} ./
 USER node
 EXPOSE ${PORT}
-HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=10s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node gets SIGTERM (compose adds an init as PID 1 that forwards it) and drains in-flight
 # requests before it exits (runServer in @aicache/service-kit).

@@ -19,17 +19,18 @@ describe('Dockerfile (the three services, SERVICE and PORT as build args)', () =
 
   it('caches the dependency layer: manifests and lockfile, install, then the sources', () => {
     const install = steps.findIndex((s) => s.op === 'RUN' && /pnpm install --frozen-lockfile/.test(s.args));
-    const sources = steps.findIndex((s, i) => i > install && s.op === 'COPY' && /^\.\s+\.$/.test(s.args));
+    const sources = steps.findIndex((s, i) => i > install && s.op === 'COPY' && /--from=prune \/pruned\/full\//.test(s.args));
     expect(install).toBeGreaterThan(0);
     expect(sources).toBeGreaterThan(install);
     const before = steps.slice(steps.findLastIndex((s, i) => i < install && s.op === 'FROM'), install);
-    expect(before.filter((s) => s.op === 'COPY').map((s) => s.args)).toEqual(['--from=manifests /manifests/ ./']);
+    expect(before.filter((s) => s.op === 'COPY').map((s) => s.args)).toEqual(['--from=prune /pruned/json/ ./']);
   });
 
-  it('finds the workspace manifests instead of listing packages (a new package needs no edit)', () => {
-    const text = readRepoFile('Dockerfile');
-    expect(text).toMatch(/find \. -name node_modules -prune -o -name package\.json -print/);
+  it('takes what the services need with turbo prune, found from services/* (a new package needs no edit)', () => {
+    const text = steps.map((s) => s.args).join('\n');
+    expect(text).toMatch(/turbo prune \$\(for dir in services\/\*\/; do .*\) --docker/);
     expect(text).not.toMatch(/packages\/(cache|service-kit|test-redis)/);
+    expect(text).not.toMatch(/@aicache\//);
   });
 
   it('reads SERVICE only after the shared build, so the three images share every layer but the last stage', () => {
