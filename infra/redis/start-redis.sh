@@ -7,6 +7,9 @@
 # invalidation channels, and has no CONFIG at all (CONFIG GET would show requirepass in clear; the
 # services' durability check reads INFO instead). A service renamed with SERVICE_NAME needs its
 # prefix added to users.acl.example.
+# `default` is off (nobody can log in as it) but carries the app user's rules: Redis replays a
+# MULTI/EXEC from the AOF as the default user and checks that user's ACL again at EXEC (fixed only
+# in later Redis releases), so a default user with no rules drops every transaction on restart.
 set -eu
 
 conf=${1:?usage: start-redis.sh <redis.conf> [redis-server args...]}

@@ -32,19 +32,6 @@ let flows: Record<string, Flow>;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
 /**
- * Lint findings that belong to work on another branch, each with the reason. The test fails when one
- * no longer occurs, so the entry is removed when that work lands.
- */
-const KNOWN_ELSEWHERE = [
-  {
-    service: 'multimodal-worker',
-    ruleId: 'path-parameters-defined',
-    path: '/api/v1/models/{*}',
-    why: 'the worker-text branch replaces the `{*}` model route (issue 8, defect 16)',
-  },
-];
-
-/**
  * Warnings accepted, with the reason: the project declares no license, and an operation that takes no
  * input (no parameter, no body) has no client error to document.
  */
@@ -99,18 +86,14 @@ describe('the OpenAPI documents', () => {
   it("pass Redocly's recommended ruleset with no error", async () => {
     const config = await createConfig({ extends: ['recommended'] });
     const unexpected: string[] = [];
-    const known = new Set<string>();
     for (const name of SERVICES) {
       const problems = await lintFromString({ source: JSON.stringify(docs[name]), absoluteRef: `${name}.json`, config });
       for (const p of problems) {
         const pointer = p.location[0]?.pointer ?? '';
-        const k = KNOWN_ELSEWHERE.find((e) => e.service === name && e.ruleId === p.ruleId && pointer.includes(e.path.replace(/\//g, '~1')));
-        if (k) known.add(k.path);
-        else if (p.severity === 'error' || !acceptedWarning(docs[name], p.ruleId, pointer)) unexpected.push(`${name} ${p.severity} ${p.ruleId}: ${p.message} at ${pointer}`);
+        if (p.severity === 'error' || !acceptedWarning(docs[name], p.ruleId, pointer)) unexpected.push(`${name} ${p.severity} ${p.ruleId}: ${p.message} at ${pointer}`);
       }
     }
     expect(unexpected).toEqual([]);
-    expect([...known], 'a known finding is gone: remove it from KNOWN_ELSEWHERE').toEqual(KNOWN_ELSEWHERE.map((e) => e.path));
   });
 
   it.each(SERVICES)('%s: swagger-parser validates it', async (name) => {
@@ -169,7 +152,7 @@ describe('typed clients generated from the documents', () => {
 
   it('multimodal-worker: one model through each path the document gives for it', async () => {
     const unusable = await flows.modelById!(clients, docs['multimodal-worker'] as never, 'local-hash-384');
-    expect(unusable).toEqual(KNOWN_ELSEWHERE.filter((e) => e.service === 'multimodal-worker').map((e) => e.path));
+    expect(unusable).toEqual([]);
   });
 
   it('every service: cache stats, and the admin operations with the bearer token', async () => {

@@ -209,8 +209,10 @@ async function readError(res: Dispatcher.ResponseData): Promise<{ message: strin
   }
   try {
     const parsed = JSON.parse(text) as { message?: unknown; code?: unknown; error?: unknown };
-    const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : `status ${res.statusCode}`;
-    return { message, ...(typeof parsed.code === 'string' ? { code: parsed.code } : {}) };
+    // The stack's {statusCode, code, error, message}, or OpenAI's {error: {message, code}} (the worker's OpenAI-compatible routes).
+    const body = parsed.error !== null && typeof parsed.error === 'object' ? (parsed.error as { message?: unknown; code?: unknown }) : parsed;
+    const message = typeof body.message === 'string' ? body.message : typeof parsed.error === 'string' ? parsed.error : `status ${res.statusCode}`;
+    return { message, ...(typeof body.code === 'string' ? { code: body.code } : {}) };
   } catch {
     return { message: text.trim().slice(0, 200) || `status ${res.statusCode}` };
   }

@@ -30,6 +30,9 @@ beforeAll(async () => {
   peer.get('/missing', async () => {
     throw errors.NotFound('model', 'clip-x');
   });
+  peer.post('/openai-shaped', async (_req, reply) =>
+    reply.code(413).send({ error: { message: 'input has 2049 items; one request takes at most 2048: split the batch', type: 'invalid_request_error', param: 'input', code: 'payload_too_large' } }),
+  );
   peer.get('/slow', async () => {
     await new Promise((r) => setTimeout(r, 1500));
     return { late: true };
@@ -80,6 +83,20 @@ describe('PeerClient', () => {
       expect(err).toMatchObject({ code: 'PEER_ERROR', statusCode: 502, peer: 'multimodal-worker', peerStatus: 503, peerCode: 'WARMING_UP' });
       expect(err.message).toBe('multimodal-worker answered 503: warming up');
       expect(calls.get('post-1')).toBe(1);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("carries the message and code of a peer's OpenAI-shaped error (the worker's embeddings route)", async () => {
+    const c = client();
+    try {
+      await expect(c.post('/openai-shaped', {})).rejects.toMatchObject({
+        code: 'PEER_ERROR',
+        peerStatus: 413,
+        peerCode: 'payload_too_large',
+        message: 'multimodal-worker answered 413: input has 2049 items; one request takes at most 2048: split the batch',
+      });
     } finally {
       await c.close();
     }

@@ -11,7 +11,8 @@ export interface RedisProcess {
   /** What the server wrote to stdout/stderr so far. */
   output(): string;
   client(opts?: RedisOptions): Redis;
-  stop(): Promise<void>;
+  /** SIGKILL by default; SIGTERM is a clean shutdown (Redis flushes its AOF first). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /**
@@ -19,9 +20,16 @@ export interface RedisProcess {
  * as infra/redis/start-redis.sh) exactly as given: unlike startRedisServer, nothing in the conf file
  * under test is overridden except what the caller passes.
  */
-export async function runRedis(command: string, args: string[], env: NodeJS.ProcessEnv = process.env, auth: RedisOptions = {}): Promise<RedisProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'stack-tests-redis-'));
-  const port = await freePort();
+export async function runRedis(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  auth: RedisOptions = {},
+  opts: { dir?: string; port?: number } = {},
+): Promise<RedisProcess> {
+  // A given dir (and port) outlives this process: start again on it to test a restart.
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'stack-tests-redis-'));
+  const port = opts.port ?? (await freePort());
   let out = '';
   const child: ChildProcess = spawn(command, [...args, '--port', String(port), '--dir', dir, '--bind', '127.0.0.1', '--daemonize', 'no'], {
     env,
@@ -40,14 +48,14 @@ export async function runRedis(command: string, args: string[], env: NodeJS.Proc
       clients.push(c);
       return c;
     },
-    async stop() {
+    async stop(signal: NodeJS.Signals = 'SIGKILL') {
       for (const c of clients) c.disconnect();
       if (child.exitCode === null && child.signalCode === null) {
         const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
+        child.kill(signal);
         await gone;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
   const deadline = Date.now() + 10_000;

@@ -1,15 +1,22 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import {
   SERVICES,
+  composeClis,
   environmentOf,
   loadCompose,
   readRepoFile,
-  repoFileExists,
+  repoPath,
+  run,
   type ComposeService,
 } from '../src/index.js';
 
 const compose = loadCompose();
 const text = readRepoFile('docker-compose.yml');
+const replicas = parse(readRepoFile('docker-compose.replicas.yml')) as { services: Record<string, { scale?: number }> };
 
 function dependsOn(svc: ComposeService): Record<string, string | undefined> {
   const deps = svc.depends_on ?? {};
@@ -51,7 +58,20 @@ function publishedOn(port: string | { host_ip?: string }): string | undefined {
 
 describe('docker-compose.yml', () => {
   it('parses and declares the two Redis servers and the three services', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['ai-agents', 'multimodal-worker', 'redis-cache', 'redis-state', 'retrieval-proxy']);
+    expect(Object.keys(compose.services).sort()).toEqual(['ai-agents', 'lb', 'multimodal-worker', 'redis-cache', 'redis-state', 'retrieval-proxy']);
+  });
+
+  it("uses only what Debian's Compose 1.29 reads: no top-level name, env_file entries as plain paths", () => {
+    expect(Object.keys(parse(text) as object)).not.toContain('name');
+    for (const [name, svc] of Object.entries(compose.services) as Array<[string, ComposeService & { env_file?: unknown }]>) {
+      for (const entry of [svc.env_file ?? []].flat()) expect(typeof entry, name).toBe('string');
+    }
+  });
+
+  it('takes the base images from NODE_IMAGE, REDIS_IMAGE and DEBIAN_IMAGE, the public ones by default', () => {
+    expect(text).toMatch(/\$\{NODE_IMAGE:-node:20-bookworm-slim\}/);
+    expect(text).toMatch(/\$\{REDIS_IMAGE:-redis:7-alpine\}/);
+    expect(text).toMatch(/\$\{DEBIAN_IMAGE:-debian:bookworm-slim\}/);
   });
 
   it('refuses to start without REDIS_PASSWORD and CACHE_ADMIN_TOKEN instead of running with blank secrets', () => {
@@ -64,7 +84,7 @@ describe('docker-compose.yml', () => {
     const svc = compose.services[name] as ComposeService;
 
     it('is Redis 7 with a healthcheck that pings with the password kept out of the command line', () => {
-      expect(svc.image).toMatch(/^redis:7/);
+      expect(svc.image).toMatch(/^\$\{REDIS_IMAGE:-redis:7[^}]*\}$/);
       const test = argv(svc.healthcheck?.test).join(' ');
       expect(test).toMatch(/redis-cli/);
       expect(test).toMatch(/ping/i);
@@ -109,17 +129,22 @@ describe('docker-compose.yml', () => {
     const svc = compose.services[name] as ComposeService;
     const env = environmentOf(svc);
 
-    it('is built from its own Dockerfile with the repo root as context', () => {
+    it('is built from the one Dockerfile, with its name and port as build args', () => {
       const build = typeof svc.build === 'string' ? { context: svc.build } : (svc.build ?? {});
       expect(build.context).toBe('.');
-      expect(build.dockerfile).toBe(`services/${name}/Dockerfile`);
-      expect(repoFileExists(build.dockerfile as string), `${build.dockerfile} exists (written by the service's author)`).toBe(true);
+      expect(build.dockerfile).toBe('Dockerfile');
+      const args = (build as { args?: Record<string, string | number> }).args ?? {};
+      expect(args.SERVICE).toBe(name);
+      expect(String(args.PORT)).toBe(String(spec.port));
+      expect(args.NODE_IMAGE).toBe('${NODE_IMAGE:-node:20-bookworm-slim}');
     });
 
-    it('has a healthcheck on its own port', () => {
+    it('has a readiness healthcheck on its own port', () => {
       const test = argv(svc.healthcheck?.test).join(' ');
       expect(svc.healthcheck?.disable).not.toBe(true);
-      expect(test).toContain(`:${spec.port}/`);
+      expect(test).toContain('/ready');
+      const port = test.includes('$${PORT}') ? env.PORT : /127\.0\.0\.1[:/](\d+)/.exec(test)?.[1];
+      expect(String(port)).toBe(String(spec.port));
     });
 
     it('starts only after its Redis servers and the peer it calls are healthy', () => {
@@ -129,8 +154,17 @@ describe('docker-compose.yml', () => {
       if (spec.peer) expect(deps[spec.peer]).toBe('service_healthy');
     });
 
-    it('publishes its port on 127.0.0.1 only', () => {
-      expect(svc.ports).toEqual([`127.0.0.1:${spec.port}:${spec.port}`]);
+    it('publishes no port itself (it can be scaled); the load balancer publishes it on 127.0.0.1', () => {
+      expect(svc.ports ?? []).toEqual([]);
+      const variable = `${spec.name.toUpperCase().replace(/-/g, '_')}_HOST_PORT`;
+      expect(compose.services.lb?.ports).toContain(`127.0.0.1:\${${variable}:-${spec.port}}:${spec.port}`);
+    });
+
+    it('drains on SIGTERM: an init forwards it and the stop timeout outlasts the 10 s grace', () => {
+      const s = svc as ComposeService & { init?: boolean; stop_grace_period?: string; read_only?: boolean };
+      expect(s.init).toBe(true);
+      expect(Number.parseInt(s.stop_grace_period ?? '10', 10)).toBeGreaterThan(10);
+      expect(s.read_only).toBe(true);
     });
 
     it('gets production settings, its DB, its peer URL and both Redis URLs from the environment', () => {
@@ -141,7 +175,40 @@ describe('docker-compose.yml', () => {
       expect(env.REDIS_URL).toMatch(/^redis:\/\/.*@redis-cache:6379$/);
       expect(env.REDIS_STATE_URL).toMatch(/^redis:\/\/.*@redis-state:6379$/);
       expect(env.CACHE_ADMIN_TOKEN).toMatch(/^\$\{CACHE_ADMIN_TOKEN:\?/);
-      if (spec.peerVar) expect(env[spec.peerVar]).toBe(`http://${spec.peer}:${SERVICES.find((s) => s.name === spec.peer)?.port}`);
+      if (spec.peerVar) expect(env[spec.peerVar]).toBe(`http://lb:${SERVICES.find((s) => s.name === spec.peer)?.port}`);
     });
+  });
+});
+
+describe('docker-compose.replicas.yml', () => {
+  it('scales retrieval-proxy to 3 and ai-agents to 2', () => {
+    expect(replicas.services).toEqual({ 'retrieval-proxy': { scale: 3 }, 'ai-agents': { scale: 2 } });
+  });
+
+  it('balances every replica through HAProxy found by DNS, checked on /health', () => {
+    const cfg = readRepoFile('infra', 'haproxy', 'haproxy.cfg');
+    for (const spec of SERVICES) expect(cfg).toMatch(new RegExp(`server-template \\S+ \\d+ ${spec.name}:${spec.port}`));
+    expect(cfg).toMatch(/option httpchk GET \/health/);
+    expect(cfg).toMatch(/nameserver \S+ 127\.0\.0\.11:53/);
+  });
+});
+
+// Each Compose found here parses the files for real (Compose v2 where the plugin exists, Debian's 1.29).
+const composes = composeClis();
+if (composes.length === 0) console.log('compose config checks skipped: neither `docker compose` nor `docker-compose` runs here');
+
+describe.each(composes.map((c) => [`${c.argv.join(' ')} (${c.version})`, c.argv] as const))('%s config', (_name, argv) => {
+  it('accepts docker-compose.yml with docker-compose.replicas.yml', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
+    try {
+      const env = join(dir, 'env');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nCACHE_ADMIN_TOKEN=y\n');
+      const args = [...argv.slice(1), '--env-file', env, '-f', repoPath('docker-compose.yml'), '-f', repoPath('docker-compose.replicas.yml'), 'config'];
+      const r = await run(argv[0] as string, args, { ...process.env, AICACHE_ENV_FILE: env });
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(/scale: 3/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,7 +128,7 @@ describe.each([
   it('keeps the password out of the ACL file (SHA-256 only, file mode 0600)', () => {
     const acl = readFileSync(aclFile, 'utf8');
     expect(acl).not.toContain(PASSWORD);
-    expect(acl).toMatch(/^user default off$/m);
+    expect(acl).toMatch(/^user default off /m);
     expect(acl).toMatch(/^user app on #[0-9a-f]{64} /m);
     expect(statSync(aclFile).mode & 0o077).toBe(0);
   });
@@ -162,11 +162,46 @@ describe.each([
   });
 });
 
+describe('infra/redis/redis.state.conf across a restart (compose: docker restart redis-state)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stack-tests-state-restart-'));
+  const env = { PATH: process.env.PATH, REDIS_PASSWORD: PASSWORD, REDIS_ACL_FILE: join(dir, 'users.acl') };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('replays the app user\'s MULTI/EXEC writes from the AOF instead of dropping them', async () => {
+    const start = (port?: number) =>
+      runRedis('sh', [repoPath('infra', 'redis', 'start-redis.sh'), repoPath('infra', 'redis', 'redis.state.conf')], env, { username: 'app', password: PASSWORD }, { dir, ...(port ? { port } : {}) });
+    const first = await start();
+    const before = first.client();
+    await before.connect();
+    await before.multi().set('state:svc:agent', 'in a transaction').rpush('state:svc:messages', 'm1', 'm2').exec();
+    await before.set('state:svc:plain', 'outside one');
+    await first.stop('SIGTERM');
+
+    const again = await start(first.port);
+    try {
+      const after = again.client();
+      await after.connect();
+      expect(await after.mget('state:svc:agent', 'state:svc:plain')).toEqual(['in a transaction', 'outside one']);
+      expect(await after.lrange('state:svc:messages', 0, -1)).toEqual(['m1', 'm2']);
+      expect(again.output()).not.toMatch(/AOF-loading-client/);
+    } finally {
+      await again.stop();
+    }
+  });
+});
+
 describe('infra/redis/users.acl.example', () => {
   it('turns the default user off and leaves only a placeholder password', () => {
     const acl = readRepoFile('infra', 'redis', 'users.acl.example');
-    expect(acl).toMatch(/^user default off$/m);
+    expect(acl).toMatch(/^user default off( |$)/m);
     expect(acl).toMatch(/^user app on >CHANGE_ME_APP_PASSWORD /m);
     expect(acl).toMatch(/-@dangerous/);
+  });
+
+  it("gives the default user (off) the app user's rules, so the AOF replays the app's transactions", () => {
+    const acl = readRepoFile('infra', 'redis', 'users.acl.example');
+    const rules = (name: string) => new RegExp(`^user ${name} (?:off|on >\\S+) (.*)$`, 'm').exec(acl)?.[1];
+    expect(rules('app')).toBeTruthy();
+    expect(rules('default')).toBe(rules('app'));
   });
 });

@@ -19,6 +19,7 @@ describe('shell scripts', () => {
     ['bash', 'infra/scripts/lib.sh'],
     ['bash', '.ci/run'],
     ['sh', 'infra/redis/start-redis.sh'],
+    ['bash', 'infra/docker/build-base-images.sh'],
   ])('%s -n %s: the syntax is valid', async (shell, file) => {
     const res = await run(shell, ['-n', repoPath(file)], cleanEnv({}));
     expect(res.output).toBe('');
@@ -26,7 +27,7 @@ describe('shell scripts', () => {
   });
 
   it.skipIf(!hasCommand('shellcheck'))('shellcheck finds nothing (skipped where shellcheck is not installed)', async () => {
-    const files = ['infra/scripts/health-check.sh', 'infra/scripts/test-redis-integration.sh', 'infra/scripts/lib.sh', '.ci/run', 'infra/redis/start-redis.sh'];
+    const files = ['infra/scripts/health-check.sh', 'infra/scripts/test-redis-integration.sh', 'infra/scripts/lib.sh', '.ci/run', 'infra/redis/start-redis.sh', 'infra/docker/build-base-images.sh'];
     const res = await run('shellcheck', ['-x', ...files], cleanEnv({}));
     expect(res.output).toBe('');
     expect(res.code).toBe(0);

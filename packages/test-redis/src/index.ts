@@ -2,3 +2,4 @@ export { getTestRedis, type TestRedis } from './shared.js';
 export { startRedisServer, type RedisServer, type RedisServerOptions } from './server.js';
 export { freePort } from './port.js';
 export { uniqueName } from './names.js';
+export { startRedisContainer, removeOrphanedContainers, dockerMayAnswer, REDIS_IMAGE, OWNER_LABEL, type RedisContainer } from './container.js';

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { dockerMayAnswer, startRedisContainer } from './container.js';
 import { startRedisServer, type RedisServer } from './server.js';
 
 export interface TestRedis {
@@ -12,31 +12,11 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-function dockerMayAnswer(): boolean {
-  if (process.env.DOCKER_HOST || process.env.TESTCONTAINERS_HOST_OVERRIDE) return true;
-  return existsSync('/var/run/docker.sock') || existsSync(`${process.env.HOME ?? ''}/.docker/run/docker.sock`);
-}
-
 async function fromTestcontainers(): Promise<TestRedis | undefined> {
   if (!dockerMayAnswer()) return undefined;
   try {
-    const { GenericContainer, Wait } = await import('testcontainers');
-    const container = await new GenericContainer('redis:7-alpine')
-      .withExposedPorts(6379)
-      .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
-      .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
-      .start();
-    const host = container.getHost();
-    const port = container.getMappedPort(6379);
-    return {
-      url: `redis://${host}:${port}`,
-      host,
-      port,
-      source: 'testcontainers',
-      stop: async () => {
-        await container.stop();
-      },
-    };
+    const c = await startRedisContainer();
+    return { url: c.url, host: c.host, port: c.port, source: 'testcontainers', stop: () => c.stop() };
   } catch {
     return undefined;
   }

@@ -10,6 +10,7 @@ import { ModelRegistry } from './providers/registry.js';
 import type { EmbeddingProvider } from './providers/types.js';
 import { cacheFileRoutes } from './routes/cache-files.js';
 import { embeddingsRoutes } from './routes/embeddings.js';
+import { frameworkErrors } from './routes/openai-errors.js';
 import { modelsRoutes } from './routes/models.js';
 import { processRoutes } from './routes/process.js';
 
@@ -60,6 +61,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     config,
     ...(overrides.logger === false ? { logger: false as const } : {}),
     ...(overrides.underPressure === false ? { underPressure: false as const } : {}),
+    fastify: { frameworkErrors },
   });
 
   await registerCache(app, config, {

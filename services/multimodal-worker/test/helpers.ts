@@ -1,7 +1,13 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { LocalHashProvider } from '../src/providers/local-hash.js';
 import { Redis } from 'ioredis';
-import { getTestRedis, uniqueName, type TestRedis } from '@aicache/test-redis';
+import { freePort, getTestRedis, uniqueName, type TestRedis } from '@aicache/test-redis';
 import { loadConfig, type Config } from '../src/config.js';
 import { hashEmbed } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
@@ -68,6 +74,40 @@ export class CountingProvider implements EmbeddingProvider {
   }
 }
 
+export interface TestApp {
+  env: TestEnv;
+  app: FastifyInstance;
+  /** The built-in model, counted: what reached it since the last reset(). */
+  provider: CountingProvider;
+  close(): Promise<void>;
+}
+
+/** The worker on its own DB, serving the built-in model through a CountingProvider, quiet and without load shedding. */
+export async function startTestApp(db: number): Promise<TestApp> {
+  const env = await testEnv(db);
+  const provider = new CountingProvider(new LocalHashProvider());
+  const app = await buildApp(env.config, { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
+  return {
+    env,
+    app,
+    provider,
+    close: async () => {
+      await app.close();
+      await env.close();
+    },
+  };
+}
+
+/** startTestApp for a whole test file: started before its tests, closed after them. Read its fields inside tests. */
+export function useTestApp(db: number): TestApp {
+  const t = {} as TestApp;
+  beforeAll(async () => {
+    Object.assign(t, await startTestApp(db));
+  });
+  afterAll(() => t.close?.());
+  return t;
+}
+
 export type Part =
   | { name: string; value: string }
   | { name: string; filename: string; contentType: string; content: string | Buffer };
@@ -131,9 +171,44 @@ export async function startFakeOpenAI(opts: { dims?: number; model?: string } = 
   app.get('/v1/models/*', async (req, reply) => {
     const id = (req.params as { '*': string })['*'];
     if (opts.model && id !== opts.model) return reply.code(404).send({ error: { message: 'no such model' } });
-    return { id, object: 'model', created: 0, owned_by: 'fake-lab' };
+    return { id, object: 'model', created: 1_700_000_000, owned_by: 'fake-lab' };
   });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   fake.url = `${address}/v1`;
   return fake;
+}
+
+export interface WorkerProcess {
+  url: string;
+  /** stdout + stderr so far. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** The built worker (dist/server.js) as its own process, as it runs in production, listening on a free port. */
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+  const script = fileURLToPath(new URL('../dist/server.js', import.meta.url));
+  if (!existsSync(script)) throw new Error(`${script} is missing: build the worker first`);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let output = '';
+  const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the worker exited with code ${child.exitCode}:\n${output}`);
+    const ok = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
+    if (ok) return { url, output: () => output, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the worker was not ready within 30 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

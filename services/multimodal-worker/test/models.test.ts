@@ -44,7 +44,7 @@ describe('models', () => {
     for (const id of ['nope', 'BAAI/bge-small-en-v1.5']) {
       const res = await app.inject({ method: 'GET', url: `/api/v1/models/${id}` });
       expect(res.statusCode).toBe(404);
-      expect(res.json()).toMatchObject({ code: 'MODEL_NOT_FOUND', message: `model '${id}' not found` });
+      expect(res.json()).toMatchObject({ error: { code: 'model_not_found', message: `model '${id}' not found` } });
     }
   });
 
@@ -52,7 +52,7 @@ describe('models', () => {
     expect((await app.inject({ method: 'GET', url: '/api/v1/models/' })).statusCode).toBe(400);
     const res = await app.inject({ method: 'GET', url: `/api/v1/models/${'m'.repeat(201)}` });
     expect(res.statusCode).toBe(400);
-    expect(res.json<{ message: string }>().message).toMatch(/200 characters/);
+    expect(res.json<{ error: { message: string } }>().error.message).toMatch(/200 characters/);
   });
 });
 

@@ -19,10 +19,9 @@ interface EmbeddingsBody {
   data: Array<{ index: number; embedding: number[] }>;
   model: string;
 }
+/** The OpenAI-shaped error the embeddings route answers. */
 interface ErrorBody {
-  statusCode: number;
-  code: string;
-  message: string;
+  error: { type: string; code: string; message: string };
 }
 
 function post(body: unknown, target = app) {
@@ -100,8 +99,8 @@ describe('OpenAI-compatible provider', () => {
     const inputs = [`${mode} a`, `${mode} b`, `${mode} c`];
     const res = await post({ input: inputs });
     expect(res.statusCode).toBe(502);
-    const err = res.json<ErrorBody>();
-    expect(err.code).toBe('EMBEDDINGS_PROVIDER_ERROR');
+    const err = res.json<ErrorBody>().error;
+    expect(err).toMatchObject({ type: 'server_error', code: 'embeddings_provider_error' });
     expect(err.message).toMatch(message);
     expect(err.message).not.toContain(KEY);
     for (const input of inputs) {
@@ -114,7 +113,8 @@ describe('OpenAI-compatible provider', () => {
     const text = 'a document the provider cannot embed';
     const res = await app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text } });
     expect(res.statusCode).toBe(502);
-    expect(res.json<ErrorBody>().code).toBe('EMBEDDINGS_PROVIDER_ERROR');
+    // Not an OpenAI-compatible route: the stack's own error shape.
+    expect(res.json<{ code: string }>().code).toBe('EMBEDDINGS_PROVIDER_ERROR');
     fake.mode = 'ok';
     const retry = await app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text } });
     expect(retry.statusCode).toBe(200);
@@ -126,7 +126,7 @@ describe('OpenAI-compatible provider', () => {
     fake.mode = 'overloaded';
     const res = await post({ input: 'overloaded now' });
     expect(res.statusCode).toBe(503);
-    expect(res.json<ErrorBody>().code).toBe('EMBEDDINGS_PROVIDER_UNAVAILABLE');
+    expect(res.json<ErrorBody>().error.code).toBe('embeddings_provider_unavailable');
   });
 
   it('answers 503 quickly when the provider is unreachable', async () => {
@@ -139,8 +139,8 @@ describe('OpenAI-compatible provider', () => {
     try {
       const res = await post({ input: 'nobody listens' }, down);
       expect(res.statusCode).toBe(503);
-      const err = res.json<ErrorBody>();
-      expect(err.code).toBe('EMBEDDINGS_PROVIDER_UNAVAILABLE');
+      const err = res.json<ErrorBody>().error;
+      expect(err.code).toBe('embeddings_provider_unavailable');
       expect(err.message).toMatch(/ECONNREFUSED/);
     } finally {
       await down.close();

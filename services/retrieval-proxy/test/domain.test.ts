@@ -1,60 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeQuery, normalizeRequest, querySlug, retrievalCacheKey, searchPatternGlob } from '../src/domain/cache-keys.js';
-import { chunkText } from '../src/domain/chunker.js';
 import { buildContext } from '../src/domain/context.js';
 import { CorpusIndex } from '../src/domain/corpus-index.js';
 import type { DocumentMeta } from '../src/domain/document-store.js';
 import { matchesFilters, normalizeFilters } from '../src/domain/filters.js';
 import { base64ToVector, bufferToVector, cosine, vectorToBuffer } from '../src/domain/vectors.js';
 import { decodeEmbeddings } from '../src/lib/embedder.js';
-
-describe('chunkText', () => {
-  const sentence = (i: number) => `Sentence number ${i} talks about topic ${i} in some detail.`;
-  const long = Array.from({ length: 60 }, (_, i) => sentence(i)).join(' ');
-
-  it('keeps a short text as one chunk', () => {
-    expect(chunkText('  Hello world.  ')).toEqual(['Hello world.']);
-  });
-
-  it('cuts long text into chunks no longer than chunkSize, ending on sentence boundaries', () => {
-    const chunks = chunkText(long, { chunkSize: 300, chunkOverlap: 50 });
-    expect(chunks.length).toBeGreaterThan(5);
-    for (const c of chunks) {
-      expect(c.length).toBeLessThanOrEqual(300);
-      expect(c).toBe(c.trim());
-    }
-    for (const c of chunks.slice(0, -1)) expect(c.endsWith('.')).toBe(true);
-  });
-
-  it('overlaps consecutive chunks and loses no words', () => {
-    const chunks = chunkText(long, { chunkSize: 300, chunkOverlap: 80 });
-    for (let i = 1; i < chunks.length; i++) {
-      const prevTail = (chunks[i - 1] as string).slice(-40);
-      const firstWords = (chunks[i] as string).split(' ').slice(0, 2).join(' ');
-      expect(chunks[i - 1]).toContain(firstWords);
-      expect(prevTail.length).toBeGreaterThan(0);
-    }
-    const words = new Set(chunks.join(' ').split(/\s+/));
-    for (const w of long.split(/\s+/)) expect(words.has(w)).toBe(true);
-  });
-
-  it('never starts a chunk mid-word', () => {
-    const text = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
-    const chunks = chunkText(text, { chunkSize: 200, chunkOverlap: 60 });
-    for (const c of chunks) expect(c).toMatch(/^word\d+/);
-    for (const c of chunks) expect(text.includes(c)).toBe(true);
-  });
-
-  it('hard-cuts a word longer than the chunk', () => {
-    const chunks = chunkText('x'.repeat(1000), { chunkSize: 300, chunkOverlap: 0 });
-    expect(chunks.map((c) => c.length)).toEqual([300, 300, 300, 100]);
-  });
-
-  it('drops whitespace-only input and rejects a bad overlap', () => {
-    expect(chunkText(' \n\t ')).toEqual([]);
-    expect(() => chunkText('abc', { chunkSize: 100, chunkOverlap: 100 })).toThrow(RangeError);
-  });
-});
 
 describe('filters', () => {
   const doc = { id: 'd1', source: 'a.md', metadata: { lang: 'en', n: 2, ok: true, tags: ['x', 'y'] } };

@@ -1,7 +1,9 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { textSha256 } from '@aicache/text';
 import type { ModelRegistry } from '../providers/registry.js';
 import type { EmbeddingProvider } from '../providers/types.js';
 import { EmbeddingsProviderError } from '../errors.js';
-import { sha256Hex } from './hash.js';
+import { MAX_INPUTS } from '../schemas.js';
 
 /** The part of a cache category this service needs (structurally a @aicache/cache CategoryCache). */
 export interface VectorStore {
@@ -22,14 +24,16 @@ export interface EmbedResult {
   computed: number;
 }
 
+/** `<model>:<sha256 of the input>`, hashed without loss (textSha256), so no two inputs share an entry. */
 export function embeddingCacheKey(model: string, input: string): string {
-  return `${model}:${sha256Hex(input)}`;
+  return `${model}:${textSha256(input)}`;
 }
 
 /**
  * The one cached embedding path (used by /embeddings and by file processing): each distinct input
- * is a cache entry `<model>:<sha256(input)>` holding a Float32Array; a batch is one MGET, one
- * provider call for the misses, one MSET.
+ * is a cache entry `<model>:<sha256(input)>` holding a Float32Array; a batch of up to 2048 distinct
+ * inputs is one MGET, one provider call for the misses, one MSET. Larger sets (the chunks of a long
+ * text) go in slices of 2048, with the event loop free between them.
  */
 export class EmbeddingService {
   constructor(
@@ -40,39 +44,45 @@ export class EmbeddingService {
   async embed(inputs: string[], opts: { model?: string; tags?: string[] } = {}): Promise<EmbedResult> {
     const provider = this.registry.resolve(opts.model);
     const distinct = [...new Set(inputs)];
-    const keys = distinct.map((t) => embeddingCacheKey(provider.id, t));
-    const cached = distinct.length ? await this.store.mget<Float32Array>(keys) : [];
-
     const byText = new Map<string, Float32Array>();
-    const missing: number[] = [];
-    distinct.forEach((text, i) => {
-      const v = cached[i];
-      if (usable(v, provider)) byText.set(text, v);
-      else missing.push(i);
-    });
-
-    if (missing.length) {
-      const texts = missing.map((i) => distinct[i]!);
-      const fresh = await provider.embed(texts);
-      if (fresh.length !== texts.length) {
-        throw new EmbeddingsProviderError(provider.id, `returned ${fresh.length} vectors for ${texts.length} inputs`);
-      }
-      texts.forEach((t, j) => byText.set(t, fresh[j]!));
-      // A failed write only costs a recomputation later; the cache library logs it.
-      await this.store.mset(
-        missing.map((i, j) => ({ key: keys[i]!, value: fresh[j]!, ...(opts.tags?.length ? { tags: opts.tags } : {}) })),
-      );
+    let computed = 0;
+    for (let from = 0; from < distinct.length; from += MAX_INPUTS) {
+      if (from > 0) await yieldToLoop();
+      computed += await this.embedSlice(provider, distinct.slice(from, from + MAX_INPUTS), byText, opts.tags);
     }
 
     const vectors = inputs.map((t) => byText.get(t)!);
-    const hits = distinct.length - missing.length;
+    const hits = distinct.length - computed;
     return {
       model: provider.id,
       dimensions: provider.dimensions || (vectors[0]?.length ?? 0),
       vectors,
-      cache: missing.length === 0 ? 'hit' : hits === 0 ? 'miss' : 'partial',
-      computed: missing.length,
+      cache: computed === 0 ? 'hit' : hits === 0 ? 'miss' : 'partial',
+      computed,
     };
+  }
+
+  /** Fills byText for these distinct texts from the cache and the provider; answers how many the provider computed. */
+  private async embedSlice(provider: EmbeddingProvider, texts: string[], byText: Map<string, Float32Array>, tags: string[] | undefined): Promise<number> {
+    const keys = texts.map((t) => embeddingCacheKey(provider.id, t));
+    const cached = texts.length ? await this.store.mget<Float32Array>(keys) : [];
+    const missing: number[] = [];
+    texts.forEach((text, i) => {
+      const v = cached[i];
+      if (usable(v, provider)) byText.set(text, v);
+      else missing.push(i);
+    });
+    if (!missing.length) return 0;
+
+    const misses = missing.map((i) => texts[i]!);
+    const fresh = await provider.embed(misses);
+    if (fresh.length !== misses.length) {
+      throw new EmbeddingsProviderError(provider.id, `returned ${fresh.length} vectors for ${misses.length} inputs`);
+    }
+    misses.forEach((t, j) => byText.set(t, fresh[j]!));
+    // A failed write only costs a recomputation later; the cache library logs it.
+    await this.store.mset(missing.map((i, j) => ({ key: keys[i]!, value: fresh[j]!, ...(tags?.length ? { tags } : {}) })));
+    return missing.length;
   }
 }
 

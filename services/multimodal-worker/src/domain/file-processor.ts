@@ -1,12 +1,13 @@
-import { chunkText } from './chunker.js';
+import type { Readable } from 'node:stream';
+import { ChunkLimitError, chunkTextAsync, defaultChunkOverlap, maxChunkOverlap, textSha256, type Chunk } from '@aicache/text';
 import type { EmbeddingService } from './embedding-service.js';
-import { sha256Hex } from './hash.js';
+import { jsonArrayStream, vectorJson } from './json-stream.js';
+import { CHARS_PER_SLICE, WorkBudget } from './work-budget.js';
 import type { ModelRegistry } from '../providers/registry.js';
 import { InvalidInput, PayloadTooLarge } from '../errors.js';
-import { MAX_TEXT_BYTES } from '../schemas.js';
+import { MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES } from '../schemas.js';
 
 export const DEFAULT_CHUNK_SIZE = 1000;
-export const DEFAULT_CHUNK_OVERLAP = 150;
 export const MIN_CHUNK_SIZE = 200;
 export const MAX_CHUNK_SIZE = 8000;
 
@@ -26,8 +27,8 @@ export interface ProcessInput {
 }
 
 export interface ProcessOutput {
-  /** The response body: ready bytes, or an object when embeddings were added. */
-  body: Buffer | Record<string, unknown>;
+  /** The response body: ready bytes, or a stream of JSON when embeddings were added. */
+  body: Buffer | Readable;
   cache: 'hit' | 'miss';
   fileHash: string;
 }
@@ -61,15 +62,16 @@ export function resultCacheKey(fileHash: string, chunkSize: number, chunkOverlap
   return `${fileHash}:${chunkSize}:${chunkOverlap}:${model}`;
 }
 
-/** Range checks that a schema cannot express (overlap ≤ chunkSize / 2, size in bytes). */
+/** Range checks that a schema cannot express (overlap ≤ chunkSize / 2, size in bytes). The default overlap is 15% of chunkSize. */
 export function checkProcessInput(input: ProcessInput): { chunkSize: number; chunkOverlap: number; bytes: number } {
   const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new InvalidInput(`chunkSize must be a whole number from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} (got ${String(input.chunkSize)})`);
   }
-  const chunkOverlap = input.chunkOverlap ?? Math.min(DEFAULT_CHUNK_OVERLAP, Math.floor(chunkSize / 2));
-  if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0 || chunkOverlap > Math.floor(chunkSize / 2)) {
-    throw new InvalidInput(`chunkOverlap must be a whole number from 0 to chunkSize / 2 = ${Math.floor(chunkSize / 2)} (got ${String(input.chunkOverlap)})`);
+  const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
+  const maxOverlap = maxChunkOverlap(chunkSize);
+  if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0 || chunkOverlap > maxOverlap) {
+    throw new InvalidInput(`chunkOverlap must be a whole number from 0 to chunkSize / 2 = ${maxOverlap} (got ${String(input.chunkOverlap)})`);
   }
   if (input.text.length === 0) throw new InvalidInput('text is empty');
   const bytes = Buffer.byteLength(input.text, 'utf8');
@@ -78,9 +80,23 @@ export function checkProcessInput(input: ProcessInput): { chunkSize: number; chu
 }
 
 /**
+ * The chunks of a text, at most `limit` of them (413 past it, with `tooMany` saying what to do),
+ * with the event loop free every 64K characters.
+ */
+async function chunksWithin(text: string, options: { chunkSize: number; chunkOverlap: number }, limit: number, tooMany: string): Promise<Chunk[]> {
+  try {
+    return await chunkTextAsync(text, options, { maxChunks: limit });
+  } catch (err) {
+    if (err instanceof ChunkLimitError) throw new PayloadTooLarge(`${err.message}; ${tooMany}`);
+    throw err;
+  }
+}
+
+/**
  * Text → chunks → embeddings, cached as one entry per (fileHash, chunkSize, overlap, model) in the
  * `files` category and tagged `file:<fileHash>`; the chunk embeddings it computes carry the same tag,
- * so DELETE /api/v1/cache/file/:fileHash removes both.
+ * so DELETE /api/v1/cache/file/:fileHash removes both. A request makes at most MAX_PROCESS_CHUNKS
+ * chunks, and an answer with embeddings carries at most MAX_EMBEDDED_CHUNKS (413 past either).
  */
 export class FileProcessor {
   constructor(
@@ -92,22 +108,40 @@ export class FileProcessor {
   async process(input: ProcessInput): Promise<ProcessOutput> {
     const { chunkSize, chunkOverlap, bytes } = checkProcessInput(input);
     const model = this.registry.resolve(input.model).id;
-    const fileHash = sha256Hex(input.text);
+    const fileHash = textSha256(input.text);
     const tags = [fileTag(fileHash)];
+    const options = { chunkSize, chunkOverlap };
+
+    // Checked before any embedding work; the loader then reuses these chunks on a miss.
+    let chunks = input.includeEmbeddings
+      ? await chunksWithin(
+          input.text,
+          options,
+          MAX_EMBEDDED_CHUNKS,
+          `with includeEmbeddings one answer holds at most ${MAX_EMBEDDED_CHUNKS} chunks: use a larger chunkSize, ` +
+            'or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings',
+        )
+      : undefined;
 
     const { value: stored, hit } = await this.files.wrapJsonResult(
       resultCacheKey(fileHash, chunkSize, chunkOverlap, model),
       async (): Promise<StoredResult> => {
-        const chunks = chunkText(input.text, { chunkSize, chunkOverlap }).map((c) => ({ ...c, hash: sha256Hex(c.text) }));
-        const unique = [...new Set(chunks.map((c) => c.text))];
+        chunks ??= await chunksWithin(input.text, options, MAX_PROCESS_CHUNKS, `one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text`);
+        const budget = new WorkBudget(CHARS_PER_SLICE);
+        const hashed: StoredChunk[] = [];
+        for (const { index, text, start, end } of chunks) {
+          hashed.push({ index, text, hash: textSha256(text), start, end });
+          await budget.spend(text.length);
+        }
+        const unique = [...new Set(hashed.map((c) => c.text))];
         const embedded = unique.length ? await this.embeddings.embed(unique, { model, tags }) : undefined;
         return {
           fileHash,
           bytes,
           chunkSize,
           chunkOverlap,
-          chunks: chunks.map(({ index, text, hash, start, end }) => ({ index, text, hash, start, end })),
-          chunkCount: chunks.length,
+          chunks: hashed,
+          chunkCount: hashed.length,
           uniqueChunks: unique.length,
           model,
           dimensions: embedded?.dimensions || this.registry.resolve(model).dimensions,
@@ -131,15 +165,17 @@ export class FileProcessor {
     // Usually all hits; entries evicted since are recomputed and tagged for this file again.
     const embedded = unique.length ? await this.embeddings.embed(unique, { model, tags }) : undefined;
     const byText = new Map(unique.map((t, i) => [t, embedded!.vectors[i]!]));
-    return {
-      body: {
-        filename,
-        mimeType,
-        ...result,
-        chunks: result.chunks.map((c) => ({ ...c, embedding: Array.from(byText.get(c.text)!) })),
-      },
-      cache,
-      fileHash,
-    };
+    const json = JSON.stringify;
+    const head =
+      `{"filename":${json(filename)},"mimeType":${json(mimeType)},"fileHash":${json(result.fileHash)},"bytes":${result.bytes},` +
+      `"chunkSize":${result.chunkSize},"chunkOverlap":${result.chunkOverlap},"chunks":[`;
+    const tail = `],"chunkCount":${result.chunkCount},"uniqueChunks":${result.uniqueChunks},"model":${json(result.model)},"dimensions":${result.dimensions}}`;
+    const body = jsonArrayStream(
+      head,
+      result.chunks,
+      (c) => `{"index":${c.index},"text":${json(c.text)},"hash":${json(c.hash)},"start":${c.start},"end":${c.end},"embedding":${vectorJson(byText.get(c.text)!)}}`,
+      tail,
+    );
+    return { body, cache, fileHash };
   }
 }

@@ -1,9 +1,11 @@
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { CHARS_PER_SLICE, WorkBudget } from '../domain/work-budget.js';
 import type { EmbeddingProvider, ModelMetadata } from './types.js';
 
 export const LOCAL_HASH_MODEL_ID = 'local-hash-384';
 export const LOCAL_HASH_DIMENSIONS = 384;
 export const LOCAL_MAX_INPUT_CHARS = 32_768;
+/** When this embedder's algorithm was fixed (2026-11-27): its vectors have not changed since. */
+export const LOCAL_HASH_CREATED = 1_795_737_600;
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -19,8 +21,6 @@ const WEIGHT_TRIGRAM = 0.35;
 
 // Letters/digits, keeping in-word apostrophes ("don't" stays one word).
 const WORD_RE = /[\p{L}\p{N}]+(?:['’][\p{L}\p{N}]+)*/gu;
-// Work between event-loop yields, in characters, so a 2048-input batch does not stall other requests.
-const CHARS_PER_SLICE = 200_000;
 
 function fnvString(seed: number, s: string): number {
   let h = seed;
@@ -121,14 +121,11 @@ export class LocalHashProvider implements EmbeddingProvider {
 
   async embed(texts: string[]): Promise<Float32Array[]> {
     const out: Float32Array[] = [];
-    let sinceYield = 0;
+    // Yields between slices so a 2048-input batch does not stall other requests.
+    const budget = new WorkBudget(CHARS_PER_SLICE);
     for (const text of texts) {
       out.push(hashEmbed(text, this.dimensions));
-      sinceYield += text.length;
-      if (sinceYield >= CHARS_PER_SLICE) {
-        sinceYield = 0;
-        await yieldToLoop();
-      }
+      await budget.spend(text.length);
     }
     return out;
   }
@@ -137,6 +134,8 @@ export class LocalHashProvider implements EmbeddingProvider {
     return {
       id: this.id,
       object: 'model',
+      created: LOCAL_HASH_CREATED,
+      owned_by: 'ai-cache-stack',
       provider: 'local',
       dimensions: this.dimensions,
       max_input_chars: LOCAL_MAX_INPUT_CHARS,

@@ -47,6 +47,15 @@ function publicUrl(base: string): string {
   }
 }
 
+/** host[:port] of the base URL, never its credentials. */
+function publicHost(base: string): string {
+  try {
+    return new URL(base).host || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function upstreamMessage(text: string): string {
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
@@ -175,6 +184,9 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     return {
       id: this.id,
       object: 'model',
+      // Until its server says otherwise (loadMetadata): unknown date, published by whoever serves it.
+      created: 0,
+      owned_by: publicHost(this.base),
       provider: 'openai',
       dimensions: this.dims || null,
       max_input_chars: this.maxInputChars,
@@ -192,8 +204,12 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
     try {
       const { status, text } = await this.call('GET', `/models/${encodeURIComponent(this.id)}`);
       if (status >= 200 && status < 300) {
-        const owner = (JSON.parse(text) as { owned_by?: unknown }).owned_by;
-        if (typeof owner === 'string' && owner) meta.description += ` (owned by ${owner.slice(0, 100)})`;
+        const { owned_by: owner, created } = JSON.parse(text) as { owned_by?: unknown; created?: unknown };
+        if (typeof owner === 'string' && owner) {
+          meta.owned_by = owner.slice(0, 100);
+          meta.description += ` (owned by ${meta.owned_by})`;
+        }
+        if (typeof created === 'number' && Number.isSafeInteger(created) && created >= 0) meta.created = created;
       }
     } catch {
       // Many compatible servers have no /models/<id>; configuration is enough.

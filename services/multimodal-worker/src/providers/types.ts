@@ -2,6 +2,10 @@
 export interface ModelMetadata {
   id: string;
   object: 'model';
+  /** Unix time (seconds) the model was published, as OpenAI's model objects carry; 0 when unknown. */
+  created: number;
+  /** Who publishes the model, as OpenAI's model objects carry. */
+  owned_by: string;
   /** 'local' for the built-in embedder, 'openai' for an OpenAI-compatible endpoint. */
   provider: string;
   /** Vector length; null while an OpenAI-compatible model has not been asked yet and EMBEDDINGS_DIMENSIONS is unset. */

@@ -3,10 +3,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { withCacheHeader } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
-import { roughTokenCount } from '../domain/hash.js';
+import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
+import { countTokens } from '../domain/usage.js';
 import type { ModelRegistry } from '../providers/registry.js';
-import { InvalidInput } from '../errors.js';
-import { ErrorResponse, MAX_INPUTS, MAX_INPUT_CHARS, ModelId } from '../schemas.js';
+import { aboutParam, InvalidInput, PayloadTooLarge } from '../errors.js';
+import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS, ModelId } from '../schemas.js';
+import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
+import { sendJson } from './send-json.js';
 
 export interface EmbeddingsRoutesOptions {
   registry: ModelRegistry;
@@ -14,13 +17,18 @@ export interface EmbeddingsRoutesOptions {
   bodyLimit: number;
 }
 
-const Input = Type.String({ minLength: 1, maxLength: MAX_INPUT_CHARS });
+// No maxLength and no maxItems: the handler checks the model's own input limit (a 400 naming it) in
+// O(1) per input where the validator would count code points of megabytes, and a batch over
+// MAX_INPUTS is a 413 (too much work), not a malformed request.
+const Input = Type.String({ minLength: 1 });
 
 const EmbeddingsBody = Type.Object(
   {
     model: Type.Optional(ModelId),
-    input: Type.Union([Input, Type.Array(Input, { minItems: 1, maxItems: MAX_INPUTS })], {
-      description: `A non-empty string or an array of 1..${MAX_INPUTS} non-empty strings, each at most ${MAX_INPUT_CHARS} characters`,
+    input: Type.Union([Input, Type.Array(Input, { minItems: 1 })], {
+      description:
+        `A non-empty string or an array of 1..${MAX_INPUTS} non-empty strings, each at most ${MAX_INPUT_CHARS} characters ` +
+        `and ${MAX_BATCH_CHARS} in all (413 past ${MAX_INPUTS} inputs or ${MAX_BATCH_CHARS} characters)`,
     }),
     encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')], { description: 'base64: float32 little-endian bytes' })),
     dimensions: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'Accepted when it equals the model\'s; models here do not shorten vectors' })),
@@ -42,12 +50,19 @@ const EmbeddingsResponse = Type.Object({
   usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
 });
 
-function base64(v: Float32Array): string {
-  // Float32Array uses the platform's byte order, little-endian on every platform Node supports in practice.
-  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+/** Refuses a batch that asks for more work than one request may (413), before anything is computed. */
+function checkBatch(inputs: string[]): void {
+  if (inputs.length > MAX_INPUTS) {
+    throw aboutParam(new PayloadTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
+  }
+  const chars = inputs.reduce((n, t) => n + t.length, 0);
+  if (chars > MAX_BATCH_CHARS) {
+    throw aboutParam(new PayloadTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
+  }
 }
 
 export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = async (scope, opts) => {
+  useOpenAIErrors(scope);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post(
@@ -59,38 +74,37 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
         summary: 'Create embeddings (OpenAI-compatible)',
         description:
           'Each distinct input is cached on its own (`<model>:<sha256(input)>`); only misses reach the model. ' +
-          'Header `x-cache`: hit (all inputs cached), partial, or miss (none). usage counts are rough (words and punctuation).',
+          'Header `x-cache`: hit (all inputs cached), partial, or miss (none). usage counts are rough (words and punctuation). ' +
+          'Errors come in OpenAI\'s shape: `{"error": {"message", "type", "param", "code"}}`.',
         body: EmbeddingsBody,
-        response: { 200: withCacheHeader(EmbeddingsResponse, ['hit', 'partial', 'miss']), 400: ErrorResponse, 413: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 200: withCacheHeader(EmbeddingsResponse, ['hit', 'partial', 'miss']), ...openAIErrorResponses(400, 413, 415, 502, 503) },
       },
     },
     async (request, reply) => {
       const body = request.body;
       const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+      checkBatch(inputs);
       const provider = opts.registry.resolve(body.model);
       const limit = provider.describe().max_input_chars;
       const tooLong = inputs.findIndex((t) => t.length > limit);
       if (tooLong >= 0) {
-        throw new InvalidInput(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`);
+        throw aboutParam(new InvalidInput(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`), 'input');
       }
       if (body.dimensions !== undefined && provider.dimensions && body.dimensions !== provider.dimensions) {
-        throw new InvalidInput(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${body.dimensions} is not supported`);
+        throw aboutParam(new InvalidInput(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${body.dimensions} is not supported`), 'dimensions');
       }
 
       const result = await opts.embeddings.embed(inputs, { model: provider.id });
-      const tokens = inputs.reduce((n, t) => n + roughTokenCount(t), 0);
-      const asBase64 = body.encoding_format === 'base64';
-      reply.header('x-cache', result.cache);
-      return {
-        object: 'list' as const,
-        data: result.vectors.map((v, index) => ({
-          object: 'embedding' as const,
-          index,
-          embedding: asBase64 ? base64(v) : Array.from(v),
-        })),
-        model: result.model,
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      };
+      const tokens = await countTokens(inputs);
+      const encode = body.encoding_format === 'base64' ? (v: Float32Array) => `"${vectorBase64(v)}"` : vectorJson;
+      // Streamed: 2048 vectors as JSON numbers are tens of megabytes, encoded without holding the event loop.
+      const answer = jsonArrayStream(
+        '{"object":"list","data":[',
+        result.vectors,
+        (v, index) => `{"object":"embedding","index":${index},"embedding":${encode(v)}}`,
+        `],"model":${JSON.stringify(result.model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`,
+      );
+      return sendJson(reply, result.cache, answer);
     },
   );
 };

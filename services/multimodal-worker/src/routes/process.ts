@@ -1,19 +1,18 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { withCacheHeader } from '@aicache/service-kit';
 import {
-  DEFAULT_CHUNK_OVERLAP,
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
   type FileProcessor,
   type ProcessInput,
-  type ProcessOutput,
 } from '../domain/file-processor.js';
 import { InvalidInput, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
-import { ErrorResponse, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
+import { sendJson } from './send-json.js';
+import { ErrorResponse, MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
 
 export interface ProcessRoutesOptions {
   processor: FileProcessor;
@@ -38,11 +37,14 @@ const Options = {
   chunkSize: Type.Optional(
     Type.Integer({ minimum: MIN_CHUNK_SIZE, maximum: MAX_CHUNK_SIZE, default: DEFAULT_CHUNK_SIZE, description: 'Characters per chunk' }),
   ),
+  // No schema default: the default depends on chunkSize, and is the same for uploads.
   chunkOverlap: Type.Optional(
-    Type.Integer({ minimum: 0, maximum: MAX_CHUNK_SIZE / 2, default: DEFAULT_CHUNK_OVERLAP, description: 'Characters shared by neighbouring chunks, at most chunkSize / 2' }),
+    Type.Integer({ minimum: 0, maximum: MAX_CHUNK_SIZE / 2, description: 'Characters shared by neighbouring chunks, at most chunkSize / 2; default 15% of chunkSize (150 for 1000)' }),
   ),
   model: Type.Optional(ModelId),
-  includeEmbeddings: Type.Optional(Type.Boolean({ default: false, description: 'Add each chunk\'s embedding to the answer' })),
+  includeEmbeddings: Type.Optional(
+    Type.Boolean({ default: false, description: `Add each chunk's embedding to the answer (at most ${MAX_EMBEDDED_CHUNKS} chunks; 413 past that)` }),
+  ),
 };
 
 const ProcessTextBody = Type.Object(
@@ -58,12 +60,6 @@ const responses = {
   502: ErrorResponse,
   503: ErrorResponse,
 };
-
-function send(reply: FastifyReply, out: ProcessOutput) {
-  reply.header('x-cache', out.cache);
-  if (Buffer.isBuffer(out.body)) return reply.type('application/json').send(out.body);
-  return reply.send(out.body);
-}
 
 function fieldInt(name: string, raw: string): number {
   if (!/^\d{1,6}$/.test(raw.trim())) throw new InvalidInput(`field '${name}' must be a whole number (got ${JSON.stringify(raw.slice(0, 50))})`);
@@ -180,12 +176,16 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
         summary: 'Chunk and embed a text',
         description:
           'Splits the text into overlapping chunks on paragraph/sentence/word boundaries, embeds the distinct chunks ' +
-          '(through the embeddings cache) and caches the result per (sha256 of text, chunkSize, chunkOverlap, model). `x-cache`: hit|miss.',
+          '(through the embeddings cache) and caches the result per (sha256 of text, chunkSize, chunkOverlap, model). `x-cache`: hit|miss. ' +
+          `Limits: ${MAX_TEXT_BYTES} bytes of text, ${MAX_PROCESS_CHUNKS} chunks, ${MAX_EMBEDDED_CHUNKS} chunks with includeEmbeddings (413 past them).`,
         body: ProcessTextBody,
         response: responses,
       },
     },
-    async (request, reply) => send(reply, await opts.processor.process(request.body)),
+    async (request, reply) => {
+      const out = await opts.processor.process(request.body);
+      return sendJson(reply, out.cache, out.body);
+    },
   );
 
   app.post(
@@ -201,6 +201,9 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
         response: responses,
       },
     },
-    async (request, reply) => send(reply, await opts.processor.process(await readUpload(request))),
+    async (request, reply) => {
+      const out = await opts.processor.process(await readUpload(request));
+      return sendJson(reply, out.cache, out.body);
+    },
   );
 };

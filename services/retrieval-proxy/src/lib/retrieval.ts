@@ -3,8 +3,8 @@ import type { CategoryCache } from '@aicache/cache';
 import type { ContextRequest, SearchRequest } from '@aicache/contracts';
 import type { FastifyReply } from 'fastify';
 import { errors } from '@aicache/service-kit';
+import { chunkText, defaultChunkOverlap } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from '../domain/cache-keys.js';
-import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from '../domain/chunker.js';
 import { buildContext } from '../domain/context.js';
 import { CorpusIndex, type Hit } from '../domain/corpus-index.js';
 import type { CorpusStamp, DocumentMeta, DocumentStore, StoredChunk } from '../domain/document-store.js';
@@ -12,6 +12,7 @@ import { RESERVED_FILTER_KEYS, type Metadata } from '../domain/filters.js';
 import type { Embedder } from './embedder.js';
 
 export const MAX_TEXT_BYTES = 1_048_576;
+const DEFAULT_CHUNK_SIZE = 800;
 
 export interface IngestInput {
   id?: string | undefined;
@@ -86,7 +87,7 @@ export class Retrieval {
 
   async ingest(input: IngestInput, requestId?: string) {
     const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    const chunkOverlap = input.chunkOverlap ?? Math.min(DEFAULT_CHUNK_OVERLAP, Math.floor(chunkSize / 2));
+    const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
     if (chunkOverlap > chunkSize / 2) {
       throw errors.BadRequest(`chunkOverlap (${chunkOverlap}) must be at most half of chunkSize (${chunkSize})`);
     }
@@ -99,7 +100,7 @@ export class Retrieval {
       }
     }
 
-    const texts = chunkText(input.text, { chunkSize, chunkOverlap });
+    const texts = chunkText(input.text, { chunkSize, chunkOverlap }).map((c) => c.text);
     if (texts.length === 0) throw errors.BadRequest('text has no content besides whitespace');
     if (texts.length > this.opts.maxChunksPerDocument) {
       throw errors.BadRequest(

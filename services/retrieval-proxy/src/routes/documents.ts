@@ -19,7 +19,7 @@ const IngestBody = Type.Object(
     source: Type.Optional(Type.String({ maxLength: 2048, description: 'A label only; never fetched' })),
     metadata: Type.Optional(Metadata),
     chunkSize: Type.Optional(Type.Integer({ minimum: 100, maximum: 8000, default: 800 })),
-    chunkOverlap: Type.Optional(Type.Integer({ minimum: 0, maximum: 4000, default: 100, description: 'At most chunkSize / 2' })),
+    chunkOverlap: Type.Optional(Type.Integer({ minimum: 0, maximum: 4000, description: 'At most chunkSize / 2; default 15% of chunkSize (120 for 800)' })),
   },
   { additionalProperties: false },
 );
