@@ -25,7 +25,7 @@ redis.call('SET', KEYS[1], ARGV[3])
 return 1`;
 
 /**
- * Deletes the owned keys listed in a sorted set: for each member m, `<ARGV[prefixArg]>conversation:<m>` and its
+ * Deletes the conversations a sorted set lists: for each member m, `<prefix>conversation:<m>` and its
  * messages. Shared by both scripts that remove conversations.
  */
 const DELETE_CONVERSATIONS_OF = `
