@@ -100,6 +100,43 @@ describe('GET /stats', () => {
   });
 });
 
+describe('GET /stats with state figures', () => {
+  it('shows what the state option answers under `state`, apart from the cache categories', async () => {
+    const app = await buildApp(redis, { state: async () => ({ agents: 3, agent_memory: { keys: 2, ttl: 60, sliding: true } }) });
+    try {
+      const stats = (await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).json();
+      expect(stats.state).toEqual({ agents: 3, agent_memory: { keys: 2, ttl: 60, sliding: true } });
+      expect(Object.keys(stats.service_stats.categories).sort()).toEqual(['context_bundles', 'search_results']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('shows state: null when the state figures fail, and answers 200 all the same', async () => {
+    const app = await buildApp(redis, {
+      state: async () => {
+        throw new Error('state redis did not answer');
+      },
+    });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().state).toBeNull();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('has no state field without the option', async () => {
+    const app = await buildApp(redis);
+    try {
+      expect((await app.inject({ method: 'GET', url: '/api/v1/cache/stats' })).json()).not.toHaveProperty('state');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('POST /test', () => {
   it('answers ok with the probe value and a positive TTL, and leaves no probe key', async () => {
     const app = await buildApp(redis);
@@ -117,6 +154,24 @@ describe('POST /test', () => {
       expect(await raw.exists(probeKey)).toBe(0);
       const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*__probe*`, 'COUNT', 1000);
       expect(left).toEqual([]);
+    } finally {
+      raw.disconnect();
+      await app.close();
+    }
+  });
+});
+
+describe('POST /test on a service with no cache category', () => {
+  it('probes a plain key under the service prefix and leaves nothing behind', async () => {
+    const app = await buildApp(redis, { categories: {} });
+    const raw = rawClient(redis);
+    try {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: auth() });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ status: 'ok', cached_value: { probe: expect.stringMatching(/^__probe:/) } });
+      expect(res.json().ttl).toBeGreaterThan(0);
+      const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*`, 'COUNT', 1000);
+      expect(left.filter((k) => k.includes('__probe'))).toEqual([]);
     } finally {
       raw.disconnect();
       await app.close();

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Pool } from 'undici';
+import type { ContextResponse } from '@aicache/contracts';
 import { loadConfig as kitLoadConfig } from '@aicache/service-kit';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '@aicache/test-redis';
 import { buildApp as buildWorker } from '@aicache/multimodal-worker/dist/app.js';
@@ -122,11 +123,10 @@ export async function startFakeProxy(): Promise<{ url: string; calls: number; cl
     };
     return {
       query,
-      sections: [section],
-      citations: [{ id: 1, documentId: section.documentId, title: section.title, chunkIndex: 0 }],
+      sections: [{ citation: { id: 1, documentId: section.documentId, title: section.title, chunkIndex: 0 }, text: section.text, score: section.score }],
       text: `[1] ${section.text}`,
       truncated: false,
-    };
+    } satisfies ContextResponse;
   });
   state.url = await app.listen({ port: 0, host: '127.0.0.1' });
   return state;

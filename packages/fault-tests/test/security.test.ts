@@ -172,7 +172,7 @@ export const CACHE_COMMANDS = [
 ];
 export const STATE_COMMANDS = [
   'client|setname', // ioredis connectionName of the state client
-  'multi', 'exec', 'hset', 'incr', 'zadd', 'zcard', 'zrange', 'zrem', 'llen', 'lrange', 'ltrim', 'rpush', 'rpushx',
+  'multi', 'exec', 'exists', 'hset', 'incr', 'zadd', 'zcard', 'zrange', 'zrem', 'llen', 'lrange', 'ltrim', 'rpush',
 ];
 const KEY_PATTERNS = ['~multimodal-worker:*', '~retrieval-proxy:*', '~ai-agents:*', '~state:*'];
 const APP_PASSWORD = 'app-Pw-4b7f2c';

@@ -170,6 +170,9 @@ export async function createService(opts: CreateServiceOptions): Promise<Service
     const body = renderError(err, String(request.id));
     if (body.statusCode >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ err: { code: err.code, message: err.message } }, 'request rejected');
+    // As Fastify's own handler does: an error may carry headers (e.g. Retry-After on a 503).
+    const headers = (err as { headers?: Record<string, string> }).headers;
+    if (headers && body.statusCode !== 500) reply.headers(headers);
     return reply.code(body.statusCode).send(body);
   });
 

@@ -1,5 +1,5 @@
 import { redisOptionsFromEnv, unmappedRedisSettings, type CategorySpec } from '@aicache/cache';
-import { cachePlugin } from '@aicache/cache/fastify';
+import { cachePlugin, type StateFigures } from '@aicache/cache/fastify';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
@@ -18,6 +18,8 @@ export interface ServiceCacheOptions<C extends string> {
   adminRoutes?: FastifyPluginAsync;
   /** false: no admin rate limit (tests that send many admin calls). */
   rateLimit?: false;
+  /** Figures of the service's state (not cache), shown under `state` in GET /api/v1/cache/stats. */
+  state?: StateFigures;
 }
 
 type CacheConfig = Pick<
@@ -67,6 +69,7 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
     },
     adminSecurityScheme: ADMIN_SECURITY_SCHEME,
     ...(opts.adminRoutes ? { adminRoutes: opts.adminRoutes } : {}),
+    ...(opts.state ? { state: opts.state } : {}),
   });
 
   app.addReadinessCheck(

@@ -1,5 +1,4 @@
 import createError from '@fastify/error';
-import { Type, type Static } from 'typebox';
 
 /**
  * The kit's errors: thrown from handlers, rendered by the kit's error handler as
@@ -17,14 +16,5 @@ export const errors = {
   PeerError: createError<'PEER_ERROR', 502, [peer: string, status: number, detail: string]>('PEER_ERROR', '%s answered %d: %s', 502),
 };
 
-/** The one error body every route answers with. */
-export const ErrorResponse = Type.Object(
-  {
-    statusCode: Type.Integer(),
-    code: Type.String(),
-    error: Type.String(),
-    message: Type.String(),
-  },
-  { description: 'Error' },
-);
-export type ErrorResponse = Static<typeof ErrorResponse>;
+/** The one error body every route answers with; declared with the other wire schemas in @aicache/contracts. */
+export { ErrorResponse } from '@aicache/contracts';

@@ -17,6 +17,7 @@ export {
   type StateRedisOptions,
   type KitLogger,
 } from './state-redis.js';
+export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } from './state-calls.js';
 export { registerCache, type ServiceCacheOptions } from './cache.js';
 // Re-exported so that importing the kit also brings the cache plugin's `app.cache` type.
 export type { CachePluginOptions } from '@aicache/cache/fastify';

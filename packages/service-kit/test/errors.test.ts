@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Type } from 'typebox';
-import { errors, type ServiceApp } from '../src/index.js';
+import { errors, StateUnavailable, type ServiceApp } from '../src/index.js';
 import { buildTestApp } from './helpers.js';
 
 let app: ServiceApp;
@@ -16,6 +16,12 @@ beforeAll(async () => {
   });
   app.get('/boom', async () => {
     throw new Error('connect to postgres://admin:hunter2@db failed');
+  });
+  app.get('/state', async () => {
+    throw Object.assign(new StateUnavailable('agent store', 'no answer within 1500 ms'), { headers: { 'retry-after': '1' } });
+  });
+  app.get('/boom-with-headers', async () => {
+    throw Object.assign(new Error('boom'), { headers: { 'x-internal': 'leak' } });
   });
   app.get('/peer', async () => {
     throw errors.PeerUnavailable('multimodal-worker', 'connect ECONNREFUSED');
@@ -50,6 +56,16 @@ describe('error shape', () => {
     const peer = await app.inject('/peer');
     expect(peer.statusCode).toBe(503);
     expect(peer.json()).toMatchObject({ code: 'PEER_UNAVAILABLE', message: 'multimodal-worker is unavailable: connect ECONNREFUSED' });
+  });
+
+  it('sends the headers an error carries (Retry-After on a 503), as Fastify does, but none on a 500', async () => {
+    const res = await app.inject('/state');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toEqual({ statusCode: 503, code: 'STATE_UNAVAILABLE', error: 'Service Unavailable', message: 'agent store is unavailable: no answer within 1500 ms' });
+    const boom = await app.inject('/boom-with-headers');
+    expect(boom.statusCode).toBe(500);
+    expect(boom.headers['x-internal']).toBeUndefined();
   });
 
   it('an unknown error is a 500 INTERNAL_ERROR that leaks nothing', async () => {

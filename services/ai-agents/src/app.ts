@@ -20,8 +20,14 @@ import { routes } from './routes/index.js';
 export const SERVICE = 'ai-agents';
 export const VERSION = '0.1.0';
 
-/** Agent memory is state with a sliding TTL; declaring it here validates CACHE_TTL_AGENT_MEMORY at boot and lists it in stats. */
-export const CATEGORIES = { agent_memory: { ttl: 2_592_000, sliding: true } };
+/**
+ * ai-agents caches nothing: agents, conversations and agent memory are state. The cache plugin is there for the
+ * admin routes every service has; GET /api/v1/cache/stats reports agent memory under `state`, not as a category.
+ */
+export const CATEGORIES = {};
+
+/** Sliding TTL of agent memory when CACHE_TTL_AGENT_MEMORY is unset: 30 days. */
+export const MEMORY_TTL_SECONDS = 2_592_000;
 
 export interface BuildOverrides {
   /** Cache Redis client (kept open on close). */
@@ -47,18 +53,21 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   });
 
   try {
+    const state =
+      overrides.stateClient ??
+      createStateRedis({ ...config, SERVICE_NAME: config.SERVICE_NAME ?? SERVICE }, { db: config.REDIS_DB_AI_AGENTS, logger: app.log });
+    if (!overrides.stateClient) app.addHook('onClose', async () => void (await state.quit().catch(() => state.disconnect())));
+    const store = new AgentStore(state, config.CACHE_TTL_AGENT_MEMORY ?? MEMORY_TTL_SECONDS, SERVICE, config.STATE_TIMEOUT_MS);
+    app.addHook('onClose', async () => store.calls.detach());
+
     await registerCache(app, config, {
       service: SERVICE,
       categories: CATEGORIES,
       dbVariable: 'REDIS_DB_AI_AGENTS',
       defaultDb: 2,
       ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
+      state: () => store.figures(),
     });
-
-    const state =
-      overrides.stateClient ??
-      createStateRedis({ ...config, SERVICE_NAME: config.SERVICE_NAME ?? SERVICE }, { db: config.REDIS_DB_AI_AGENTS, logger: app.log });
-    if (!overrides.stateClient) app.addHook('onClose', async () => void (await state.quit().catch(() => state.disconnect())));
     await checkDurability(app, state, config);
 
     const peer = overrides.proxy ?? new PeerClient({
@@ -73,8 +82,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     if (!overrides.provider && provider.close) app.addHook('onClose', async () => provider.close?.());
     app.log.info({ provider: provider.id }, 'chat provider');
 
-    const memoryTtl = app.cache.category('agent_memory').ttl;
-    const deps: RouteDeps = { store: new AgentStore(state, memoryTtl, SERVICE), proxy: peer, provider };
+    const deps: RouteDeps = { store, proxy: peer, provider };
 
     app.addReadinessCheck('state-redis', async () => ({ ok: (await state.ping()) === 'PONG' }));
     // Messages cannot be answered without context, so a dead proxy makes the service not ready.

@@ -6,8 +6,10 @@ export const ConfigSchema = Type.Object({
   ...BaseConfig.properties,
   PORT: Type.Integer({ default: 8003, minimum: 0, maximum: 65535 }),
   REDIS_DB_AI_AGENTS: Type.Integer({ default: 2, minimum: 0, maximum: 15 }),
-  /** Validated again by the cache plugin; the default (30 days) lives with the category in app.ts. */
+  /** Agent memory is state, not a cache category; the name is kept from the original stack. Default in app.ts (30 days). */
   CACHE_TTL_AGENT_MEMORY: Type.Optional(Type.Integer({ minimum: 1, description: 'Sliding TTL of agent memory, seconds (default 2592000)' })),
+  /** Bound of each state Redis call; a write that times out answers 503 with Retry-After and is never applied later. */
+  STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   RETRIEVAL_PROXY_URL: Type.String({ default: 'http://127.0.0.1:8002', pattern: '^https?://' }),
   /** Unset: the built-in extractive responder answers (no network, no model). */
   LLM_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),

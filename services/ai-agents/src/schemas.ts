@@ -1,7 +1,7 @@
-import { ErrorResponse } from '@aicache/service-kit';
+import { Citation, CONTEXT_MAX_CHARS_MIN, ErrorResponse, Filters, FilterValue } from '@aicache/contracts';
 import { Type } from 'typebox';
 
-export { ErrorResponse };
+export { Citation, ErrorResponse };
 
 export const Uuid = Type.String({ format: 'uuid', description: 'UUID' });
 
@@ -11,17 +11,10 @@ export const errorResponses = {
   404: ErrorResponse,
 };
 
-const FilterScalar = Type.Union([Type.String({ maxLength: 500 }), Type.Number(), Type.Boolean()]);
-export const Filters = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,100}$' }), Type.Union([FilterScalar, Type.Array(FilterScalar, { maxItems: 50 })]), {
-  maxProperties: 20,
-  additionalProperties: false,
-  description: 'Metadata filters passed to retrieval-proxy as they are',
-});
-
 export const SettingsInput = Type.Object(
   {
     temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2 })),
-    maxContextChars: Type.Optional(Type.Integer({ minimum: 200, maximum: 20000 })),
+    maxContextChars: Type.Optional(Type.Integer({ minimum: CONTEXT_MAX_CHARS_MIN, maximum: 20000 })),
     contextLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
     filters: Type.Optional(Filters),
     memoryMaxItems: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
@@ -33,7 +26,8 @@ export const Settings = Type.Object({
   temperature: Type.Number(),
   maxContextChars: Type.Integer(),
   contextLimit: Type.Integer(),
-  filters: Type.Optional(Filters),
+  // As stored, so an agent saved before filters were checked shows the filters retrieval-proxy refuses.
+  filters: Type.Optional(Type.Record(Type.String(), FilterValue)),
   memoryMaxItems: Type.Integer(),
 });
 
@@ -52,19 +46,11 @@ export const ConversationSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
 });
 
-export const CitationSchema = Type.Object({
-  id: Type.Integer({ description: 'The n of the [n] marker in the reply' }),
-  documentId: Type.String(),
-  title: Type.String(),
-  source: Type.Optional(Type.String()),
-  chunkIndex: Type.Integer(),
-});
-
 export const MessageSchema = Type.Object({
   id: Type.String(),
   role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
   content: Type.String(),
-  citations: Type.Optional(Type.Array(CitationSchema)),
+  citations: Type.Optional(Type.Array(Citation)),
   createdAt: Type.String({ format: 'date-time' }),
 });
 

@@ -1,28 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import type { TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
-import { build, rawClient, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
+import { type AgentsFixture, type FakeProxy, startFixture, stopFixture, UNKNOWN_ID } from './helpers.js';
 
 const DB = 3;
 let redis: TestRedis;
 let raw: Redis;
 let proxy: FakeProxy;
-let app: Awaited<ReturnType<typeof build>>;
+let app: AgentsFixture['app'];
 
 beforeAll(async () => {
-  redis = await getTestRedis();
-  raw = rawClient(redis.url, DB);
-  await wipe(raw);
-  proxy = await startFakeProxy();
-  app = await build(testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: proxy.url }));
+  ({ redis, raw, proxy, app } = await startFixture(DB));
 });
 
-afterAll(async () => {
-  await app?.close();
-  await proxy?.close();
-  raw?.disconnect();
-  await redis?.stop();
-});
+afterAll(() => stopFixture({ redis, raw, proxy, app }));
 
 async function createAgent(body: Record<string, unknown> = { name: 'Helper', instructions: 'Be brief.' }) {
   const res = await app.inject({ method: 'POST', url: '/api/v1/agents', payload: body });

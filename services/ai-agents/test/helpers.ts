@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { ContextRequest, type ContextResponse } from '@aicache/contracts';
 import { Redis } from 'ioredis';
+import { getTestRedis, type TestRedis } from '@aicache/test-redis';
 import { loadConfig } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { ConfigSchema, type Config } from '../src/config.js';
@@ -26,7 +28,7 @@ export const SECTIONS = [
 ];
 
 export interface ContextCall {
-  body: Record<string, unknown>;
+  body: ContextRequest;
   requestId: string | undefined;
 }
 
@@ -34,36 +36,48 @@ export interface FakeProxy {
   url: string;
   calls: ContextCall[];
   app: FastifyInstance;
+  /** Holds every context answer until the returned function is called. */
+  hold(): () => void;
   close(): Promise<void>;
 }
 
-/** A real HTTP server speaking retrieval-proxy's POST /api/v1/context and GET /health. */
+/**
+ * A real HTTP server speaking retrieval-proxy's POST /api/v1/context and GET /health, with the proxy's own request
+ * schema from the contract (strict, as the proxy validates: no coercion, unknown fields refused), so a request the
+ * proxy would refuse is refused here too (400, which ai-agents reports as 502).
+ */
 export async function startFakeProxy(): Promise<FakeProxy> {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   const calls: ContextCall[] = [];
+  let gate: Promise<void> | undefined;
   app.get('/health', async () => ({ status: 'ok' }));
-  app.post('/api/v1/context', async (req) => {
-    const body = req.body as Record<string, unknown>;
+  app.post<{ Body: ContextRequest }>('/api/v1/context', { schema: { body: ContextRequest } }, async (req) => {
+    const body = req.body;
     const header = req.headers['x-request-id'];
     calls.push({ body, requestId: typeof header === 'string' ? header : undefined });
-    const query = String(body.query ?? '');
-    const sections = /unrelated gibberish/i.test(query) ? [] : SECTIONS.slice(0, Number(body.limit ?? 5));
+    if (gate) await gate;
+    const sections = /unrelated gibberish/i.test(body.query) ? [] : SECTIONS.slice(0, body.limit ?? 5);
     return {
-      query,
-      sections,
-      citations: sections.map((s, i) => ({
-        id: i + 1,
-        documentId: s.documentId,
-        title: s.title,
-        source: `docs/${s.documentId}.md`,
-        chunkIndex: s.chunkIndex,
+      query: body.query,
+      sections: sections.map((s, i) => ({
+        citation: { id: i + 1, documentId: s.documentId, title: s.title, source: `docs/${s.documentId}.md`, chunkIndex: s.chunkIndex },
+        text: s.text,
+        score: s.score,
       })),
       text: sections.map((s, i) => `[${i + 1}] ${s.text}`).join('\n\n'),
       truncated: false,
-    };
+    } satisfies ContextResponse;
   });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url: address, calls, app, close: () => app.close() };
+  const hold = () => {
+    let release = () => undefined as void;
+    gate = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      gate = undefined;
+      release();
+    };
+  };
+  return { url: address, calls, app, hold, close: () => app.close() };
 }
 
 /** A URL nothing listens on: a port taken from a server that was then closed. */
@@ -96,12 +110,8 @@ export function rawClient(redisUrl: string, db: number): Redis {
 /** Removes every key of this service in the test DB (state and cache), by SCAN, never FLUSHDB. */
 export async function wipe(redis: Redis): Promise<void> {
   for (const pattern of ['state:ai-agents:*', 'ai-agents:*']) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    const keys = await scanKeys(redis, pattern);
+    if (keys.length) await redis.unlink(...keys);
   }
 }
 
@@ -113,4 +123,40 @@ export const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
  */
 export function build(config: Config, overrides: BuildOverrides = {}) {
   return buildApp(config, { underPressure: false, ...overrides });
+}
+
+/** Every key matching `match` (SCAN, never KEYS), sorted. */
+export async function scanKeys(redis: Redis, match: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    out.push(...keys);
+  } while (cursor !== '0');
+  return out.sort();
+}
+
+/** What a route test file works with: a Redis (its own DB, wiped), a fake proxy, and the app on both. */
+export interface AgentsFixture {
+  redis: TestRedis;
+  raw: Redis;
+  proxy: FakeProxy;
+  app: Awaited<ReturnType<typeof build>>;
+}
+
+export async function startFixture(db: number, env: Record<string, string> = {}): Promise<AgentsFixture> {
+  const redis = await getTestRedis();
+  const raw = rawClient(redis.url, db);
+  await wipe(raw);
+  const proxy = await startFakeProxy();
+  const app = await build(testConfig(redis.url, db, { RETRIEVAL_PROXY_URL: proxy.url, ...env }));
+  return { redis, raw, proxy, app };
+}
+
+export async function stopFixture(f: Partial<AgentsFixture>): Promise<void> {
+  await f.app?.close();
+  await f.proxy?.close();
+  f.raw?.disconnect();
+  await f.redis?.stop();
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import { BuiltinExtractiveProvider, type ChatProvider, type ReplyInput } from '../src/providers/index.js';
-import { build, rawClient, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
+import { build, rawClient, scanKeys, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
 
 const DB = 5;
 const MEMORY_TTL = 12345;
@@ -75,8 +75,26 @@ describe('agent memory', () => {
     ]);
     expect(body.ttl_seconds).toBeGreaterThan(MEMORY_TTL - 60);
     expect(body.ttl_seconds).toBeLessThanOrEqual(MEMORY_TTL);
-    // The category TTL is what the cache plugin validated and reports.
-    expect(app.cache.category('agent_memory').ttl).toBe(MEMORY_TTL);
+  });
+
+  it('reports agent memory under state in /cache/stats, not as a cache category that always read 0', async () => {
+    const { say, key } = await setup();
+    await say('What is AOF?');
+    expect(await raw.exists(key)).toBe(1);
+    const memoryKeys = await scanKeys(raw, 'state:ai-agents:memory:*');
+
+    const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+    expect(res.statusCode).toBe(200);
+    const stats = res.json();
+    expect(stats.service_stats.categories).not.toHaveProperty('agent_memory');
+    expect(stats.state).toEqual({
+      agents: await raw.zcard('state:ai-agents:agents'),
+      agent_memory: { keys: memoryKeys.length, ttl: MEMORY_TTL, sliding: true },
+    });
+    expect(stats.state.agent_memory.keys).toBeGreaterThanOrEqual(1);
+    // And the probe still works on a service with no cache category.
+    const probe = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(probe.statusCode, probe.body).toBe(200);
   });
 
   it('slides: a read and a new exchange each refresh the TTL', async () => {

@@ -1,16 +1,17 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, type TestRedis } from '@aicache/test-redis';
-import { toSources } from '../src/domain/retrieval.js';
+import type { ContextSection } from '@aicache/contracts';
 import { DEFAULT_SETTINGS, type Agent } from '../src/domain/types.js';
 import { BuiltinExtractiveProvider, createProvider, OpenAiCompatibleProvider } from '../src/providers/index.js';
 import { build, deadUrl, SECTIONS, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
 
 const agent: Agent = { id: 'a', name: 'Docs', instructions: 'You are the docs assistant. Be precise.', settings: DEFAULT_SETTINGS, createdAt: new Date(0).toISOString() };
-const context = toSources({
-  sections: SECTIONS,
-  citations: SECTIONS.map((s, i) => ({ id: i + 1, documentId: s.documentId, title: s.title, chunkIndex: s.chunkIndex })),
-});
+const context: ContextSection[] = SECTIONS.map((s, i) => ({
+  citation: { id: i + 1, documentId: s.documentId, title: s.title, chunkIndex: s.chunkIndex },
+  text: s.text,
+  score: s.score,
+}));
 
 describe('builtin-extractive', () => {
   const p = new BuiltinExtractiveProvider();
@@ -158,26 +159,5 @@ describe('openai-compatible provider', () => {
       const history = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
       expect(history.items.map((m: { content: string }) => m.content)).toEqual(['Still there?']);
     });
-  });
-});
-
-describe('toSources', () => {
-  it('pairs sections with their citations by document and chunk, whatever the order', () => {
-    const sources = toSources({
-      sections: [SECTIONS[1]!, SECTIONS[0]!],
-      citations: [
-        { id: 1, documentId: 'doc-persistence', title: 'Redis persistence', chunkIndex: 0 },
-        { id: 2, documentId: 'doc-eviction', title: 'Eviction policies', chunkIndex: 2 },
-      ],
-    });
-    expect(sources.map((s) => [s.n, s.citation.documentId])).toEqual([
-      [2, 'doc-eviction'],
-      [1, 'doc-persistence'],
-    ]);
-  });
-
-  it('numbers sections itself when the proxy sends no citations, and survives an empty answer', () => {
-    expect(toSources({ sections: [SECTIONS[0]!] })[0]).toMatchObject({ n: 1, citation: { documentId: 'doc-persistence', chunkIndex: 0 } });
-    expect(toSources(undefined)).toEqual([]);
   });
 });

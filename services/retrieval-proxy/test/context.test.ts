@@ -29,28 +29,27 @@ beforeEach(async () => {
 const context = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/context', payload });
 
 describe('POST /api/v1/context', () => {
-  it('merges the top sections with [n] markers and numbered citations', async () => {
+  it('merges the top sections with [n] markers, each section carrying citation n', async () => {
     const res = await context({ query: 'refund request', limit: 3 });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.query).toBe('refund request');
     expect(body.sections).toHaveLength(3);
-    expect(body.citations.map((c: { id: number }) => c.id)).toEqual([1, 2, 3]);
-    body.sections.forEach((s: { documentId: string; chunkIndex: number; text: string }, i: number) => {
-      expect(body.citations[i]).toMatchObject({ documentId: s.documentId, chunkIndex: s.chunkIndex });
+    expect(Object.keys(body).sort()).toEqual(['query', 'sections', 'text', 'truncated']);
+    body.sections.forEach((s: { citation: { id: number }; text: string }, i: number) => {
+      expect(s.citation.id).toBe(i + 1);
       expect(body.text).toContain(`[${i + 1}] ${s.text}`);
     });
     expect(body.text.length).toBeLessThanOrEqual(4000);
     expect(body.truncated).toBe(false);
-    const withSource = body.citations.find((c: { documentId: string }) => c.documentId === 'refund-policy');
-    if (withSource) expect(withSource.source).toBe('handbook/refunds.md');
+    const withSource = body.sections.find((s: { citation: { documentId: string } }) => s.citation.documentId === 'refund-policy');
+    if (withSource) expect(withSource.citation.source).toBe('handbook/refunds.md');
   });
 
   it('stays within maxChars and says when it cut', async () => {
     const body = (await context({ query: 'refund request', limit: 10, maxChars: 400 })).json();
     expect(body.text.length).toBeLessThanOrEqual(400);
     expect(body.truncated).toBe(true);
-    expect(body.citations).toHaveLength(body.sections.length);
     expect(body.text.startsWith('[1] ')).toBe(true);
   });
 
@@ -64,13 +63,13 @@ describe('POST /api/v1/context', () => {
     expect(c.headers['x-cache']).toBe('miss');
     const keys = await keysOf(raw, 'retrieval-proxy:context_bundles:*');
     expect(keys).toHaveLength(2);
-    for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+:[0-9a-f]{16}$/);
+    for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+\.[0-9a-f]{16}:[0-9a-f]{16}$/);
     expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
 
     expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);
     const d = await context({ query: 'refund request' });
     expect(d.headers['x-cache']).toBe('miss');
-    expect(d.json().sections.map((s: { documentId: string }) => s.documentId)).not.toContain('refund-rules');
+    expect(d.json().sections.map((s: { citation: { documentId: string } }) => s.citation.documentId)).not.toContain('refund-rules');
   });
 
   it.each([

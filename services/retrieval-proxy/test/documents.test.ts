@@ -39,6 +39,7 @@ describe('POST /api/v1/documents', () => {
     expect(worker.calls[0]?.input).toHaveLength(body.chunkCount);
 
     expect(await keysOf(raw, 'state:retrieval-proxy:*')).toEqual([
+      'state:retrieval-proxy:corpus_epoch',
       'state:retrieval-proxy:corpus_version',
       'state:retrieval-proxy:doc:refund-policy',
       'state:retrieval-proxy:docs',
@@ -176,7 +177,7 @@ describe('GET/DELETE /api/v1/documents', () => {
     const clear = await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
     expect(clear.statusCode).toBe(200);
     expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
-    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toHaveLength(3);
+    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toHaveLength(4);
     expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 });

@@ -32,14 +32,21 @@ describe('filters', () => {
 describe('cache keys', () => {
   const base = { kind: 'search' as const, query: '  Refund   POLICY\n', limit: 10, model: '' };
 
-  it('normalizes the query and builds q:<slug>:v<version>:<hash16>', () => {
+  const stamp = (version: number, epoch = '0123456789abcdef') => ({ epoch, version });
+
+  it('normalizes the query and builds q:<slug>:v<version>.<epoch>:<hash16>', () => {
     expect(normalizeQuery(base.query)).toBe('refund policy');
-    const key = retrievalCacheKey(normalizeRequest(base), 7);
-    expect(key).toMatch(/^q:refund-policy:v7:[0-9a-f]{16}$/);
+    const key = retrievalCacheKey(normalizeRequest(base), stamp(7));
+    expect(key).toMatch(/^q:refund-policy:v7\.0123456789abcdef:[0-9a-f]{16}$/);
+  });
+
+  it('gives the same version of another corpus epoch (a state reset) another key', () => {
+    const req = normalizeRequest(base);
+    expect(retrievalCacheKey(req, stamp(1, 'aaaaaaaaaaaaaaaa'))).not.toBe(retrievalCacheKey(req, stamp(1, 'bbbbbbbbbbbbbbbb')));
   });
 
   it('gives equal keys to equivalent requests and different keys to any difference', () => {
-    const k = (over: object, v = 1) => retrievalCacheKey(normalizeRequest({ ...base, ...over }), v);
+    const k = (over: object, v = 1) => retrievalCacheKey(normalizeRequest({ ...base, ...over }), stamp(v));
     const a = k({ filters: { lang: ['en', 'de'], team: 'x' } });
     expect(k({ query: 'refund policy', filters: { team: 'x', lang: ['de', 'en'] } })).toBe(a);
     expect(k({ filters: { lang: ['en'], team: 'x' } })).not.toBe(a);
@@ -84,14 +91,24 @@ describe('vectors and embeddings decoding', () => {
 describe('buildContext', () => {
   const section = (i: number, len: number) => ({ documentId: `d${i}`, title: `T${i}`, chunkIndex: 0, text: 'a '.repeat(len / 2).trim(), score: 1 - i / 10 });
 
-  it('numbers sections and citations 1..n and stays within maxChars', () => {
+  it('gives section n citation n and stays within maxChars', () => {
     const b = buildContext([section(1, 100), section(2, 100), { ...section(3, 100), source: 's.md' }], 1000);
     expect(b.truncated).toBe(false);
-    expect(b.citations.map((c) => c.id)).toEqual([1, 2, 3]);
-    expect(b.citations[2]?.source).toBe('s.md');
+    expect(b.sections.map((s) => s.citation.id)).toEqual([1, 2, 3]);
+    expect(b.sections.map((s) => s.citation.documentId)).toEqual(['d1', 'd2', 'd3']);
+    expect(b.sections[2]?.citation.source).toBe('s.md');
+    for (const s of b.sections) expect(b.text).toContain(`[${s.citation.id}] ${s.text}`);
     expect(b.text.startsWith('[1] ')).toBe(true);
     expect(b.text).toContain('\n\n[2] ');
     expect(b.text.length).toBeLessThanOrEqual(1000);
+  });
+
+  it('never cuts a section inside a surrogate pair', () => {
+    const b = buildContext([{ documentId: 'e', title: 'Emoji', chunkIndex: 0, text: '😀'.repeat(300), score: 1 }], 250);
+    expect(b.truncated).toBe(true);
+    expect(b.text.length).toBeLessThanOrEqual(250);
+    expect(b.text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+    expect(b.sections[0]?.text).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
   });
 
   it('cuts the section that does not fit and says so', () => {
@@ -107,32 +124,40 @@ describe('CorpusIndex', () => {
   const meta = (id: string, lang: string): DocumentMeta => ({
     id, title: id, metadata: { lang }, createdAt: '', chunkCount: 2, contentHash: '', model: 'm', dimensions: 2, chunkSize: 800, chunkOverlap: 100,
   });
-  let version = 1;
+  let stamp = { epoch: 'e1', version: 1 };
   const snapshot = () => ({
-    version,
+    stamp,
     documents: [
       { meta: meta('a', 'en'), chunks: [{ text: 'a0', vector: new Float32Array([1, 0]) }, { text: 'a1', vector: new Float32Array([0, 1]) }] },
       { meta: meta('b', 'de'), chunks: [{ text: 'b0', vector: new Float32Array([1, 1]) }, { text: 'b1', vector: new Float32Array([-1, 0]) }] },
     ],
   });
 
-  it('ranks by cosine with filters, threshold and limit, reloading when the version changes', async () => {
+  it('ranks by cosine with filters, threshold and limit, reloading when the stamp changes', async () => {
     let loads = 0;
     const index = new CorpusIndex(async () => {
       loads++;
       return snapshot();
     });
-    await index.ensureVersion(1);
-    await index.ensureVersion(1);
+    await index.ensureStamp(stamp);
+    await index.ensureStamp({ ...stamp });
     expect(loads).toBe(1);
     const r = index.search(new Float32Array([1, 0]), { limit: 3, filters: {} });
     expect(r.hits.map((h) => `${h.meta.id}${h.chunkIndex}`)).toEqual(['a0', 'b0', 'a1']);
     expect(r.total).toBe(4);
     expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: { lang: 'de' } }).hits.map((h) => h.text)).toEqual(['b0', 'b1']);
     expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: {}, scoreThreshold: 0.5 }).total).toBe(2);
-    version = 2;
-    await index.ensureVersion(2);
+    stamp = { epoch: 'e1', version: 2 };
+    await index.ensureStamp(stamp);
     expect(loads).toBe(2);
-    expect(index.version).toBe(2);
+    expect(index.stamp).toEqual(stamp);
+    // A state reset: the version is 1 again, in another epoch.
+    stamp = { epoch: 'e2', version: 1 };
+    await index.ensureStamp(stamp);
+    expect(loads).toBe(3);
+    // Only the next version of the same epoch is applied in place.
+    expect(index.applyDelete('a', { epoch: 'e1', version: 2 })).toBe(false);
+    expect(index.applyDelete('a', { epoch: 'e2', version: 2 })).toBe(true);
+    expect(index.stamp).toEqual({ epoch: 'e2', version: 2 });
   });
 });

@@ -182,6 +182,46 @@ describe('Redis trouble', () => {
   });
 });
 
+describe('a paused state Redis', () => {
+  let server: RedisServer | undefined;
+  afterEach(async () => {
+    server?.resume();
+    await server?.stop().catch(() => undefined);
+    server = undefined;
+  });
+
+  it('an ingest or delete that times out answers 503 with Retry-After and never lands after the resume', async () => {
+    server = await startRedisServer();
+    const w = await worker();
+    const stateUrl = server.url;
+    const a = await app(testConfig(redis, DB, w.url, { REDIS_STATE_URL: stateUrl, STATE_TIMEOUT_MS: '500' }));
+    expectStatus(await ingest(a, docs.refunds), 201);
+    const state = new Redis(stateUrl, { db: DB });
+    cleanups.push(() => state.disconnect());
+    const before = await state.get('state:retrieval-proxy:corpus_version');
+
+    server.pause();
+    let put;
+    let del;
+    try {
+      [put, del] = await Promise.all([ingest(a, docs.shipping), a.inject({ method: 'DELETE', url: '/api/v1/documents/refund-policy' })]);
+    } finally {
+      server.resume();
+    }
+    for (const res of [put, del]) {
+      expect(res.statusCode, res.body).toBe(503);
+      expect(res.json().code).toBe('STATE_UNAVAILABLE');
+      expect(res.headers['retry-after']).toBe('1');
+    }
+    // Redis runs the queued writes now, past their deadlines: nothing changes.
+    expect(await state.ping()).toBe('PONG');
+    expect(await state.exists('state:retrieval-proxy:doc:shipping')).toBe(0);
+    expect(await state.exists('state:retrieval-proxy:doc:refund-policy')).toBe(1);
+    expect(await state.get('state:retrieval-proxy:corpus_version')).toBe(before);
+    expectStatus(await a.inject({ url: '/api/v1/documents/refund-policy' }), 200);
+  });
+});
+
 describe('ops routes', () => {
   it('serves /health, /ready, /metrics and the OpenAPI document with every route', async () => {
     const w = await worker();

@@ -45,13 +45,13 @@ describe('POST /api/v1/search', () => {
       text: docs.refunds.text,
       score: expect.any(Number),
       metadata: docs.refunds.metadata,
-      citation: { documentId: 'refund-policy', title: 'Refund policy', source: 'handbook/refunds.md', chunkIndex: 0 },
+      citation: { id: 1, documentId: 'refund-policy', title: 'Refund policy', source: 'handbook/refunds.md', chunkIndex: 0 },
     });
     expect(body.results[0].score).toBeGreaterThanOrEqual(body.results[1].score);
     expect(body.results[0].score).toBeLessThanOrEqual(1);
   });
 
-  it('caches the answer: miss then hit, stored under q:<slug>:v<version>:<hash> with the category TTL', async () => {
+  it('caches the answer: miss then hit, stored under q:<slug>:v<version>.<epoch>:<hash> with the category TTL', async () => {
     const first = await search({ query: 'Refund   POLICY ' });
     expect(first.headers['x-cache']).toBe('miss');
     expect(worker.calls).toHaveLength(1);
@@ -62,9 +62,11 @@ describe('POST /api/v1/search', () => {
     expect(worker.calls).toHaveLength(1);
 
     const version = await raw.get('state:retrieval-proxy:corpus_version');
+    const epoch = await raw.get('state:retrieval-proxy:corpus_epoch');
+    expect(epoch).toMatch(/^[0-9a-f]{16}$/);
     const keys = await searchKeys();
     expect(keys).toHaveLength(1);
-    expect(keys[0]).toMatch(new RegExp(`^retrieval-proxy:search_results:q:refund-policy:v${version}:[0-9a-f]{16}$`));
+    expect(keys[0]).toMatch(new RegExp(`^retrieval-proxy:search_results:q:refund-policy:v${version}\\.${epoch}:[0-9a-f]{16}$`));
     const ttl = await raw.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3600 * 1.05);

@@ -1,7 +1,7 @@
 export { cachePlugin, cachePlugin as default, DEFAULT_PREFIX, type CachePluginOptions } from './plugin.js';
 export { requireAdmin, type AdminHook } from './auth.js';
 export { removedOrUnavailable } from './applied.js';
-export type { AdminRateLimit } from './routes.js';
+export type { AdminRateLimit, StateFigures } from './routes.js';
 export {
   CacheAdminUnauthorizedError,
   CacheBadRequestError,
@@ -13,6 +13,7 @@ export {
 } from './errors.js';
 export {
   CacheStatsSchema,
+  CacheStatsWithStateSchema,
   CategoryStatsSchema,
   ErrorResponseSchema,
   RemovedSchema,

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { Cache } from '../index.js';
 import type { CacheOptions } from '../types.js';
 import { CacheAdminTokenRequiredError } from './errors.js';
-import { adminRoutesPlugin, type AdminRateLimit } from './routes.js';
+import { adminRoutesPlugin, type AdminRateLimit, type StateFigures } from './routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,6 +28,11 @@ export interface CachePluginOptions<C extends string = string> extends CacheOpti
    * every route behind the admin token declares it. Unset: the routes declare no security.
    */
   adminSecurityScheme?: string;
+  /**
+   * Figures of data the service keeps as state, not cache (e.g. agent memory), shown under `state` in GET /stats
+   * so they are not mistaken for a cache category. A failure shows as `state: null`.
+   */
+  state?: StateFigures;
 }
 
 export const DEFAULT_PREFIX = '/api/v1/cache';
@@ -55,7 +60,7 @@ function settleConnection(client: Redis, ms: number): Promise<boolean> {
 }
 
 const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = async (fastify, options) => {
-  const { adminToken, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, ...cacheOptions } = options;
+  const { adminToken, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, state, ...cacheOptions } = options;
   if (production && !adminToken) throw new CacheAdminTokenRequiredError();
 
   // A client passed in cacheOptions.client stays the caller's: Cache.close() leaves it open.
@@ -73,6 +78,7 @@ const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = as
     adminToken: adminToken || undefined,
     adminRoutes,
     rateLimit: rateLimit ?? {},
+    state,
     probeTimeoutMs: Math.max(1000, (cacheOptions.commandTimeoutMs ?? 250) * 4),
     securityScheme: adminSecurityScheme,
   });

@@ -15,6 +15,7 @@ import {
 } from './errors.js';
 import {
   CacheStatsSchema,
+  CacheStatsWithStateSchema,
   ClearQuerySchema,
   ErrorResponseSchema,
   InvalidateBodySchema,
@@ -42,7 +43,11 @@ export interface AdminRoutesOptions {
   probeTimeoutMs: number;
   /** OpenAPI security scheme the guarded routes declare. */
   securityScheme: string | undefined;
+  state?: StateFigures | undefined;
 }
+
+/** Figures of the service's state (not cache), shown under `state` in GET /stats. */
+export type StateFigures = () => Promise<Record<string, unknown>>;
 
 const TAGS = ['cache'];
 const PROBE_TTL_SECONDS = 60;
@@ -138,10 +143,20 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
         summary: 'Cache statistics',
         description:
           'Per-category hits/misses/hit rate of this service (all replicas), plus Redis INFO figures that are server-wide across all DBs.',
-        response: { 200: CacheStatsSchema, 429: ErrorResponseSchema },
+        response: { 200: opts.state ? CacheStatsWithStateSchema : CacheStatsSchema, 429: ErrorResponseSchema },
       },
     },
-    async () => cache.stats(),
+    async (request) => {
+      if (!opts.state) return cache.stats();
+      const [stats, state] = await Promise.all([
+        cache.stats(),
+        opts.state().catch((err: unknown) => {
+          request.log.warn({ err: { message: (err as Error)?.message } }, 'state figures unavailable');
+          return null;
+        }),
+      ]);
+      return { ...stats, state };
+    },
   );
 
   await scope.register(async (guarded) => {
@@ -233,27 +248,32 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
       },
       async (request, reply) => {
         const first = cache.listCategories()[0];
-        if (!first) throw new CacheBadRequestError('This cache declares no category to probe');
-        const cat = cache.category(first.name);
+        // A service whose data is all state declares no category: its probe is a plain key under its prefix.
+        const cat = first ? cache.category(first.name) : undefined;
         const key = `__probe:${randomUUID()}`;
+        const fullKey = cat ? cat.key(key) : `${cache.service}:${key}`;
+        const bound = <T>(p: Promise<T>) => withTimeout(p, opts.probeTimeoutMs);
         const value = { probe: key, at: new Date().toISOString() };
         let readBack: unknown;
         let ttl: number | null = null;
         let error: string | undefined;
         try {
-          const written = await cat.set(key, value, { ttl: PROBE_TTL_SECONDS });
-          readBack = await cat.get(key);
-          ttl = await withTimeout(cache.client.ttl(cat.key(key)), opts.probeTimeoutMs);
+          const written = cat
+            ? await cat.set(key, value, { ttl: PROBE_TTL_SECONDS })
+            : (await bound(cache.client.set(fullKey, JSON.stringify(value), 'EX', PROBE_TTL_SECONDS))) === 'OK';
+          readBack = cat ? await cat.get(key) : JSON.parse((await bound(cache.client.get(fullKey))) ?? 'null');
+          ttl = await bound(cache.client.ttl(fullKey));
           if (!written) error = 'set failed';
           else if (!isDeepStrictEqual(readBack, value)) error = 'read back a different value';
           else if (!(ttl > 0)) error = `unexpected TTL ${ttl}`;
         } catch (err) {
           error = err instanceof Error ? err.message : String(err);
         } finally {
-          await cat.delete(key);
+          if (cat) await cat.delete(key);
+          else await bound(cache.client.del(fullKey)).catch(() => undefined);
         }
         if (error) {
-          request.log.warn({ category: first.name, error }, 'cache probe failed');
+          request.log.warn({ category: first?.name ?? null, error }, 'cache probe failed');
           return reply.code(503).send({ status: 'error' as const, cached_value: readBack ?? null, ttl, error });
         }
         return { status: 'ok' as const, cached_value: readBack, ttl };

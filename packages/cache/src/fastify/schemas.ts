@@ -82,6 +82,18 @@ export const CacheStatsSchema = Type.Object(
   { description: 'Cache statistics. Top-level Redis figures are server-wide and kept for existing dashboards' },
 );
 
+export const CacheStatsWithStateSchema = Type.Object(
+  {
+    ...CacheStatsSchema.properties,
+    state: Nullable(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'Figures of data this service keeps as STATE, not cache (no cache clear removes it); null when the state store did not answer',
+      }),
+    ),
+  },
+  { description: 'Cache statistics, and figures of what this service keeps as state. Top-level Redis figures are server-wide' },
+);
+
 export const RemovedSchema = Type.Object(
   { removed: Type.Integer({ minimum: 0, description: 'Keys removed' }) },
   { description: 'How many keys were removed' },

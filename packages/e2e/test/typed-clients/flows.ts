@@ -73,7 +73,7 @@ export async function ingestSearchAndContext(c: Clients): Promise<void> {
   const context = await c.proxy.POST('/api/v1/context', { body: { query: QUERY } });
   expect(context.response.status, JSON.stringify(context.error)).toBe(200);
   expect(context.response.headers.get('x-cache')).toBe('miss');
-  expect(context.data?.citations[0]?.documentId).toBe(DOC.id);
+  expect(context.data?.sections[0]?.citation.documentId).toBe(DOC.id);
   expect(context.data?.text).toContain('[1]');
 }
 
@@ -190,11 +190,15 @@ export async function cacheStatsAndAdmin(c: Clients, token: string, state: FlowS
     expect(probe.response.status, JSON.stringify(probe.error)).toBe(200);
     expect(probe.data?.status).toBe('ok');
 
-    const category = Object.keys(stats[service].data?.service_stats.categories ?? {})[0]!;
-    const invalidated = await admin.POST('/api/v1/cache/invalidate', { headers: auth, body: { category, pattern: 'typed-client-nothing-*' } });
+    // ai-agents declares no cache category (its data is state): its invalidation is by tag, its clear service-wide.
+    const category = Object.keys(stats[service].data?.service_stats.categories ?? {})[0];
+    const invalidated = await admin.POST('/api/v1/cache/invalidate', {
+      headers: auth,
+      body: category ? { category, pattern: 'typed-client-nothing-*' } : { tags: ['typed-client-nothing'] },
+    });
     expect(invalidated.response.status, JSON.stringify(invalidated.error)).toBe(200);
     expect(invalidated.data?.removed).toBe(0);
-    const cleared = await admin.DELETE('/api/v1/cache/clear', { headers: auth, params: { query: { category } } });
+    const cleared = await admin.DELETE('/api/v1/cache/clear', { headers: auth, params: { query: category ? { category } : {} } });
     expect(cleared.response.status, JSON.stringify(cleared.error)).toBe(200);
     expect(typeof cleared.data?.removed).toBe('number');
   }

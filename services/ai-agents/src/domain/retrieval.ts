@@ -1,48 +1,76 @@
-import type { ContextSource } from '../providers/types.js';
-import type { Agent, Citation, ContextRequest, ContextResponse } from './types.js';
+import { ContextResponse, Filters, QUERY_MAX_LENGTH, type ContextRequest, type ContextSection } from '@aicache/contracts';
+import { errors } from '@aicache/service-kit';
+import { Compile } from 'typebox/compile';
+import type { Agent } from './types.js';
 
 /** The part of the kit's PeerClient this service uses. */
 export interface ContextPeer {
   post<T>(path: string, body: unknown, opts?: { requestId?: string; idempotent?: boolean }): Promise<T>;
 }
 
-export function contextRequest(agent: Agent, query: string): ContextRequest {
+const PROXY = 'retrieval-proxy';
+const contextAnswer = Compile(ContextResponse);
+const filtersCheck = Compile(Filters);
+
+/** Joins the start and the end of a message that is too long to be a query whole. */
+const GAP = ' … ';
+const PART = Math.floor((QUERY_MAX_LENGTH - GAP.length) / 2);
+
+const isHigh = (code: number) => code >= 0xd800 && code <= 0xdbff;
+const isLow = (code: number) => code >= 0xdc00 && code <= 0xdfff;
+
+/**
+ * The retrieval query for a message. Whitespace runs become one space. A message still longer than the proxy's
+ * QUERY_MAX_LENGTH (2,000 characters) keeps its first and its last ~1,000 characters, each cut at a word
+ * boundary and never inside a surrogate pair, joined by " … ": the question of a long message is usually at its
+ * start or its end. Only the query is shortened; the whole message is stored and given to the model.
+ */
+export function queryFromMessage(message: string): string {
+  const text = message.replace(/\s+/gu, ' ').trim();
+  if (text.length <= QUERY_MAX_LENGTH) return text;
+  let head = text.slice(0, PART);
+  if (isHigh(head.charCodeAt(head.length - 1))) head = head.slice(0, -1);
+  const lastSpace = head.lastIndexOf(' ');
+  if (lastSpace > PART / 2) head = head.slice(0, lastSpace);
+  let tail = text.slice(text.length - PART);
+  if (isLow(tail.charCodeAt(0))) tail = tail.slice(1);
+  const firstSpace = tail.indexOf(' ');
+  if (firstSpace >= 0 && firstSpace < PART / 2) tail = tail.slice(firstSpace + 1);
+  return `${head.trimEnd()}${GAP}${tail.trimStart()}`;
+}
+
+/**
+ * Why retrieval-proxy would refuse these filters, or undefined when it would take them. The routes check new
+ * filters with the same schema (400); this catches agents stored before they did.
+ */
+export function filtersProblem(filters: unknown): string | undefined {
+  if (filters === undefined || filtersCheck.Check(filters)) return undefined;
+  const first = filtersCheck.Errors(filters)[0];
+  return first ? `settings.filters${first.instancePath} ${first.message}` : 'settings.filters is invalid';
+}
+
+export function contextRequest(agent: Agent, message: string): ContextRequest {
   return {
-    query,
+    query: queryFromMessage(message),
     limit: agent.settings.contextLimit,
     maxChars: agent.settings.maxContextChars,
-    ...(agent.settings.filters ? { filters: agent.settings.filters } : {}),
+    ...(agent.settings.filters && Object.keys(agent.settings.filters).length > 0 ? { filters: agent.settings.filters } : {}),
   };
 }
 
 /**
- * Fetches context for a question. The call only reads, so it is marked idempotent and may be retried
- * by the peer client; a dead proxy surfaces as the kit's PeerUnavailable (503).
+ * The context sections for a message, as the proxy numbered and cited them. The call only reads, so it is
+ * marked idempotent and may be retried by the peer client; a dead proxy surfaces as the kit's
+ * PeerUnavailable (503), an answer that does not match the contract as PeerError (502).
  */
-export async function fetchContext(peer: ContextPeer, agent: Agent, query: string, requestId?: string): Promise<ContextSource[]> {
-  const res = await peer.post<ContextResponse>('/api/v1/context', contextRequest(agent, query), {
+export async function fetchContext(peer: ContextPeer, agent: Agent, message: string, requestId?: string): Promise<ContextSection[]> {
+  const answer = await peer.post<unknown>('/api/v1/context', contextRequest(agent, message), {
     ...(requestId ? { requestId } : {}),
     idempotent: true,
   });
-  return toSources(res);
-}
-
-/** Pairs each section with its citation (same documentId and chunkIndex), numbering them as the proxy did. */
-export function toSources(res: Partial<ContextResponse> | null | undefined): ContextSource[] {
-  const sections = Array.isArray(res?.sections) ? res.sections : [];
-  const citations = Array.isArray(res?.citations) ? res.citations : [];
-  const used = new Set<number>();
-  return sections.map((section, i) => {
-    const match =
-      citations.find((c) => !used.has(c.id) && c.documentId === section.documentId && c.chunkIndex === section.chunkIndex) ??
-      citations.find((c) => !used.has(c.id) && c.documentId === section.documentId);
-    const citation: Citation = match ?? {
-      id: i + 1,
-      documentId: String(section.documentId),
-      title: String(section.title ?? ''),
-      chunkIndex: Number(section.chunkIndex ?? 0),
-    };
-    used.add(citation.id);
-    return { n: citation.id, citation, text: String(section.text ?? ''), score: Number(section.score ?? 0) };
-  });
+  if (!contextAnswer.Check(answer)) {
+    const first = contextAnswer.Errors(answer)[0];
+    throw errors.PeerError(PROXY, 200, `its context answer does not match the contract (${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'})`);
+  }
+  return answer.sections;
 }

@@ -1,20 +1,109 @@
+import { KEY_COUNT_LIMIT } from '@aicache/cache';
+import { DEADLINE_GUARD, errors, StateCalls } from '@aicache/service-kit';
 import type { Redis } from 'ioredis';
 import type { Agent, Conversation, MemoryItem, Message } from './types.js';
+
+/*
+ * Every write is one script that starts with the deadline guard (ARGV[1]), so a write that timed out never lands
+ * later, and that checks what it writes under still exists, so nothing is written for an agent or a conversation
+ * deleted meanwhile: deletes run as one script too, and whatever runs beside them either lands before (and is
+ * deleted with the rest) or finds its owner gone (and writes nothing).
+ */
+
+/** KEYS: agent, agents. ARGV: deadline, agent JSON, score, id. */
+const CREATE_AGENT = `${DEADLINE_GUARD}
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1`;
+
+/** Compare-and-set. KEYS: agent. ARGV: deadline, expected JSON, new JSON. 1 done, 0 changed meanwhile, -1 gone. */
+const UPDATE_AGENT = `${DEADLINE_GUARD}
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1`;
+
+/**
+ * Deletes the conversations a sorted set lists: for each member m, `<prefix>conversation:<m>` and its
+ * messages. Shared by both scripts that remove conversations.
+ */
+const DELETE_CONVERSATIONS_OF = `
+local function delete_conversations(set_key, prefix)
+  local ids = redis.call('ZRANGE', set_key, 0, -1)
+  local keys = {}
+  for _, c in ipairs(ids) do
+    keys[#keys + 1] = prefix .. 'conversation:' .. c
+    keys[#keys + 1] = prefix .. 'conversation:' .. c .. ':messages'
+  end
+  for i = 1, #keys, 1000 do redis.call('DEL', unpack(keys, i, math.min(i + 999, #keys))) end
+  redis.call('DEL', set_key)
+  return #ids
+end
+`;
+
+/** KEYS: agent, agents, agent conversations, memory. ARGV: deadline, id, key prefix. Answers 1 when the agent existed. */
+const DELETE_AGENT = `${DEADLINE_GUARD}${DELETE_CONVERSATIONS_OF}
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+delete_conversations(KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[4])
+return existed`;
+
+/** KEYS: agent conversations. ARGV: deadline, key prefix. Answers how many conversations there were. */
+const DELETE_AGENT_CONVERSATIONS = `${DEADLINE_GUARD}${DELETE_CONVERSATIONS_OF}
+return delete_conversations(KEYS[1], ARGV[2])`;
+
+/** KEYS: agent, conversation, agent conversations. ARGV: deadline, JSON, score, id. 0 when the agent is gone. */
+const CREATE_CONVERSATION = `${DEADLINE_GUARD}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1`;
+
+/** KEYS: conversation, messages, agent conversations. ARGV: deadline, id. */
+const DELETE_CONVERSATION = `${DEADLINE_GUARD}
+redis.call('ZREM', KEYS[3], ARGV[2])
+return redis.call('DEL', KEYS[1], KEYS[2])`;
+
+/** KEYS: conversation, messages. ARGV: deadline, message JSON. 0 when the conversation is gone. */
+const APPEND_MESSAGE = `${DEADLINE_GUARD}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('RPUSH', KEYS[2], ARGV[2])`;
+
+/** KEYS: agent, memory. ARGV: deadline, ttl ms, max items, items... 0 when the agent is gone. */
+const APPEND_MEMORY = `${DEADLINE_GUARD}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1`;
+
+/** KEYS: memory. ARGV: deadline. */
+const CLEAR_MEMORY = `${DEADLINE_GUARD}
+return redis.call('DEL', KEYS[1])`;
+
+/** How many times an update retries when the agent changed between its read and its write. */
+const UPDATE_ATTEMPTS = 3;
 
 /**
  * Agents, conversations, messages and agent memory, kept as state under `state:ai-agents:*` on the
  * state Redis client. Nothing here has a TTL except agent memory (sliding, refreshed on every use);
- * a cache clear (which SCANs `ai-agents:*`) can never reach these keys.
+ * a cache clear (which SCANs `ai-agents:*`) can never reach these keys. Every call is bounded; a failure
+ * is the kit's StateUnavailable (503, Retry-After), and a write that failed was not applied.
  */
 export class AgentStore {
   readonly prefix: string;
+  readonly calls: StateCalls;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly memoryTtlSeconds: number,
     service = 'ai-agents',
+    timeoutMs = 5000,
   ) {
     this.prefix = `state:${service}:`;
+    this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs });
   }
 
   key = {
@@ -26,105 +115,94 @@ export class AgentStore {
     memory: (agentId: string) => `${this.prefix}memory:${agentId}`,
   };
 
+  /** Runs a write script: KEYS as given, ARGV the deadline and then `args`. */
+  private async script(what: string, lua: string, keys: string[], args: Array<string | number>): Promise<number> {
+    return Number(await this.calls.write(what, (c, deadline) => c.eval(lua, keys.length, ...keys, deadline, ...args)));
+  }
+
+  /** A page of the JSON values whose ids a sorted set lists, in its order, with the set's size. */
+  private page<T>(what: string, setKey: string, keyOf: (id: string) => string, limit: number, offset: number): Promise<{ items: T[]; total: number }> {
+    return this.calls.read(what, async (c) => {
+      const [ids, total] = await Promise.all([c.zrange(setKey, String(offset), String(offset + limit - 1)), c.zcard(setKey)]);
+      const items = ids.length ? (await c.mget(ids.map(keyOf))).map((v) => parse<T>(v)) : [];
+      return { items: items.filter((x): x is T => x !== undefined), total };
+    });
+  }
+
   // ---- agents ----
 
   async createAgent(agent: Agent): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.key.agent(agent.id), JSON.stringify(agent))
-      .zadd(this.key.agents(), Date.parse(agent.createdAt), agent.id)
-      .exec()
-      .then(check);
+    await this.script('agent write', CREATE_AGENT, [this.key.agent(agent.id), this.key.agents()], [JSON.stringify(agent), Date.parse(agent.createdAt), agent.id]);
   }
 
   async getAgent(id: string): Promise<Agent | undefined> {
-    return parse<Agent>(await this.redis.get(this.key.agent(id)));
+    return parse<Agent>(await this.calls.read('agent read', (c) => c.get(this.key.agent(id))));
   }
 
-  async listAgents(limit: number, offset: number): Promise<{ items: Agent[]; total: number }> {
-    const [ids, total] = await Promise.all([
-      this.redis.zrange(this.key.agents(), String(offset), String(offset + limit - 1)),
-      this.redis.zcard(this.key.agents()),
-    ]);
-    const items = ids.length ? (await this.redis.mget(ids.map((id) => this.key.agent(id)))).map((v) => parse<Agent>(v)) : [];
-    return { items: items.filter((a): a is Agent => a !== undefined), total };
+  /**
+   * Applies `change` to the stored agent and writes it back only if nobody wrote it meanwhile (and it still
+   * exists); undefined when the agent does not exist (or was deleted during the update).
+   */
+  async updateAgent(id: string, change: (agent: Agent) => Agent): Promise<Agent | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const raw = await this.calls.read('agent read', (c) => c.get(this.key.agent(id)));
+      const current = parse<Agent>(raw);
+      if (raw === null || !current) return undefined;
+      const next = change(current);
+      const done = await this.script('agent update', UPDATE_AGENT, [this.key.agent(id)], [raw, JSON.stringify(next)]);
+      if (done === 1) return next;
+      if (done < 0) return undefined;
+      if (attempt >= UPDATE_ATTEMPTS) throw errors.Conflict(`agent '${id}' was changed by other requests during this update; try again`);
+    }
   }
 
-  /** Removes the agent, its conversations with their messages, and its memory. False when unknown. */
+  listAgents(limit: number, offset: number): Promise<{ items: Agent[]; total: number }> {
+    return this.page('agent list', this.key.agents(), this.key.agent, limit, offset);
+  }
+
+  /** Removes the agent, its conversations with their messages, and its memory, in one script. False when unknown. */
   async deleteAgent(id: string): Promise<boolean> {
-    const conversationIds = await this.redis.zrange(this.key.agentConversations(id), '0', '-1');
-    const keys = [
-      this.key.agent(id),
-      this.key.agentConversations(id),
-      this.key.memory(id),
-      ...conversationIds.flatMap((c) => [this.key.conversation(c), this.key.messages(c)]),
-    ];
-    const res = check(await this.redis.multi().del(...keys).zrem(this.key.agents(), id).exec());
-    return Number(res[1]) > 0;
+    const keys = [this.key.agent(id), this.key.agents(), this.key.agentConversations(id), this.key.memory(id)];
+    return (await this.script('agent delete', DELETE_AGENT, keys, [id, this.prefix])) > 0;
   }
 
   // ---- conversations ----
 
-  async createConversation(conversation: Conversation): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.key.conversation(conversation.id), JSON.stringify(conversation))
-      .zadd(this.key.agentConversations(conversation.agentId), Date.parse(conversation.createdAt), conversation.id)
-      .exec()
-      .then(check);
+  /** False when the agent does not exist (any more): nothing was written. */
+  async createConversation(conversation: Conversation): Promise<boolean> {
+    const { id, agentId } = conversation;
+    const keys = [this.key.agent(agentId), this.key.conversation(id), this.key.agentConversations(agentId)];
+    return (await this.script('conversation write', CREATE_CONVERSATION, keys, [JSON.stringify(conversation), Date.parse(conversation.createdAt), id])) === 1;
   }
 
   async getConversation(id: string): Promise<Conversation | undefined> {
-    return parse<Conversation>(await this.redis.get(this.key.conversation(id)));
+    return parse<Conversation>(await this.calls.read('conversation read', (c) => c.get(this.key.conversation(id))));
   }
 
   async countMessages(conversationId: string): Promise<number> {
-    return this.redis.llen(this.key.messages(conversationId));
+    return this.calls.read('message count', (c) => c.llen(this.key.messages(conversationId)));
   }
 
-  async listConversations(agentId: string, limit: number, offset: number): Promise<{ items: Conversation[]; total: number }> {
-    const key = this.key.agentConversations(agentId);
-    const [ids, total] = await Promise.all([this.redis.zrange(key, String(offset), String(offset + limit - 1)), this.redis.zcard(key)]);
-    const items = ids.length
-      ? (await this.redis.mget(ids.map((id) => this.key.conversation(id)))).map((v) => parse<Conversation>(v))
-      : [];
-    return { items: items.filter((c): c is Conversation => c !== undefined), total };
+  listConversations(agentId: string, limit: number, offset: number): Promise<{ items: Conversation[]; total: number }> {
+    return this.page('conversation list', this.key.agentConversations(agentId), this.key.conversation, limit, offset);
   }
 
   async deleteConversation(conversation: Conversation): Promise<void> {
-    await this.redis
-      .multi()
-      .del(this.key.conversation(conversation.id), this.key.messages(conversation.id))
-      .zrem(this.key.agentConversations(conversation.agentId), conversation.id)
-      .exec()
-      .then(check);
+    const { id, agentId } = conversation;
+    await this.script('conversation delete', DELETE_CONVERSATION, [this.key.conversation(id), this.key.messages(id), this.key.agentConversations(agentId)], [id]);
   }
 
   /** Deletes every conversation of the agent; answers how many there were. */
   async deleteAgentConversations(agentId: string): Promise<number> {
-    const ids = await this.redis.zrange(this.key.agentConversations(agentId), '0', '-1');
-    if (ids.length === 0) return 0;
-    await this.redis
-      .multi()
-      .del(...ids.flatMap((c) => [this.key.conversation(c), this.key.messages(c)]))
-      .zrem(this.key.agentConversations(agentId), ...ids)
-      .exec()
-      .then(check);
-    return ids.length;
+    return this.script('conversation delete', DELETE_AGENT_CONVERSATIONS, [this.key.agentConversations(agentId)], [this.prefix]);
   }
 
   // ---- messages ----
 
-  async appendMessage(conversationId: string, message: Message): Promise<void> {
-    await this.redis.rpush(this.key.messages(conversationId), JSON.stringify(message));
-  }
-
-  /**
-   * Appends only to an existing history (RPUSHX): a reply that arrives after its conversation was
-   * deleted must not bring back an orphan list with no TTL. False when it was dropped.
-   */
-  async appendReply(conversationId: string, message: Message): Promise<boolean> {
-    return (await this.redis.rpushx(this.key.messages(conversationId), JSON.stringify(message))) > 0;
+  /** Appends to the history of an existing conversation; false when it is gone (deleted meanwhile): nothing written. */
+  async appendMessage(conversationId: string, message: Message): Promise<boolean> {
+    const keys = [this.key.conversation(conversationId), this.key.messages(conversationId)];
+    return (await this.script('message write', APPEND_MESSAGE, keys, [JSON.stringify(message)])) > 0;
   }
 
   /**
@@ -137,39 +215,38 @@ export class AgentStore {
     before?: number,
   ): Promise<{ items: Message[]; nextCursor: string | null; total: number }> {
     const key = this.key.messages(conversationId);
-    const total = await this.redis.llen(key);
-    const end = Math.min(before ?? total, total);
-    const start = Math.max(0, end - limit);
-    const raw = end > start ? await this.redis.lrange(key, start, end - 1) : [];
-    const items = raw.map((v) => parse<Message>(v)).filter((m): m is Message => m !== undefined);
-    return { items, nextCursor: start > 0 ? String(start) : null, total };
+    return this.calls.read('message read', async (c) => {
+      const total = await c.llen(key);
+      const end = Math.min(before ?? total, total);
+      const start = Math.max(0, end - limit);
+      const raw = end > start ? await c.lrange(key, start, end - 1) : [];
+      const items = raw.map((v) => parse<Message>(v)).filter((m): m is Message => m !== undefined);
+      return { items, nextCursor: start > 0 ? String(start) : null, total };
+    });
   }
 
   // ---- memory (sliding TTL) ----
 
-  /** Appends, trims to the newest `maxItems`, and refreshes the TTL, in one transaction. */
-  async appendMemory(agentId: string, items: MemoryItem[], maxItems: number): Promise<void> {
-    if (items.length === 0) return;
-    const key = this.key.memory(agentId);
-    await this.redis
-      .multi()
-      .rpush(key, ...items.map((i) => JSON.stringify(i)))
-      .ltrim(key, -maxItems, -1)
-      .pexpire(key, this.memoryTtlSeconds * 1000)
-      .exec()
-      .then(check);
+  /** Appends, trims to the newest `maxItems`, and refreshes the TTL, in one script; false when the agent is gone. */
+  async appendMemory(agentId: string, items: MemoryItem[], maxItems: number): Promise<boolean> {
+    if (items.length === 0) return true;
+    const args = [this.memoryTtlSeconds * 1000, maxItems, ...items.map((i) => JSON.stringify(i))];
+    return (await this.script('memory write', APPEND_MEMORY, [this.key.agent(agentId), this.key.memory(agentId)], args)) === 1;
   }
 
   /** The newest `limit` items (all when omitted), oldest first; the read refreshes the TTL. */
   async readMemory(agentId: string, limit?: number): Promise<{ items: MemoryItem[]; ttlSeconds: number | null }> {
     const key = this.key.memory(agentId);
-    const res = check(
-      await this.redis
-        .multi()
-        .lrange(key, limit ? -limit : 0, -1)
-        .pexpire(key, this.memoryTtlSeconds * 1000)
-        .ttl(key)
-        .exec(),
+    // A refresh landing late only extends memory that is still there: a read, not a guarded write.
+    const res = await this.calls.read('memory read', async (c) =>
+      check(
+        await c
+          .multi()
+          .lrange(key, limit ? -limit : 0, -1)
+          .pexpire(key, this.memoryTtlSeconds * 1000)
+          .ttl(key)
+          .exec(),
+      ),
     );
     const items = (res[0] as string[]).map((v) => parse<MemoryItem>(v)).filter((m): m is MemoryItem => m !== undefined);
     const ttl = Number(res[2]);
@@ -177,7 +254,30 @@ export class AgentStore {
   }
 
   async clearMemory(agentId: string): Promise<number> {
-    return this.redis.del(this.key.memory(agentId));
+    return this.script('memory delete', CLEAR_MEMORY, [this.key.memory(agentId)], []);
+  }
+
+  // ---- figures for GET /api/v1/cache/stats (state, not cache) ----
+
+  /**
+   * How many agents there are, and how many have memory now (SCAN of the memory keys; null when the DB holds
+   * more than KEY_COUNT_LIMIT keys, where counting would cost too much), with the memory's sliding TTL.
+   */
+  async figures(): Promise<{ agents: number; agent_memory: { keys: number | null; ttl: number; sliding: true } }> {
+    return this.calls.read('state figures', async (c) => {
+      const [agents, dbsize] = await Promise.all([c.zcard(this.key.agents()), c.dbsize()]);
+      let keys: number | null = null;
+      if (dbsize <= KEY_COUNT_LIMIT) {
+        keys = 0;
+        let cursor = '0';
+        do {
+          const [next, found] = await c.scan(cursor, 'MATCH', `${this.prefix}memory:*`, 'COUNT', 1000);
+          cursor = next;
+          keys += found.length;
+        } while (cursor !== '0');
+      }
+      return { agents, agent_memory: { keys, ttl: this.memoryTtlSeconds, sliding: true as const } };
+    });
   }
 }
 

@@ -1,44 +1,11 @@
-/** Wire types shared with retrieval-proxy (POST /api/v1/context) and the stored shapes of this service. */
-
-export type FilterValue = string | number | boolean | Array<string | number | boolean>;
-export type Filters = Record<string, FilterValue>;
-
-export interface ContextRequest {
-  query: string;
-  limit?: number;
-  filters?: Filters;
-  scoreThreshold?: number;
-  maxChars?: number;
-}
-
-export interface ContextSection {
-  documentId: string;
-  title: string;
-  chunkIndex: number;
-  text: string;
-  score: number;
-}
-
-export interface Citation {
-  id: number;
-  documentId: string;
-  title: string;
-  source?: string;
-  chunkIndex: number;
-}
-
-export interface ContextResponse {
-  query: string;
-  sections: ContextSection[];
-  citations: Citation[];
-  text: string;
-  truncated: boolean;
-}
+/** The stored shapes of this service. What crosses the wire to retrieval-proxy is in @aicache/contracts. */
+import type { Citation, Filters } from '@aicache/contracts';
 
 export interface AgentSettings {
   temperature: number;
   maxContextChars: number;
   contextLimit: number;
+  /** Sent to retrieval-proxy as they are: validated with the proxy's own schema when set. */
   filters?: Filters;
   memoryMaxItems: number;
 }

@@ -47,7 +47,7 @@ function pickSentences(sources: ContextSource[], question: string): Candidate[] 
       const words = new Set(terms(text));
       let overlap = 0;
       for (const w of wanted) if (words.has(w)) overlap++;
-      candidates.push({ n: source.n, text, overlap, order: order++ });
+      candidates.push({ n: source.citation.id, text, overlap, order: order++ });
     }
   }
   const matching = candidates.filter((c) => c.overlap > 0);

@@ -35,7 +35,7 @@ export class OpenAiCompatibleProvider implements ChatProvider {
   buildMessages({ agent, memory, context, message }: ReplyInput): ChatMessage[] {
     const sources = context.length
       ? context
-          .map((s) => `[${s.n}] ${s.citation.title} (document ${s.citation.documentId}, chunk ${s.citation.chunkIndex})\n${s.text}`)
+          .map(({ citation: c, text }) => `[${c.id}] ${c.title} (document ${c.documentId}, chunk ${c.chunkIndex})\n${text}`)
           .join('\n\n')
       : '(no relevant documents were found)';
     const system =

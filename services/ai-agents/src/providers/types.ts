@@ -1,18 +1,14 @@
-import type { Agent, Citation, MemoryItem } from '../domain/types.js';
+import type { ContextSection } from '@aicache/contracts';
+import type { Agent, MemoryItem } from '../domain/types.js';
 
-/** One retrieved passage as a provider sees it: `n` is the number it must cite as `[n]`. */
-export interface ContextSource {
-  n: number;
-  citation: Citation;
-  text: string;
-  score: number;
-}
+/** One retrieved passage as retrieval-proxy sent it: the provider cites it as `[citation.id]`. */
+export type ContextSource = ContextSection;
 
 export interface ReplyInput {
   agent: Agent;
   /** Recent memory of this agent, oldest first. */
   memory: MemoryItem[];
-  /** Retrieved passages, best first. */
+  /** Retrieved passages, best first, as retrieval-proxy numbered them. */
   context: ContextSource[];
   /** The user's message. */
   message: string;
@@ -22,7 +18,7 @@ export interface ReplyInput {
 
 export interface ProviderReply {
   content: string;
-  /** The `n` of each context source the reply cites. */
+  /** The citation id of each context source the reply cites. */
   citationsUsed: number[];
 }
 
@@ -36,7 +32,7 @@ export interface ChatProvider {
 
 /** The citation numbers `[n]` that appear in a text and exist among the sources, in first-seen order. */
 export function citedNumbers(text: string, sources: ContextSource[]): number[] {
-  const known = new Set(sources.map((s) => s.n));
+  const known = new Set(sources.map((s) => s.citation.id));
   const seen: number[] = [];
   for (const m of text.matchAll(/\[(\d{1,3})\]/g)) {
     const n = Number(m[1]);

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errors } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import { DEFAULT_SETTINGS, type Agent } from '../domain/types.js';
-import { AgentSchema, errorResponses, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
+import { DEFAULT_SETTINGS, type Agent, type AgentSettings } from '../domain/types.js';
+import { AgentSchema, ErrorResponse, errorResponses, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 const CreateAgentBody = Type.Object(
@@ -15,7 +15,27 @@ const CreateAgentBody = Type.Object(
   { additionalProperties: false },
 );
 
+const UpdateAgentBody = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    instructions: Type.Optional(Type.String({ maxLength: 8000 })),
+    settings: Type.Optional(SettingsInput),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'Fields to change. Each setting given replaces that setting; `filters` is replaced as a whole (`{}` removes every filter).',
+  },
+);
+
 const IdParams = Type.Object({ id: Uuid });
+
+/** Settings with the given ones over `base`; empty filters are no filters. */
+function mergeSettings(base: AgentSettings, given: Partial<AgentSettings> | undefined): AgentSettings {
+  const settings = { ...base, ...given };
+  if (settings.filters && Object.keys(settings.filters).length === 0) delete settings.filters;
+  return settings;
+}
 
 export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store }) => {
   app.post(
@@ -24,6 +44,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
       schema: {
         tags: ['agents'],
         summary: 'Create an agent',
+        description: '`settings.filters` are checked with retrieval-proxy\'s own filter schema: filters it would refuse are a 400 here.',
         body: CreateAgentBody,
         response: { 201: AgentSchema, 400: errorResponses[400] },
       },
@@ -35,7 +56,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
         id: randomUUID(),
         name,
         instructions: instructions ?? '',
-        settings: { ...DEFAULT_SETTINGS, ...settings },
+        settings: mergeSettings(DEFAULT_SETTINGS, settings),
         createdAt: new Date().toISOString(),
       };
       await store.createAgent(agent);
@@ -72,6 +93,34 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
     },
     async (req) => {
       const agent = await store.getAgent(req.params.id);
+      if (!agent) throw errors.NotFound('agent', req.params.id);
+      return agent;
+    },
+  );
+
+  app.patch(
+    '/api/v1/agents/:id',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Change an agent',
+        description:
+          'Changes name, instructions or settings (the others stay). `settings.filters` are checked with retrieval-proxy\'s own ' +
+          'filter schema, as at creation. An agent deleted meanwhile is not brought back (404).',
+        params: IdParams,
+        body: UpdateAgentBody,
+        response: { 200: AgentSchema, ...errorResponses, 409: ErrorResponse },
+      },
+    },
+    async (req) => {
+      const { name, instructions, settings } = req.body;
+      if (name !== undefined && name.trim().length === 0) throw errors.BadRequest('name must not be blank');
+      const agent = await store.updateAgent(req.params.id, (current) => ({
+        ...current,
+        ...(name !== undefined ? { name } : {}),
+        ...(instructions !== undefined ? { instructions } : {}),
+        settings: mergeSettings(current.settings, settings),
+      }));
       if (!agent) throw errors.NotFound('agent', req.params.id);
       return agent;
     },

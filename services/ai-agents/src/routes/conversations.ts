@@ -44,7 +44,8 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         title: req.body.title ?? null,
         createdAt: new Date().toISOString(),
       };
-      await store.createConversation(conversation);
+      // The agent may be deleted meanwhile: then nothing is written, and the answer is the same 404.
+      if (!(await store.createConversation(conversation))) throw errors.NotFound('agent', req.params.agentId);
       return reply.code(201).send(conversation);
     },
   );

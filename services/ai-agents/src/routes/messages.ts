@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { errors } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import { fetchContext } from '../domain/retrieval.js';
-import type { Citation, MemoryItem, Message } from '../domain/types.js';
-import { CitationSchema, ErrorResponse, errorResponses, MessageSchema, Uuid } from '../schemas.js';
+import { fetchContext, filtersProblem } from '../domain/retrieval.js';
+import type { MemoryItem, Message } from '../domain/types.js';
+import { Citation, ErrorResponse, errorResponses, MessageSchema, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 /** How many recent memory items the chat provider sees. */
@@ -19,10 +19,10 @@ const PostResponse = Type.Object({
     id: Type.String(),
     role: Type.Literal('assistant'),
     content: Type.String(),
-    citations: Type.Array(CitationSchema),
+    citations: Type.Array(Citation),
     createdAt: Type.String({ format: 'date-time' }),
   }),
-  citations: Type.Array(CitationSchema),
+  citations: Type.Array(Citation),
   provider: Type.String(),
 });
 const HistoryQuery = Type.Object(
@@ -47,10 +47,14 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
         summary: 'Send a message and get the agent’s reply',
         description:
           'The user message is stored first. Context comes from retrieval-proxy; when the proxy (or the language model) ' +
-          'fails the answer is 503/502 and the user message stays in the history, so nothing the user wrote is lost.',
+          'fails the answer is 503/502 and the user message stays in the history, so nothing the user wrote is lost. ' +
+          'The retrieval query is the message with whitespace collapsed; past 2,000 characters it keeps the first and the ' +
+          'last ~1,000, cut at word boundaries and joined by " … " (the model still gets the whole message). ' +
+          '404 when the conversation is deleted while the reply is made (nothing is left behind); 409 when the agent ' +
+          'was stored with filters retrieval-proxy refuses (change them with PATCH /api/v1/agents/{id}).',
         params: IdParams,
         body: PostBody,
-        response: { 201: PostResponse, ...errorResponses, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 201: PostResponse, ...errorResponses, 409: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (req, reply) => {
@@ -59,16 +63,22 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
       const agent = await store.getAgent(conversation.agentId);
       if (!agent) throw errors.NotFound('agent', conversation.agentId);
       if (req.body.content.trim().length === 0) throw errors.BadRequest('content must not be blank');
+      const refused = filtersProblem(agent.settings.filters);
+      if (refused) {
+        throw errors.Conflict(`agent '${agent.id}' has filters retrieval-proxy refuses (${refused}); change them with PATCH /api/v1/agents/${agent.id}`);
+      }
+      const gone = () => errors.NotFound('conversation', conversation.id);
 
       const userMessage: Message = { id: randomUUID(), role: 'user', content: req.body.content, createdAt: new Date().toISOString() };
-      await store.appendMessage(conversation.id, userMessage);
+      if (!(await store.appendMessage(conversation.id, userMessage))) throw gone();
 
       const context = await fetchContext(proxy, agent, userMessage.content, String(req.id));
       const { items: memory } = await store.readMemory(agent.id, PROMPT_MEMORY_ITEMS);
       const answer = await provider.reply({ agent, memory, context, message: userMessage.content, requestId: String(req.id) });
 
-      const byNumber = new Map(context.map((s) => [s.n, s.citation]));
-      const citations = answer.citationsUsed.map((n) => byNumber.get(n)).filter((c): c is Citation => c !== undefined);
+      // The proxy's citations as it sent them: [n] in the reply is the section whose citation id is n.
+      const byId = new Map(context.map((s) => [s.citation.id, s.citation]));
+      const citations = answer.citationsUsed.map((n) => byId.get(n)).filter((c): c is Citation => c !== undefined);
       const assistant = {
         id: randomUUID(),
         role: 'assistant' as const,
@@ -76,12 +86,13 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
         citations,
         createdAt: new Date().toISOString(),
       };
-      await store.appendReply(conversation.id, assistant);
+      // Deleted meanwhile (the conversation, or the agent with it): the write is refused, nothing is left behind.
+      if (!(await store.appendMessage(conversation.id, assistant))) throw gone();
       const remembered: MemoryItem[] = [
         { role: 'user', content: userMessage.content, conversationId: conversation.id, at: userMessage.createdAt },
         { role: 'assistant', content: assistant.content, conversationId: conversation.id, at: assistant.createdAt },
       ];
-      await store.appendMemory(agent.id, remembered, agent.settings.memoryMaxItems);
+      if (!(await store.appendMemory(agent.id, remembered, agent.settings.memoryMaxItems))) throw gone();
 
       return reply.code(201).send({ conversationId: conversation.id, userMessage, reply: assistant, citations, provider: provider.id });
     },

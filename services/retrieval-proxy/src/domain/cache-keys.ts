@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CorpusStamp } from './document-store.js';
 import { normalizeFilters, type Filters } from './filters.js';
 
 export const MAX_SLUG_LENGTH = 80;
@@ -65,13 +66,14 @@ function stableStringify(value: unknown): string {
 }
 
 /**
- * `q:<slug>:v<corpusVersion>:<sha256(normalized request) 16 hex>`. The slug lets admins invalidate by
+ * `q:<slug>:v<version>.<epoch>:<sha256(normalized request) 16 hex>`. The slug lets admins invalidate by
  * query text; the hash covers the whole request, so requests differing in any field never share an
- * entry; the corpus version makes every entry written before an ingest/delete unreachable.
+ * entry; the corpus stamp makes every entry written before an ingest/delete unreachable, and the epoch
+ * those written before a state reset (whose version numbers start again at 1).
  */
-export function retrievalCacheKey(req: NormalizedRequest, corpusVersion: number): string {
+export function retrievalCacheKey(req: NormalizedRequest, stamp: CorpusStamp): string {
   const hash = createHash('sha256').update(stableStringify(req)).digest('hex').slice(0, 16);
-  return `q:${querySlug(req.query)}:v${corpusVersion}:${hash}`;
+  return `q:${querySlug(req.query)}:v${stamp.version}.${stamp.epoch}:${hash}`;
 }
 
 /** Admin pattern (chars [A-Za-z0-9*?_-], no ':') -> glob over the key part, matched against the query slug. */

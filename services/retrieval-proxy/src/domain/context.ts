@@ -1,3 +1,5 @@
+import type { Citation, ContextResponse, ContextSection } from '@aicache/contracts';
+
 export interface ContextSectionInput {
   documentId: string;
   title: string;
@@ -7,50 +9,29 @@ export interface ContextSectionInput {
   score: number;
 }
 
-export interface ContextSection {
-  documentId: string;
-  title: string;
-  chunkIndex: number;
-  text: string;
-  score: number;
-}
-
-export interface Citation {
-  id: number;
-  documentId: string;
-  title: string;
-  source?: string;
-  chunkIndex: number;
-}
-
-export interface ContextBundle {
-  sections: ContextSection[];
-  citations: Citation[];
-  text: string;
-  truncated: boolean;
-}
+export type ContextBundle = Omit<ContextResponse, 'query'>;
 
 const SEPARATOR = '\n\n';
 const ELLIPSIS = '…';
 /** A cut section shorter than this is noise; it is dropped instead. */
 const MIN_PARTIAL_BODY = 40;
 
-/** Cuts at the last whitespace before `max` when there is one in the second half. */
+/** Cuts at the last whitespace before `max` when there is one in the second half; never inside a surrogate pair. */
 function cutText(text: string, max: number): string {
   if (text.length <= max) return text;
-  const slice = text.slice(0, max);
+  const end = max > 0 && /[\ud800-\udbff]/.test(text[max - 1] ?? '') ? max - 1 : max;
+  const slice = text.slice(0, end);
   const ws = slice.search(/\s\S*$/);
   return (ws > max / 2 ? slice.slice(0, ws) : slice).trimEnd();
 }
 
 /**
  * Merges ranked sections into one text of at most `maxChars` characters: `[n] <text>` blocks joined by a
- * blank line, citations numbered 1..n in the same order. The section that does not fit is cut (with an
- * ellipsis) when enough room is left, else dropped; `truncated` says whether anything was cut or dropped.
+ * blank line; section n carries citation id n. The section that does not fit is cut (with an ellipsis) when
+ * enough room is left, else dropped; `truncated` says whether anything was cut or dropped.
  */
 export function buildContext(inputs: ContextSectionInput[], maxChars: number): ContextBundle {
   const sections: ContextSection[] = [];
-  const citations: Citation[] = [];
   let text = '';
   let truncated = false;
 
@@ -66,11 +47,10 @@ export function buildContext(inputs: ContextSectionInput[], maxChars: number): C
       body = cutText(body, bodyRoom) + ELLIPSIS;
     }
     text += prefix + body;
-    sections.push({ documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex, text: body, score: input.score });
     const citation: Citation = { id: n, documentId: input.documentId, title: input.title, chunkIndex: input.chunkIndex };
     if (input.source !== undefined) citation.source = input.source;
-    citations.push(citation);
+    sections.push({ citation, text: body, score: input.score });
     if (truncated) break;
   }
-  return { sections, citations, text, truncated };
+  return { sections, text, truncated };
 }

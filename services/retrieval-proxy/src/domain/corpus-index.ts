@@ -1,4 +1,4 @@
-import type { CorpusSnapshot, DocumentMeta } from './document-store.js';
+import { sameStamp, type CorpusSnapshot, type CorpusStamp, type DocumentMeta } from './document-store.js';
 import { matchesFilters, type Filters } from './filters.js';
 import { dotAt, normalize } from './vectors.js';
 
@@ -43,18 +43,19 @@ function indexDocument(meta: DocumentMeta, chunks: { text: string; vector: Float
 
 /**
  * In-memory copy of the document index for brute-force cosine search. It is labelled with the corpus
- * version it was loaded at; callers compare it with the version in Redis on every request and reload
- * when they differ (single-flight), so replicas never answer from an older corpus than Redis holds.
+ * stamp (epoch and version) it was loaded at; callers compare it with the stamp in Redis on every request
+ * and reload when they differ (single-flight), so replicas never answer from an older corpus than Redis
+ * holds, nor from the corpus of before a state reset whose version number came round again.
  */
 export class CorpusIndex {
   private docs = new Map<string, IndexedDocument>();
-  private loadedVersion: number | undefined;
+  private loaded: CorpusStamp | undefined;
   private reloading: Promise<void> | undefined;
 
   constructor(private readonly load: () => Promise<CorpusSnapshot>) {}
 
-  get version(): number | undefined {
-    return this.loadedVersion;
+  get stamp(): CorpusStamp | undefined {
+    return this.loaded;
   }
 
   get size(): number {
@@ -70,7 +71,7 @@ export class CorpusIndex {
           const next = new Map<string, IndexedDocument>();
           for (const d of snapshot.documents) next.set(d.meta.id, indexDocument(d.meta, d.chunks));
           this.docs = next;
-          this.loadedVersion = snapshot.version;
+          this.loaded = snapshot.stamp;
         } finally {
           this.reloading = undefined;
         }
@@ -79,35 +80,40 @@ export class CorpusIndex {
     return this.reloading;
   }
 
-  /** Makes sure the copy is at least as new as `version` (the value just read from Redis). */
-  async ensureVersion(version: number): Promise<void> {
-    // Any difference reloads, a lower version too (the state was reset). A reload that started before
-    // this version was written may still carry the old label: try again, a bounded number of times.
-    for (let attempt = 0; attempt < 3 && this.loadedVersion !== version; attempt++) {
+  /** Makes sure the copy is the corpus at `stamp` (the value just read from Redis) or newer. */
+  async ensureStamp(stamp: CorpusStamp): Promise<void> {
+    // Any difference reloads, a lower version or another epoch too (the state was reset). A reload that started
+    // before this stamp was written may still carry the old label: try again, a bounded number of times.
+    for (let attempt = 0; attempt < 3 && !sameStamp(this.loaded, stamp); attempt++) {
       await this.reload();
     }
   }
 
   /**
    * Applies this process's own write without a full reload, but only when the write is the very next
-   * version (nobody else wrote in between) and no reload is running; otherwise the next check reloads.
+   * version of the same epoch (nobody else wrote in between) and no reload is running; otherwise the next
+   * check reloads.
    */
-  applyPut(doc: { meta: DocumentMeta; chunks: { text: string; vector: Float32Array }[] }, newVersion: number): boolean {
-    if (this.reloading || this.loadedVersion !== newVersion - 1) return false;
+  applyPut(doc: { meta: DocumentMeta; chunks: { text: string; vector: Float32Array }[] }, stamp: CorpusStamp): boolean {
+    if (!this.follows(stamp)) return false;
     const next = new Map(this.docs);
     next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
     this.docs = next;
-    this.loadedVersion = newVersion;
+    this.loaded = stamp;
     return true;
   }
 
-  applyDelete(id: string, newVersion: number): boolean {
-    if (this.reloading || this.loadedVersion !== newVersion - 1) return false;
+  applyDelete(id: string, stamp: CorpusStamp): boolean {
+    if (!this.follows(stamp)) return false;
     const next = new Map(this.docs);
     next.delete(id);
     this.docs = next;
-    this.loadedVersion = newVersion;
+    this.loaded = stamp;
     return true;
+  }
+
+  private follows(stamp: CorpusStamp): boolean {
+    return !this.reloading && this.loaded !== undefined && this.loaded.epoch === stamp.epoch && this.loaded.version === stamp.version - 1;
   }
 
   search(query: Float32Array, opts: SearchOptions): SearchOutcome {

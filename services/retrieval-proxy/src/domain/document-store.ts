@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { DEADLINE_GUARD, StateCalls } from '@aicache/service-kit';
 import type { Redis } from 'ioredis';
 import type { Metadata } from './filters.js';
 import { bufferToVector, vectorToBuffer } from './vectors.js';
@@ -31,22 +33,58 @@ export interface StoredDocument {
 }
 
 export interface CorpusSnapshot {
-  version: number;
+  stamp: CorpusStamp;
   documents: StoredDocument[];
 }
 
-/** Thrown when the state Redis does not answer in time; the routes render it as 503. */
-export class StateStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StateStoreError';
-  }
+/** Which corpus an answer was computed from: a random epoch made with the index, and its version. */
+export interface CorpusStamp {
+  /** Created with the index (the first write or read finds none and makes one); never repeats after a state reset. */
+  epoch: string;
+  /** INCR'd by every ingest and delete; starts again at 1 after a reset, hence the epoch. */
+  version: number;
 }
 
-const DELETE_SCRIPT = `
-if redis.call('DEL', KEYS[1]) == 0 then return -1 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('INCR', KEYS[3])
+export function sameStamp(a: CorpusStamp | undefined, b: CorpusStamp): boolean {
+  return a !== undefined && a.epoch === b.epoch && a.version === b.version;
+}
+
+const newEpoch = (): string => randomBytes(8).toString('hex');
+
+/** Reads the stamp, making the epoch if the index has none yet. KEYS: epoch, version. ARGV: a new epoch. */
+const STAMP_SCRIPT = `
+local e = redis.call('GET', KEYS[1])
+if not e then
+  e = ARGV[1]
+  redis.call('SET', KEYS[1], e)
+end
+return {e, redis.call('GET', KEYS[2]) or '0'}
+`;
+
+/**
+ * Replaces a document and bumps the version. KEYS: doc, ids, version, epoch. ARGV: deadline, new epoch, id, then
+ * the hash's field/value pairs (HSET in batches: Lua's unpack has a stack limit).
+ */
+const PUT_SCRIPT = `${DEADLINE_GUARD}
+redis.call('SET', KEYS[4], ARGV[2], 'NX')
+redis.call('DEL', KEYS[1])
+local n = #ARGV
+local i = 4
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+return {redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4])}
+`;
+
+/** KEYS: doc, ids, version, epoch. ARGV: deadline, new epoch, id. {-1} when there was no such document. */
+const DELETE_SCRIPT = `${DEADLINE_GUARD}
+if redis.call('DEL', KEYS[1]) == 0 then return {-1} end
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[2], 'NX')
+return {redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4])}
 `;
 
 const META = 'meta';
@@ -61,7 +99,7 @@ function parseDocument(fields: Record<string, Buffer>): StoredDocument | undefin
   for (let i = 0; i < meta.chunkCount; i++) {
     const text = fields[textField(i)];
     const vec = fields[vectorField(i)];
-    if (!text || !vec) throw new StateStoreError(`document ${meta.id} is missing chunk ${i}`);
+    if (!text || !vec) throw new Error(`document ${meta.id} is missing chunk ${i}`);
     chunks.push({ text: text.toString('utf8'), vector: bufferToVector(vec) });
   }
   return { meta, chunks };
@@ -70,111 +108,78 @@ function parseDocument(fields: Record<string, Buffer>): StoredDocument | undefin
 /**
  * The document index: STATE, not cache. Lives on the state Redis under `<prefix>:*` (never under the
  * cache's `<service>:` prefix, so a cache clear cannot touch it) with no TTLs.
- * - `<prefix>:doc:<id>`      hash: meta (JSON), t:<i> (chunk text), v:<i> (float32 LE vector bytes)
- * - `<prefix>:docs`          sorted set of ids (score 0: listed in id order)
- * - `<prefix>:corpus_version` INCR'd by every ingest and delete, in the same transaction.
+ * - `<prefix>:doc:<id>`       hash: meta (JSON), t:<i> (chunk text), v:<i> (float32 LE vector bytes)
+ * - `<prefix>:docs`           sorted set of ids (score 0: listed in id order)
+ * - `<prefix>:corpus_version` INCR'd by every ingest and delete, in the same script
+ * - `<prefix>:corpus_epoch`   random, made with the index: a state Redis that lost its data gets a new one
+ * Every call is bounded, and writes carry a deadline Redis checks (StateCalls): a 503 means nothing was written.
  */
-/** How long a write waits for a connection being made before it answers 503 unsent. */
-const READY_WAIT_MS = 2000;
-
 export class DocumentStore {
   readonly versionKey: string;
+  readonly epochKey: string;
   readonly idsKey: string;
+  readonly calls: StateCalls;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix = 'state:retrieval-proxy',
-    private readonly timeoutMs = 5000,
+    timeoutMs = 5000,
   ) {
     this.versionKey = `${prefix}:corpus_version`;
+    this.epochKey = `${prefix}:corpus_epoch`;
     this.idsKey = `${prefix}:docs`;
+    this.calls = new StateCalls(redis, { name: 'document index', timeoutMs });
   }
 
   docKey(id: string): string {
     return `${this.prefix}:doc:${id}`;
   }
 
-  private async run<T>(what: string, op: () => Promise<T>, requireConnected = false, timeoutMs = this.timeoutMs): Promise<T> {
-    // Writes are sent only on a ready connection: the offline queue would otherwise run them after we
-    // answered 503. A connection being made (boot, reconnect) gets a short wait, within the same bound.
-    if (requireConnected && this.redis.status !== 'ready' && !(await this.readyWithin(Math.min(timeoutMs, READY_WAIT_MS)))) {
-      throw new StateStoreError(`state redis is not connected (${this.redis.status}); ${what} not done`);
-    }
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        op(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new StateStoreError(`state redis did not answer ${what} within ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-    } catch (err) {
-      if (err instanceof StateStoreError) throw err;
-      throw new StateStoreError(`state redis failed on ${what}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
+  /** The corpus the index holds now. */
+  stamp(): Promise<CorpusStamp> {
+    return this.calls.read('corpus version read', (c) => this.readStamp(c));
   }
 
-  private readyWithin(ms: number): Promise<boolean> {
-    if (this.redis.status === 'end') return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        resolve(ok);
-      };
-      const onReady = () => done(true);
-      const timer = setTimeout(() => done(this.redis.status === 'ready'), ms);
-      this.redis.once('ready', onReady);
-    });
+  private async readStamp(c: Redis): Promise<CorpusStamp> {
+    const [known, knownVersion] = await c.mget(this.epochKey, this.versionKey);
+    if (known) return { epoch: known, version: Number(knownVersion ?? 0) };
+    const [epoch, version] = (await c.eval(STAMP_SCRIPT, 2, this.epochKey, this.versionKey, newEpoch())) as [string, string];
+    return { epoch, version: Number(version) };
   }
 
-  async version(): Promise<number> {
-    const v = await this.run('corpus version read', () => this.redis.get(this.versionKey));
-    return v === null ? 0 : Number(v);
-  }
-
-  /** Replaces the document (if any) and bumps the corpus version atomically. Returns the new version. */
-  async put(doc: StoredDocument): Promise<number> {
+  /** Replaces the document (if any) and bumps the corpus version atomically. Returns the new stamp. */
+  async put(doc: StoredDocument): Promise<CorpusStamp> {
     const { meta, chunks } = doc;
     if (chunks.length !== meta.chunkCount) throw new RangeError('chunkCount does not match the chunks');
     const fields: Array<string | Buffer> = [META, JSON.stringify(meta)];
     chunks.forEach((c, i) => fields.push(textField(i), c.text, vectorField(i), vectorToBuffer(c.vector)));
-    const key = this.docKey(meta.id);
-    const results = await this.run(
-      'document write',
-      () => this.redis.multi().del(key).hset(key, ...fields).zadd(this.idsKey, 0, meta.id).incr(this.versionKey).exec(),
-      true,
-    );
-    if (!results) throw new StateStoreError('document write transaction was aborted');
-    for (const [err] of results) if (err) throw new StateStoreError(`document write failed: ${err.message}`, { cause: err });
-    return Number(results[3]?.[1]);
+    const [version, epoch] = (await this.calls.write('document write', (c, deadline) =>
+      c.eval(PUT_SCRIPT, 4, this.docKey(meta.id), this.idsKey, this.versionKey, this.epochKey, deadline, newEpoch(), meta.id, ...fields),
+    )) as [number, string];
+    return { epoch, version: Number(version) };
   }
 
   /** Deletes the document and bumps the version; undefined when there was no such document. */
-  async delete(id: string): Promise<number | undefined> {
-    const r = await this.run(
-      'document delete',
-      () => this.redis.eval(DELETE_SCRIPT, 3, this.docKey(id), this.idsKey, this.versionKey, id) as Promise<number>,
-      true,
-    );
-    return Number(r) < 0 ? undefined : Number(r);
+  async delete(id: string): Promise<CorpusStamp | undefined> {
+    const [version, epoch] = (await this.calls.write('document delete', (c, deadline) =>
+      c.eval(DELETE_SCRIPT, 4, this.docKey(id), this.idsKey, this.versionKey, this.epochKey, deadline, newEpoch(), id),
+    )) as [number, string?];
+    return Number(version) < 0 || epoch === undefined ? undefined : { epoch, version: Number(version) };
   }
 
   async get(id: string): Promise<StoredDocument | undefined> {
-    const fields = await this.run('document read', () => this.redis.hgetallBuffer(this.docKey(id)));
+    const fields = await this.calls.read('document read', (c) => c.hgetallBuffer(this.docKey(id)));
     return parseDocument(fields);
   }
 
   async list(offset: number, limit: number): Promise<{ total: number; documents: DocumentMeta[] }> {
-    return this.run('document list', async () => {
+    return this.calls.read('document list', async (c) => {
       const [total, ids] = await Promise.all([
-        this.redis.zcard(this.idsKey),
-        this.redis.zrange(this.idsKey, String(offset), String(offset + limit - 1)),
+        c.zcard(this.idsKey),
+        c.zrange(this.idsKey, String(offset), String(offset + limit - 1)),
       ]);
       if (ids.length === 0) return { total, documents: [] };
-      const pipeline = this.redis.pipeline();
+      const pipeline = c.pipeline();
       for (const id of ids) pipeline.hget(this.docKey(id), META);
       const metas = (await pipeline.exec()) ?? [];
       const documents: DocumentMeta[] = [];
@@ -186,16 +191,16 @@ export class DocumentStore {
   }
 
   /**
-   * Everything, with the version read FIRST: if a write lands while loading, the snapshot may be newer
-   * than its label, never older, so the next version check reloads instead of serving a stale index.
+   * Everything, with the stamp read FIRST: if a write lands while loading, the snapshot may be newer
+   * than its label, never older, so the next stamp check reloads instead of serving a stale index.
    */
   async loadAll(batchSize = 100): Promise<CorpusSnapshot> {
-    return this.run('corpus load', async () => {
-      const rawVersion = await this.redis.get(this.versionKey);
-      const ids = await this.redis.zrange(this.idsKey, '0', '-1');
+    return this.calls.read('corpus load', async (c) => {
+      const stamp = await this.readStamp(c);
+      const ids = await c.zrange(this.idsKey, '0', '-1');
       const documents: StoredDocument[] = [];
       for (let i = 0; i < ids.length; i += batchSize) {
-        const pipeline = this.redis.pipeline();
+        const pipeline = c.pipeline();
         for (const id of ids.slice(i, i + batchSize)) pipeline.hgetallBuffer(this.docKey(id));
         const results = (await pipeline.exec()) ?? [];
         for (const [err, fields] of results) {
@@ -204,13 +209,13 @@ export class DocumentStore {
           if (doc) documents.push(doc);
         }
       }
-      return { version: rawVersion === null ? 0 : Number(rawVersion), documents };
-    }, false, Math.max(this.timeoutMs * 12, 60_000));
+      return { stamp, documents };
+    }, Math.max(this.calls.timeoutMs * 12, 60_000));
   }
 
   async ping(): Promise<boolean> {
     try {
-      return (await this.run('ping', () => this.redis.ping())) === 'PONG';
+      return (await this.calls.read('ping', (c) => c.ping())) === 'PONG';
     } catch {
       return false;
     }

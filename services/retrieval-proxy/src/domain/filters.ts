@@ -1,8 +1,6 @@
-export type Scalar = string | number | boolean;
-export type FilterValue = Scalar | Scalar[];
-export type Filters = Record<string, FilterValue>;
-export type MetadataValue = string | number | boolean | string[];
-export type Metadata = Record<string, MetadataValue>;
+import type { FilterScalar as Scalar, FilterValue, Filters, Metadata, MetadataValue } from '@aicache/contracts';
+
+export type { FilterValue, Filters, Metadata, MetadataValue };
 
 /** Filter keys that match document fields instead of metadata entries. */
 export const RESERVED_FILTER_KEYS = ['documentId', 'source'] as const;

@@ -1,14 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { CategoryCache } from '@aicache/cache';
+import type { ContextRequest, SearchRequest } from '@aicache/contracts';
 import type { FastifyReply } from 'fastify';
 import { errors } from '@aicache/service-kit';
 import { chunkText, defaultChunkOverlap } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from '../domain/cache-keys.js';
 import { buildContext } from '../domain/context.js';
 import { CorpusIndex, type Hit } from '../domain/corpus-index.js';
-import { StateStoreError, type DocumentMeta, type DocumentStore, type StoredChunk } from '../domain/document-store.js';
-import { RESERVED_FILTER_KEYS, type Filters, type Metadata } from '../domain/filters.js';
-import { StateUnavailable } from '../errors.js';
+import type { CorpusStamp, DocumentMeta, DocumentStore, StoredChunk } from '../domain/document-store.js';
+import { RESERVED_FILTER_KEYS, type Metadata } from '../domain/filters.js';
 import type { Embedder } from './embedder.js';
 
 export const MAX_TEXT_BYTES = 1_048_576;
@@ -22,17 +22,6 @@ export interface IngestInput {
   metadata?: Metadata | undefined;
   chunkSize?: number | undefined;
   chunkOverlap?: number | undefined;
-}
-
-export interface RetrievalQuery {
-  query: string;
-  limit?: number | undefined;
-  filters?: Filters | undefined;
-  scoreThreshold?: number | undefined;
-}
-
-export interface ContextQuery extends RetrievalQuery {
-  maxChars?: number | undefined;
 }
 
 export interface CachedAnswer {
@@ -59,15 +48,6 @@ export function sendCached(reply: FastifyReply, answer: CachedAnswer): FastifyRe
   return reply.header('x-cache', answer.hit ? 'hit' : 'miss').type('application/json; charset=utf-8').send(answer.body);
 }
 
-async function state<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch (err) {
-    if (err instanceof StateStoreError) throw new StateUnavailable(err.message);
-    throw err;
-  }
-}
-
 function publicDocument(meta: DocumentMeta) {
   return {
     id: meta.id,
@@ -81,8 +61,10 @@ function publicDocument(meta: DocumentMeta) {
   };
 }
 
-function citationOf(hit: Hit) {
+/** The citation of the result at `rank` (1-based), as `[rank]` would cite it. */
+function citationOf(hit: Hit, rank: number) {
   return {
+    id: rank,
     documentId: hit.meta.id,
     title: hit.meta.title,
     ...(hit.meta.source !== undefined ? { source: hit.meta.source } : {}),
@@ -92,8 +74,9 @@ function citationOf(hit: Hit) {
 
 /**
  * Documents, search and context over the state-held index. Cached answers are keyed by the whole
- * normalized request plus the corpus version read from Redis on every request, so an ingest or delete
- * (which bumps the version in the same transaction) makes every older answer unreachable at once.
+ * normalized request plus the corpus stamp read from Redis on every request, so an ingest or delete
+ * (which bumps the version in the same script) makes every older answer unreachable at once, and so
+ * does a state reset (a new epoch). State Redis trouble is the kit's StateUnavailable (503, nothing written).
  */
 export class Retrieval {
   readonly index: CorpusIndex;
@@ -142,40 +125,40 @@ export class Retrieval {
       chunkSize,
       chunkOverlap,
     };
-    const corpusVersion = await state(() => this.opts.store.put({ meta, chunks }));
-    this.index.applyPut({ meta, chunks }, corpusVersion);
-    return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion };
+    const stamp = await this.opts.store.put({ meta, chunks });
+    this.index.applyPut({ meta, chunks }, stamp);
+    return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion: stamp.version };
   }
 
   async get(id: string) {
-    const doc = await state(() => this.opts.store.get(id));
+    const doc = await this.opts.store.get(id);
     if (!doc) throw errors.NotFound('document', id);
     return { ...publicDocument(doc.meta), chunks: doc.chunks.map((c, index) => ({ index, text: c.text })) };
   }
 
   async list(offset: number, limit: number) {
-    const { total, documents } = await state(() => this.opts.store.list(offset, limit));
+    const { total, documents } = await this.opts.store.list(offset, limit);
     return { total, offset, limit, documents: documents.map(publicDocument) };
   }
 
-  async delete(id: string): Promise<number> {
-    const version = await state(() => this.opts.store.delete(id));
-    if (version === undefined) throw errors.NotFound('document', id);
-    this.index.applyDelete(id, version);
-    return version;
+  async delete(id: string): Promise<CorpusStamp> {
+    const stamp = await this.opts.store.delete(id);
+    if (stamp === undefined) throw errors.NotFound('document', id);
+    this.index.applyDelete(id, stamp);
+    return stamp;
   }
 
   /** Loads the index at boot; a failure is logged and retried by the first request. */
   async warmUp(): Promise<void> {
     try {
       await this.index.reload();
-      this.opts.logger?.info({ documents: this.index.size, corpusVersion: this.index.version }, 'document index loaded');
+      this.opts.logger?.info({ documents: this.index.size, corpus: this.index.stamp }, 'document index loaded');
     } catch (err) {
       this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'document index not loaded at boot; the first request retries');
     }
   }
 
-  private normalized(kind: 'search' | 'context', q: ContextQuery, defaultLimit: number): NormalizedRequest {
+  private normalized(kind: 'search' | 'context', q: SearchRequest & Pick<ContextRequest, 'maxChars'>, defaultLimit: number): NormalizedRequest {
     const req = normalizeRequest({
       kind,
       query: q.query,
@@ -189,11 +172,11 @@ export class Retrieval {
     return req;
   }
 
-  /** Ranks chunks against the corpus at `version` (the value just read from Redis). */
-  private async rank(req: NormalizedRequest, version: number, requestId?: string) {
+  /** Ranks chunks against the corpus at `stamp` (the value just read from Redis). */
+  private async rank(req: NormalizedRequest, stamp: CorpusStamp, requestId?: string) {
     const [embedding] = await Promise.all([
       this.opts.embedder.embed([req.query], requestId ? { requestId } : {}),
-      state(() => this.index.ensureVersion(version)),
+      this.index.ensureStamp(stamp),
     ]);
     const vector = embedding.vectors[0] as Float32Array;
     const outcome = this.index.search(vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold });
@@ -206,36 +189,36 @@ export class Retrieval {
     return outcome;
   }
 
-  private async cached(cache: CategoryCache, req: NormalizedRequest, load: (version: number) => Promise<unknown>): Promise<CachedAnswer> {
-    const version = await state(() => this.opts.store.version());
-    const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, version), () => load(version));
+  private async cached(cache: CategoryCache, req: NormalizedRequest, load: (stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
+    const stamp = await this.opts.store.stamp();
+    const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(stamp));
     return { body: value, hit };
   }
 
-  search(q: RetrievalQuery, requestId?: string): Promise<CachedAnswer> {
+  search(q: SearchRequest, requestId?: string): Promise<CachedAnswer> {
     const req = this.normalized('search', q, 10);
-    return this.cached(this.opts.searchCache, req, async (version) => {
-      const { hits, total } = await this.rank(req, version, requestId);
+    return this.cached(this.opts.searchCache, req, async (stamp) => {
+      const { hits, total } = await this.rank(req, stamp, requestId);
       return {
         query: req.query,
-        results: hits.map((h) => ({
+        results: hits.map((h, i) => ({
           documentId: h.meta.id,
           chunkIndex: h.chunkIndex,
           title: h.meta.title,
           text: h.text,
           score: h.score,
           metadata: h.meta.metadata,
-          citation: citationOf(h),
+          citation: citationOf(h, i + 1),
         })),
         total,
       };
     });
   }
 
-  context(q: ContextQuery, requestId?: string): Promise<CachedAnswer> {
+  context(q: ContextRequest, requestId?: string): Promise<CachedAnswer> {
     const req = this.normalized('context', q, 5);
-    return this.cached(this.opts.contextCache, req, async (version) => {
-      const { hits } = await this.rank(req, version, requestId);
+    return this.cached(this.opts.contextCache, req, async (stamp) => {
+      const { hits } = await this.rank(req, stamp, requestId);
       const bundle = buildContext(
         hits.map((h) => ({ documentId: h.meta.id, title: h.meta.title, source: h.meta.source, chunkIndex: h.chunkIndex, text: h.text, score: h.score })),
         req.maxChars ?? 4000,
