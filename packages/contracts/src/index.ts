@@ -21,3 +21,11 @@ export {
   ContextSection,
   ContextResponse,
 } from './retrieval.js';
+export {
+  EmbeddingModelId,
+  EmbeddingInput,
+  EncodingFormat,
+  EmbeddingsRequest,
+  EmbeddingItem,
+  EmbeddingsResponse,
+} from './embeddings.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Value } from 'typebox/value';
-import { ContextRequest, ContextResponse, Filters, QUERY_MAX_LENGTH, SearchRequest, type Citation } from '../src/index.js';
+import { ContextRequest, ContextResponse, EmbeddingsRequest, EmbeddingsResponse, Filters, QUERY_MAX_LENGTH, SearchRequest, type Citation } from '../src/index.js';
 
 describe('Filters', () => {
   it.each([
@@ -39,5 +39,23 @@ describe('ContextResponse', () => {
     expect(Value.Check(ContextResponse, { query: 'q', sections: [{ citation, text: 'x', score: 0.5 }], text: '[1] x', truncated: false })).toBe(true);
     expect(Value.Check(ContextResponse, { query: 'q', sections: [{ citation: { ...citation, id: 0 }, text: 'x', score: 0.5 }], text: '', truncated: false })).toBe(false);
     expect(Value.Check(ContextResponse, { query: 'q', sections: [{ documentId: 'd', text: 'x', score: 0.5 }], text: '', truncated: false })).toBe(false);
+  });
+});
+
+describe('Embeddings', () => {
+  it('takes one text or a non-empty list of non-empty texts, and nothing the worker would not declare', () => {
+    expect(Value.Check(EmbeddingsRequest, { input: 'a' })).toBe(true);
+    expect(Value.Check(EmbeddingsRequest, { input: ['a', 'b'], encoding_format: 'base64', model: 'm' })).toBe(true);
+    expect(Value.Check(EmbeddingsRequest, { input: [] })).toBe(false);
+    expect(Value.Check(EmbeddingsRequest, { input: [''] })).toBe(false);
+    expect(Value.Check(EmbeddingsRequest, { input: 'a', encoding_format: 'hex' })).toBe(false);
+    expect(Value.Check(EmbeddingsRequest, { input: 'a', extra: 1 })).toBe(false);
+  });
+
+  it('answers vectors as numbers or base64 under the index of their input, with the model', () => {
+    expect(Value.Check(EmbeddingsResponse, { data: [{ index: 0, embedding: [0.5] }, { index: 1, embedding: 'AAAAPw==' }], model: 'm', object: 'list' })).toBe(true);
+    expect(Value.Check(EmbeddingsResponse, { data: [{ index: 0, embedding: [0.5] }] })).toBe(false);
+    expect(Value.Check(EmbeddingsResponse, { data: [{ index: -1, embedding: [0.5] }], model: 'm' })).toBe(false);
+    expect(Value.Check(EmbeddingsResponse, { data: [{ embedding: [0.5] }], model: 'm' })).toBe(false);
   });
 });

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
+import { Value } from 'typebox/value';
+import { EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
 import { call, scanKeys, startStack, type Stack } from './stack.js';
 
 /**
- * The contract between ai-agents and retrieval-proxy, over real HTTP between real processes: ai-agents accepts
- * exactly what the proxy accepts, and uses the proxy's context as sent.
+ * The contracts between the services, over real HTTP between real processes: ai-agents accepts exactly what the
+ * proxy accepts and uses the proxy's context as sent; the worker takes every embeddings request the contract
+ * allows the proxy to send and answers what the proxy reads.
  */
 
 const DOCS = [
@@ -28,6 +31,7 @@ let stack: Stack;
 let db1: Redis;
 const proxy = (m: string, p: string, o?: Parameters<typeof call>[3]) => call(stack.proxy.url, m, p, o);
 const agents = (m: string, p: string, o?: Parameters<typeof call>[3]) => call(stack.agents.url, m, p, o);
+const worker = (m: string, p: string, o?: Parameters<typeof call>[3]) => call(stack.worker.url, m, p, o);
 
 beforeAll(async () => {
   stack = await startStack();
@@ -140,5 +144,37 @@ describe('ai-agents and retrieval-proxy, as real processes', () => {
     expect(after.status).toBe(200);
     expect(after.headers.get('x-cache')).toBe('miss');
     expect(after.json.results.map((r: { documentId: string }) => r.documentId)).toEqual(['c-lru']);
+  });
+});
+
+describe('retrieval-proxy and multimodal-worker, as real processes', () => {
+  it("the worker answers each embeddings request of the contract with an answer of the contract", async () => {
+    const requests: EmbeddingsRequest[] = [
+      { input: ['append only file', 'eviction'], encoding_format: 'base64' },
+      { input: 'one text', encoding_format: 'float' },
+      { input: ['no format given'] },
+    ];
+    for (const body of requests) {
+      expect(Value.Check(EmbeddingsRequest, body)).toBe(true);
+      const res = await worker('POST', '/api/v1/embeddings', { body });
+      expect(res.status, res.text).toBe(200);
+      expect(Value.Check(EmbeddingsResponse, res.json), JSON.stringify([...Value.Errors(EmbeddingsResponse, res.json)][0])).toBe(true);
+      const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+      expect(res.json.data.map((d: { index: number }) => d.index)).toEqual(inputs.map((_, i) => i));
+      const embedding = res.json.data[0].embedding;
+      expect(typeof embedding).toBe(body.encoding_format === 'base64' ? 'string' : 'object');
+    }
+  });
+
+  it("declares the contract's request and answer in the worker's OpenAPI document", async () => {
+    const doc = (await worker('GET', '/docs/json')).json;
+    const op = doc.paths['/api/v1/embeddings'].post;
+    const body = op.requestBody.content['application/json'].schema;
+    for (const name of Object.keys(EmbeddingsRequest.properties)) expect(body.properties, name).toHaveProperty(name);
+    const answer = op.responses['200'].content['application/json'].schema;
+    for (const name of EmbeddingsResponse.required) expect(answer.required).toContain(name);
+    for (const name of Object.keys(EmbeddingsResponse.properties.data.items.properties)) {
+      expect(answer.properties.data.items.properties, name).toHaveProperty(name);
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { ErrorResponse } from '@aicache/service-kit';
+import { EmbeddingModelId } from '@aicache/contracts';
 
 export { ErrorResponse };
 
@@ -16,7 +17,7 @@ export const MAX_TEXT_BYTES = 2 * 1024 * 1024;
 export const MAX_PROCESS_CHUNKS = 8192;
 /** Chunks one process answer may carry embeddings for: as many vectors as one embeddings answer holds. */
 export const MAX_EMBEDDED_CHUNKS = MAX_INPUTS;
-export const ModelId = Type.String({ minLength: 1, maxLength: 200, description: 'Model id; default: the worker\'s default model' });
+export const ModelId = EmbeddingModelId;
 
 export const ModelMetadataSchema = Type.Object(
   {

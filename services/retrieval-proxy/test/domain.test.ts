@@ -84,7 +84,7 @@ describe('vectors and embeddings decoding', () => {
     expect(res.model).toBe('m');
     expect(res.vectors.map((v) => Array.from(v))).toEqual([[1, 2], [3, 4]]);
     expect(() => decodeEmbeddings({ data: [] }, 1)).toThrow(/malformed/);
-    expect(() => decodeEmbeddings({ data: [{ index: 0, embedding: [1] }, { index: 1, embedding: [1, 2] }] }, 2)).toThrow(/dimension/);
+    expect(() => decodeEmbeddings({ data: [{ index: 0, embedding: [1] }, { index: 1, embedding: [1, 2] }], model: 'm' }, 2)).toThrow(/dimension/);
   });
 });
 

@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
 import { withCacheHeader } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
 import { countTokens } from '../domain/usage.js';
 import type { ModelRegistry } from '../providers/registry.js';
 import { aboutParam, InvalidInput, PayloadTooLarge } from '../errors.js';
-import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS, ModelId } from '../schemas.js';
+import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS } from '../schemas.js';
 import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
 import { sendJson } from './send-json.js';
 
@@ -17,36 +18,34 @@ export interface EmbeddingsRoutesOptions {
   bodyLimit: number;
 }
 
-// No maxLength and no maxItems: the handler checks the model's own input limit (a 400 naming it) in
-// O(1) per input where the validator would count code points of megabytes, and a batch over
-// MAX_INPUTS is a 413 (too much work), not a malformed request.
-const Input = Type.String({ minLength: 1 });
-
+// The contract's request (what retrieval-proxy sends) plus OpenAI's fields the proxy never sends. No maxLength
+// and no maxItems in the contract: the handler checks the model's own input limit (a 400 naming it) in O(1) per
+// input where the validator would count code points of megabytes, and a batch over MAX_INPUTS is a 413 (too much
+// work), not a malformed request.
 const EmbeddingsBody = Type.Object(
   {
-    model: Type.Optional(ModelId),
-    input: Type.Union([Input, Type.Array(Input, { minItems: 1 })], {
+    ...EmbeddingsRequest.properties,
+    input: {
+      ...EmbeddingsRequest.properties.input,
       description:
         `A non-empty string or an array of 1..${MAX_INPUTS} non-empty strings, each at most ${MAX_INPUT_CHARS} characters ` +
         `and ${MAX_BATCH_CHARS} in all (413 past ${MAX_INPUTS} inputs or ${MAX_BATCH_CHARS} characters)`,
-    }),
-    encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')], { description: 'base64: float32 little-endian bytes' })),
+    },
     dimensions: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'Accepted when it equals the model\'s; models here do not shorten vectors' })),
     user: Type.Optional(Type.String({ maxLength: 256, description: 'Accepted for OpenAI compatibility; ignored' })),
   },
   { additionalProperties: false },
 );
+// Every request the contract allows is one this route takes: the build fails here if the contract grows a field
+// the route does not declare.
+const _takesTheContract: (r: EmbeddingsRequest) => Static<typeof EmbeddingsBody> = (r) => r;
+void _takesTheContract;
 
-const EmbeddingsResponse = Type.Object({
+// The contract's answer (what the proxy reads) plus OpenAI's `object` tags and `usage`.
+const EmbeddingsAnswer = Type.Object({
+  ...EmbeddingsResponse.properties,
   object: Type.Literal('list'),
-  data: Type.Array(
-    Type.Object({
-      object: Type.Literal('embedding'),
-      index: Type.Integer(),
-      embedding: Type.Union([Type.Array(Type.Number()), Type.String()]),
-    }),
-  ),
-  model: Type.String(),
+  data: Type.Array(Type.Object({ object: Type.Literal('embedding'), ...EmbeddingItem.properties })),
   usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
 });
 
@@ -77,7 +76,7 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
           'Header `x-cache`: hit (all inputs cached), partial, or miss (none). usage counts are rough (words and punctuation). ' +
           'Errors come in OpenAI\'s shape: `{"error": {"message", "type", "param", "code"}}`.',
         body: EmbeddingsBody,
-        response: { 200: withCacheHeader(EmbeddingsResponse, ['hit', 'partial', 'miss']), ...openAIErrorResponses(400, 413, 415, 502, 503) },
+        response: { 200: withCacheHeader(EmbeddingsAnswer, ['hit', 'partial', 'miss']), ...openAIErrorResponses(400, 413, 415, 502, 503) },
       },
     },
     async (request, reply) => {

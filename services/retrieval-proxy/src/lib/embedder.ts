@@ -1,4 +1,6 @@
+import { EmbeddingsResponse, type EmbeddingsRequest } from '@aicache/contracts';
 import { PeerClient, errors } from '@aicache/service-kit';
+import { Compile } from 'typebox/compile';
 import { base64ToVector } from '../domain/vectors.js';
 
 export const WORKER_PEER = 'multimodal-worker';
@@ -16,38 +18,37 @@ export interface Embedder {
   close(): Promise<void>;
 }
 
-/** Wire shape of the worker's POST /api/v1/embeddings answer (see the team contracts). */
-interface EmbeddingsResponse {
-  object?: string;
-  data?: Array<{ object?: string; index?: number; embedding?: number[] | string }>;
-  model?: string;
-  usage?: { prompt_tokens?: number; total_tokens?: number };
-}
+const embeddingsAnswer = Compile(EmbeddingsResponse);
 
 function malformed(detail: string) {
   return errors.PeerError(WORKER_PEER, 200, `malformed embeddings answer: ${detail}`);
 }
 
-/** Checks the worker's answer and turns it into vectors; accepts base64 float32 and plain number arrays. */
+/**
+ * Checks the worker's answer against the contract and turns it into vectors; accepts base64 float32 and plain
+ * number arrays, as the contract does.
+ */
 export function decodeEmbeddings(res: unknown, expected: number): Embeddings {
-  const body = res as EmbeddingsResponse | undefined;
-  if (!body || !Array.isArray(body.data)) throw malformed('no data array');
-  if (body.data.length !== expected) throw malformed(`${body.data.length} embeddings for ${expected} inputs`);
+  if (!embeddingsAnswer.Check(res)) {
+    const first = embeddingsAnswer.Errors(res)[0];
+    throw malformed(first ? `${first.instancePath || '/'} ${first.message}` : 'does not match the contract');
+  }
+  if (res.data.length !== expected) throw malformed(`${res.data.length} embeddings for ${expected} inputs`);
   const vectors: Array<Float32Array | undefined> = new Array(expected);
-  body.data.forEach((item, position) => {
-    const index = typeof item.index === 'number' ? item.index : position;
-    if (!Number.isInteger(index) || index < 0 || index >= expected || vectors[index]) throw malformed(`bad index ${String(item.index)}`);
+  for (const item of res.data) {
+    const index = item.index;
+    if (index >= expected || vectors[index]) throw malformed(`bad index ${index}`);
     const e = item.embedding;
     let v: Float32Array;
     if (typeof e === 'string') v = base64ToVector(e);
-    else if (Array.isArray(e) && e.every((x) => typeof x === 'number' && Number.isFinite(x))) v = Float32Array.from(e);
-    else throw malformed(`embedding ${index} is neither base64 nor a number array`);
+    else if (e.every((x) => Number.isFinite(x))) v = Float32Array.from(e);
+    else throw malformed(`embedding ${index} has a number that is not finite`);
     if (v.length === 0) throw malformed(`embedding ${index} is empty`);
     vectors[index] = v;
-  });
+  }
   const dims = vectors[0]?.length;
   if (vectors.some((v) => v === undefined || v.length !== dims)) throw malformed('embeddings differ in dimension');
-  return { model: typeof body.model === 'string' ? body.model : 'unknown', vectors: vectors as Float32Array[] };
+  return { model: res.model, vectors: vectors as Float32Array[] };
 }
 
 /** The multimodal-worker through the kit's PeerClient (timeouts, retries, x-request-id forwarding). */
@@ -59,7 +60,7 @@ export class WorkerEmbedder implements Embedder {
   }
 
   async embed(inputs: string[], opts: { requestId?: string; timeoutMs?: number } = {}): Promise<Embeddings> {
-    const body = { input: inputs, encoding_format: 'base64' as const, ...(this.model ? { model: this.model } : {}) };
+    const body: EmbeddingsRequest = { input: inputs, encoding_format: 'base64', ...(this.model ? { model: this.model } : {}) };
     // Same input, same vectors: safe to retry.
     const res = await this.client.post<unknown>('/api/v1/embeddings', body, {
       idempotent: true,
