@@ -6,6 +6,14 @@ export { createService, renderError, type CreateServiceOptions, type ServiceApp,
 export { healthPlugin, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessResult } from './health.js';
 export { metricsPlugin, type MetricsOptions } from './metrics.js';
 export { docsPlugin, operationIdOf, withCacheHeader, ADMIN_SECURITY_SCHEME, type DocsOptions } from './docs.js';
+export {
+  classifyNetworkError,
+  networkErrorCode,
+  isUnavailable,
+  type NetworkFailure,
+  type NetworkFailureKind,
+  type ClassifyOptions,
+} from './network-errors.js';
 export { PeerClient, type PeerClientOptions, type PeerRequestOptions, type PeerFailure } from './peer-client.js';
 export {
   createStateRedis,

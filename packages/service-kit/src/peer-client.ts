@@ -1,6 +1,7 @@
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { errors } from './errors.js';
 import { redactUrl } from './logger.js';
+import { classifyNetworkError, type NetworkFailure } from './network-errors.js';
 
 export interface PeerClientOptions {
   /** The peer's name, used in errors and logs, e.g. 'multimodal-worker'. */
@@ -39,16 +40,8 @@ export interface PeerFailure {
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'POST' | 'PATCH';
 const RETRY_STATUS = new Set([502, 503, 504]);
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function errorCode(err: unknown): string | undefined {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  if (typeof e?.code === 'string') return e.code;
-  if (typeof e?.cause?.code === 'string') return e.cause.code;
-  return undefined;
-}
 
 /** HTTP client for one peer service: pooled connections, timeouts, retries for idempotent calls, JSON in and out. */
 export class PeerClient {
@@ -129,21 +122,23 @@ export class PeerClient {
         res = await this.pool.request({ method, path: fullPath, headers, body: payload, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       } catch (err) {
         if (opts.signal?.aborted) throw err;
-        const code = errorCode(err);
-        const connectFailure = code !== undefined && CONNECT_CODES.has(code);
-        if (connectFailure && !last) {
+        const failure = classifyNetworkError(err, { timeoutMs, timedOut: timeout.aborted });
+        // A call that may have reached the peer is sent again only when it is idempotent (attempts > 1 then).
+        const retryable = failure.notSent || failure.kind === 'unreachable';
+        if (retryable && !last) {
           await sleep(this.backoff(attempt));
           continue;
         }
-        throw this.unavailable(describeFailure(err, timeoutMs, timeout.aborted), err);
+        throw this.failed(failure, err);
       }
 
       if (res.statusCode >= 200 && res.statusCode < 300) {
         try {
           return (await readJson(res)) as T;
         } catch (err) {
-          if (timeout.aborted || err instanceof undiciErrors.BodyTimeoutError) throw this.unavailable(`no complete answer within ${timeoutMs} ms`, err);
-          throw this.peerError(res.statusCode, `unreadable response: ${err instanceof Error ? err.message : String(err)}`);
+          const failure = classifyNetworkError(err, { timeoutMs, timedOut: timeout.aborted });
+          if (failure.kind === 'bad-answer') throw this.peerError(res.statusCode, `unreadable response: ${failure.detail}`);
+          throw this.failed(failure, err);
         }
       }
 
@@ -159,6 +154,15 @@ export class PeerClient {
 
   private backoff(attempt: number): number {
     return this.backoffMs[Math.min(attempt - 1, this.backoffMs.length - 1)] ?? 0;
+  }
+
+  /** An answer that is not HTTP is the peer's fault (502); no answer at all means it is unavailable (503). */
+  private failed(failure: NetworkFailure, cause: unknown) {
+    if (failure.kind !== 'bad-answer') return this.unavailable(failure.detail, cause);
+    const err = this.peerError(0, failure.detail);
+    delete err.peerStatus;
+    err.message = `${this.name} answered badly: ${redactUrl(failure.detail)}`;
+    return Object.assign(err, { cause });
   }
 
   private unavailable(detail: string, cause: unknown) {
@@ -180,16 +184,6 @@ function queryString(query: PeerRequestOptions['query']): string {
   for (const [k, v] of Object.entries(query)) if (v !== undefined) params.append(k, String(v));
   const s = params.toString();
   return s ? `?${s}` : '';
-}
-
-function describeFailure(err: unknown, timeoutMs: number, timedOut: boolean): string {
-  const code = errorCode(err);
-  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (err as Error)?.name === 'TimeoutError') {
-    return `no answer within ${timeoutMs} ms`;
-  }
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timed out after ${timeoutMs} ms`;
-  const message = err instanceof Error ? err.message : String(err);
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 async function readJson(res: Dispatcher.ResponseData): Promise<unknown> {

@@ -1,4 +1,5 @@
 import { request, type Dispatcher } from 'undici';
+import { classifyNetworkError, isUnavailable, type NetworkFailure } from '@aicache/service-kit';
 import { LlmProviderError, LlmProviderUnavailable } from '../errors.js';
 import { clip } from '../lib/text.js';
 import { citedNumbers, type ChatProvider, type ProviderReply, type ReplyInput } from './types.js';
@@ -60,6 +61,11 @@ export class OpenAiCompatibleProvider implements ChatProvider {
     if (this.#opts.apiKey) headers.authorization = `Bearer ${this.#opts.apiKey}`;
     if (input.requestId) headers['x-request-id'] = input.requestId;
 
+    const timeout = AbortSignal.timeout(this.#opts.timeoutMs);
+    const failed = (err: unknown, status?: number) => {
+      const failure = classifyNetworkError(err, { timeoutMs: this.#opts.timeoutMs, timedOut: timeout.aborted });
+      return providerError(failure, status);
+    };
     let res: Dispatcher.ResponseData;
     try {
       res = await request(this.#url, {
@@ -68,18 +74,18 @@ export class OpenAiCompatibleProvider implements ChatProvider {
         body: JSON.stringify(body),
         headersTimeout: this.#opts.timeoutMs,
         bodyTimeout: this.#opts.timeoutMs,
-        signal: AbortSignal.timeout(this.#opts.timeoutMs),
+        signal: timeout,
         ...(this.#opts.dispatcher ? { dispatcher: this.#opts.dispatcher } : {}),
       });
     } catch (err) {
-      throw new LlmProviderUnavailable(describe(err));
+      throw failed(err);
     }
 
     let payload: unknown;
     try {
       payload = await res.body.json();
     } catch (err) {
-      throw new LlmProviderError(`status ${res.statusCode}, unreadable body (${describe(err)})`);
+      throw failed(err, res.statusCode);
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       throw new LlmProviderError(`status ${res.statusCode}: ${clip(errorMessage(payload), 300)}`);
@@ -103,10 +109,8 @@ function errorMessage(payload: unknown): string {
   return 'no error message';
 }
 
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: string }).code;
-    return code ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
+/** Down or too slow: 503, worth a retry later. Answered badly: 502. */
+function providerError(failure: NetworkFailure, status?: number): Error {
+  if (isUnavailable(failure)) return new LlmProviderUnavailable(failure.detail);
+  return new LlmProviderError(status === undefined ? failure.detail : `status ${status}, unreadable body (${failure.detail})`);
 }

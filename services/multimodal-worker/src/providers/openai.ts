@@ -1,4 +1,5 @@
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { Agent, request } from 'undici';
+import { classifyNetworkError, isUnavailable } from '@aicache/service-kit';
 import { EmbeddingsProviderError, EmbeddingsProviderUnavailable } from '../errors.js';
 import type { EmbeddingProvider, ModelMetadata } from './types.js';
 
@@ -17,23 +18,6 @@ export interface OpenAIProviderOptions {
 }
 
 const MAX_ERROR_DETAIL = 300;
-
-function unreachable(err: unknown): boolean {
-  if (err instanceof undiciErrors.ConnectTimeoutError) return true;
-  if (err instanceof undiciErrors.HeadersTimeoutError) return true;
-  if (err instanceof undiciErrors.BodyTimeoutError) return true;
-  if (err instanceof undiciErrors.SocketError) return true;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE)$/.test(code);
-}
-
-function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
-}
 
 /** The base URL without any user:password part, for messages and metadata. */
 function publicUrl(base: string): string {
@@ -109,20 +93,20 @@ export class OpenAIEmbeddingProvider implements EmbeddingProvider {
   }
 
   private async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; text: string }> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
     try {
       const res = await request(`${this.base}${path}`, {
         method,
         headers: this.headers(body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: this.agent,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: timeout,
       });
       return { status: res.statusCode, text: await res.body.text() };
     } catch (err) {
-      if (unreachable(err) || (err as { name?: string }).name === 'TimeoutError' || (err as { name?: string }).name === 'AbortError') {
-        throw new EmbeddingsProviderUnavailable(this.id, describeError(err));
-      }
-      throw new EmbeddingsProviderError(this.id, describeError(err));
+      const failure = classifyNetworkError(err, { timeoutMs: this.timeoutMs, timedOut: timeout.aborted });
+      if (isUnavailable(failure)) throw new EmbeddingsProviderUnavailable(this.id, failure.detail);
+      throw new EmbeddingsProviderError(this.id, failure.detail);
     }
   }
 
