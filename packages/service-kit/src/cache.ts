@@ -22,7 +22,7 @@ export interface ServiceCacheOptions<C extends string> {
   state?: StateFigures;
 }
 
-type CacheConfig = Pick<
+export type ServiceCacheConfig = Pick<
   BaseConfig,
   | 'NODE_ENV'
   | 'CACHE_ADMIN_TOKEN'
@@ -49,7 +49,7 @@ function envOf(config: object): Record<string, string> {
  * 'degraded' (the service still answers, from origin). Settings of the original stack that change nothing here
  * get one warning each.
  */
-export async function registerCache<C extends string>(app: FastifyInstance, config: CacheConfig, opts: ServiceCacheOptions<C>): Promise<void> {
+export async function registerCache<C extends string>(app: FastifyInstance, config: ServiceCacheConfig, opts: ServiceCacheOptions<C>): Promise<void> {
   const env = envOf(config);
   for (const { variable, message } of unmappedRedisSettings(env, opts.dbVariable)) app.log.warn({ variable }, message);
   await app.register(cachePlugin, {

@@ -26,7 +26,16 @@ export {
   type KitLogger,
 } from './state-redis.js';
 export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } from './state-calls.js';
-export { registerCache, type ServiceCacheOptions } from './cache.js';
+export { registerCache, type ServiceCacheOptions, type ServiceCacheConfig } from './cache.js';
+export {
+  registerRedis,
+  closeRedis,
+  READINESS,
+  DURABILITY_BOOT_WAIT_MS,
+  type RedisConnections,
+  type RedisOptions,
+  type StateConnectionOptions,
+} from './redis.js';
 // Re-exported so that importing the kit also brings the cache plugin's `app.cache` type.
 export type { CachePluginOptions } from '@aicache/cache/fastify';
 export { runServer, type ServerConfig, type RunServerOptions } from './server.js';

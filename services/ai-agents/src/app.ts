@@ -1,13 +1,4 @@
-import {
-  checkStateDurability,
-  createService,
-  createStateRedis,
-  PeerClient,
-  registerCache,
-  StateDurabilityError,
-  type CreateServiceOptions,
-  type ServiceApp,
-} from '@aicache/service-kit';
+import { createService, PeerClient, registerRedis, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -53,22 +44,23 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   });
 
   try {
-    const state =
-      overrides.stateClient ??
-      createStateRedis({ ...config, SERVICE_NAME: config.SERVICE_NAME ?? SERVICE }, { db: config.REDIS_DB_AI_AGENTS, logger: app.log });
-    if (!overrides.stateClient) app.addHook('onClose', async () => void (await state.quit().catch(() => state.disconnect())));
-    const store = new AgentStore(state, config.CACHE_TTL_AGENT_MEMORY ?? MEMORY_TTL_SECONDS, SERVICE, config.STATE_TIMEOUT_MS);
-    app.addHook('onClose', async () => store.calls.detach());
-
-    await registerCache(app, config, {
-      service: SERVICE,
-      categories: CATEGORIES,
-      dbVariable: 'REDIS_DB_AI_AGENTS',
-      defaultDb: 2,
-      ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
-      state: () => store.figures(),
+    const redis = await registerRedis(app, config, {
+      cache: {
+        service: SERVICE,
+        categories: CATEGORIES,
+        dbVariable: 'REDIS_DB_AI_AGENTS',
+        defaultDb: 2,
+        ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
+        // Read by GET /api/v1/cache/stats, which serves only after boot, when the store below exists.
+        state: () => store.figures(),
+      },
+      state: {
+        db: config.REDIS_DB_AI_AGENTS,
+        ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
+      },
     });
-    await checkDurability(app, state, config);
+    const store: AgentStore = new AgentStore(redis.state, config.CACHE_TTL_AGENT_MEMORY ?? MEMORY_TTL_SECONDS, SERVICE, config.STATE_TIMEOUT_MS);
+    app.addHook('onClose', async () => store.calls.detach());
 
     const peer = overrides.proxy ?? new PeerClient({
       name: 'retrieval-proxy',
@@ -84,7 +76,6 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 
     const deps: RouteDeps = { store, proxy: peer, provider };
 
-    app.addReadinessCheck('state-redis', async () => ({ ok: (await state.ping()) === 'PONG' }));
     // Messages cannot be answered without context, so a dead proxy makes the service not ready.
     app.addReadinessCheck('retrieval-proxy', async () => {
       const ok = peer.ready ? await peer.ready() : true;
@@ -96,16 +87,5 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   } catch (err) {
     await app.close().catch(() => undefined);
     throw err;
-  }
-}
-
-/** Says loudly when state may be evicted or lost; with STATE_REQUIRE_DURABLE=true refuses to boot. */
-async function checkDurability(app: ServiceApp, state: Redis, config: Config): Promise<void> {
-  try {
-    await checkStateDurability(state, { requireDurable: config.STATE_REQUIRE_DURABLE, logger: app.log });
-  } catch (err) {
-    if (err instanceof StateDurabilityError || config.STATE_REQUIRE_DURABLE) throw err;
-    // Redis unreachable at boot: not a reason to stay down when durability is advisory; /ready reports it.
-    app.log.warn({ err: { message: (err as Error).message } }, 'could not check state Redis durability');
   }
 }

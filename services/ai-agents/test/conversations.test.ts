@@ -235,7 +235,7 @@ describe('retrieval-proxy down', () => {
     const res = await app.inject({ method: 'GET', url: '/ready' });
     expect(res.statusCode).toBe(200);
     expect(res.json().status).toBe('ready');
-    expect(Object.keys(res.json().checks).sort()).toEqual(['redis', 'retrieval-proxy', 'state-redis']);
+    expect(Object.keys(res.json().checks).sort()).toEqual(['redis', 'retrieval-proxy', 'state']);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { createService, registerCache } from '@aicache/service-kit';
+import { createService, registerRedis } from '@aicache/service-kit';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
 import { FileProcessor } from './domain/file-processor.js';
@@ -14,7 +14,7 @@ import { frameworkErrors } from './routes/openai-errors.js';
 import { modelsRoutes } from './routes/models.js';
 import { processRoutes } from './routes/process.js';
 
-export const SERVICE_VERSION = '0.1.0';
+export const VERSION = '0.1.0';
 
 export const CATEGORIES = {
   embeddings: { ttl: 86_400 },
@@ -23,8 +23,8 @@ export const CATEGORIES = {
 } as const;
 
 export interface BuildOverrides {
-  /** Use this Redis client for the cache (left open on close) instead of connecting from config. */
-  redis?: Redis;
+  /** Cache Redis client (left open on close) instead of connecting from config. */
+  cacheClient?: Redis;
   /** Replace the configured providers (tests wrap or fake them). The first is the default unless defaultModel says otherwise. */
   providers?: EmbeddingProvider[];
   defaultModel?: string;
@@ -57,21 +57,24 @@ export function providersFromConfig(config: Config): { providers: EmbeddingProvi
 export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<FastifyInstance> {
   const app = await createService({
     name: config.SERVICE_NAME,
-    version: SERVICE_VERSION,
+    version: VERSION,
     config,
     ...(overrides.logger === false ? { logger: false as const } : {}),
     ...(overrides.underPressure === false ? { underPressure: false as const } : {}),
     fastify: { frameworkErrors },
   });
 
-  await registerCache(app, config, {
-    service: config.SERVICE_NAME,
-    categories: CATEGORIES,
-    dbVariable: 'REDIS_DB_MULTIMODAL_WORKER',
-    defaultDb: 0,
-    ...(overrides.redis ? { client: overrides.redis } : {}),
-    adminRoutes: cacheFileRoutes,
-    ...(overrides.adminRateLimit === false ? { rateLimit: false as const } : {}),
+  // The worker keeps no state: a cache connection only.
+  await registerRedis(app, config, {
+    cache: {
+      service: config.SERVICE_NAME,
+      categories: CATEGORIES,
+      dbVariable: 'REDIS_DB_MULTIMODAL_WORKER',
+      defaultDb: 0,
+      ...(overrides.cacheClient ? { client: overrides.cacheClient } : {}),
+      adminRoutes: cacheFileRoutes,
+      ...(overrides.adminRateLimit === false ? { rateLimit: false as const } : {}),
+    },
   });
 
   const configured = overrides.providers

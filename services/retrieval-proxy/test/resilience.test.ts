@@ -141,7 +141,7 @@ describe('Redis trouble', () => {
     const state = new Redis(redis.url, { db: DB });
     cleanups.push(() => state.disconnect());
     // Cache on the private server, the document index on the shared test Redis.
-    const a = await app(testConfig(redis, DB, w.url, { REDIS_URL: server.url }), { stateRedis: state });
+    const a = await app(testConfig(redis, DB, w.url, { REDIS_URL: server.url }), { stateClient: state });
     expectStatus(await ingest(a, docs.refunds), 201);
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('miss');
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('hit');
