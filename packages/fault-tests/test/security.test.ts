@@ -570,7 +570,7 @@ describe('no route fetches a URL or opens a path a caller supplies', () => {
       'services/multimodal-worker/src/providers/openai.ts: pool', // an undici Agent (connection settings), no URL
       'services/multimodal-worker/src/providers/openai.ts: undici import',
       'services/multimodal-worker/src/providers/openai.ts: undici request',
-      'services/retrieval-proxy/src/lib/embedder.ts: peer client', // MULTIMODAL_WORKER_URL
+      'services/retrieval-proxy/src/domain/embedder.ts: peer client', // MULTIMODAL_WORKER_URL
     ]);
     // Those URLs are fixed at construction from the options the app builds from config.
     const llm = readFileSync(join(REPO, 'services/ai-agents/src/providers/openai-compatible.ts'), 'utf8');

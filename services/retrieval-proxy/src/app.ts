@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import { DocumentStore } from './domain/document-store.js';
-import { WorkerEmbedder, WORKER_PEER, type Embedder } from './lib/embedder.js';
-import { Retrieval } from './lib/retrieval.js';
+import { WorkerEmbedder, WORKER_PEER, type Embedder } from './domain/embedder.js';
+import { RetrievalService } from './domain/retrieval-service.js';
 import { cacheAdminRoutes } from './routes/cache-admin.js';
 import { contextRoutes } from './routes/context.js';
 import { documentRoutes } from './routes/documents.js';
@@ -74,7 +74,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
       });
     if (ownEmbedder) app.addHook('onClose', async () => embedder.close().catch(() => undefined));
 
-    const retrieval = new Retrieval({
+    const retrieval = new RetrievalService({
       store,
       embedder,
       searchCache: app.cache.category('search_results'),

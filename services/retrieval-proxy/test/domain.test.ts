@@ -5,7 +5,7 @@ import { CorpusIndex } from '../src/domain/corpus-index.js';
 import type { DocumentMeta } from '../src/domain/document-store.js';
 import { matchesFilters, normalizeFilters } from '../src/domain/filters.js';
 import { base64ToVector, bufferToVector, cosine, vectorToBuffer } from '../src/domain/vectors.js';
-import { decodeEmbeddings } from '../src/lib/embedder.js';
+import { decodeEmbeddings } from '../src/domain/embedder.js';
 
 describe('filters', () => {
   const doc = { id: 'd1', source: 'a.md', metadata: { lang: 'en', n: 2, ok: true, tags: ['x', 'y'] } };

@@ -1,4 +1,4 @@
-import { clip, sentences, terms } from '../lib/text.js';
+import { clip, sentences, terms } from '../domain/text.js';
 import type { ChatProvider, ContextSource, ProviderReply, ReplyInput } from './types.js';
 
 const NOTICE =

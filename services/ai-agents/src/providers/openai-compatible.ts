@@ -1,7 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import { classifyNetworkError, isUnavailable, type NetworkFailure } from '@aicache/service-kit';
 import { LlmProviderError, LlmProviderUnavailable } from '../errors.js';
-import { clip } from '../lib/text.js';
+import { clip } from '../domain/text.js';
 import { citedNumbers, type ChatProvider, type ProviderReply, type ReplyInput } from './types.js';
 
 export interface OpenAiCompatibleOptions {

@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ContextRequest, ContextResponse, ErrorResponse } from '@aicache/contracts';
 import { withCacheHeader } from '@aicache/service-kit';
-import { sendCached, type Retrieval } from '../lib/retrieval.js';
+import type { RetrievalService } from '../domain/retrieval-service.js';
+import { sendCached } from './send-cached.js';
 
 export interface ContextRoutesOptions {
-  retrieval: Retrieval;
+  retrieval: RetrievalService;
 }
 
 export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesOptions): Promise<void> {

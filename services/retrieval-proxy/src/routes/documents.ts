@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Retrieval } from '../lib/retrieval.js';
+import type { RetrievalService } from '../domain/retrieval-service.js';
 import { DocumentId, ErrorResponse, Metadata } from '../schemas.js';
 
 export interface DocumentRoutesOptions {
-  retrieval: Retrieval;
+  retrieval: RetrievalService;
   bodyLimit: number;
 }
 

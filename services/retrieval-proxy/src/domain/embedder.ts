@@ -1,7 +1,7 @@
 import { EmbeddingsResponse, type EmbeddingsRequest } from '@aicache/contracts';
 import { PeerClient, errors } from '@aicache/service-kit';
 import { Compile } from 'typebox/compile';
-import { base64ToVector } from '../domain/vectors.js';
+import { base64ToVector } from './vectors.js';
 
 export const WORKER_PEER = 'multimodal-worker';
 

@@ -1,14 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { CategoryCache } from '@aicache/cache';
 import type { ContextRequest, SearchRequest } from '@aicache/contracts';
-import type { FastifyReply } from 'fastify';
 import { errors } from '@aicache/service-kit';
 import { chunkText, defaultChunkOverlap } from '@aicache/text';
-import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from '../domain/cache-keys.js';
-import { buildContext } from '../domain/context.js';
-import { CorpusIndex, type Hit } from '../domain/corpus-index.js';
-import type { CorpusStamp, DocumentMeta, DocumentStore, StoredChunk } from '../domain/document-store.js';
-import { RESERVED_FILTER_KEYS, type Metadata } from '../domain/filters.js';
+import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from './cache-keys.js';
+import { buildContext } from './context.js';
+import { CorpusIndex, type Hit } from './corpus-index.js';
+import type { CorpusStamp, DocumentMeta, DocumentStore, StoredChunk } from './document-store.js';
+import { RESERVED_FILTER_KEYS, type Metadata } from './filters.js';
 import type { Embedder } from './embedder.js';
 
 export const MAX_TEXT_BYTES = 1_048_576;
@@ -43,11 +42,6 @@ export interface RetrievalOptions {
   logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
 }
 
-/** Replays cached JSON bytes as they are (no re-serialization) and says whether they came from the cache. */
-export function sendCached(reply: FastifyReply, answer: CachedAnswer): FastifyReply {
-  return reply.header('x-cache', answer.hit ? 'hit' : 'miss').type('application/json; charset=utf-8').send(answer.body);
-}
-
 function publicDocument(meta: DocumentMeta) {
   return {
     id: meta.id,
@@ -78,7 +72,7 @@ function citationOf(hit: Hit, rank: number) {
  * (which bumps the version in the same script) makes every older answer unreachable at once, and so
  * does a state reset (a new epoch). State Redis trouble is the kit's StateUnavailable (503, nothing written).
  */
-export class Retrieval {
+export class RetrievalService {
   readonly index: CorpusIndex;
 
   constructor(private readonly opts: RetrievalOptions) {
