@@ -1,6 +1,6 @@
 export { loadConfig, BaseConfig, ConfigError, type ConfigIssue, type LoadConfigOptions } from './config.js';
 export { loggerOptions, createLogger, redactUrl, REDACT_PATHS, type LoggerConfig } from './logger.js';
-export { errors, ErrorResponse } from './errors.js';
+export { errors, ErrorResponse, errorResponses } from './errors.js';
 export { formatValidationErrors } from './validation.js';
 export { createService, renderError, type CreateServiceOptions, type ServiceApp, type ServiceConfig } from './app.js';
 export { healthPlugin, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessResult } from './health.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Type } from 'typebox';
-import { errors, StateUnavailable, type ServiceApp } from '../src/index.js';
+import { ErrorResponse, errorResponses, errors, StateUnavailable, type ServiceApp } from '../src/index.js';
 import { buildTestApp } from './helpers.js';
 
 let app: ServiceApp;
@@ -8,6 +8,9 @@ let app: ServiceApp;
 beforeAll(async () => {
   app = await buildTestApp('errors-svc', { BODY_LIMIT_BYTES: '1024' });
   app.post('/documents', { schema: { body: Type.Object({ title: Type.String({ minLength: 1 }) }) } }, async (req) => ({ title: req.body.title }));
+  app.post('/batch', { schema: { response: { 200: Type.Object({}), ...errorResponses(413) } } }, async () => {
+    throw errors.BodyTooLarge('the batch has 3 items; one request takes at most 2');
+  });
   app.get('/documents/:id', { schema: { params: Type.Object({ id: Type.String() }) } }, async (req) => {
     throw errors.NotFound('document', req.params.id);
   });
@@ -89,5 +92,19 @@ describe('error shape', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ statusCode: 400, error: 'Bad Request' });
     expect(bad.json().code).not.toMatch(/^FST_/);
+  });
+});
+
+describe('one set of error names', () => {
+  it('a limit on the work one request may ask for answers 413 BODY_TOO_LARGE, as an oversized body does', async () => {
+    const res = await app.inject({ method: 'POST', url: '/batch', payload: {} });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toMatchObject({ statusCode: 413, code: 'BODY_TOO_LARGE', message: 'the batch has 3 items; one request takes at most 2' });
+    const big = await app.inject({ method: 'POST', url: '/documents', payload: { title: 'x'.repeat(2000) } });
+    expect(big.json()).toMatchObject({ statusCode: 413, code: 'BODY_TOO_LARGE' });
+  });
+
+  it('errorResponses declares the one error body under each status', () => {
+    expect(errorResponses(400, 404, 503)).toEqual({ 400: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse });
   });
 });

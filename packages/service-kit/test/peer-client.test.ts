@@ -31,7 +31,7 @@ beforeAll(async () => {
     throw errors.NotFound('model', 'clip-x');
   });
   peer.post('/openai-shaped', async (_req, reply) =>
-    reply.code(413).send({ error: { message: 'input has 2049 items; one request takes at most 2048: split the batch', type: 'invalid_request_error', param: 'input', code: 'payload_too_large' } }),
+    reply.code(413).send({ error: { message: 'input has 2049 items; one request takes at most 2048: split the batch', type: 'invalid_request_error', param: 'input', code: 'body_too_large' } }),
   );
   peer.get('/slow', async () => {
     await new Promise((r) => setTimeout(r, 1500));
@@ -94,7 +94,7 @@ describe('PeerClient', () => {
       await expect(c.post('/openai-shaped', {})).rejects.toMatchObject({
         code: 'PEER_ERROR',
         peerStatus: 413,
-        peerCode: 'payload_too_large',
+        peerCode: 'body_too_large',
         message: 'multimodal-worker answered 413: input has 2049 items; one request takes at most 2048: split the batch',
       });
     } finally {

@@ -1,15 +1,9 @@
-import { Citation, CONTEXT_MAX_CHARS_MIN, ErrorResponse, Filters, FilterValue } from '@aicache/contracts';
+import { Citation, CONTEXT_MAX_CHARS_MIN, Filters, FilterValue } from '@aicache/contracts';
 import { Type } from 'typebox';
 
-export { Citation, ErrorResponse };
+export { Citation };
 
 export const Uuid = Type.String({ format: 'uuid', description: 'UUID' });
-
-/** Standard error responses, so they show in /docs and serialize fast. */
-export const errorResponses = {
-  400: ErrorResponse,
-  404: ErrorResponse,
-};
 
 export const SettingsInput = Type.Object(
   {

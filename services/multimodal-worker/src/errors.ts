@@ -22,11 +22,8 @@ export const UnknownModel = createError<'UNKNOWN_MODEL', 400, [string, string]>(
 
 export const ModelNotFound = createError<'MODEL_NOT_FOUND', 404, [string]>('MODEL_NOT_FOUND', "model '%s' not found", 404);
 
-export const InvalidInput = createError<'BAD_REQUEST', 400, [string]>('BAD_REQUEST', '%s', 400);
 
-export const UnsupportedMediaType = createError<'UNSUPPORTED_MEDIA_TYPE', 415, [string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415);
 
-export const PayloadTooLarge = createError<'PAYLOAD_TOO_LARGE', 413, [string]>('PAYLOAD_TOO_LARGE', '%s', 413);
 
 /** Names the request field an error is about; OpenAI-shaped errors show it as `param`. */
 export function aboutParam<E extends Error>(err: E, param: string): E & { param: string } {

@@ -1,8 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { ErrorResponse } from '@aicache/service-kit';
 import { EmbeddingModelId } from '@aicache/contracts';
-
-export { ErrorResponse };
 
 // What one request may ask for (README, "multimodal-worker: limits"); past these the answer is 413.
 /** Inputs in one embeddings batch. */

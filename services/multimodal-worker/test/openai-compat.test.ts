@@ -114,7 +114,7 @@ describe('the official openai SDK against the worker', () => {
     const tooMany = await caught(client.embeddings.create({ model: LOCAL, input: Array.from({ length: 2049 }, (_, i) => `x${i}`) }));
     expect(tooMany.status).toBe(413);
     expect(tooMany.message).toBe('413 input has 2049 items; one request takes at most 2048: split the batch');
-    expect(tooMany).toMatchObject({ code: 'payload_too_large', param: 'input' });
+    expect(tooMany).toMatchObject({ code: 'body_too_large', param: 'input' });
   });
 });
 

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 
 // What crosses the wire to other services is declared once, in @aicache/contracts.
-export { ErrorResponse, Metadata } from '@aicache/contracts';
+export { Metadata } from '@aicache/contracts';
 
 export const DOCUMENT_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@aicache/service-kit';
+import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { DEFAULT_SETTINGS, type Agent, type AgentSettings } from '../domain/types.js';
-import { AgentSchema, ErrorResponse, errorResponses, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
+import { AgentSchema, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 const CreateAgentBody = Type.Object(
@@ -46,7 +46,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
         summary: 'Create an agent',
         description: '`settings.filters` are checked with retrieval-proxy\'s own filter schema: filters it would refuse are a 400 here.',
         body: CreateAgentBody,
-        response: { 201: AgentSchema, 400: errorResponses[400] },
+        response: { 201: AgentSchema, ...errorResponses(400) },
       },
     },
     async (req, reply) => {
@@ -71,7 +71,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
         tags: ['agents'],
         summary: 'List agents, oldest first',
         querystring: Paging,
-        response: { 200: pageOf(AgentSchema), 400: errorResponses[400] },
+        response: { 200: pageOf(AgentSchema), ...errorResponses(400) },
       },
     },
     async (req) => {
@@ -88,7 +88,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
         tags: ['agents'],
         summary: 'Get an agent',
         params: IdParams,
-        response: { 200: AgentSchema, ...errorResponses },
+        response: { 200: AgentSchema, ...errorResponses(400, 404) },
       },
     },
     async (req) => {
@@ -109,7 +109,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
           'filter schema, as at creation. An agent deleted meanwhile is not brought back (404).',
         params: IdParams,
         body: UpdateAgentBody,
-        response: { 200: AgentSchema, ...errorResponses, 409: ErrorResponse },
+        response: { 200: AgentSchema, ...errorResponses(400, 404, 409) },
       },
     },
     async (req) => {
@@ -133,7 +133,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { s
         tags: ['agents'],
         summary: 'Delete an agent with its conversations and memory',
         params: IdParams,
-        response: { 204: Type.Null(), ...errorResponses },
+        response: { 204: Type.Null(), ...errorResponses(400, 404) },
       },
     },
     async (req, reply) => {

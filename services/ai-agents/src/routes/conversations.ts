@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@aicache/service-kit';
+import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import type { Conversation } from '../domain/types.js';
-import { ConversationSchema, errorResponses, pageOf, Paging, Uuid } from '../schemas.js';
+import { ConversationSchema, pageOf, Paging, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 const AgentParams = Type.Object({ agentId: Uuid });
@@ -33,7 +33,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         summary: 'Start a conversation with an agent',
         params: AgentParams,
         body: CreateBody,
-        response: { 201: ConversationSchema, ...errorResponses },
+        response: { 201: ConversationSchema, ...errorResponses(400, 404) },
       },
     },
     async (req, reply) => {
@@ -58,7 +58,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         summary: "List an agent's conversations, oldest first",
         params: AgentParams,
         querystring: Paging,
-        response: { 200: pageOf(ConversationSchema), ...errorResponses },
+        response: { 200: pageOf(ConversationSchema), ...errorResponses(400, 404) },
       },
     },
     async (req) => {
@@ -76,7 +76,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         tags: ['conversations'],
         summary: "Delete all of an agent's conversations",
         params: AgentParams,
-        response: { 200: Type.Object({ deleted: Type.Integer() }), ...errorResponses },
+        response: { 200: Type.Object({ deleted: Type.Integer() }), ...errorResponses(400, 404) },
       },
     },
     async (req) => {
@@ -92,7 +92,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         tags: ['conversations'],
         summary: 'Get a conversation',
         params: IdParams,
-        response: { 200: ConversationDetail, ...errorResponses },
+        response: { 200: ConversationDetail, ...errorResponses(400, 404) },
       },
     },
     async (req) => {
@@ -109,7 +109,7 @@ export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (a
         tags: ['conversations'],
         summary: 'Delete a conversation and its messages',
         params: IdParams,
-        response: { 204: Type.Null(), ...errorResponses },
+        response: { 204: Type.Null(), ...errorResponses(400, 404) },
       },
     },
     async (req, reply) => {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@aicache/service-kit';
+import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import { errorResponses, MemoryItemSchema, Uuid } from '../schemas.js';
+import { MemoryItemSchema, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Uuid });
@@ -21,7 +21,7 @@ export const memoryRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { 
               description: 'Seconds until the memory expires if unused (CACHE_TTL_AGENT_MEMORY); null when it is empty',
             }),
           }),
-          ...errorResponses,
+          ...errorResponses(400, 404),
         },
       },
     },
@@ -39,7 +39,7 @@ export const memoryRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { 
         tags: ['memory'],
         summary: "Forget an agent's memory",
         params: IdParams,
-        response: { 204: Type.Null(), ...errorResponses },
+        response: { 204: Type.Null(), ...errorResponses(400, 404) },
       },
     },
     async (req, reply) => {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors } from '@aicache/service-kit';
+import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { fetchContext, filtersProblem } from '../domain/retrieval.js';
 import type { MemoryItem, Message } from '../domain/types.js';
-import { Citation, ErrorResponse, errorResponses, MessageSchema, Uuid } from '../schemas.js';
+import { Citation, MessageSchema, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 /** How many recent memory items the chat provider sees. */
@@ -54,7 +54,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
           'was stored with filters retrieval-proxy refuses (change them with PATCH /api/v1/agents/{id}).',
         params: IdParams,
         body: PostBody,
-        response: { 201: PostResponse, ...errorResponses, 409: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 201: PostResponse, ...errorResponses(400, 404, 409, 502, 503) },
       },
     },
     async (req, reply) => {
@@ -106,7 +106,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
         summary: 'Message history, paged backwards from the newest',
         params: IdParams,
         querystring: HistoryQuery,
-        response: { 200: HistoryResponse, ...errorResponses },
+        response: { 200: HistoryResponse, ...errorResponses(400, 404) },
       },
     },
     async (req) => {

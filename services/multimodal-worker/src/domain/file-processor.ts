@@ -1,10 +1,11 @@
+import { errors } from '@aicache/service-kit';
 import type { Readable } from 'node:stream';
 import { ChunkLimitError, chunkTextAsync, defaultChunkOverlap, maxChunkOverlap, textSha256, type Chunk } from '@aicache/text';
 import type { EmbeddingService } from './embedding-service.js';
 import { jsonArrayStream, vectorJson } from './json-stream.js';
 import { CHARS_PER_SLICE, WorkBudget } from './work-budget.js';
 import type { ModelRegistry } from '../providers/registry.js';
-import { InvalidInput, PayloadTooLarge } from '../errors.js';
+
 import { MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES } from '../schemas.js';
 
 export const DEFAULT_CHUNK_SIZE = 1000;
@@ -66,16 +67,16 @@ export function resultCacheKey(fileHash: string, chunkSize: number, chunkOverlap
 export function checkProcessInput(input: ProcessInput): { chunkSize: number; chunkOverlap: number; bytes: number } {
   const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
-    throw new InvalidInput(`chunkSize must be a whole number from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} (got ${String(input.chunkSize)})`);
+    throw new errors.BadRequest(`chunkSize must be a whole number from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} (got ${String(input.chunkSize)})`);
   }
   const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
   const maxOverlap = maxChunkOverlap(chunkSize);
   if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0 || chunkOverlap > maxOverlap) {
-    throw new InvalidInput(`chunkOverlap must be a whole number from 0 to chunkSize / 2 = ${maxOverlap} (got ${String(input.chunkOverlap)})`);
+    throw new errors.BadRequest(`chunkOverlap must be a whole number from 0 to chunkSize / 2 = ${maxOverlap} (got ${String(input.chunkOverlap)})`);
   }
-  if (input.text.length === 0) throw new InvalidInput('text is empty');
+  if (input.text.length === 0) throw new errors.BadRequest('text is empty');
   const bytes = Buffer.byteLength(input.text, 'utf8');
-  if (bytes > MAX_TEXT_BYTES) throw new PayloadTooLarge(`text is ${bytes} bytes; the limit is ${MAX_TEXT_BYTES} bytes (2 MiB)`);
+  if (bytes > MAX_TEXT_BYTES) throw new errors.BodyTooLarge(`text is ${bytes} bytes; the limit is ${MAX_TEXT_BYTES} bytes (2 MiB)`);
   return { chunkSize, chunkOverlap, bytes };
 }
 
@@ -87,7 +88,7 @@ async function chunksWithin(text: string, options: { chunkSize: number; chunkOve
   try {
     return await chunkTextAsync(text, options, { maxChunks: limit });
   } catch (err) {
-    if (err instanceof ChunkLimitError) throw new PayloadTooLarge(`${err.message}; ${tooMany}`);
+    if (err instanceof ChunkLimitError) throw new errors.BodyTooLarge(`${err.message}; ${tooMany}`);
     throw err;
   }
 }

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { errorResponses } from '@aicache/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { removedOrUnavailable } from '@aicache/cache/fastify';
 import { fileTag } from '../domain/file-processor.js';
-import { ErrorResponse } from '../schemas.js';
 
 /**
  * DELETE /api/v1/cache/file/:fileHash — registered through the cache plugin's `adminRoutes`, so it
@@ -24,10 +24,7 @@ export const cacheFileRoutes: FastifyPluginAsync = async (scope) => {
         params: Type.Object({ fileHash: Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'sha256 of the text, 64 hex characters' }) }),
         response: {
           200: Type.Object({ fileHash: Type.String(), removed: Type.Integer() }),
-          400: ErrorResponse,
-          401: ErrorResponse,
-          429: ErrorResponse,
-          503: ErrorResponse,
+          ...errorResponses(400, 401, 429, 503),
         },
       },
     },

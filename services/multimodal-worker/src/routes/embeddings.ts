@@ -2,12 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
-import { withCacheHeader } from '@aicache/service-kit';
+import { withCacheHeader, errors } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
 import { countTokens } from '../domain/usage.js';
 import type { ModelRegistry } from '../providers/registry.js';
-import { aboutParam, InvalidInput, PayloadTooLarge } from '../errors.js';
+import { aboutParam } from '../errors.js';
 import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS } from '../schemas.js';
 import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
 import { sendJson } from './send-json.js';
@@ -52,11 +52,11 @@ const EmbeddingsAnswer = Type.Object({
 /** Refuses a batch that asks for more work than one request may (413), before anything is computed. */
 function checkBatch(inputs: string[]): void {
   if (inputs.length > MAX_INPUTS) {
-    throw aboutParam(new PayloadTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
+    throw aboutParam(new errors.BodyTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
   }
   const chars = inputs.reduce((n, t) => n + t.length, 0);
   if (chars > MAX_BATCH_CHARS) {
-    throw aboutParam(new PayloadTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
+    throw aboutParam(new errors.BodyTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
   }
 }
 
@@ -87,10 +87,10 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
       const limit = provider.describe().max_input_chars;
       const tooLong = inputs.findIndex((t) => t.length > limit);
       if (tooLong >= 0) {
-        throw aboutParam(new InvalidInput(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`), 'input');
+        throw aboutParam(new errors.BadRequest(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`), 'input');
       }
       if (body.dimensions !== undefined && provider.dimensions && body.dimensions !== provider.dimensions) {
-        throw aboutParam(new InvalidInput(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${body.dimensions} is not supported`), 'dimensions');
+        throw aboutParam(new errors.BadRequest(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${body.dimensions} is not supported`), 'dimensions');
       }
 
       const result = await opts.embeddings.embed(inputs, { model: provider.id });

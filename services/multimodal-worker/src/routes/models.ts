@@ -1,9 +1,10 @@
+import { errors } from '@aicache/service-kit';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ModelRegistry } from '../providers/registry.js';
 import type { EmbeddingProvider, ModelMetadata } from '../providers/types.js';
-import { aboutParam, InvalidInput, ModelNotFound } from '../errors.js';
+import { aboutParam, ModelNotFound } from '../errors.js';
 import { ModelListSchema, ModelMetadataSchema } from '../schemas.js';
 import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
 
@@ -84,7 +85,7 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
   // would call /api/v1/models/%7B*%7D), and the two routes above document every id.
   app.get('/api/v1/models/*', { schema: { hide: true, response: responses } }, async (request) => {
     const id = (request.params as { '*': string })['*'];
-    if (id.length > MAX_MODEL_ID) throw aboutParam(new InvalidInput(`params/id must NOT have more than ${MAX_MODEL_ID} characters`), 'id');
+    if (id.length > MAX_MODEL_ID) throw aboutParam(new errors.BadRequest(`params/id must NOT have more than ${MAX_MODEL_ID} characters`), 'id');
     return one(id);
   });
 };

@@ -9,7 +9,7 @@ export const OpenAIErrorResponse = Type.Object(
       message: Type.String(),
       type: Type.String({ description: 'invalid_request_error, authentication_error, rate_limit_error or server_error' }),
       param: Type.Union([Type.String(), Type.Null()], { description: 'The request field the error is about, if any' }),
-      code: Type.Union([Type.String(), Type.Null()], { description: 'Stable code, lower case (unknown_model, validation_error, payload_too_large...)' }),
+      code: Type.Union([Type.String(), Type.Null()], { description: 'Stable code, lower case (unknown_model, validation_error, body_too_large...)' }),
     }),
   },
   { description: 'Error (OpenAI shape)' },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { withCacheHeader } from '@aicache/service-kit';
+import { withCacheHeader, errors, errorResponses } from '@aicache/service-kit';
 import {
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
@@ -10,9 +10,9 @@ import {
   type FileProcessor,
   type ProcessInput,
 } from '../domain/file-processor.js';
-import { InvalidInput, PayloadTooLarge, UnsupportedMediaType } from '../errors.js';
+
 import { sendJson } from './send-json.js';
-import { ErrorResponse, MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
+import { MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
 
 export interface ProcessRoutesOptions {
   processor: FileProcessor;
@@ -54,15 +54,11 @@ const ProcessTextBody = Type.Object(
 
 const responses = {
   200: withCacheHeader(ProcessResultSchema),
-  400: ErrorResponse,
-  413: ErrorResponse,
-  415: ErrorResponse,
-  502: ErrorResponse,
-  503: ErrorResponse,
+  ...errorResponses(400, 413, 415, 502, 503),
 };
 
 function fieldInt(name: string, raw: string): number {
-  if (!/^\d{1,6}$/.test(raw.trim())) throw new InvalidInput(`field '${name}' must be a whole number (got ${JSON.stringify(raw.slice(0, 50))})`);
+  if (!/^\d{1,6}$/.test(raw.trim())) throw new errors.BadRequest(`field '${name}' must be a whole number (got ${JSON.stringify(raw.slice(0, 50))})`);
   return Number(raw.trim());
 }
 
@@ -70,7 +66,7 @@ function fieldBool(name: string, raw: string): boolean {
   const v = raw.trim().toLowerCase();
   if (v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0' || v === '') return false;
-  throw new InvalidInput(`field '${name}' must be true or false (got ${JSON.stringify(raw.slice(0, 50))})`);
+  throw new errors.BadRequest(`field '${name}' must be true or false (got ${JSON.stringify(raw.slice(0, 50))})`);
 }
 
 function acceptedType(declared: string, filename: string): string | undefined {
@@ -88,7 +84,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
   if (!request.isMultipart()) {
-    throw new UnsupportedMediaType(
+    throw new errors.UnsupportedMediaType(
       `expected a multipart/form-data upload with one file field (got ${JSON.stringify(request.headers['content-type'] ?? 'no content type')})`,
     );
   }
@@ -100,12 +96,12 @@ async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
       if (part.type === 'file') {
         if (file) {
           part.file.resume();
-          throw new InvalidInput('send exactly one file per request');
+          throw new errors.BadRequest('send exactly one file per request');
         }
         const mimeType = acceptedType(part.mimetype, part.filename);
         if (!mimeType) {
           part.file.resume();
-          throw new UnsupportedMediaType(
+          throw new errors.UnsupportedMediaType(
             `unsupported file type ${JSON.stringify(part.mimetype)}; accepted: ${ACCEPTED_TYPES.join(', ')}`,
           );
         }
@@ -114,12 +110,12 @@ async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
         try {
           text = utf8.decode(bytes);
         } catch {
-          throw new UnsupportedMediaType('the file is not valid UTF-8 text');
+          throw new errors.UnsupportedMediaType('the file is not valid UTF-8 text');
         }
         file = { text, filename: part.filename.slice(0, 255), mimeType };
         continue;
       }
-      if (part.valueTruncated) throw new InvalidInput(`field '${part.fieldname}' is longer than ${MAX_FIELD_BYTES} bytes`);
+      if (part.valueTruncated) throw new errors.BadRequest(`field '${part.fieldname}' is longer than ${MAX_FIELD_BYTES} bytes`);
       const value = typeof part.value === 'string' ? part.value : String(part.value);
       switch (part.fieldname) {
         case 'chunkSize':
@@ -129,33 +125,33 @@ async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
           input.chunkOverlap = fieldInt('chunkOverlap', value);
           break;
         case 'model':
-          if (!value || value.length > 200) throw new InvalidInput("field 'model' must be 1 to 200 characters");
+          if (!value || value.length > 200) throw new errors.BadRequest("field 'model' must be 1 to 200 characters");
           input.model = value;
           break;
         case 'includeEmbeddings':
           input.includeEmbeddings = fieldBool('includeEmbeddings', value);
           break;
         default:
-          throw new InvalidInput(
+          throw new errors.BadRequest(
             `unknown field ${JSON.stringify(part.fieldname.slice(0, 50))}; accepted: file, chunkSize, chunkOverlap, model, includeEmbeddings`,
           );
       }
     }
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new PayloadTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)`);
-    if (code === 'FST_FILES_LIMIT') throw new InvalidInput('send exactly one file per request');
-    if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new InvalidInput('too many form fields');
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new errors.BodyTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)`);
+    if (code === 'FST_FILES_LIMIT') throw new errors.BadRequest('send exactly one file per request');
+    if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new errors.BadRequest('too many form fields');
     // Nothing in this loop but parsing can fail without a status: a missing boundary or a body cut short
     // is the client's malformed upload, not a server error.
     if (typeof (err as { statusCode?: unknown }).statusCode !== 'number') {
-      throw new InvalidInput(`malformed multipart body: ${(err as Error).message}`);
+      throw new errors.BadRequest(`malformed multipart body: ${(err as Error).message}`);
     }
     throw err;
   }
 
-  if (!file) throw new InvalidInput("no file in the upload: send the document in a multipart file field (e.g. -F file=@notes.md)");
-  if (file.text.length === 0) throw new InvalidInput('the file is empty');
+  if (!file) throw new errors.BadRequest("no file in the upload: send the document in a multipart file field (e.g. -F file=@notes.md)");
+  if (file.text.length === 0) throw new errors.BadRequest('the file is empty');
   return { ...input, text: file.text, filename: file.filename, mimeType: file.mimeType };
 }
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import { errorResponses } from '@aicache/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { removedOrUnavailable } from '@aicache/cache/fastify';
 import { searchPatternGlob } from '../domain/cache-keys.js';
-import { ErrorResponse } from '../schemas.js';
 
 const PatternParams = Type.Object(
   {
@@ -44,7 +44,7 @@ export async function cacheAdminRoutes(scope: FastifyInstance): Promise<void> {
           'send `?` percent-encoded (%3F). ' +
           'Only search_results entries are removed (context bundles are not).',
         params: PatternParams,
-        response: { 200: RemovedResponse, 400: ErrorResponse, 401: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse },
+        response: { 200: RemovedResponse, ...errorResponses(400, 401, 429, 503) },
       },
     },
     async (request) => {

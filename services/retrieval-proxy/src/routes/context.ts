@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ContextRequest, ContextResponse, ErrorResponse } from '@aicache/contracts';
-import { withCacheHeader } from '@aicache/service-kit';
+import { ContextRequest, ContextResponse } from '@aicache/contracts';
+import { withCacheHeader, errorResponses } from '@aicache/service-kit';
 import type { RetrievalService } from '../domain/retrieval-service.js';
 import { sendCached } from './send-cached.js';
 
@@ -23,7 +23,7 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
           'Each section carries its own citation, numbered 1..n in order: `[n]` in `text` is `sections[n-1].citation`. ' +
           'Cached (context_bundles) per normalized request and corpus version; header `x-cache`.',
         body: ContextRequest,
-        response: { 200: withCacheHeader(ContextResponse), 400: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 200: withCacheHeader(ContextResponse), ...errorResponses(400, 502, 503) },
       },
     },
     async (request, reply) => {

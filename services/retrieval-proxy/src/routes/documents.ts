@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import { errorResponses } from '@aicache/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { RetrievalService } from '../domain/retrieval-service.js';
-import { DocumentId, ErrorResponse, Metadata } from '../schemas.js';
+import { DocumentId, Metadata } from '../schemas.js';
 
 export interface DocumentRoutesOptions {
   retrieval: RetrievalService;
@@ -64,7 +65,6 @@ const ListResponse = Type.Object({
   documents: Type.Array(DocumentSummary),
 });
 
-const errorsFor = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorResponse]));
 
 export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoutesOptions): Promise<void> {
   // Strict validation: no type coercion of bodies ("5" is not a number), query strings still converted.
@@ -83,7 +83,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
           'to the multimodal-worker, stores them in the document index and bumps the corpus version, so no cached search or ' +
           'context answer from before is served again. Re-ingesting an id replaces the document. Worker down: 503, nothing stored.',
         body: IngestBody,
-        response: { 201: IngestResponse, ...errorsFor(400, 413, 502, 503) },
+        response: { 201: IngestResponse, ...errorResponses(400, 413, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -99,7 +99,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
         tags: TAGS,
         summary: 'List documents (id order)',
         querystring: ListQuery,
-        response: { 200: ListResponse, ...errorsFor(400, 503) },
+        response: { 200: ListResponse, ...errorResponses(400, 503) },
       },
     },
     async (request) => retrieval.list(request.query.offset ?? 0, request.query.limit ?? 20),
@@ -112,7 +112,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
         tags: TAGS,
         summary: 'One document with its chunk texts',
         params: IdParams,
-        response: { 200: DocumentDetail, ...errorsFor(400, 404, 503) },
+        response: { 200: DocumentDetail, ...errorResponses(400, 404, 503) },
       },
     },
     async (request) => retrieval.get(request.params.id),
@@ -126,7 +126,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
         summary: 'Delete a document',
         description: 'Removes the document and bumps the corpus version (cached answers that included it are no longer served).',
         params: IdParams,
-        response: { 204: Type.Null({ description: 'Deleted' }), ...errorsFor(400, 404, 503) },
+        response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 404, 503) },
       },
     },
     async (request, reply) => {

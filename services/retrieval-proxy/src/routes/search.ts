@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorResponse, SearchRequest, SearchResponse } from '@aicache/contracts';
-import { withCacheHeader } from '@aicache/service-kit';
+import { SearchRequest, SearchResponse } from '@aicache/contracts';
+import { withCacheHeader, errorResponses } from '@aicache/service-kit';
 import type { RetrievalService } from '../domain/retrieval-service.js';
 import { sendCached } from './send-cached.js';
 
@@ -22,7 +22,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
           'Ranks chunks by cosine similarity with the query embedding (fetched from the multimodal-worker). Answers are cached ' +
           '(search_results) per normalized request and corpus version; header `x-cache: hit|miss`. Worker down: 503 unless cached.',
         body: SearchRequest,
-        response: { 200: withCacheHeader(SearchResponse), 400: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse },
+        response: { 200: withCacheHeader(SearchResponse), ...errorResponses(400, 502, 503) },
       },
     },
     async (request, reply) => {
