@@ -1,3 +1,4 @@
+import type { ConversationService } from '../domain/conversation-service.js';
 import type { AgentStore } from '../domain/store.js';
 import type { ContextPeer } from '../domain/retrieval.js';
 import type { ChatProvider } from '../providers/types.js';
@@ -7,4 +8,5 @@ export interface RouteDeps {
   store: AgentStore;
   proxy: ContextPeer;
   provider: ChatProvider;
+  conversations: ConversationService;
 }

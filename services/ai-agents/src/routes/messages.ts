@@ -1,14 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { errors, errorResponses } from '@aicache/service-kit';
+import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import { fetchContext, filtersProblem } from '../domain/retrieval.js';
-import type { MemoryItem, Message } from '../domain/types.js';
 import { Citation, MessageSchema, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
-
-/** How many recent memory items the chat provider sees. */
-const PROMPT_MEMORY_ITEMS = 20;
 
 const IdParams = Type.Object({ id: Uuid });
 const PostBody = Type.Object({ content: Type.String({ minLength: 1, maxLength: 16000 }) }, { additionalProperties: false });
@@ -38,7 +32,7 @@ const HistoryResponse = Type.Object({
   total: Type.Integer(),
 });
 
-export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store, proxy, provider }) => {
+export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { conversations }) => {
   app.post(
     '/api/v1/conversations/:id/messages',
     {
@@ -57,45 +51,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
         response: { 201: PostResponse, ...errorResponses(400, 404, 409, 502, 503) },
       },
     },
-    async (req, reply) => {
-      const conversation = await store.getConversation(req.params.id);
-      if (!conversation) throw errors.NotFound('conversation', req.params.id);
-      const agent = await store.getAgent(conversation.agentId);
-      if (!agent) throw errors.NotFound('agent', conversation.agentId);
-      if (req.body.content.trim().length === 0) throw errors.BadRequest('content must not be blank');
-      const refused = filtersProblem(agent.settings.filters);
-      if (refused) {
-        throw errors.Conflict(`agent '${agent.id}' has filters retrieval-proxy refuses (${refused}); change them with PATCH /api/v1/agents/${agent.id}`);
-      }
-      const gone = () => errors.NotFound('conversation', conversation.id);
-
-      const userMessage: Message = { id: randomUUID(), role: 'user', content: req.body.content, createdAt: new Date().toISOString() };
-      if (!(await store.appendMessage(conversation.id, userMessage))) throw gone();
-
-      const context = await fetchContext(proxy, agent, userMessage.content, String(req.id));
-      const { items: memory } = await store.readMemory(agent.id, PROMPT_MEMORY_ITEMS);
-      const answer = await provider.reply({ agent, memory, context, message: userMessage.content, requestId: String(req.id) });
-
-      // The proxy's citations as it sent them: [n] in the reply is the section whose citation id is n.
-      const byId = new Map(context.map((s) => [s.citation.id, s.citation]));
-      const citations = answer.citationsUsed.map((n) => byId.get(n)).filter((c): c is Citation => c !== undefined);
-      const assistant = {
-        id: randomUUID(),
-        role: 'assistant' as const,
-        content: answer.content,
-        citations,
-        createdAt: new Date().toISOString(),
-      };
-      // Deleted meanwhile (the conversation, or the agent with it): the write is refused, nothing is left behind.
-      if (!(await store.appendMessage(conversation.id, assistant))) throw gone();
-      const remembered: MemoryItem[] = [
-        { role: 'user', content: userMessage.content, conversationId: conversation.id, at: userMessage.createdAt },
-        { role: 'assistant', content: assistant.content, conversationId: conversation.id, at: assistant.createdAt },
-      ];
-      if (!(await store.appendMemory(agent.id, remembered, agent.settings.memoryMaxItems))) throw gone();
-
-      return reply.code(201).send({ conversationId: conversation.id, userMessage, reply: assistant, citations, provider: provider.id });
-    },
+    async (req, reply) => reply.code(201).send(await conversations.send(req.params.id, req.body.content, String(req.id))),
   );
 
   app.get(
@@ -109,11 +65,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
         response: { 200: HistoryResponse, ...errorResponses(400, 404) },
       },
     },
-    async (req) => {
-      const conversation = await store.getConversation(req.params.id);
-      if (!conversation) throw errors.NotFound('conversation', req.params.id);
-      const before = req.query.before === undefined ? undefined : Number(req.query.before);
-      return store.pageMessages(conversation.id, req.query.limit, before);
-    },
+    async (req) =>
+      conversations.history(req.params.id, req.query.limit, req.query.before === undefined ? undefined : Number(req.query.before)),
   );
 };

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type { Citation } from '@aicache/contracts';
+import { errors } from '@aicache/service-kit';
+import type { ChatProvider } from '../providers/types.js';
+import { fetchContext, filtersProblem, type ContextPeer } from './retrieval.js';
+import type { AgentStore } from './store.js';
+import type { MemoryItem, Message } from './types.js';
+
+/** How many recent memory items the chat provider sees. */
+const PROMPT_MEMORY_ITEMS = 20;
+
+export interface AssistantMessage {
+  id: string;
+  role: 'assistant';
+  content: string;
+  citations: Citation[];
+  createdAt: string;
+}
+
+export interface Exchange {
+  conversationId: string;
+  userMessage: Message;
+  reply: AssistantMessage;
+  citations: Citation[];
+  provider: string;
+}
+
+/**
+ * A conversation turn: the user message is stored first (so nothing the user wrote is lost when the proxy or the
+ * model fails), then context from retrieval-proxy, the agent's memory and the model's reply, stored with the
+ * proxy's citations as sent. A conversation or agent deleted meanwhile refuses every later write (404).
+ */
+export class ConversationService {
+  constructor(private readonly deps: { store: AgentStore; proxy: ContextPeer; provider: ChatProvider }) {}
+
+  async send(conversationId: string, content: string, requestId?: string): Promise<Exchange> {
+    const { store, proxy, provider } = this.deps;
+    const conversation = await store.getConversation(conversationId);
+    if (!conversation) throw errors.NotFound('conversation', conversationId);
+    const agent = await store.getAgent(conversation.agentId);
+    if (!agent) throw errors.NotFound('agent', conversation.agentId);
+    if (content.trim().length === 0) throw errors.BadRequest('content must not be blank');
+    const refused = filtersProblem(agent.settings.filters);
+    if (refused) {
+      throw errors.Conflict(`agent '${agent.id}' has filters retrieval-proxy refuses (${refused}); change them with PATCH /api/v1/agents/${agent.id}`);
+    }
+    const gone = () => errors.NotFound('conversation', conversation.id);
+
+    const userMessage: Message = { id: randomUUID(), role: 'user', content, createdAt: new Date().toISOString() };
+    if (!(await store.appendMessage(conversation.id, userMessage))) throw gone();
+
+    const context = await fetchContext(proxy, agent, content, requestId);
+    const { items: memory } = await store.readMemory(agent.id, PROMPT_MEMORY_ITEMS);
+    const answer = await provider.reply({ agent, memory, context, message: content, ...(requestId ? { requestId } : {}) });
+
+    // The proxy's citations as it sent them: [n] in the reply is the section whose citation id is n.
+    const byId = new Map(context.map((s) => [s.citation.id, s.citation]));
+    const citations = answer.citationsUsed.map((n) => byId.get(n)).filter((c): c is Citation => c !== undefined);
+    const reply: AssistantMessage = { id: randomUUID(), role: 'assistant', content: answer.content, citations, createdAt: new Date().toISOString() };
+    // Deleted meanwhile (the conversation, or the agent with it): the write is refused, nothing is left behind.
+    if (!(await store.appendMessage(conversation.id, reply))) throw gone();
+    const remembered: MemoryItem[] = [
+      { role: 'user', content, conversationId: conversation.id, at: userMessage.createdAt },
+      { role: 'assistant', content: reply.content, conversationId: conversation.id, at: reply.createdAt },
+    ];
+    if (!(await store.appendMemory(agent.id, remembered, agent.settings.memoryMaxItems))) throw gone();
+
+    return { conversationId: conversation.id, userMessage, reply, citations, provider: provider.id };
+  }
+
+  async history(conversationId: string, limit: number, before?: number) {
+    const conversation = await this.deps.store.getConversation(conversationId);
+    if (!conversation) throw errors.NotFound('conversation', conversationId);
+    return this.deps.store.pageMessages(conversation.id, limit, before);
+  }
+}
