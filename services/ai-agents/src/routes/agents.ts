@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { DEFAULT_SETTINGS, type Agent, type AgentSettings } from '../domain/types.js';
@@ -37,7 +38,8 @@ function mergeSettings(base: AgentSettings, given: Partial<AgentSettings> | unde
   return settings;
 }
 
-export const agentRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store }) => {
+export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   app.post(
     '/api/v1/agents',
     {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import type { Conversation } from '../domain/types.js';
@@ -14,7 +15,8 @@ const CreateBody = Type.Object(
 );
 const ConversationDetail = Type.Object({ ...ConversationSchema.properties, messageCount: Type.Integer() });
 
-export const conversationRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store }) => {
+export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   async function requireAgent(agentId: string) {
     const agent = await store.getAgent(agentId);
     if (!agent) throw errors.NotFound('agent', agentId);

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
 import { agentRoutes } from './agents.js';
 import { conversationRoutes } from './conversations.js';
 import type { RouteDeps } from './deps.js';
@@ -6,7 +6,7 @@ import { memoryRoutes } from './memory.js';
 import { messageRoutes } from './messages.js';
 
 /** Every route of the service. */
-export const routes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, deps) => {
+export const routes: FastifyPluginAsync<RouteDeps> = async (app, deps) => {
   await app.register(agentRoutes, deps);
   await app.register(conversationRoutes, deps);
   await app.register(messageRoutes, deps);

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errors, errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { MemoryItemSchema, Uuid } from '../schemas.js';
@@ -6,7 +7,8 @@ import type { RouteDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Uuid });
 
-export const memoryRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { store }) => {
+export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     '/api/v1/agents/:id/memory',
     {

@@ -1,4 +1,5 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { Citation, MessageSchema, Uuid } from '../schemas.js';
@@ -32,7 +33,8 @@ const HistoryResponse = Type.Object({
   total: Type.Integer(),
 });
 
-export const messageRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { conversations }) => {
+export const messageRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { conversations }) => {
+  const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   app.post(
     '/api/v1/conversations/:id/messages',
     {
