@@ -2,6 +2,7 @@ import { createService, PeerClient, registerRedis, type CreateServiceOptions, ty
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { AgentService } from './domain/agent-service.js';
 import { ConversationService } from './domain/conversation-service.js';
 import type { ContextPeer } from './domain/retrieval.js';
 import { AgentStore } from './domain/store.js';
@@ -75,7 +76,13 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     if (!overrides.provider && provider.close) app.addHook('onClose', async () => provider.close?.());
     app.log.info({ provider: provider.id }, 'chat provider');
 
-    const deps: RouteDeps = { store, proxy: peer, provider, conversations: new ConversationService({ store, proxy: peer, provider }) };
+    const deps: RouteDeps = {
+      store,
+      proxy: peer,
+      provider,
+      agents: new AgentService(store),
+      conversations: new ConversationService({ store, proxy: peer, provider }),
+    };
 
     // Messages cannot be answered without context, so a dead proxy makes the service not ready.
     app.addReadinessCheck('retrieval-proxy', async () => {

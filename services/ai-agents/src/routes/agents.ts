@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors, errorResponses } from '@aicache/service-kit';
+import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import { DEFAULT_SETTINGS, type Agent, type AgentSettings } from '../domain/types.js';
 import { AgentSchema, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
@@ -31,14 +29,7 @@ const UpdateAgentBody = Type.Object(
 
 const IdParams = Type.Object({ id: Uuid });
 
-/** Settings with the given ones over `base`; empty filters are no filters. */
-function mergeSettings(base: AgentSettings, given: Partial<AgentSettings> | undefined): AgentSettings {
-  const settings = { ...base, ...given };
-  if (settings.filters && Object.keys(settings.filters).length === 0) delete settings.filters;
-  return settings;
-}
-
-export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents }) => {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   app.post(
     '/api/v1/agents',
@@ -51,19 +42,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store 
         response: { 201: AgentSchema, ...errorResponses(400) },
       },
     },
-    async (req, reply) => {
-      const { name, instructions, settings } = req.body;
-      if (name.trim().length === 0) throw errors.BadRequest('name must not be blank');
-      const agent: Agent = {
-        id: randomUUID(),
-        name,
-        instructions: instructions ?? '',
-        settings: mergeSettings(DEFAULT_SETTINGS, settings),
-        createdAt: new Date().toISOString(),
-      };
-      await store.createAgent(agent);
-      return reply.code(201).send(agent);
-    },
+    async (req, reply) => reply.code(201).send(await agents.create(req.body)),
   );
 
   app.get(
@@ -78,8 +57,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store 
     },
     async (req) => {
       const { limit, offset } = req.query;
-      const { items, total } = await store.listAgents(limit, offset);
-      return { items, total, limit, offset };
+      return { ...(await agents.list(limit, offset)), limit, offset };
     },
   );
 
@@ -93,11 +71,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store 
         response: { 200: AgentSchema, ...errorResponses(400, 404) },
       },
     },
-    async (req) => {
-      const agent = await store.getAgent(req.params.id);
-      if (!agent) throw errors.NotFound('agent', req.params.id);
-      return agent;
-    },
+    async (req) => agents.get(req.params.id),
   );
 
   app.patch(
@@ -114,18 +88,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store 
         response: { 200: AgentSchema, ...errorResponses(400, 404, 409) },
       },
     },
-    async (req) => {
-      const { name, instructions, settings } = req.body;
-      if (name !== undefined && name.trim().length === 0) throw errors.BadRequest('name must not be blank');
-      const agent = await store.updateAgent(req.params.id, (current) => ({
-        ...current,
-        ...(name !== undefined ? { name } : {}),
-        ...(instructions !== undefined ? { instructions } : {}),
-        settings: mergeSettings(current.settings, settings),
-      }));
-      if (!agent) throw errors.NotFound('agent', req.params.id);
-      return agent;
-    },
+    async (req) => agents.update(req.params.id, req.body),
   );
 
   app.delete(
@@ -139,8 +102,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store 
       },
     },
     async (req, reply) => {
-      const existed = await store.deleteAgent(req.params.id);
-      if (!existed) throw errors.NotFound('agent', req.params.id);
+      await agents.delete(req.params.id);
       return reply.code(204).send(null);
     },
   );

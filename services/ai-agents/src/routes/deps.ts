@@ -1,3 +1,4 @@
+import type { AgentService } from '../domain/agent-service.js';
 import type { ConversationService } from '../domain/conversation-service.js';
 import type { AgentStore } from '../domain/store.js';
 import type { ContextPeer } from '../domain/retrieval.js';
@@ -8,5 +9,6 @@ export interface RouteDeps {
   store: AgentStore;
   proxy: ContextPeer;
   provider: ChatProvider;
+  agents: AgentService;
   conversations: ConversationService;
 }
