@@ -86,7 +86,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'));
   const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));
 
-  await app.register(embeddingsRoutes, { registry, embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES });
+  await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES });
   await app.register(modelsRoutes, { registry });
   await app.register(processRoutes, { processor });
   return app;

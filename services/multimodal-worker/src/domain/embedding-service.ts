@@ -2,8 +2,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { textSha256 } from '@aicache/text';
 import type { ModelRegistry } from '../providers/registry.js';
 import type { EmbeddingProvider } from '../providers/types.js';
-import { EmbeddingsProviderError } from '../errors.js';
-import { MAX_INPUTS } from '../schemas.js';
+import { errors } from '@aicache/service-kit';
+import { aboutParam, EmbeddingsProviderError } from '../errors.js';
+import { MAX_BATCH_CHARS, MAX_INPUTS } from '../schemas.js';
 
 /** The part of a cache category this service needs (structurally a @aicache/cache CategoryCache). */
 export interface VectorStore {
@@ -40,6 +41,30 @@ export class EmbeddingService {
     private readonly registry: ModelRegistry,
     private readonly store: VectorStore,
   ) {}
+
+  /**
+   * One embeddings request: refuses a batch that asks for more work than one request may (413) before anything is
+   * computed, and inputs or dimensions the model does not take (400, naming the field), then embeds.
+   */
+  async embedRequest(inputs: string[], opts: { model?: string | undefined; dimensions?: number | undefined } = {}): Promise<EmbedResult> {
+    if (inputs.length > MAX_INPUTS) {
+      throw aboutParam(new errors.BodyTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
+    }
+    const chars = inputs.reduce((n, t) => n + t.length, 0);
+    if (chars > MAX_BATCH_CHARS) {
+      throw aboutParam(new errors.BodyTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
+    }
+    const provider = this.registry.resolve(opts.model);
+    const limit = provider.describe().max_input_chars;
+    const tooLong = inputs.findIndex((t) => t.length > limit);
+    if (tooLong >= 0) {
+      throw aboutParam(new errors.BadRequest(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`), 'input');
+    }
+    if (opts.dimensions !== undefined && provider.dimensions && opts.dimensions !== provider.dimensions) {
+      throw aboutParam(new errors.BadRequest(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${opts.dimensions} is not supported`), 'dimensions');
+    }
+    return this.embed(inputs, { model: provider.id });
+  }
 
   async embed(inputs: string[], opts: { model?: string; tags?: string[] } = {}): Promise<EmbedResult> {
     const provider = this.registry.resolve(opts.model);

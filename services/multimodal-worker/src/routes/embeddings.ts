@@ -2,18 +2,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
-import { withCacheHeader, errors } from '@aicache/service-kit';
+import { withCacheHeader } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
 import { countTokens } from '../domain/usage.js';
-import type { ModelRegistry } from '../providers/registry.js';
-import { aboutParam } from '../errors.js';
 import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS } from '../schemas.js';
 import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
 import { sendJson } from './send-json.js';
 
 export interface EmbeddingsRoutesOptions {
-  registry: ModelRegistry;
   embeddings: EmbeddingService;
   bodyLimit: number;
 }
@@ -49,17 +46,6 @@ const EmbeddingsAnswer = Type.Object({
   usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
 });
 
-/** Refuses a batch that asks for more work than one request may (413), before anything is computed. */
-function checkBatch(inputs: string[]): void {
-  if (inputs.length > MAX_INPUTS) {
-    throw aboutParam(new errors.BodyTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
-  }
-  const chars = inputs.reduce((n, t) => n + t.length, 0);
-  if (chars > MAX_BATCH_CHARS) {
-    throw aboutParam(new errors.BodyTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
-  }
-}
-
 export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = async (scope, opts) => {
   useOpenAIErrors(scope);
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -82,18 +68,7 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
     async (request, reply) => {
       const body = request.body;
       const inputs = typeof body.input === 'string' ? [body.input] : body.input;
-      checkBatch(inputs);
-      const provider = opts.registry.resolve(body.model);
-      const limit = provider.describe().max_input_chars;
-      const tooLong = inputs.findIndex((t) => t.length > limit);
-      if (tooLong >= 0) {
-        throw aboutParam(new errors.BadRequest(`input[${tooLong}] has ${inputs[tooLong]!.length} characters; model '${provider.id}' accepts at most ${limit}`), 'input');
-      }
-      if (body.dimensions !== undefined && provider.dimensions && body.dimensions !== provider.dimensions) {
-        throw aboutParam(new errors.BadRequest(`model '${provider.id}' has ${provider.dimensions} dimensions; dimensions=${body.dimensions} is not supported`), 'dimensions');
-      }
-
-      const result = await opts.embeddings.embed(inputs, { model: provider.id });
+      const result = await opts.embeddings.embedRequest(inputs, { model: body.model, dimensions: body.dimensions });
       const tokens = await countTokens(inputs);
       const encode = body.encoding_format === 'base64' ? (v: Float32Array) => `"${vectorBase64(v)}"` : vectorJson;
       // Streamed: 2048 vectors as JSON numbers are tens of megabytes, encoded without holding the event loop.
