@@ -77,9 +77,6 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     app.log.info({ provider: provider.id }, 'chat provider');
 
     const deps: RouteDeps = {
-      store,
-      proxy: peer,
-      provider,
       agents: new AgentService(store),
       conversations: new ConversationService({ store, proxy: peer, provider }),
     };

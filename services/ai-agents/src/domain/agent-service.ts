@@ -56,6 +56,16 @@ export class AgentService {
     return agent;
   }
 
+  async memory(id: string) {
+    await this.get(id);
+    return this.store.readMemory(id);
+  }
+
+  async clearMemory(id: string): Promise<void> {
+    await this.get(id);
+    await this.store.clearMemory(id);
+  }
+
   async delete(id: string): Promise<void> {
     if (!(await this.store.deleteAgent(id))) throw errors.NotFound('agent', id);
   }

@@ -4,7 +4,7 @@ import { errors } from '@aicache/service-kit';
 import type { ChatProvider } from '../providers/types.js';
 import { fetchContext, filtersProblem, type ContextPeer } from './retrieval.js';
 import type { AgentStore } from './store.js';
-import type { MemoryItem, Message } from './types.js';
+import type { Conversation, MemoryItem, Message } from './types.js';
 
 /** How many recent memory items the chat provider sees. */
 const PROMPT_MEMORY_ITEMS = 20;
@@ -66,6 +66,44 @@ export class ConversationService {
     if (!(await store.appendMemory(agent.id, remembered, agent.settings.memoryMaxItems))) throw gone();
 
     return { conversationId: conversation.id, userMessage, reply, citations, provider: provider.id };
+  }
+
+  private async requireAgent(agentId: string): Promise<void> {
+    if (!(await this.deps.store.getAgent(agentId))) throw errors.NotFound('agent', agentId);
+  }
+
+  private async require(id: string): Promise<Conversation> {
+    const conversation = await this.deps.store.getConversation(id);
+    if (!conversation) throw errors.NotFound('conversation', id);
+    return conversation;
+  }
+
+  async create(agentId: string, title: string | undefined): Promise<Conversation> {
+    await this.requireAgent(agentId);
+    const conversation: Conversation = { id: randomUUID(), agentId, title: title ?? null, createdAt: new Date().toISOString() };
+    // The agent may be deleted meanwhile: then nothing is written, and the answer is the same 404.
+    if (!(await this.deps.store.createConversation(conversation))) throw errors.NotFound('agent', agentId);
+    return conversation;
+  }
+
+  async list(agentId: string, limit: number, offset: number) {
+    await this.requireAgent(agentId);
+    return this.deps.store.listConversations(agentId, limit, offset);
+  }
+
+  /** Deletes every conversation of an agent; answers how many. */
+  async deleteAll(agentId: string): Promise<number> {
+    await this.requireAgent(agentId);
+    return this.deps.store.deleteAgentConversations(agentId);
+  }
+
+  async get(id: string): Promise<Conversation & { messageCount: number }> {
+    const conversation = await this.require(id);
+    return { ...conversation, messageCount: await this.deps.store.countMessages(conversation.id) };
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.deps.store.deleteConversation(await this.require(id));
   }
 
   async history(conversationId: string, limit: number, before?: number) {

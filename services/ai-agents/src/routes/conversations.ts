@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors, errorResponses } from '@aicache/service-kit';
+import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
-import type { Conversation } from '../domain/types.js';
 import { ConversationSchema, pageOf, Paging, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
@@ -15,13 +13,8 @@ const CreateBody = Type.Object(
 );
 const ConversationDetail = Type.Object({ ...ConversationSchema.properties, messageCount: Type.Integer() });
 
-export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { conversations }) => {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-  async function requireAgent(agentId: string) {
-    const agent = await store.getAgent(agentId);
-    if (!agent) throw errors.NotFound('agent', agentId);
-    return agent;
-  }
 
   app.post(
     '/api/v1/agents/:agentId/conversations',
@@ -38,18 +31,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 201: ConversationSchema, ...errorResponses(400, 404) },
       },
     },
-    async (req, reply) => {
-      await requireAgent(req.params.agentId);
-      const conversation: Conversation = {
-        id: randomUUID(),
-        agentId: req.params.agentId,
-        title: req.body.title ?? null,
-        createdAt: new Date().toISOString(),
-      };
-      // The agent may be deleted meanwhile: then nothing is written, and the answer is the same 404.
-      if (!(await store.createConversation(conversation))) throw errors.NotFound('agent', req.params.agentId);
-      return reply.code(201).send(conversation);
-    },
+    async (req, reply) => reply.code(201).send(await conversations.create(req.params.agentId, req.body.title)),
   );
 
   app.get(
@@ -64,10 +46,8 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
       },
     },
     async (req) => {
-      await requireAgent(req.params.agentId);
       const { limit, offset } = req.query;
-      const { items, total } = await store.listConversations(req.params.agentId, limit, offset);
-      return { items, total, limit, offset };
+      return { ...(await conversations.list(req.params.agentId, limit, offset)), limit, offset };
     },
   );
 
@@ -81,10 +61,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 200: Type.Object({ deleted: Type.Integer() }), ...errorResponses(400, 404) },
       },
     },
-    async (req) => {
-      await requireAgent(req.params.agentId);
-      return { deleted: await store.deleteAgentConversations(req.params.agentId) };
-    },
+    async (req) => ({ deleted: await conversations.deleteAll(req.params.agentId) }),
   );
 
   app.get(
@@ -97,11 +74,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 200: ConversationDetail, ...errorResponses(400, 404) },
       },
     },
-    async (req) => {
-      const conversation = await store.getConversation(req.params.id);
-      if (!conversation) throw errors.NotFound('conversation', req.params.id);
-      return { ...conversation, messageCount: await store.countMessages(conversation.id) };
-    },
+    async (req) => conversations.get(req.params.id),
   );
 
   app.delete(
@@ -115,9 +88,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
       },
     },
     async (req, reply) => {
-      const conversation = await store.getConversation(req.params.id);
-      if (!conversation) throw errors.NotFound('conversation', req.params.id);
-      await store.deleteConversation(conversation);
+      await conversations.delete(req.params.id);
       return reply.code(204).send(null);
     },
   );

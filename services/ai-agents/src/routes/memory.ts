@@ -1,13 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { errors, errorResponses } from '@aicache/service-kit';
+import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { MemoryItemSchema, Uuid } from '../schemas.js';
 import type { RouteDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Uuid });
 
-export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store }) => {
+export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents }) => {
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
   app.get(
     '/api/v1/agents/:id/memory',
@@ -28,8 +28,7 @@ export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store
       },
     },
     async (req) => {
-      if (!(await store.getAgent(req.params.id))) throw errors.NotFound('agent', req.params.id);
-      const { items, ttlSeconds } = await store.readMemory(req.params.id);
+      const { items, ttlSeconds } = await agents.memory(req.params.id);
       return { items, ttl_seconds: ttlSeconds };
     },
   );
@@ -45,8 +44,7 @@ export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { store
       },
     },
     async (req, reply) => {
-      if (!(await store.getAgent(req.params.id))) throw errors.NotFound('agent', req.params.id);
-      await store.clearMemory(req.params.id);
+      await agents.clearMemory(req.params.id);
       return reply.code(204).send(null);
     },
   );
