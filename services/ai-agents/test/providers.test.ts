@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, type TestRedis } from '@aicache/test-redis';
@@ -109,6 +111,27 @@ describe('openai-compatible provider', () => {
 
     const dead = new OpenAiCompatibleProvider({ baseUrl: await deadUrl(), model: 'm', timeoutMs: 5000 });
     await expect(dead.reply({ agent, memory: [], context, message: 'x' })).rejects.toMatchObject({ code: 'LLM_PROVIDER_UNAVAILABLE', statusCode: 503 });
+  });
+
+  it('a model server that sends its headers and then stalls is unavailable (503), not a bad answer (502)', async () => {
+    // Classified by the kit: a body that does not arrive in time is a timeout, like a server that never answers.
+    const stalling = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"choices": [');
+    });
+    await new Promise<void>((r) => stalling.listen(0, '127.0.0.1', r));
+    const { port } = stalling.address() as AddressInfo;
+    const p = new OpenAiCompatibleProvider({ baseUrl: `http://127.0.0.1:${port}`, model: 'm', timeoutMs: 300 });
+    try {
+      await expect(p.reply({ agent, memory: [], context, message: 'x' })).rejects.toMatchObject({
+        code: 'LLM_PROVIDER_UNAVAILABLE',
+        statusCode: 503,
+        message: expect.stringMatching(/no answer within 300 ms/),
+      });
+    } finally {
+      stalling.closeAllConnections();
+      await new Promise((r) => stalling.close(r));
+    }
   });
 
   describe('through the app', () => {
