@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, RouteOptions } from 'fastify';
 import type { TSchema } from 'typebox';
 
 export interface DocsOptions {
@@ -77,6 +78,14 @@ function forClients(schema: DocumentedSchema | undefined): DocumentedSchema | un
   const out = { ...schema };
   for (const part of ['querystring', 'body', 'headers'] as const) if (out[part]) out[part] = defaultsOptional(out[part]);
   return out;
+}
+
+/**
+ * Sends JSON that is already bytes (a cached answer, replayed without re-serialization) or a stream of them, with
+ * the `x-cache` outcome its route declares with withCacheHeader.
+ */
+export function sendCachedJson(reply: FastifyReply, outcome: string, body: Buffer | string | Readable): FastifyReply {
+  return reply.header('x-cache', outcome).type('application/json; charset=utf-8').send(body);
 }
 
 /** A response schema that also documents the `x-cache` header the route sends with it. */

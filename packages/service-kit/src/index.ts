@@ -5,7 +5,7 @@ export { formatValidationErrors } from './validation.js';
 export { createService, renderError, type CreateServiceOptions, type ServiceApp, type ServiceConfig } from './app.js';
 export { healthPlugin, type ReadinessCheck, type ReadinessCheckOptions, type ReadinessResult } from './health.js';
 export { metricsPlugin, type MetricsOptions } from './metrics.js';
-export { docsPlugin, operationIdOf, withCacheHeader, ADMIN_SECURITY_SCHEME, type DocsOptions } from './docs.js';
+export { docsPlugin, operationIdOf, withCacheHeader, sendCachedJson, ADMIN_SECURITY_SCHEME, type DocsOptions } from './docs.js';
 export {
   classifyNetworkError,
   networkErrorCode,

@@ -2,13 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
-import { withCacheHeader } from '@aicache/service-kit';
+import { withCacheHeader, sendCachedJson } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
 import { countTokens } from '../domain/usage.js';
 import { MAX_BATCH_CHARS, MAX_INPUTS, MAX_INPUT_CHARS } from '../schemas.js';
 import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
-import { sendJson } from './send-json.js';
 
 export interface EmbeddingsRoutesOptions {
   embeddings: EmbeddingService;
@@ -78,7 +77,7 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
         (v, index) => `{"object":"embedding","index":${index},"embedding":${encode(v)}}`,
         `],"model":${JSON.stringify(result.model)},"usage":{"prompt_tokens":${tokens},"total_tokens":${tokens}}}`,
       );
-      return sendJson(reply, result.cache, answer);
+      return sendCachedJson(reply, result.cache, answer);
     },
   );
 };

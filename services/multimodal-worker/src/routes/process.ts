@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { withCacheHeader, errors, errorResponses } from '@aicache/service-kit';
+import { withCacheHeader, errors, errorResponses, sendCachedJson } from '@aicache/service-kit';
 import {
   DEFAULT_CHUNK_SIZE,
   MAX_CHUNK_SIZE,
@@ -11,7 +11,6 @@ import {
   type ProcessInput,
 } from '../domain/file-processor.js';
 
-import { sendJson } from './send-json.js';
 import { MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES, ModelId, ProcessResultSchema } from '../schemas.js';
 
 export interface ProcessRoutesOptions {
@@ -180,7 +179,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
     },
     async (request, reply) => {
       const out = await opts.processor.process(request.body);
-      return sendJson(reply, out.cache, out.body);
+      return sendCachedJson(reply, out.cache, out.body);
     },
   );
 
@@ -199,7 +198,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
     },
     async (request, reply) => {
       const out = await opts.processor.process(await readUpload(request));
-      return sendJson(reply, out.cache, out.body);
+      return sendCachedJson(reply, out.cache, out.body);
     },
   );
 };

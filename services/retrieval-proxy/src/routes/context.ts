@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ContextRequest, ContextResponse } from '@aicache/contracts';
-import { withCacheHeader, errorResponses } from '@aicache/service-kit';
+import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
 import type { RetrievalService } from '../domain/retrieval-service.js';
-import { sendCached } from './send-cached.js';
 
 export interface ContextRoutesOptions {
   retrieval: RetrievalService;
@@ -27,7 +26,8 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
       },
     },
     async (request, reply) => {
-      return sendCached(reply, await opts.retrieval.context(request.body, request.id));
+      const answer = await opts.retrieval.context(request.body, request.id);
+      return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
   );
 }

@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SearchRequest, SearchResponse } from '@aicache/contracts';
-import { withCacheHeader, errorResponses } from '@aicache/service-kit';
+import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
 import type { RetrievalService } from '../domain/retrieval-service.js';
-import { sendCached } from './send-cached.js';
 
 export interface SearchRoutesOptions {
   retrieval: RetrievalService;
@@ -26,7 +25,8 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
       },
     },
     async (request, reply) => {
-      return sendCached(reply, await opts.retrieval.search(request.body, request.id));
+      const answer = await opts.retrieval.search(request.body, request.id);
+      return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
   );
 }
