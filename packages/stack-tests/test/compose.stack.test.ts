@@ -204,6 +204,32 @@ describe.skipIf(why !== undefined)('the compose stack (proxy x3, agents x2 behin
       expect(stale).toBe(0);
     }, 2 * MINUTE);
 
+    it('drops an L1 entry on every replica when another replica invalidates it', async () => {
+      const query = 'in-process tier dropped across replicas';
+      const l1Hits = async () => (await searchStats(proxies[0] as string)) as unknown as { l1_hits?: number };
+      expect((await l1Hits()).l1_hits, 'the replicas stack turns the L1 on for search_results').toBeTypeOf('number');
+      let staleL1 = 0;
+      for (const [i, target] of proxies.entries()) {
+        // Warm: every replica answers the query twice; the second answer comes from its own L1.
+        const before = (await l1Hits()).l1_hits ?? 0;
+        for (const p of proxies) {
+          expect((await callInside(p, 8002, 'POST', '/api/v1/search', { query })).status).toBe(200);
+          const again = await callInside(p, 8002, 'POST', '/api/v1/search', { query });
+          expect(again.cache, again.text).toBe('hit');
+        }
+        await until('the replicas to count their L1 hits', 20_000, async () => (((await l1Hits()).l1_hits ?? 0) - before >= proxies.length ? true : undefined));
+        // Another replica clears the category; the target must not answer from its L1 any more.
+        const writer = proxies[(i + 1) % proxies.length] as string;
+        const clear = await callInside(writer, 8002, 'DELETE', '/api/v1/cache/clear?category=search_results', undefined, secrets.CACHE_ADMIN_TOKEN);
+        expect(clear.status, clear.text).toBe(200);
+        const after = await callInside(target, 8002, 'POST', '/api/v1/search', { query });
+        expect(after.status, after.text).toBe(200);
+        if (after.cache !== 'miss') staleL1 += 1;
+      }
+      figure('replicas answering from L1 after another replica cleared the entry', `${staleL1} of ${proxies.length}`);
+      expect(staleL1).toBe(0);
+    }, 3 * MINUTE);
+
     it('sums cache stats over the replicas: every replica reports the traffic all of them served', async () => {
       const before = await searchStats(proxies[0] as string);
       const n = 30;
