@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
-import { type AgentsFixture, type FakeProxy, scanKeys, startFixture, stopFixture } from './helpers.js';
+import { type AgentsFixture, type FakeProxy, startFixture, stopFixture } from './helpers.js';
 
 const DB = 8;
 let redis: TestRedis;

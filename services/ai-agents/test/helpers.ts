@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ContextRequest, type ContextResponse } from '@aicache/contracts';
 import { Redis } from 'ioredis';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { loadConfig } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { ConfigSchema, type Config } from '../src/config.js';
@@ -109,10 +109,7 @@ export function rawClient(redisUrl: string, db: number): Redis {
 
 /** Removes every key of this service in the test DB (state and cache), by SCAN, never FLUSHDB. */
 export async function wipe(redis: Redis): Promise<void> {
-  for (const pattern of ['state:ai-agents:*', 'ai-agents:*']) {
-    const keys = await scanKeys(redis, pattern);
-    if (keys.length) await redis.unlink(...keys);
-  }
+  await unlinkMatching(redis, 'state:ai-agents:*', 'ai-agents:*');
 }
 
 export const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -123,18 +120,6 @@ export const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
  */
 export function build(config: Config, overrides: BuildOverrides = {}) {
   return buildApp(config, { underPressure: false, ...overrides });
-}
-
-/** Every key matching `match` (SCAN, never KEYS), sorted. */
-export async function scanKeys(redis: Redis, match: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
 }
 
 /** What a route test file works with: a Redis (its own DB, wiped), a fake proxy, and the app on both. */

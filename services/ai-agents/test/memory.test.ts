@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { getTestRedis, scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import { BuiltinExtractiveProvider, type ChatProvider, type ReplyInput } from '../src/providers/index.js';
-import { build, rawClient, scanKeys, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
+import { build, rawClient, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
 
 const DB = 5;
 const MEMORY_TTL = 12345;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { ADMIN_TOKEN, docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { ADMIN_TOKEN, docs, type FakeWorker, startFixture, stopFixture, wipe } from './helpers.js';
 
 const DB = 6;
 let redis: TestRedis;
@@ -27,7 +27,7 @@ const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const search = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/search', payload });
 const invalidate = (pattern: string, headers: Record<string, string> = auth) =>
   app.inject({ method: 'DELETE', url: `/api/v1/cache/search/${pattern}`, headers });
-const slugs = async () => (await keysOf(raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[3]).sort();
+const slugs = async () => (await scanKeys(raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[3]).sort();
 
 describe('DELETE /api/v1/cache/search/:pattern', () => {
   it('removes only the search entries whose query slug matches', async () => {
@@ -46,7 +46,7 @@ describe('DELETE /api/v1/cache/search/:pattern', () => {
     const glob = await invalidate('*REFUND*');
     expect(glob.json()).toEqual({ pattern: '*REFUND*', removed: 2 });
     expect(await slugs()).toEqual(['shipping-times']);
-    expect(await keysOf(raw, 'retrieval-proxy:context_bundles:*')).toHaveLength(1);
+    expect(await scanKeys(raw, 'retrieval-proxy:context_bundles:*')).toHaveLength(1);
     expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
 
     expect((await search({ query: 'refund policy' })).headers['x-cache']).toBe('miss');

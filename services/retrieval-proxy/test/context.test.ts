@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { docs, type FakeWorker, startFixture, stopFixture, wipe } from './helpers.js';
 
 const DB = 5;
 let redis: TestRedis;
@@ -61,10 +61,10 @@ describe('POST /api/v1/context', () => {
     expect(b.body).toBe(a.body);
     const c = await context({ query: 'refund request', maxChars: 500 });
     expect(c.headers['x-cache']).toBe('miss');
-    const keys = await keysOf(raw, 'retrieval-proxy:context_bundles:*');
+    const keys = await scanKeys(raw, 'retrieval-proxy:context_bundles:*');
     expect(keys).toHaveLength(2);
     for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+\.[0-9a-f]{16}:[0-9a-f]{16}$/);
-    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
+    expect(await scanKeys(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
 
     expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);
     const d = await context({ query: 'refund request' });

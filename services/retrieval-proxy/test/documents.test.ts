@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { docs, type FakeWorker, startFixture, stopFixture, wipe } from './helpers.js';
 
 const DB = 3;
 let redis: TestRedis;
@@ -38,7 +38,7 @@ describe('POST /api/v1/documents', () => {
     expect(worker.calls[0]?.encoding_format).toBe('base64');
     expect(worker.calls[0]?.input).toHaveLength(body.chunkCount);
 
-    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toEqual([
+    expect(await scanKeys(raw, 'state:retrieval-proxy:*')).toEqual([
       'state:retrieval-proxy:corpus_epoch',
       'state:retrieval-proxy:corpus_version',
       'state:retrieval-proxy:doc:refund-policy',
@@ -176,8 +176,8 @@ describe('GET/DELETE /api/v1/documents', () => {
     await app.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'refund' } });
     const clear = await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
     expect(clear.statusCode).toBe(200);
-    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
-    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toHaveLength(4);
+    expect(await scanKeys(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
+    expect(await scanKeys(raw, 'state:retrieval-proxy:*')).toHaveLength(4);
     expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
@@ -107,28 +107,13 @@ export function rawClient(redis: TestRedis, db: number): Redis {
   return new Redis(redis.url, { db, lazyConnect: false, maxRetriesPerRequest: 1 });
 }
 
-/** Every key under `prefix` (SCAN; tests only). */
-export async function keysOf(client: Redis, match: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
-}
-
 /**
  * Removes this file's documents and cache entries between tests (never FLUSHDB: the server may be
  * shared). The corpus version is bumped, not deleted, as an operator removing documents by hand would
  * have to, so running apps reload their in-memory index.
  */
 export async function wipe(client: Redis): Promise<number> {
-  for (const pattern of ['retrieval-proxy:*', 'state:retrieval-proxy:doc*']) {
-    const keys = await keysOf(client, pattern);
-    if (keys.length) await client.unlink(...keys);
-  }
+  await unlinkMatching(client, 'retrieval-proxy:*', 'state:retrieval-proxy:doc*');
   return client.incr('state:retrieval-proxy:corpus_version');
 }
 

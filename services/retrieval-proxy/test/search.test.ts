@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { docs, type FakeWorker, startFixture, stopFixture, wipe } from './helpers.js';
 
 const DB = 4;
 let redis: TestRedis;
@@ -26,7 +26,7 @@ beforeEach(async () => {
 });
 
 const search = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/search', payload });
-const searchKeys = () => keysOf(raw, 'retrieval-proxy:search_results:*');
+const searchKeys = () => scanKeys(raw, 'retrieval-proxy:search_results:*');
 const ids = (res: { json(): { results: Array<{ documentId: string }> } }) => res.json().results.map((r) => r.documentId);
 
 describe('POST /api/v1/search', () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { scanKeys, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture } from './helpers.js';
+import { docs, type FakeWorker, startFixture, stopFixture } from './helpers.js';
 
 const DB = 8;
 let redis: TestRedis;
@@ -21,7 +21,7 @@ const post = (url: string, payload: object) => app.inject({ method: 'POST', url,
 
 /** What a state Redis that restarted without its data looks like: every state key gone, the cache intact. */
 async function loseState(): Promise<void> {
-  const keys = await keysOf(raw, 'state:retrieval-proxy:*');
+  const keys = await scanKeys(raw, 'state:retrieval-proxy:*');
   expect(keys.length).toBeGreaterThan(0);
   await raw.del(...keys);
 }
