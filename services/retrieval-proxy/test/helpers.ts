@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
@@ -150,7 +151,7 @@ export interface ProxyFixture {
   app: ServiceApp;
 }
 
-export async function startFixture(db: number): Promise<ProxyFixture> {
+async function startFixture(db: number): Promise<ProxyFixture> {
   const redis = await testRedis();
   const raw = rawClient(redis, db);
   const worker = await startFakeWorker();
@@ -158,9 +159,22 @@ export async function startFixture(db: number): Promise<ProxyFixture> {
   return { redis, raw, worker, app };
 }
 
-export async function stopFixture(f: Partial<ProxyFixture>): Promise<void> {
+async function stopFixture(f: Partial<ProxyFixture>): Promise<void> {
   await f.app?.close();
   await f.worker?.close();
   f.raw?.disconnect();
   await f.redis?.stop();
+}
+
+/**
+ * The fixture for the enclosing file: started before its tests, stopped after them. Read its fields
+ * inside tests and hooks (they are filled in when the fixture starts).
+ */
+export function useFixture(db: number): ProxyFixture {
+  const f = {} as ProxyFixture;
+  beforeAll(async () => {
+    Object.assign(f, await startFixture(db));
+  });
+  afterAll(() => stopFixture(f));
+  return f;
 }
