@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { call, scanKeys, startStack, type Stack } from './stack.js';
+import { scanKeys } from '@aicache/test-redis';
+import { call, startStack, type Stack } from './stack.js';
 
 /**
  * The contract between ai-agents and retrieval-proxy, over real HTTP between real processes: ai-agents accepts
