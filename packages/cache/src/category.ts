@@ -9,6 +9,8 @@ import type { CacheResult, CategoryCache, GetOrSetOptions, L1Info, ManyEntry, Re
 export type { CategoryContext } from './category/core.js';
 
 const NO_L1: L1Info = { entries: 0, bytes: 0, maxBytes: 0, enabled: false };
+/** Options left out: one shared object rather than a new one per call (only ever read). */
+const NO_OPTS: GetOrSetOptions = Object.freeze({});
 
 /**
  * One category of a Cache: the public face only. The work is done by one module per concern under category/:
@@ -51,7 +53,7 @@ export class Category implements CategoryCache {
     return read.mget<V>(this.core, keys);
   }
 
-  set<V = unknown>(key: string, value: V, opts: SetOptions = {}): Promise<boolean> {
+  set<V = unknown>(key: string, value: V, opts: SetOptions = NO_OPTS): Promise<boolean> {
     return write.set(this.core, key, value, opts);
   }
 
@@ -75,20 +77,20 @@ export class Category implements CategoryCache {
     return invalidation.clear(this.core);
   }
 
-  async getOrSet<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<V> {
-    return (await getOrSet.getOrSetResult(this.core, key, loader, opts)).value;
+  getOrSet<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = NO_OPTS): Promise<V> {
+    return getOrSet.getOrSet(this.core, key, loader, opts, getOrSet.Answer.Value) as Promise<V>;
   }
 
-  getOrSetResult<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = {}): Promise<CacheResult<V>> {
-    return getOrSet.getOrSetResult(this.core, key, loader, opts);
+  getOrSetResult<V>(key: string, loader: () => Promise<V>, opts: GetOrSetOptions = NO_OPTS): Promise<CacheResult<V>> {
+    return getOrSet.getOrSet(this.core, key, loader, opts, getOrSet.Answer.Result) as Promise<CacheResult<V>>;
   }
 
-  async wrapJson(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = {}): Promise<Buffer> {
-    return (await getOrSet.wrapJsonResult(this.core, key, loader, opts)).value;
+  wrapJson(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = NO_OPTS): Promise<Buffer> {
+    return getOrSet.getOrSet(this.core, key, loader, opts, getOrSet.Answer.Json) as Promise<Buffer>;
   }
 
-  wrapJsonResult(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = {}): Promise<CacheResult<Buffer>> {
-    return getOrSet.wrapJsonResult(this.core, key, loader, opts);
+  wrapJsonResult(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = NO_OPTS): Promise<CacheResult<Buffer>> {
+    return getOrSet.getOrSet(this.core, key, loader, opts, getOrSet.Answer.JsonResult) as Promise<CacheResult<Buffer>>;
   }
 
   /**

@@ -2,7 +2,7 @@ import type { CacheResult, GetOrSetOptions } from '../types.js';
 import { checkTtl, type CategoryCore } from './core.js';
 import { countL1Hit, fillL1 } from './l1.js';
 import { acquire, holding, newLease, type LeaseReply } from './lease.js';
-import { readEntry } from './read.js';
+import { plainRead, readEntry } from './read.js';
 import { write, writeEntry } from './write.js';
 
 type Loader<V> = () => Promise<V>;
@@ -10,84 +10,108 @@ type Loader<V> = () => Promise<V>;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** XFetch: refresh early with a probability that rises as expiry nears and with the loader's cost. */
-function refreshEarly(meta: { expiresAt: number; delta: number } | undefined, beta: number | undefined, now: number): boolean {
-  return meta !== undefined && beta !== undefined && beta > 0 && now - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt;
+function refreshEarly(meta: { expiresAt: number; delta: number }, beta: number | undefined, now: number): boolean {
+  return beta !== undefined && beta > 0 && now - meta.delta * beta * Math.log(Math.random()) >= meta.expiresAt;
 }
 
-export async function getOrSetResult<V>(core: CategoryCore, key: string, loader: Loader<V>, opts: GetOrSetOptions): Promise<CacheResult<V>> {
+/** What a getOrSet-style call answers: the value or a CacheResult, of the value or of its JSON bytes (wrapJson). */
+export const Answer = { Value: 0, Result: 1, Json: 2, JsonResult: 3 } as const;
+type Answer = (typeof Answer)[keyof typeof Answer];
+
+function jsonBytes(value: unknown): Buffer {
+  // An entry written by set() under the same key may hold a non-Buffer value: answer its JSON bytes.
+  return Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? 'null');
+}
+
+function answer(value: unknown, hit: boolean, as: Answer): unknown {
+  const v = as & Answer.Json ? jsonBytes(value) : value;
+  return as & Answer.Result ? { value: v, hit } : v;
+}
+
+/** wrapJson's loader: its result stored as JSON bytes. Made on a miss only, never on the hit path. */
+function loaderFor(loader: Loader<unknown>, as: Answer): Loader<unknown> {
+  return as & Answer.Json ? async () => Buffer.from(JSON.stringify(await loader()) ?? 'null') : loader;
+}
+
+/**
+ * getOrSet, getOrSetResult, wrapJson and wrapJsonResult in one async function, so that a hit from Redis is this one
+ * promise over the runner's: the L1 lookup, then one read (a fresh entry, or a stale one within grace refreshed in the
+ * background, is a hit), and only on a miss the single-flight load. Counts one hit or one miss per call.
+ */
+export async function getOrSet(core: CategoryCore, key: string, loader: Loader<unknown>, opts: GetOrSetOptions, as: Answer): Promise<unknown> {
   checkTtl(opts.ttl);
   const full = core.key(key);
-  if (core.l1) {
-    const hit = core.l1.get(full);
+  const l1 = core.l1;
+  if (l1) {
+    const hit = l1.get(full);
     if (hit) {
       countL1Hit(core);
-      if (refreshEarly(hit.meta, opts.earlyRefreshBeta, Date.now())) refreshInBackground(core, full, loader, opts, hit.meta!.expiresAt);
-      return { value: hit.value as V, hit: true };
+      const meta = hit.meta;
+      if (meta && refreshEarly(meta, opts.earlyRefreshBeta, Date.now())) refreshInBackground(core, full, loaderFor(loader, as), opts, meta.expiresAt);
+      return answer(hit.value, true, as);
     }
   }
   const running = core.inflight.get(full);
-  if (running) return tally(core, running as Promise<CacheResult<V>>);
+  if (running) {
+    const joined = await tally(core, running);
+    return answer(joined.value, joined.hit, as);
+  }
   // A hit costs one read and nothing else; only a miss registers a flight that concurrent callers join.
   // Reads and the flight's lease and write share one connection, so a read sent before the flight's write
   // is answered while the flight is still registered.
-  const cached = await lookup(core, full, loader, opts);
-  if (cached.hit) return { value: cached.value as V, hit: true };
-  const flight = core.inflight.get(full) ?? core.inflight.start(full, () => load(core, full, loader, opts, cached.redisOk));
-  return tally(core, flight as Promise<CacheResult<V>>);
-}
-
-export async function wrapJsonResult(core: CategoryCore, key: string, loader: Loader<unknown>, opts: GetOrSetOptions): Promise<CacheResult<Buffer>> {
-  const { value, hit } = await getOrSetResult<unknown>(core, key, async () => Buffer.from(JSON.stringify(await loader()) ?? 'null'), opts);
-  // An entry written by set() under the same key may hold a non-Buffer value: answer its JSON bytes.
-  return { value: Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value) ?? 'null'), hit };
+  const token = l1 ? l1.begin() : 0;
+  let buf: Buffer | null;
+  let pttl: number | undefined;
+  let redisOk = true;
+  try {
+    if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+    else [buf, pttl] = await readEntry(core, full);
+  } catch (err) {
+    core.fail('getOrSet', err);
+    buf = null;
+    redisOk = false;
+  }
+  const entry = core.safeDecode(buf);
+  if (entry) {
+    const meta = core.def.sliding ? undefined : entry.meta;
+    if (!meta) {
+      core.count('hits');
+      if (l1) fillL1(core, full, token, entry, (buf as Buffer).length, pttl);
+      return answer(entry.value, true, as);
+    }
+    const now = Date.now();
+    if (now < meta.expiresAt) {
+      core.count('hits');
+      if (l1) fillL1(core, full, token, entry, (buf as Buffer).length, pttl);
+      if (refreshEarly(meta, opts.earlyRefreshBeta, now)) refreshInBackground(core, full, loaderFor(loader, as), opts, meta.expiresAt);
+      return answer(entry.value, true, as);
+    }
+    if (now < meta.expiresAt + core.graceOf(opts) * 1000) {
+      // Stale-while-revalidate: serve the stale value, one caller refreshes it.
+      core.count('hits');
+      refreshInBackground(core, full, loaderFor(loader, as), opts, meta.expiresAt);
+      return answer(entry.value, true, as);
+    }
+  }
+  const flight = core.inflight.get(full) ?? core.inflight.start(full, () => load(core, full, loaderFor(loader, as), opts, redisOk));
+  const loaded = await tally(core, flight);
+  return answer(loaded.value, loaded.hit, as);
 }
 
 /**
  * One hit or one miss per getOrSet call, as its `hit` says: a caller that waited on this process's load shares its
  * miss, one answered by another replica's load is a hit, and a failed load is a miss for each of its callers.
  */
-async function tally<V>(core: CategoryCore, flight: Promise<CacheResult<V>>): Promise<CacheResult<V>> {
-  let result: CacheResult<V>;
+async function tally(core: CategoryCore, flight: Promise<CacheResult<unknown>>): Promise<CacheResult<unknown>> {
+  let result: CacheResult<unknown>;
   try {
     result = await flight;
   } catch (err) {
-    core.ctx.stats.incr(core.name, 'misses');
+    core.count('misses');
     throw err;
   }
-  core.ctx.stats.incr(core.name, result.hit ? 'hits' : 'misses');
+  core.count(result.hit ? 'hits' : 'misses');
   return result;
-}
-
-/** The Redis read of getOrSet: a fresh entry, or a stale one within grace (refreshed in the background), is a hit. Counts hits only (misses: tally). */
-async function lookup<V>(core: CategoryCore, full: string, loader: Loader<V>, opts: GetOrSetOptions): Promise<{ hit: true; value: unknown } | { hit: false; redisOk: boolean }> {
-  const grace = core.graceOf(opts);
-  const token = core.l1?.begin() ?? 0;
-  let buf: Buffer | null = null;
-  let pttl: number | undefined;
-  try {
-    [buf, pttl] = await readEntry(core, full);
-  } catch (err) {
-    core.fail('getOrSet', err);
-    return { hit: false, redisOk: false };
-  }
-  const entry = core.safeDecode(buf);
-  if (entry) {
-    const now = Date.now();
-    const meta = core.def.sliding ? undefined : entry.meta;
-    if (!meta || now < meta.expiresAt) {
-      core.ctx.stats.incr(core.name, 'hits');
-      if (buf) fillL1(core, full, token, entry, buf.length, pttl);
-      if (refreshEarly(meta, opts.earlyRefreshBeta, now)) refreshInBackground(core, full, loader, opts, meta!.expiresAt);
-      return { hit: true, value: entry.value };
-    }
-    if (now < meta.expiresAt + grace * 1000) {
-      // Stale-while-revalidate: serve the stale value, one caller refreshes it.
-      core.ctx.stats.incr(core.name, 'hits');
-      refreshInBackground(core, full, loader, opts, meta.expiresAt);
-      return { hit: true, value: entry.value };
-    }
-  }
-  return { hit: false, redisOk: true };
 }
 
 /**

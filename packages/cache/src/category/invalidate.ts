@@ -25,7 +25,7 @@ export async function invalidate(core: CategoryCore, keys: string[]): Promise<nu
     });
     l1?.evict(fulls);
     core.detachLoads(fulls);
-    ctx.stats.incr(core.name, 'deletes', n);
+    core.count('deletes', n);
     return n;
   } catch (err) {
     // It may have landed all the same.
@@ -61,6 +61,6 @@ async function unlinkMatching(core: CategoryCore, match: string, op: string): Pr
   core.detachLoads();
   if (l1 && ctx.sync) await ctx.sync.publish(core.name);
   if (error !== undefined) core.fail(op, error);
-  ctx.stats.incr(core.name, 'deletes', removed);
+  core.count('deletes', removed);
   return removed;
 }

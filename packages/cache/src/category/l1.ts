@@ -3,8 +3,8 @@ import type { CategoryCore } from './core.js';
 
 /** A hit served by the in-process tier counts as a hit and as an L1 hit. */
 export function countL1Hit(core: CategoryCore, n = 1): void {
-  core.ctx.stats.incr(core.name, 'hits', n);
-  core.ctx.stats.incr(core.name, 'l1_hits', n);
+  core.count('hits', n);
+  core.count('l1_hits', n);
 }
 
 /** Keeps what a read found in L1, for at most what is left of its TTL in Redis and of its logical TTL. */

@@ -6,6 +6,11 @@ import { countL1Hit, fillL1 } from './l1.js';
  * GET; for sliding categories GET + PEXPIRE, and while L1 is on GET + PTTL (how long L1 may keep it), in one
  * round trip. Answers the value and the PTTL (undefined when not asked).
  */
+/** A plain GET is enough (no sliding TTL to push, no L1 to fill): the hit path's read, one command, no pipeline. */
+export function plainRead(core: CategoryCore): boolean {
+  return !core.def.sliding && core.l1?.enabled !== true;
+}
+
 export function readEntry(core: CategoryCore, full: string): Promise<[Buffer | null, number | undefined]> {
   const withTtl = core.l1?.enabled === true;
   const sliding = core.def.sliding;
@@ -40,13 +45,14 @@ export async function get<V>(core: CategoryCore, key: string): Promise<V | undef
   let buf: Buffer | null;
   let pttl: number | undefined;
   try {
-    [buf, pttl] = await readEntry(core, full);
+    if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+    else [buf, pttl] = await readEntry(core, full);
   } catch (err) {
     core.fail('get', err);
     return undefined;
   }
   const entry = core.fresh(buf);
-  core.ctx.stats.incr(core.name, entry ? 'hits' : 'misses');
+  core.count(entry ? 'hits' : 'misses');
   if (entry && buf) fillL1(core, full, token, entry, buf.length, pttl);
   return entry?.value as V | undefined;
 }
@@ -130,7 +136,7 @@ export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array
     out[i] = e.value as V;
     if (b) fillL1(core, fulls[i] as string, token, e, b.length, ttls?.[j]);
   });
-  core.ctx.stats.incr(core.name, 'hits', hits);
-  core.ctx.stats.incr(core.name, 'misses', wanted.length - hits);
+  core.count('hits', hits);
+  core.count('misses', wanted.length - hits);
   return out;
 }

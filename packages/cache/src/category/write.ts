@@ -57,7 +57,7 @@ export async function write(core: CategoryCore, entries: WriteEntry[], op: strin
   }
   try {
     const ok = Number(await ctx.runner.fill((c) => runScript(c, WRITE, keys, args))) === 1;
-    if (ok) ctx.stats.incr(core.name, 'sets', entries.length);
+    if (ok) core.count('sets', entries.length);
     if (l1) {
       const elapsed = Date.now() - started;
       for (const e of entries) {
