@@ -1,6 +1,6 @@
 import type { CacheResult, GetOrSetOptions } from '../types.js';
 import { checkTtl, type CategoryCore } from './core.js';
-import { countL1Hit, fillL1 } from './l1.js';
+import { fillL1, fromL1 } from './l1.js';
 import { acquire, holding, newLease, type LeaseReply } from './lease.js';
 import { plainRead, readEntry } from './read.js';
 import { write, writeEntry } from './write.js';
@@ -41,16 +41,13 @@ function loaderFor(loader: Loader<unknown>, as: Answer): Loader<unknown> {
 export async function getOrSet(core: CategoryCore, key: string, loader: Loader<unknown>, opts: GetOrSetOptions, as: Answer): Promise<unknown> {
   checkTtl(opts.ttl);
   const full = core.key(key);
-  const l1 = core.l1;
-  if (l1) {
-    const hit = l1.get(full);
-    if (hit) {
-      countL1Hit(core);
-      const meta = hit.meta;
-      if (meta && refreshEarly(meta, opts.earlyRefreshBeta, Date.now())) refreshInBackground(core, full, loaderFor(loader, as), opts, meta.expiresAt);
-      return answer(hit.value, true, as);
-    }
+  const hit = fromL1(core, full);
+  if (hit) {
+    const meta = hit.meta;
+    if (meta && refreshEarly(meta, opts.earlyRefreshBeta, Date.now())) refreshInBackground(core, full, loaderFor(loader, as), opts, meta.expiresAt);
+    return answer(hit.value, true, as);
   }
+  const l1 = core.l1;
   const running = core.inflight.get(full);
   if (running) {
     const joined = await tally(core, running);

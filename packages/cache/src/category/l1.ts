@@ -1,3 +1,4 @@
+import type { L1Entry } from '../l1.js';
 import type { Decoded } from '../serialization.js';
 import type { CategoryCore } from './core.js';
 
@@ -5,6 +6,13 @@ import type { CategoryCore } from './core.js';
 export function countL1Hit(core: CategoryCore, n = 1): void {
   core.count('hits', n);
   core.count('l1_hits', n);
+}
+
+/** The in-process entry of `full`, counted as a hit, or undefined (no tier, or not in it). */
+export function fromL1(core: CategoryCore, full: string): L1Entry | undefined {
+  const hit = core.l1?.get(full);
+  if (hit) countL1Hit(core);
+  return hit;
 }
 
 /** Keeps what a read found in L1, for at most what is left of its TTL in Redis and of its logical TTL. */

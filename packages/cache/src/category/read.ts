@@ -1,6 +1,6 @@
 import { decodeMeta, HEADER_BYTES } from '../serialization.js';
 import type { CategoryCore } from './core.js';
-import { countL1Hit, fillL1 } from './l1.js';
+import { countL1Hit, fillL1, fromL1 } from './l1.js';
 
 /**
  * GET; for sliding categories GET + PEXPIRE, and while L1 is on GET + PTTL (how long L1 may keep it), in one
@@ -33,14 +33,9 @@ export function readEntry(core: CategoryCore, full: string): Promise<[Buffer | n
 
 export async function get<V>(core: CategoryCore, key: string): Promise<V | undefined> {
   const full = core.key(key);
+  const hit = fromL1(core, full);
+  if (hit) return hit.value as V;
   const l1 = core.l1;
-  if (l1) {
-    const hit = l1.get(full);
-    if (hit) {
-      countL1Hit(core);
-      return hit.value as V;
-    }
-  }
   const token = l1?.begin() ?? 0;
   let buf: Buffer | null;
   let pttl: number | undefined;
