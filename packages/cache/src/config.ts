@@ -21,6 +21,11 @@ export function ttlEnvVar(category: string): string {
   return `CACHE_TTL_${category.toUpperCase()}`;
 }
 
+/** `CACHE_L1_MAX_BYTES_<CATEGORY>`: turns the in-process tier on (a byte cap) or off (0) for one category. */
+export function l1EnvVar(category: string): string {
+  return `CACHE_L1_MAX_BYTES_${category.toUpperCase()}`;
+}
+
 function parsePositiveInt(raw: string): number | undefined {
   const s = raw.trim();
   if (!/^\d+$/.test(s)) return undefined;
@@ -29,8 +34,9 @@ function parsePositiveInt(raw: string): number | undefined {
 }
 
 /**
- * Applies `CACHE_TTL_<CATEGORY>` overrides to the declared categories. An unset (or empty) variable keeps the
- * default; anything but a positive whole number of seconds throws CacheConfigError naming the variable.
+ * Applies `CACHE_TTL_<CATEGORY>` and `CACHE_L1_MAX_BYTES_<CATEGORY>` overrides to the declared categories. An
+ * unset (or empty) variable keeps the default; anything but a positive whole number of seconds (a whole number
+ * of bytes, 0 for none) throws CacheConfigError naming the variable.
  */
 export function resolveCategories(spec: Record<string, CategorySpec>, env: Env = process.env): ResolvedCategory[] {
   const out: ResolvedCategory[] = [];
@@ -46,12 +52,23 @@ export function resolveCategories(spec: Record<string, CategorySpec>, env: Env =
     if (!Number.isSafeInteger(grace) || grace < 0) {
       throw new CacheConfigError(`categories.${name}.grace`, `Grace of cache category "${name}" must be a whole number of seconds >= 0, got ${JSON.stringify(cat.grace)}`);
     }
-    const l1MaxBytes = cat.l1MaxBytes ?? 0;
+    let l1MaxBytes = cat.l1MaxBytes ?? 0;
     if (!Number.isSafeInteger(l1MaxBytes) || l1MaxBytes < 0) {
       throw new CacheConfigError(`categories.${name}.l1MaxBytes`, `l1MaxBytes of cache category "${name}" must be a whole number >= 0`);
     }
+    const l1Var = l1EnvVar(name);
+    const rawL1 = env[l1Var];
+    let l1Where = `categories.${name}.l1MaxBytes`;
+    if (rawL1 !== undefined && rawL1.trim() !== '') {
+      const parsed = rawL1.trim() === '0' ? 0 : parsePositiveInt(rawL1);
+      if (parsed === undefined) {
+        throw new CacheConfigError(l1Var, `${l1Var} must be a whole number of bytes (0 turns the L1 off), got ${JSON.stringify(rawL1)}`);
+      }
+      l1MaxBytes = parsed;
+      l1Where = l1Var;
+    }
     if (l1MaxBytes > 0 && cat.sliding) {
-      throw new CacheConfigError(`categories.${name}.l1MaxBytes`, `Cache category "${name}" is sliding: it cannot have an L1 (an in-process hit would not extend its TTL in Redis)`);
+      throw new CacheConfigError(l1Where, `Cache category "${name}" is sliding: it cannot have an L1 (an in-process hit would not extend its TTL in Redis)`);
     }
     const l1TtlSeconds = cat.l1TtlSeconds ?? DEFAULT_L1_TTL_SECONDS;
     if (!Number.isSafeInteger(l1TtlSeconds) || l1TtlSeconds <= 0) {

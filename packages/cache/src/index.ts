@@ -1,5 +1,5 @@
 export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT } from './cache.js';
-export { resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
+export { l1EnvVar, resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
 export { unmappedRedisSettings, type SettingNotice } from './seed-settings.js';
 export { CacheError, CacheConfigError, UnknownCategoryError, InvalidPatternError } from './errors.js';
 export { entryKey, tagKey, statsKey, leaseKey, MAX_KEY_BYTES } from './keys.js';

@@ -6,7 +6,8 @@ export const MAX_KEY_BYTES = 200;
 /** `<service>:<category>:<key>`, or `<service>:<category>:#<sha256 hex of key>` when that is over 200 bytes. */
 export function entryKey(service: string, category: string, key: string): string {
   const full = `${service}:${category}:${key}`;
-  if (Buffer.byteLength(full) <= MAX_KEY_BYTES) return full;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: a short key needs no byte count (built on every call).
+  if (full.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(full) <= MAX_KEY_BYTES) return full;
   return `${service}:${category}:#${createHash('sha256').update(key).digest('hex')}`;
 }
 

@@ -18,6 +18,8 @@ export class RedisRunner {
   private clockOffset = 0;
   private calibrated = false;
   private readyWait: Promise<void> | undefined;
+  private readonly defaultDeadlines = new DeadlineQueue();
+  private readonly otherDeadlines = new Map<number, DeadlineQueue>();
   private readonly onReady = (): void => {
     void this.calibrate();
   };
@@ -47,7 +49,7 @@ export class RedisRunner {
   async calibrate(): Promise<void> {
     try {
       const t0 = Date.now();
-      const reply = (await this.bounded((c) => c.time(), this.timeoutMs)) as unknown as [string | number, string | number];
+      const reply = (await this.bounded((c) => c.time(), this.timeoutMs, undefined)) as unknown as [string | number, string | number];
       const t1 = Date.now();
       const serverMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
       this.clockOffset = serverMs - (t0 + t1) / 2;
@@ -57,17 +59,9 @@ export class RedisRunner {
     }
   }
 
-  async run<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
-    if (!this.breaker.tryAcquire()) throw new CircuitOpenError();
-    try {
-      const result = await this.bounded(op, timeoutMs);
-      this.breaker.success();
-      return result;
-    } catch (err) {
-      if (isReplyError(err)) this.breaker.success();
-      else this.breaker.failure();
-      throw err;
-    }
+  run<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    if (!this.breaker.tryAcquire()) return Promise.reject(new CircuitOpenError());
+    return this.bounded(op, timeoutMs, this.breaker);
   }
 
   /**
@@ -82,7 +76,7 @@ export class RedisRunner {
 
   /** One bounded call that neither consults nor moves the circuit (health checks). */
   probe<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
-    return this.bounded(op, timeoutMs);
+    return this.bounded(op, timeoutMs, undefined);
   }
 
   /** Waits for a connection being made right now (boot, reconnect in progress); otherwise lets the command fail fast. */
@@ -102,29 +96,129 @@ export class RedisRunner {
     return this.readyWait;
   }
 
-  private bounded<T>(op: (client: Redis) => Promise<T>, timeoutMs: number): Promise<T> {
+  /**
+   * Runs `op`, rejecting with a timeout once `timeoutMs` passed, and reports the outcome to `breaker` (a Redis error
+   * reply counts as a success: the server answered). The request path's hot spot: one promise and no timer per call.
+   */
+  private bounded<T>(op: (client: Redis) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
+    const deadlines = timeoutMs === this.timeoutMs ? this.defaultDeadlines : this.deadlinesFor(timeoutMs);
     return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        reject(new CacheTimeoutError(timeoutMs));
-      }, timeoutMs);
-      const start = async (): Promise<T> => {
-        const wait = this.whenConnecting();
-        if (wait) await wait;
-        if (settled) throw new CacheTimeoutError(timeoutMs);
-        return op(this.client);
+      const call: PendingCall = {
+        deadline: performance.now() + timeoutMs,
+        done: false,
+        expire: () => {
+          breaker?.failure();
+          reject(new CacheTimeoutError(timeoutMs));
+        },
       };
-      start().then(
-        (v) => {
-          clearTimeout(timer);
-          if (!settled) resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          if (!settled) reject(e);
-        },
-      );
+      deadlines.add(call);
+      const ok = (v: T): void => {
+        if (call.done) return;
+        call.done = true;
+        deadlines.settled();
+        breaker?.success();
+        resolve(v);
+      };
+      const fail = (e: unknown): void => {
+        if (call.done) return;
+        call.done = true;
+        deadlines.settled();
+        if (breaker) {
+          if (isReplyError(e)) breaker.success();
+          else breaker.failure();
+        }
+        reject(e);
+      };
+      const wait = this.whenConnecting();
+      if (wait) {
+        // Past its deadline while waiting, the call is never sent.
+        wait.then(() => (call.done ? undefined : op(this.client))).then(ok as (v: T | undefined) => void, fail);
+        return;
+      }
+      let sent: Promise<T>;
+      try {
+        sent = op(this.client);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      sent.then(ok, fail);
     });
+  }
+
+  private deadlinesFor(timeoutMs: number): DeadlineQueue {
+    let q = this.otherDeadlines.get(timeoutMs);
+    if (!q) {
+      q = new DeadlineQueue();
+      this.otherDeadlines.set(timeoutMs, q);
+    }
+    return q;
+  }
+}
+
+interface PendingCall {
+  /** performance.now() ms: monotonic, unlike the wall clock. */
+  readonly deadline: number;
+  /** Settled, by its reply or by its deadline. */
+  done: boolean;
+  expire(): void;
+}
+
+/**
+ * The pending calls that share one timeout, oldest first: their deadlines only grow, so one timer, set for the oldest
+ * call still waiting, bounds them all. Replies on a connection come in order, so a settled call is nearly always the
+ * oldest and leaves the queue at once; the timer fires at most once per timeout under steady load, where a timer per
+ * call would be made and cleared on every request.
+ */
+class DeadlineQueue {
+  private calls: PendingCall[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  add(call: PendingCall): void {
+    this.calls.push(call);
+    if (this.timer === undefined) this.arm(call.deadline);
+  }
+
+  /** Some call settled: drop the settled ones at the head. */
+  settled(): void {
+    const calls = this.calls;
+    let head = this.head;
+    while (head < calls.length && (calls[head] as PendingCall).done) head++;
+    this.head = head;
+    this.compact();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    const calls = this.calls;
+    while (this.head < calls.length) {
+      const call = calls[this.head] as PendingCall;
+      if (!call.done) {
+        if (call.deadline > now) break;
+        call.done = true;
+        call.expire();
+      }
+      this.head++;
+    }
+    this.compact();
+    const next = this.calls[this.head];
+    if (next) this.arm(next.deadline);
+  };
+
+  private arm(deadline: number): void {
+    // Unref: a call in flight keeps the process alive through its socket, never through this timer.
+    this.timer = setTimeout(this.fire, Math.max(0, Math.ceil(deadline - performance.now()))).unref();
+  }
+
+  private compact(): void {
+    if (this.head === this.calls.length) {
+      this.calls.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.calls.length) {
+      this.calls = this.calls.slice(this.head);
+      this.head = 0;
+    }
   }
 }

@@ -44,6 +44,13 @@ export class StatsRecorder {
     }
   }
 
+  /** One category's two counter sets, for a caller that counts on the request path without a lookup per call. */
+  countersOf(category: string): { totals: Counters; pending: Counters } | undefined {
+    const totals = this.totals.get(category);
+    const pending = this.pending.get(category);
+    return totals && pending ? { totals, pending } : undefined;
+  }
+
   incr(category: string, name: CounterName, n = 1): void {
     if (n === 0) return;
     const t = this.totals.get(category);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
 import { auth, buildApp, getTestRedis, rawClient, type TestRedis } from './fastify-helpers.js';
 
 let redis: TestRedis;
@@ -144,7 +145,7 @@ describe('DELETE /clear', () => {
       expect(res.statusCode).toBe(200);
       expect(res.json().removed).toBeGreaterThanOrEqual(ALL.length);
       expect(await present()).toEqual([]);
-      const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*`, 'COUNT', 10_000);
+      const left = await scanKeys(raw, `${app.cache.service}:*`);
       // A clear keeps the stats hash and the replicas' flush markers (a stats flush may also land right after
       // it); entries and tag sets must be gone.
       expect(left.filter((k) => !k.endsWith(':__stats') && !k.includes(':__flushed:'))).toEqual([]);

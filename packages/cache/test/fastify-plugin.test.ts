@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import swagger from '@fastify/swagger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer } from '@aicache/test-redis';
+import { scanKeys, startRedisServer } from '@aicache/test-redis';
 import { cachePlugin } from '../src/fastify/index.js';
 import {
   TOKEN,
@@ -152,7 +152,7 @@ describe('POST /test', () => {
       const probeKey = app.cache.category('search_results').key(body.cached_value.probe);
       expect(probeKey.startsWith(`${app.cache.service}:search_results:__probe:`)).toBe(true);
       expect(await raw.exists(probeKey)).toBe(0);
-      const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*__probe*`, 'COUNT', 1000);
+      const left = await scanKeys(raw, `${app.cache.service}:*__probe*`);
       expect(left).toEqual([]);
     } finally {
       raw.disconnect();
@@ -170,7 +170,7 @@ describe('POST /test on a service with no cache category', () => {
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ status: 'ok', cached_value: { probe: expect.stringMatching(/^__probe:/) } });
       expect(res.json().ttl).toBeGreaterThan(0);
-      const [, left] = await raw.scan('0', 'MATCH', `${app.cache.service}:*`, 'COUNT', 1000);
+      const left = await scanKeys(raw, `${app.cache.service}:*`);
       expect(left.filter((k) => k.includes('__probe'))).toEqual([]);
     } finally {
       raw.disconnect();

@@ -34,18 +34,6 @@ export async function seed(client: Redis, prefix: string, count: number, ttlSec 
   }
 }
 
-/** Counts keys matching a pattern with SCAN (tests only). */
-export async function countKeys(client: Redis, match: string): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 5000);
-    cursor = next;
-    n += keys.length;
-  } while (cursor !== '0');
-  return n;
-}
-
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until `check` holds (or fails after `ms`). */

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
+import { countKeys, startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import { Cache } from '../src/index.js';
-import { commandCalls, connectionOf, countKeys, rawClient, seed } from './helpers.js';
+import { commandCalls, connectionOf, rawClient, seed } from './helpers.js';
 
 const N = 100_000;
 const categories = { search_results: { ttl: 3600 }, context_bundles: { ttl: 1800 } };

@@ -378,4 +378,16 @@ describe('L1 in-process tier (private server)', () => {
     expect(resolveCategories({ c: { ttl: 60, l1MaxBytes: 1000 } }, {})[0]).toMatchObject({ l1MaxBytes: 1000, l1TtlSeconds: 60 });
     expect(resolveCategories({ c: { ttl: 60 } }, {})[0]).not.toHaveProperty('l1TtlSeconds');
   });
+
+  it('config: CACHE_L1_MAX_BYTES_<CATEGORY> turns the L1 on or off per category, digits only, never on a sliding one', () => {
+    expect(resolveCategories({ c: { ttl: 60 } }, { CACHE_L1_MAX_BYTES_C: '5000000' })[0]).toMatchObject({ l1MaxBytes: 5_000_000, l1TtlSeconds: 60 });
+    expect(resolveCategories({ c: { ttl: 60, l1MaxBytes: 1000 } }, { CACHE_L1_MAX_BYTES_C: '0' })[0]).toMatchObject({ l1MaxBytes: 0 });
+    expect(resolveCategories({ c: { ttl: 60, l1MaxBytes: 1000 } }, { CACHE_L1_MAX_BYTES_C: ' ' })[0]).toMatchObject({ l1MaxBytes: 1000 });
+    for (const bad of ['1e6', '0x10', '-1', '1.5', 'lots']) {
+      expect(() => resolveCategories({ c: { ttl: 60 } }, { CACHE_L1_MAX_BYTES_C: bad })).toThrow(/CACHE_L1_MAX_BYTES_C must be a whole number of bytes/);
+    }
+    expect(() => resolveCategories({ mem: { ttl: 60, sliding: true } }, { CACHE_L1_MAX_BYTES_MEM: '1000' })).toThrow(
+      expect.objectContaining({ variable: 'CACHE_L1_MAX_BYTES_MEM', message: expect.stringContaining('sliding') }),
+    );
+  });
 });

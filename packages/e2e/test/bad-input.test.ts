@@ -2,7 +2,8 @@ import { appendFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { call, scanKeys, startStack, type ServiceName, type Stack } from './stack.js';
+import { scanKeys } from '@aicache/test-redis';
+import { call, startStack, type ServiceName, type Stack } from './stack.js';
 import { multipart, operationsOf, Sender, summarize, variantsFor, type Operation, type Outcome, type SeedIds, type Variant } from './openapi-walk.js';
 
 const FINDINGS_FILE = '/tmp/e2e-findings.md';

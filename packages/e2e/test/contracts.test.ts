@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { Value } from 'typebox/value';
 import { EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
-import { call, scanKeys, startStack, type Stack } from './stack.js';
+import { scanKeys } from '@aicache/test-redis';
+import { call, startStack, type Stack } from './stack.js';
 
 /**
  * The contracts between the services, over real HTTP between real processes: ai-agents accepts exactly what the

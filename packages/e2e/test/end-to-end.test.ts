@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { bearer, call, scanKeys, startStack, type Stack } from './stack.js';
+import { scanKeys } from '@aicache/test-redis';
+import { bearer, call, startStack, type Stack } from './stack.js';
 
 /** Three documents with no words in common, so each query has one right answer. */
 const DOCS = [

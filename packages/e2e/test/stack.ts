@@ -185,18 +185,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 }
 
-/** Every key matching `match` in the client's DB (SCAN, never KEYS). */
-export async function scanKeys(client: Redis, match = '*'): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 500);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
-}
-
 export interface HttpAnswer<T = unknown> {
   status: number;
   headers: Headers;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Cache } from '@aicache/cache';
-import type { RedisServer } from '@aicache/test-redis';
+import { countKeys, type RedisServer } from '@aicache/test-redis';
 import { Load, isFailure, now, overlapping, percentile, printFigures, recordFigures, round, sleep, type Outcome, type Sample } from '../src/index.js';
 import { buildProxy, buildWorker, COMMAND_TIMEOUT_MS, Http, listen, proxyCfg, Servers, until, workerCfg } from './helpers.js';
 
@@ -87,8 +87,7 @@ async function firstKeyAfter(server: RedisServer, t: Target, from: number): Prom
   try {
     const seen = await until(async () => {
       if (client.status !== 'ready') await client.connect().catch(() => undefined);
-      const [, keys] = await client.scan('0', 'MATCH', t.keyMatch, 'COUNT', 10_000);
-      return keys.length > 0;
+      return (await countKeys(client, t.keyMatch)) > 0;
     }, HANG_MS, 25);
     return seen ? now() - from : null;
   } finally {

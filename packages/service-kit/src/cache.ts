@@ -34,11 +34,11 @@ export type ServiceCacheConfig = Pick<
   | 'CACHE_STATS_RATE_LIMIT_WINDOW_MS'
 >;
 
-/** The validated config as the string env the cache library reads (REDIS_*, CACHE_TTL_*). */
+/** The validated config as the string env the cache library reads (REDIS_*, CACHE_TTL_*, CACHE_L1_MAX_BYTES_*). */
 function envOf(config: object): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(config)) {
-    if (v !== undefined && v !== null && (k.startsWith('REDIS_') || k.startsWith('CACHE_TTL_'))) env[k] = String(v);
+    if (v !== undefined && v !== null && (k.startsWith('REDIS_') || k.startsWith('CACHE_TTL_') || k.startsWith('CACHE_L1_MAX_BYTES_'))) env[k] = String(v);
   }
   return env;
 }

@@ -168,14 +168,19 @@ export async function call(base: string, method: string, path: string, opts: { b
   }
 }
 
-const IN_CONTAINER_FETCH = `const [m, u, b] = process.argv.slice(1);
-fetch(u, { method: m, headers: b ? { 'content-type': 'application/json' } : {}, body: b || undefined, signal: AbortSignal.timeout(15000) })
+const IN_CONTAINER_FETCH = `const [m, u, b, t] = process.argv.slice(1);
+const headers = { ...(b ? { 'content-type': 'application/json' } : {}), ...(t ? { authorization: 'Bearer ' + t } : {}) };
+fetch(u, { method: m, headers, body: b || undefined, signal: AbortSignal.timeout(15000) })
   .then(async (r) => console.log(JSON.stringify({ status: r.status, cache: r.headers.get('x-cache'), text: await r.text() })),
         (e) => console.log(JSON.stringify({ status: 0, cache: null, text: String(e) })));`;
 
-/** The same call made from inside a container to its own port: reaches that one replica, not the load balancer. */
-export async function callInside(container: string, port: number, method: string, path: string, body?: unknown): Promise<HttpAnswer> {
-  const r = await docker(['exec', container, 'node', '-e', IN_CONTAINER_FETCH, method, `http://127.0.0.1:${port}${path}`, body === undefined ? '' : JSON.stringify(body)]);
+/**
+ * The same call made from inside a container to its own port: reaches that one replica, not the load balancer.
+ * A token goes as a bearer token (in the exec's argv: test secrets only).
+ */
+export async function callInside(container: string, port: number, method: string, path: string, body?: unknown, token?: string): Promise<HttpAnswer> {
+  const argv = [method, `http://127.0.0.1:${port}${path}`, body === undefined ? '' : JSON.stringify(body), ...(token ? [token] : [])];
+  const r = await docker(['exec', container, 'node', '-e', IN_CONTAINER_FETCH, ...argv]);
   const answer = JSON.parse(r.output.trim().split('\n').at(-1) as string) as Omit<HttpAnswer, 'json'>;
   let json: unknown;
   try {

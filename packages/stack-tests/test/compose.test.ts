@@ -16,7 +16,7 @@ import {
 
 const compose = loadCompose();
 const text = readRepoFile('docker-compose.yml');
-const replicas = parse(readRepoFile('docker-compose.replicas.yml')) as { services: Record<string, { scale?: number }> };
+const replicas = parse(readRepoFile('docker-compose.replicas.yml')) as { services: Record<string, { scale?: number; environment?: Record<string, string> }> };
 
 function dependsOn(svc: ComposeService): Record<string, string | undefined> {
   const deps = svc.depends_on ?? {};
@@ -182,7 +182,15 @@ describe('docker-compose.yml', () => {
 
 describe('docker-compose.replicas.yml', () => {
   it('scales retrieval-proxy to 3 and ai-agents to 2', () => {
-    expect(replicas.services).toEqual({ 'retrieval-proxy': { scale: 3 }, 'ai-agents': { scale: 2 } });
+    expect(replicas.services['retrieval-proxy']?.scale).toBe(3);
+    expect(replicas.services['ai-agents']).toEqual({ scale: 2 });
+  });
+
+  it('turns the in-process tier on for search answers on the proxy replicas, and nothing else', () => {
+    expect(replicas.services['retrieval-proxy']).toEqual({
+      scale: 3,
+      environment: { CACHE_L1_MAX_BYTES_SEARCH_RESULTS: '${CACHE_L1_MAX_BYTES_SEARCH_RESULTS:-16000000}' },
+    });
   });
 
   it('balances every replica through HAProxy found by DNS, checked on /health', () => {

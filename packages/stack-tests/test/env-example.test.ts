@@ -17,13 +17,15 @@ function serviceVars(): Map<string, string> {
   return found;
 }
 
-/** Variables the tools read: stack.mjs (process.env.X, portVar: 'X') and the scripts' ${X:-...}. */
+/** Variables the tools read: npm start's modules (process.env.X, portVar: 'X') and the scripts' ${X:-...}. */
 function toolVars(): Map<string, string> {
   const found = new Map<string, string>();
-  const stack = readRepoFile('scripts/stack.mjs');
-  for (const m of stack.matchAll(/process\.env\.([A-Z][A-Z0-9_]+)|portVar: '([A-Z][A-Z0-9_]+)'/g)) {
-    const name = (m[1] ?? m[2]) as string;
-    if (name !== 'NO_COLOR') found.set(name, 'scripts/stack.mjs');
+  const stackFiles = ['scripts/stack.mjs', ...readdirSync(repoPath('scripts', 'stack')).map((f) => `scripts/stack/${f}`)];
+  for (const file of stackFiles) {
+    for (const m of readRepoFile(file).matchAll(/process\.env\.([A-Z][A-Z0-9_]+)|portVar: '([A-Z][A-Z0-9_]+)'/g)) {
+      const name = (m[1] ?? m[2]) as string;
+      if (name !== 'NO_COLOR') found.set(name, file);
+    }
   }
   for (const file of readdirSync(repoPath('infra', 'scripts'))) {
     const text = readRepoFile('infra', 'scripts', file);

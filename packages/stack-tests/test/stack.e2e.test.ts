@@ -99,24 +99,23 @@ describe('npm start (scripts/stack.mjs) end to end, against a private Redis', ()
     expect(stack.output()).not.toContain(token);
   });
 
-  it('passes infra/scripts/health-check.sh', async () => {
-    const res = await run('bash', [repoPath('infra', 'scripts', 'health-check.sh')], cleanEnv({
+  /** Runs an infra script against this stack, as the walk-through tells a user to. */
+  const runCheck = (script: string, extra: Record<string, string> = {}) =>
+    run('bash', [repoPath('infra', 'scripts', script)], cleanEnv({
       MULTIMODAL_WORKER_URL: urls['multimodal-worker'],
       RETRIEVAL_PROXY_URL: urls['retrieval-proxy'],
       AI_AGENTS_URL: urls['ai-agents'],
       REDIS_URL: redis.url,
+      ...extra,
     }));
+
+  it('passes infra/scripts/health-check.sh', async () => {
+    const res = await runCheck('health-check.sh');
     expect(res.code, res.output).toBe(0);
   });
 
   it('passes infra/scripts/test-redis-integration.sh (DB isolation, AOF, stats, admin probe)', async () => {
-    const res = await run('bash', [repoPath('infra', 'scripts', 'test-redis-integration.sh')], cleanEnv({
-      MULTIMODAL_WORKER_URL: urls['multimodal-worker'],
-      RETRIEVAL_PROXY_URL: urls['retrieval-proxy'],
-      AI_AGENTS_URL: urls['ai-agents'],
-      REDIS_URL: redis.url,
-      CACHE_ADMIN_TOKEN_FILE: join(dataDir, 'admin-token'),
-    }));
+    const res = await runCheck('test-redis-integration.sh', { CACHE_ADMIN_TOKEN_FILE: join(dataDir, 'admin-token') });
     expect(res.code, res.output).toBe(0);
   });
 

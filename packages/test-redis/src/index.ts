@@ -3,3 +3,4 @@ export { startRedisServer, type RedisServer, type RedisServerOptions } from './s
 export { freePort } from './port.js';
 export { uniqueName } from './names.js';
 export { startRedisContainer, removeOrphanedContainers, dockerMayAnswer, REDIS_IMAGE, OWNER_LABEL, type RedisContainer } from './container.js';
+export { countKeys, scanKeys, unlinkMatching } from './keys.js';

@@ -1,22 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import { type AgentsFixture, type FakeProxy, startFixture, stopFixture, UNKNOWN_ID } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { UNKNOWN_ID, useFixture } from './helpers.js';
 
 const DB = 3;
-let redis: TestRedis;
-let raw: Redis;
-let proxy: FakeProxy;
-let app: AgentsFixture['app'];
-
-beforeAll(async () => {
-  ({ redis, raw, proxy, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, proxy, app }));
+const f = useFixture(DB);
 
 async function createAgent(body: Record<string, unknown> = { name: 'Helper', instructions: 'Be brief.' }) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/agents', payload: body });
+  const res = await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: body });
   expect(res.statusCode).toBe(201);
   return res.json();
 }
@@ -32,7 +21,7 @@ describe('agents', () => {
     });
     expect(Date.parse(agent.createdAt)).not.toBeNaN();
 
-    const res = await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` });
+    const res = await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual(agent);
   });
@@ -45,49 +34,49 @@ describe('agents', () => {
 
   it('stores agents as state keys, never under the cache prefix', async () => {
     const agent = await createAgent();
-    expect(await raw.exists(`state:ai-agents:agent:${agent.id}`)).toBe(1);
-    expect(await raw.ttl(`state:ai-agents:agent:${agent.id}`)).toBe(-1);
-    expect(await raw.zscore('state:ai-agents:agents', agent.id)).not.toBeNull();
+    expect(await f.raw.exists(`state:ai-agents:agent:${agent.id}`)).toBe(1);
+    expect(await f.raw.ttl(`state:ai-agents:agent:${agent.id}`)).toBe(-1);
+    expect(await f.raw.zscore('state:ai-agents:agents', agent.id)).not.toBeNull();
   });
 
   it('lists agents with limit and offset', async () => {
-    const all = await app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' });
+    const all = await f.app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' });
     expect(all.statusCode).toBe(200);
     const { items, total } = all.json();
     expect(total).toBeGreaterThanOrEqual(3);
     expect(items).toHaveLength(total);
 
-    const page = await app.inject({ method: 'GET', url: '/api/v1/agents?limit=1&offset=1' });
+    const page = await f.app.inject({ method: 'GET', url: '/api/v1/agents?limit=1&offset=1' });
     expect(page.json()).toMatchObject({ limit: 1, offset: 1, total });
     expect(page.json().items).toEqual([items[1]]);
   });
 
   it('deletes an agent together with its conversations and memory', async () => {
     const agent = await createAgent();
-    const conv = (await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: { title: 't' } })).json();
-    const msg = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'What is AOF persistence?' } });
+    const conv = (await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: { title: 't' } })).json();
+    const msg = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'What is AOF persistence?' } });
     expect(msg.statusCode).toBe(201);
-    expect(await raw.exists(`state:ai-agents:memory:${agent.id}`)).toBe(1);
+    expect(await f.raw.exists(`state:ai-agents:memory:${agent.id}`)).toBe(1);
 
-    const del = await app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}` });
+    const del = await f.app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}` });
     expect(del.statusCode).toBe(204);
     expect(del.body).toBe('');
 
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(404);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}` })).statusCode).toBe(404);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(404);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}` })).statusCode).toBe(404);
     expect(
-      await raw.exists(
+      await f.raw.exists(
         `state:ai-agents:memory:${agent.id}`,
         `state:ai-agents:conversation:${conv.id}`,
         `state:ai-agents:conversation:${conv.id}:messages`,
         `state:ai-agents:agent:${agent.id}:conversations`,
       ),
     ).toBe(0);
-    expect((await app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(404);
+    expect((await f.app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(404);
   });
 
   it('answers 404 with the error shape for an unknown agent', async () => {
-    const res = await app.inject({ method: 'GET', url: `/api/v1/agents/${UNKNOWN_ID}` });
+    const res = await f.app.inject({ method: 'GET', url: `/api/v1/agents/${UNKNOWN_ID}` });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found' });
     expect(res.json().message).toContain(UNKNOWN_ID);
@@ -117,21 +106,21 @@ describe('agents: malformed input is a 4xx and changes nothing', () => {
     ['too many filters', { name: 'a', settings: { filters: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, i])) } }, 'filters'],
     ['too many filter values', { name: 'a', settings: { filters: { a: Array.from({ length: 51 }, (_, i) => i) } } }, 'filters'],
   ])('POST /api/v1/agents rejects %s', async (_label, payload, hint) => {
-    const before = (await app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' })).json().total;
-    const res = await app.inject({ method: 'POST', url: '/api/v1/agents', payload });
+    const before = (await f.app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' })).json().total;
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload });
     expect(res.statusCode).toBe(400);
     expect(res.json().code).toMatch(/VALIDATION_ERROR|BAD_REQUEST/);
     expect(res.json().message.toLowerCase()).toContain(hint.toLowerCase());
-    expect((await app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' })).json().total).toBe(before);
+    expect((await f.app.inject({ method: 'GET', url: '/api/v1/agents?limit=100' })).json().total).toBe(before);
   });
 
   it('rejects a body that is not JSON', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/agents', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
     expect(res.statusCode).toBe(400);
   });
 
   it.each(['limit=0', 'limit=101', 'limit=abc', 'offset=-1'])('GET /api/v1/agents rejects %s', async (qs) => {
-    const res = await app.inject({ method: 'GET', url: `/api/v1/agents?${qs}` });
+    const res = await f.app.inject({ method: 'GET', url: `/api/v1/agents?${qs}` });
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(/limit|offset/);
   });
@@ -142,9 +131,9 @@ describe('agents: malformed input is a 4xx and changes nothing', () => {
     ['GET', '/api/v1/agents/1234'],
   ] as const)('%s %s with a bad id is a 400, and agents survive', async (method, url) => {
     const agent = await createAgent();
-    const res = await app.inject({ method, url });
+    const res = await f.app.inject({ method, url });
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toContain('uuid');
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
   });
 });

@@ -1,28 +1,17 @@
 import Fastify from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
+import { describe, expect, it } from 'vitest';
 import { ContextRequest, QUERY_MAX_LENGTH } from '@aicache/contracts';
 import { Value } from 'typebox/value';
-import type { Redis } from 'ioredis';
 import { queryFromMessage } from '../src/domain/retrieval.js';
-import { type AgentsFixture, build, type FakeProxy, startFixture, stopFixture, testConfig } from './helpers.js';
+import { build, testConfig, useFixture } from './helpers.js';
 
 const DB = 6;
-let redis: TestRedis;
-let raw: Redis;
-let proxy: FakeProxy;
-let app: AgentsFixture['app'];
+const f = useFixture(DB);
 
-beforeAll(async () => {
-  ({ redis, raw, proxy, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, proxy, app }));
-
-const createAgent = (settings?: object) => app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Contract', ...(settings ? { settings } : {}) } });
+const createAgent = (settings?: object) => f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Contract', ...(settings ? { settings } : {}) } });
 
 async function conversationOf(agentId: string): Promise<string> {
-  const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agentId}/conversations`, payload: {} });
+  const res = await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agentId}/conversations`, payload: {} });
   expect(res.statusCode).toBe(201);
   return res.json().id;
 }
@@ -47,18 +36,18 @@ describe('ai-agents accepts only what retrieval-proxy accepts', () => {
     const agent = await createAgent({ filters: { lang: 'en' } });
     expect(agent.statusCode).toBe(201);
     const id = agent.json().id;
-    const updated = await app.inject({ method: 'PATCH', url: `/api/v1/agents/${id}`, payload: { settings: { filters } } });
+    const updated = await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${id}`, payload: { settings: { filters } } });
     expect(updated.statusCode, updated.body).toBe(400);
-    expect((await app.inject({ url: `/api/v1/agents/${id}` })).json().settings.filters).toEqual({ lang: 'en' });
+    expect((await f.app.inject({ url: `/api/v1/agents/${id}` })).json().settings.filters).toEqual({ lang: 'en' });
   });
 
   it('sends the filters it accepted, and the proxy takes them', async () => {
     const filters = { lang: 'en', year: [2023, 2024], public: true, ['k'.repeat(64)]: 'x' };
     const agent = await createAgent({ filters });
     expect(agent.statusCode).toBe(201);
-    const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${await conversationOf(agent.json().id)}/messages`, payload: { content: 'How does AOF work?' } });
+    const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${await conversationOf(agent.json().id)}/messages`, payload: { content: 'How does AOF work?' } });
     expect(res.statusCode, res.body).toBe(201);
-    expect(proxy.calls.at(-1)?.body.filters).toEqual(filters);
+    expect(f.proxy.calls.at(-1)?.body.filters).toEqual(filters);
   });
 
   it('turns a 16,000-character message into a query the proxy accepts, keeping its start and its end', async () => {
@@ -70,9 +59,9 @@ describe('ai-agents accepts only what retrieval-proxy accepts', () => {
     const content = (opening + filler).slice(0, 16_000 - closing.length - 1) + ' ' + closing;
     expect(content.length).toBe(16_000);
 
-    const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content } });
+    const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content } });
     expect(res.statusCode, res.body).toBe(201);
-    const query = proxy.calls.at(-1)!.body.query;
+    const query = f.proxy.calls.at(-1)!.body.query;
     expect(query.length).toBeLessThanOrEqual(QUERY_MAX_LENGTH);
     expect(query.startsWith(opening)).toBe(true);
     expect(query.endsWith(closing)).toBe(true);
@@ -84,19 +73,19 @@ describe('ai-agents accepts only what retrieval-proxy accepts', () => {
     const agent = (await createAgent()).json();
     const conversationId = await conversationOf(agent.id);
     // As an agent saved before filters were checked.
-    await raw.set(`state:ai-agents:agent:${agent.id}`, JSON.stringify({ ...agent, settings: { ...agent.settings, filters: { 'team:name': 'x' } } }));
-    const calls = proxy.calls.length;
-    const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content: 'hello' } });
+    await f.raw.set(`state:ai-agents:agent:${agent.id}`, JSON.stringify({ ...agent, settings: { ...agent.settings, filters: { 'team:name': 'x' } } }));
+    const calls = f.proxy.calls.length;
+    const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content: 'hello' } });
     expect(res.statusCode).toBe(409);
     expect(res.json().message).toContain(`PATCH /api/v1/agents/${agent.id}`);
-    expect(proxy.calls.length).toBe(calls);
-    expect(await raw.llen(`state:ai-agents:conversation:${conversationId}:messages`)).toBe(0);
-    expect((await app.inject({ url: `/api/v1/agents/${agent.id}` })).json().settings.filters).toEqual({ 'team:name': 'x' });
+    expect(f.proxy.calls.length).toBe(calls);
+    expect(await f.raw.llen(`state:ai-agents:conversation:${conversationId}:messages`)).toBe(0);
+    expect((await f.app.inject({ url: `/api/v1/agents/${agent.id}` })).json().settings.filters).toEqual({ 'team:name': 'x' });
 
-    const fixed = await app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { settings: { filters: {} } } });
+    const fixed = await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { settings: { filters: {} } } });
     expect(fixed.statusCode).toBe(200);
     expect(fixed.json().settings).not.toHaveProperty('filters');
-    const again = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content: 'hello' } });
+    const again = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content: 'hello' } });
     expect(again.statusCode, again.body).toBe(201);
   });
 });
@@ -104,19 +93,19 @@ describe('ai-agents accepts only what retrieval-proxy accepts', () => {
 describe('PATCH /api/v1/agents/:id', () => {
   it('changes what it is given and keeps the rest', async () => {
     const agent = (await createAgent({ contextLimit: 3, filters: { lang: 'en' } })).json();
-    const res = await app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { instructions: 'Be brief.', settings: { temperature: 1 } } });
+    const res = await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { instructions: 'Be brief.', settings: { temperature: 1 } } });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ ...agent, instructions: 'Be brief.', settings: { ...agent.settings, temperature: 1 } });
-    expect((await app.inject({ url: `/api/v1/agents/${agent.id}` })).json()).toEqual(res.json());
+    expect((await f.app.inject({ url: `/api/v1/agents/${agent.id}` })).json()).toEqual(res.json());
   });
 
   it('answers 404 for an unknown agent and 400 for an empty or unknown change, without creating anything', async () => {
     const unknown = '00000000-0000-4000-8000-0000000000aa';
-    expect((await app.inject({ method: 'PATCH', url: `/api/v1/agents/${unknown}`, payload: { name: 'x' } })).statusCode).toBe(404);
-    expect(await raw.exists(`state:ai-agents:agent:${unknown}`)).toBe(0);
+    expect((await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${unknown}`, payload: { name: 'x' } })).statusCode).toBe(404);
+    expect(await f.raw.exists(`state:ai-agents:agent:${unknown}`)).toBe(0);
     const agent = (await createAgent()).json();
     for (const payload of [{}, { id: 'x' }, { name: '  ' }, { settings: { contextLimit: 0 } }]) {
-      expect((await app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload })).statusCode, JSON.stringify(payload)).toBe(400);
+      expect((await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload })).statusCode, JSON.stringify(payload)).toBe(400);
     }
   });
 });
@@ -124,7 +113,7 @@ describe('PATCH /api/v1/agents/:id', () => {
 describe('the context answer as the proxy sent it', () => {
   it('cites what the proxy cited under the same number, with nothing re-joined or renumbered', async () => {
     const agent = (await createAgent()).json();
-    const res = await app.inject({
+    const res = await f.app.inject({
       method: 'POST',
       url: `/api/v1/conversations/${await conversationOf(agent.id)}/messages`,
       payload: { content: 'Which policy evicts the least recently used keys?' },
@@ -147,7 +136,7 @@ describe('the context answer as the proxy sent it', () => {
       truncated: false,
     }));
     const url = await old.listen({ port: 0, host: '127.0.0.1' });
-    const other = await build(testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: url }));
+    const other = await build(testConfig(f.redis.url, DB, { RETRIEVAL_PROXY_URL: url }));
     try {
       const agent = (await other.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Old' } })).json();
       const conv = (await other.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: {} })).json();

@@ -1,34 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import { type AgentsFixture, build, deadUrl, type FakeProxy, startFixture, stopFixture, testConfig, UNKNOWN_ID } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { build, deadUrl, testConfig, UNKNOWN_ID, useFixture } from './helpers.js';
 
 const DB = 4;
-let redis: TestRedis;
-let raw: Redis;
-let proxy: FakeProxy;
-let app: AgentsFixture['app'];
-
-beforeAll(async () => {
-  ({ redis, raw, proxy, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, proxy, app }));
+const f = useFixture(DB);
 
 async function newAgent(settings?: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Docs bot', instructions: 'Answer from the docs.', ...(settings ? { settings } : {}) } });
+  const res = await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Docs bot', instructions: 'Answer from the docs.', ...(settings ? { settings } : {}) } });
   expect(res.statusCode).toBe(201);
   return res.json();
 }
 
 async function newConversation(agentId: string, payload?: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agentId}/conversations`, ...(payload ? { payload } : {}) });
+  const res = await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agentId}/conversations`, ...(payload ? { payload } : {}) });
   expect(res.statusCode).toBe(201);
   return res.json();
 }
 
 function send(conversationId: string, content: string, headers: Record<string, string> = {}) {
-  return app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content }, headers });
+  return f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conversationId}/messages`, payload: { content }, headers });
 }
 
 describe('conversations', () => {
@@ -39,18 +28,18 @@ describe('conversations', () => {
     expect(a).toMatchObject({ agentId: agent.id, title: 'Persistence' });
     expect(b.title).toBeNull();
 
-    const list = await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` });
+    const list = await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` });
     expect(list.statusCode).toBe(200);
     expect(list.json()).toMatchObject({ total: 2, items: [a, b] });
 
-    const one = await app.inject({ method: 'GET', url: `/api/v1/conversations/${a.id}` });
+    const one = await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${a.id}` });
     expect(one.json()).toEqual({ ...a, messageCount: 0 });
 
-    const del = await app.inject({ method: 'DELETE', url: `/api/v1/conversations/${a.id}` });
+    const del = await f.app.inject({ method: 'DELETE', url: `/api/v1/conversations/${a.id}` });
     expect(del.statusCode).toBe(204);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/conversations/${a.id}` })).statusCode).toBe(404);
-    expect((await app.inject({ method: 'DELETE', url: `/api/v1/conversations/${a.id}` })).statusCode).toBe(404);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().items).toEqual([b]);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${a.id}` })).statusCode).toBe(404);
+    expect((await f.app.inject({ method: 'DELETE', url: `/api/v1/conversations/${a.id}` })).statusCode).toBe(404);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().items).toEqual([b]);
   });
 
   it('deletes all conversations of an agent and says how many', async () => {
@@ -58,12 +47,12 @@ describe('conversations', () => {
     const c1 = await newConversation(agent.id);
     await newConversation(agent.id);
     expect((await send(c1.id, 'hello')).statusCode).toBe(201);
-    const res = await app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}/conversations` });
+    const res = await f.app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}/conversations` });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ deleted: 2 });
-    expect(await raw.exists(`state:ai-agents:conversation:${c1.id}:messages`)).toBe(0);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
+    expect(await f.raw.exists(`state:ai-agents:conversation:${c1.id}:messages`)).toBe(0);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
   });
 
   it('answers 404 for conversations of an unknown agent', async () => {
@@ -73,7 +62,7 @@ describe('conversations', () => {
       ['DELETE', `/api/v1/agents/${UNKNOWN_ID}/conversations`],
       ['GET', `/api/v1/conversations/${UNKNOWN_ID}/messages`],
     ] as const) {
-      const res = await app.inject({ method, url, ...(method === 'POST' ? { payload: {} } : {}) });
+      const res = await f.app.inject({ method, url, ...(method === 'POST' ? { payload: {} } : {}) });
       expect(res.statusCode, `${method} ${url}`).toBe(404);
     }
     expect((await send(UNKNOWN_ID, 'hi')).statusCode).toBe(404);
@@ -99,11 +88,11 @@ describe('messages', () => {
     expect(body.citations[0]).toMatchObject({ id: 1, documentId: 'doc-persistence', title: 'Redis persistence', chunkIndex: 0, source: 'docs/doc-persistence.md' });
     expect(body.reply.citations).toEqual(body.citations);
 
-    const call = proxy.calls.at(-1)!;
+    const call = f.proxy.calls.at(-1)!;
     expect(call.body).toEqual({ query: 'How does AOF persistence log write operations?', limit: 2, maxChars: 1500, filters: { lang: 'en' } });
     expect(call.requestId).toBe('req-abc-123');
 
-    const history = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
+    const history = (await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
     expect(history.items.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
     expect(history.items[1]).toEqual(body.reply);
     expect(history.nextCursor).toBeNull();
@@ -123,14 +112,14 @@ describe('messages', () => {
     const conv = await newConversation(agent.id);
     for (let i = 1; i <= 3; i++) expect((await send(conv.id, `question ${i} about eviction`)).statusCode).toBe(201);
     // 6 messages: q1 a1 q2 a2 q3 a3
-    const p1 = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?limit=4` })).json();
+    const p1 = (await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?limit=4` })).json();
     expect(p1.total).toBe(6);
     expect(p1.items.map((m: { content: string; role: string }) => (m.role === 'user' ? m.content : 'a'))).toEqual(['question 2 about eviction', 'a', 'question 3 about eviction', 'a']);
     expect(p1.nextCursor).not.toBeNull();
-    const p2 = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?limit=4&before=${p1.nextCursor}` })).json();
+    const p2 = (await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?limit=4&before=${p1.nextCursor}` })).json();
     expect(p2.items.map((m: { content: string; role: string }) => (m.role === 'user' ? m.content : 'a'))).toEqual(['question 1 about eviction', 'a']);
     expect(p2.nextCursor).toBeNull();
-    expect((await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}` })).json().messageCount).toBe(6);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}` })).json().messageCount).toBe(6);
   });
 
   describe('malformed input is a 4xx and keeps the history', () => {
@@ -145,10 +134,10 @@ describe('messages', () => {
       const agent = await newAgent();
       const conv = await newConversation(agent.id);
       expect((await send(conv.id, 'keep me')).statusCode).toBe(201);
-      const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload });
       expect(res.statusCode).toBe(400);
       expect(res.json().message).toMatch(/content|unknown properties: role/i);
-      const history = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
+      const history = (await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
       expect(history.total).toBe(2);
       expect(history.items[0].content).toBe('keep me');
     });
@@ -156,7 +145,7 @@ describe('messages', () => {
     it.each(['limit=0', 'limit=201', 'limit=x', 'before=-1', 'before=abc', 'extra=1'])('GET messages rejects %s', async (qs) => {
       const agent = await newAgent();
       const conv = await newConversation(agent.id);
-      const res = await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?${qs}` });
+      const res = await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages?${qs}` });
       expect(res.statusCode).toBe(400);
       expect(res.json().code).toBe('VALIDATION_ERROR');
     });
@@ -170,7 +159,7 @@ describe('messages', () => {
       ['GET', '/api/v1/conversations/nope/messages'],
       ['POST', '/api/v1/conversations/nope/messages'],
     ] as const)('%s %s with a bad id is a 400', async (method, url) => {
-      const res = await app.inject({ method, url, ...(method === 'POST' ? { payload: { content: 'hi' } } : {}) });
+      const res = await f.app.inject({ method, url, ...(method === 'POST' ? { payload: { content: 'hi' } } : {}) });
       expect(res.statusCode).toBe(400);
       expect(res.json().message).toMatch(/uuid/);
     });
@@ -182,23 +171,23 @@ describe('messages', () => {
       ['unknown field', { title: 'a', color: 'red' }],
     ])('POST conversations rejects %s', async (_label, payload) => {
       const agent = await newAgent();
-      const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload });
       expect(res.statusCode).toBe(400);
       expect(res.json().message).toMatch(/title|unknown properties: color/);
-      expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
+      expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
     });
 
     it('rejects a JSON null body instead of creating a conversation (regression: null was read as {})', async () => {
       const agent = await newAgent();
-      const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: 'null' });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: 'null' });
       expect(res.statusCode).toBe(400);
-      expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
+      expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/conversations` })).json().total).toBe(0);
     });
 
     it('rejects a deeply nested body with a 400 (regression: cloning it overflowed the stack, a 500)', async () => {
       const agent = await newAgent();
       const deep = '{"title":'.repeat(5000) + '"x"' + '}'.repeat(5000);
-      const res = await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: deep });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, headers: { 'content-type': 'application/json' }, payload: deep });
       expect(res.statusCode).toBe(400);
     });
   });
@@ -207,7 +196,7 @@ describe('messages', () => {
 describe('retrieval-proxy down', () => {
   it('answers 503 PEER_UNAVAILABLE and keeps the user message', async () => {
     const url = await deadUrl();
-    const down = await build(testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: url, PEER_RETRIES: '1' }));
+    const down = await build(testConfig(f.redis.url, DB, { RETRIEVAL_PROXY_URL: url, PEER_RETRIES: '1' }));
     try {
       const agent = (await down.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Offline' } })).json();
       const conv = (await down.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: {} })).json();
@@ -232,7 +221,7 @@ describe('retrieval-proxy down', () => {
   });
 
   it('is ready when redis, state redis and the proxy answer', async () => {
-    const res = await app.inject({ method: 'GET', url: '/ready' });
+    const res = await f.app.inject({ method: 'GET', url: '/ready' });
     expect(res.statusCode).toBe(200);
     expect(res.json().status).toBe('ready');
     expect(Object.keys(res.json().checks).sort()).toEqual(['redis', 'retrieval-proxy', 'state']);
@@ -245,10 +234,10 @@ describe('cache admin never touches state', () => {
     const conv = await newConversation(agent.id);
     expect((await send(conv.id, 'What does noeviction do?')).statusCode).toBe(201);
     // No admin token configured: the mutating admin route is closed.
-    expect((await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear' })).statusCode).toBe(401);
-    const stats = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/cache/clear' })).statusCode).toBe(401);
+    const stats = await f.app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
     expect(stats.statusCode).toBe(200);
     expect(stats.json().state.agent_memory.keys).toBeGreaterThanOrEqual(1);
-    expect(await raw.exists(`state:ai-agents:conversation:${conv.id}`)).toBe(1);
+    expect(await f.raw.exists(`state:ai-agents:conversation:${conv.id}`)).toBe(1);
   });
 });

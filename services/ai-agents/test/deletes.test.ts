@@ -1,21 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import { type AgentsFixture, type FakeProxy, scanKeys, startFixture, stopFixture } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { useFixture } from './helpers.js';
 
 const DB = 8;
-let redis: TestRedis;
-let raw: Redis;
-let proxy: FakeProxy;
-let app: AgentsFixture['app'];
+const f = useFixture(DB);
 
-beforeAll(async () => {
-  ({ redis, raw, proxy, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, proxy, app }));
-
-const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) => app.inject({ method, url, ...(payload ? { payload } : {}) });
+const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) => f.app.inject({ method, url, ...(payload ? { payload } : {}) });
 
 async function newAgent(): Promise<string> {
   const res = await inject('POST', '/api/v1/agents', { name: 'Doomed' });
@@ -39,12 +29,12 @@ async function leftovers(agentId: string, conversationIds: Iterable<string>): Pr
   const p = 'state:ai-agents:';
   const candidates = new Set([`${p}agent:${agentId}`, `${p}agent:${agentId}:conversations`, `${p}memory:${agentId}`]);
   for (const c of conversationIds) candidates.add(`${p}conversation:${c}`).add(`${p}conversation:${c}:messages`);
-  for (const key of (await scanKeys(raw, `${p}conversation:*`)).filter((k) => !k.endsWith(':messages'))) {
-    const json = await raw.get(key);
+  for (const key of (await scanKeys(f.raw, `${p}conversation:*`)).filter((k) => !k.endsWith(':messages'))) {
+    const json = await f.raw.get(key);
     if (json && JSON.parse(json).agentId === agentId) candidates.add(key).add(`${key}:messages`);
   }
   const left: string[] = [];
-  for (const key of candidates) if ((await raw.exists(key)) === 1) left.push(key);
+  for (const key of candidates) if ((await f.raw.exists(key)) === 1) left.push(key);
   return left.sort();
 }
 
@@ -52,12 +42,12 @@ describe('deleting an agent leaves nothing behind, whatever runs beside it', () 
   it('a message in flight during the delete does not bring back the memory or the history (404)', async () => {
     const agentId = await newAgent();
     const conversationId = await newConversation(agentId);
-    const release = proxy.hold();
-    const calls = proxy.calls.length;
+    const release = f.proxy.hold();
+    const calls = f.proxy.calls.length;
     const message = inject('POST', `/api/v1/conversations/${conversationId}/messages`, { content: 'What is AOF?' });
     try {
       // The user message is stored and the context call is waiting in the proxy: now the agent goes.
-      await waitFor(() => proxy.calls.length > calls);
+      await waitFor(() => f.proxy.calls.length > calls);
       expect((await inject('DELETE', `/api/v1/agents/${agentId}`)).statusCode).toBe(204);
     } finally {
       release();

@@ -1,20 +1,10 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
-import { build, testConfig } from './helpers.js';
+import { expect, it } from 'vitest';
+import { useFixture } from './helpers.js';
 
-let redis: TestRedis;
-let app: Awaited<ReturnType<typeof build>>;
-beforeAll(async () => {
-  redis = await getTestRedis();
-  app = await build(testConfig(redis.url, 8));
-});
-afterAll(async () => {
-  await app?.close();
-  await redis?.stop();
-});
+const f = useFixture(10);
 
 it('documents every route with its tag and summary in /docs/json, and names what is wrong in a bad body', async () => {
-  const res = await app.inject({ method: 'GET', url: '/docs/json' });
+  const res = await f.app.inject({ method: 'GET', url: '/docs/json' });
   expect(res.statusCode).toBe(200);
   const paths = res.json().paths as Record<string, Record<string, { tags?: string[]; summary?: string }>>;
   const ours = [
@@ -38,7 +28,7 @@ it('documents every route with its tag and summary in /docs/json, and names what
     expect(op!.summary).toBeTruthy();
     expect(op!.tags?.length).toBeGreaterThan(0);
   }
-  const bad = await app.inject({ method: 'POST', url: '/api/v1/agents', payload: { settings: { filters: { 'bad key': 1 } } } });
+  const bad = await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: { settings: { filters: { 'bad key': 1 } } } });
   expect(bad.statusCode).toBe(400);
   expect(bad.json().message).toBe("body must have required property 'name'");
 });

@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
 import { ContextRequest, type ContextResponse } from '@aicache/contracts';
 import { Redis } from 'ioredis';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { loadConfig } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { ConfigSchema, type Config } from '../src/config.js';
@@ -109,10 +110,7 @@ export function rawClient(redisUrl: string, db: number): Redis {
 
 /** Removes every key of this service in the test DB (state and cache), by SCAN, never FLUSHDB. */
 export async function wipe(redis: Redis): Promise<void> {
-  for (const pattern of ['state:ai-agents:*', 'ai-agents:*']) {
-    const keys = await scanKeys(redis, pattern);
-    if (keys.length) await redis.unlink(...keys);
-  }
+  await unlinkMatching(redis, 'state:ai-agents:*', 'ai-agents:*');
 }
 
 export const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -125,19 +123,7 @@ export function build(config: Config, overrides: BuildOverrides = {}) {
   return buildApp(config, { underPressure: false, ...overrides });
 }
 
-/** Every key matching `match` (SCAN, never KEYS), sorted. */
-export async function scanKeys(redis: Redis, match: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
-}
-
-/** What a route test file works with: a Redis (its own DB, wiped), a fake proxy, and the app on both. */
+/** What a test file works with: a Redis (its own DB, wiped), a fake proxy, and the app on both. */
 export interface AgentsFixture {
   redis: TestRedis;
   raw: Redis;
@@ -145,18 +131,38 @@ export interface AgentsFixture {
   app: Awaited<ReturnType<typeof build>>;
 }
 
-export async function startFixture(db: number, env: Record<string, string> = {}): Promise<AgentsFixture> {
+export interface FixtureOptions {
+  /** Extra env for the app's config; a function is read when the fixture starts (after outer hooks ran). */
+  env?: Record<string, string> | (() => Record<string, string>);
+  overrides?: BuildOverrides;
+}
+
+async function startFixture(db: number, opts: FixtureOptions): Promise<AgentsFixture> {
   const redis = await getTestRedis();
   const raw = rawClient(redis.url, db);
   await wipe(raw);
   const proxy = await startFakeProxy();
-  const app = await build(testConfig(redis.url, db, { RETRIEVAL_PROXY_URL: proxy.url, ...env }));
+  const env = typeof opts.env === 'function' ? opts.env() : opts.env;
+  const app = await build(testConfig(redis.url, db, { RETRIEVAL_PROXY_URL: proxy.url, ...env }), opts.overrides);
   return { redis, raw, proxy, app };
 }
 
-export async function stopFixture(f: Partial<AgentsFixture>): Promise<void> {
+async function stopFixture(f: Partial<AgentsFixture>): Promise<void> {
   await f.app?.close();
   await f.proxy?.close();
   f.raw?.disconnect();
   await f.redis?.stop();
+}
+
+/**
+ * The fixture for the enclosing file or describe: started before its tests, stopped after them. Read its
+ * fields inside tests and hooks (they are filled in when the fixture starts).
+ */
+export function useFixture(db: number, opts: FixtureOptions = {}): AgentsFixture {
+  const f = {} as AgentsFixture;
+  beforeAll(async () => {
+    Object.assign(f, await startFixture(db, opts));
+  });
+  afterAll(() => stopFixture(f));
+  return f;
 }

@@ -1,15 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
 import { BuiltinExtractiveProvider, type ChatProvider, type ReplyInput } from '../src/providers/index.js';
-import { build, rawClient, scanKeys, startFakeProxy, testConfig, UNKNOWN_ID, wipe, type FakeProxy } from './helpers.js';
+import { build, testConfig, UNKNOWN_ID, useFixture } from './helpers.js';
 
 const DB = 5;
 const MEMORY_TTL = 12345;
 const TOKEN = 'memory-test-admin-token';
-let redis: TestRedis;
-let raw: Redis;
-let proxy: FakeProxy;
 const seen: ReplyInput[] = [];
 
 /** The built-in provider, recording what it is given. */
@@ -22,37 +18,22 @@ class RecordingProvider implements ChatProvider {
   }
 }
 
+const ENV = { CACHE_TTL_AGENT_MEMORY: String(MEMORY_TTL), CACHE_ADMIN_TOKEN: TOKEN };
+const f = useFixture(DB, { env: ENV, overrides: { provider: new RecordingProvider() } });
+
+/** The fixture app's config, for apps built beside it on the same Redis. */
 function config() {
-  return testConfig(redis.url, DB, { RETRIEVAL_PROXY_URL: proxy.url, CACHE_TTL_AGENT_MEMORY: String(MEMORY_TTL), CACHE_ADMIN_TOKEN: TOKEN });
+  return testConfig(f.redis.url, DB, { RETRIEVAL_PROXY_URL: f.proxy.url, ...ENV });
 }
 
-beforeAll(async () => {
-  redis = await getTestRedis();
-  raw = rawClient(redis.url, DB);
-  await wipe(raw);
-  proxy = await startFakeProxy();
-});
-
-afterAll(async () => {
-  await proxy?.close();
-  raw?.disconnect();
-  await redis?.stop();
-});
-
 describe('agent memory', () => {
-  let app: Awaited<ReturnType<typeof build>>;
-  beforeAll(async () => {
-    app = await build(config(), { provider: new RecordingProvider() });
-  });
-  afterAll(async () => app?.close());
-
   async function setup(memoryMaxItems?: number) {
     const agent = (
-      await app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Mem', ...(memoryMaxItems ? { settings: { memoryMaxItems } } : {}) } })
+      await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Mem', ...(memoryMaxItems ? { settings: { memoryMaxItems } } : {}) } })
     ).json();
-    const conv = (await app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: {} })).json();
+    const conv = (await f.app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/conversations`, payload: {} })).json();
     const say = async (content: string) => {
-      const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content } });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content } });
       expect(res.statusCode).toBe(201);
       return res.json();
     };
@@ -62,11 +43,11 @@ describe('agent memory', () => {
   it('records each exchange with the TTL from CACHE_TTL_AGENT_MEMORY', async () => {
     const { agent, conv, say, key } = await setup();
     const answer = await say('What is RDB?');
-    const ttl = await raw.ttl(key);
+    const ttl = await f.raw.ttl(key);
     expect(ttl).toBeGreaterThan(MEMORY_TTL - 60);
     expect(ttl).toBeLessThanOrEqual(MEMORY_TTL);
 
-    const res = await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` });
+    const res = await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.items).toEqual([
@@ -80,43 +61,43 @@ describe('agent memory', () => {
   it('reports agent memory under state in /cache/stats, not as a cache category that always read 0', async () => {
     const { say, key } = await setup();
     await say('What is AOF?');
-    expect(await raw.exists(key)).toBe(1);
-    const memoryKeys = await scanKeys(raw, 'state:ai-agents:memory:*');
+    expect(await f.raw.exists(key)).toBe(1);
+    const memoryKeys = await scanKeys(f.raw, 'state:ai-agents:memory:*');
 
-    const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+    const res = await f.app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
     expect(res.statusCode).toBe(200);
     const stats = res.json();
     expect(stats.service_stats.categories).not.toHaveProperty('agent_memory');
     expect(stats.state).toEqual({
-      agents: await raw.zcard('state:ai-agents:agents'),
+      agents: await f.raw.zcard('state:ai-agents:agents'),
       agent_memory: { keys: memoryKeys.length, ttl: MEMORY_TTL, sliding: true },
     });
     expect(stats.state.agent_memory.keys).toBeGreaterThanOrEqual(1);
     // And the probe still works on a service with no cache category.
-    const probe = await app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: { authorization: `Bearer ${TOKEN}` } });
+    const probe = await f.app.inject({ method: 'POST', url: '/api/v1/cache/test', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(probe.statusCode, probe.body).toBe(200);
   });
 
   it('slides: a read and a new exchange each refresh the TTL', async () => {
     const { agent, say, key } = await setup();
     await say('What is AOF?');
-    await raw.pexpire(key, 5_000);
-    expect(await raw.pttl(key)).toBeLessThanOrEqual(5_000);
+    await f.raw.pexpire(key, 5_000);
+    expect(await f.raw.pttl(key)).toBeLessThanOrEqual(5_000);
 
-    await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` });
-    expect(await raw.pttl(key)).toBeGreaterThan(5_000);
+    await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` });
+    expect(await f.raw.pttl(key)).toBeGreaterThan(5_000);
 
-    await raw.pexpire(key, 5_000);
+    await f.raw.pexpire(key, 5_000);
     await say('And RDB?');
-    expect(await raw.pttl(key)).toBeGreaterThan(5_000);
-    expect(await raw.ttl(key)).toBeGreaterThan(MEMORY_TTL - 60);
+    expect(await f.raw.pttl(key)).toBeGreaterThan(5_000);
+    expect(await f.raw.ttl(key)).toBeGreaterThan(MEMORY_TTL - 60);
   });
 
   it('keeps at most memoryMaxItems items, the newest', async () => {
     const { agent, say, key } = await setup(3);
     for (let i = 1; i <= 4; i++) await say(`eviction question ${i}`);
-    expect(await raw.llen(key)).toBe(3);
-    const items = (await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` })).json().items;
+    expect(await f.raw.llen(key)).toBe(3);
+    const items = (await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` })).json().items;
     expect(items.map((m: { role: string }) => m.role)).toEqual(['assistant', 'user', 'assistant']);
     expect(items[1].content).toBe('eviction question 4');
   });
@@ -134,18 +115,18 @@ describe('agent memory', () => {
   it('DELETE forgets the memory, and the next exchange starts a new one', async () => {
     const { agent, say, key } = await setup();
     await say('remember me');
-    const del = await app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}/memory` });
+    const del = await f.app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}/memory` });
     expect(del.statusCode).toBe(204);
-    expect(await raw.exists(key)).toBe(0);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` })).json()).toEqual({ items: [], ttl_seconds: null });
+    expect(await f.raw.exists(key)).toBe(0);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}/memory` })).json()).toEqual({ items: [], ttl_seconds: null });
     await say('again');
-    expect(await raw.llen(key)).toBe(2);
+    expect(await f.raw.llen(key)).toBe(2);
   });
 
   it('memory routes: unknown agent 404, bad id 400', async () => {
     for (const method of ['GET', 'DELETE'] as const) {
-      expect((await app.inject({ method, url: `/api/v1/agents/${UNKNOWN_ID}/memory` })).statusCode).toBe(404);
-      const bad = await app.inject({ method, url: '/api/v1/agents/xyz/memory' });
+      expect((await f.app.inject({ method, url: `/api/v1/agents/${UNKNOWN_ID}/memory` })).statusCode).toBe(404);
+      const bad = await f.app.inject({ method, url: '/api/v1/agents/xyz/memory' });
       expect(bad.statusCode).toBe(400);
       expect(bad.json().message).toContain('uuid');
     }
@@ -154,10 +135,10 @@ describe('agent memory', () => {
   it('a cache clear by the admin never removes state or memory', async () => {
     const { agent, say, key } = await setup();
     await say('What does noeviction do?');
-    const clear = await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: `Bearer ${TOKEN}` } });
+    const clear = await f.app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(clear.statusCode).toBe(200);
-    expect(await raw.llen(key)).toBe(2);
-    expect((await app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
+    expect(await f.raw.llen(key)).toBe(2);
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(200);
   });
 });
 

@@ -2,11 +2,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
 import type { ContextSection } from '@aicache/contracts';
 import { DEFAULT_SETTINGS, type Agent } from '../src/domain/types.js';
 import { BuiltinExtractiveProvider, createProvider, OpenAiCompatibleProvider } from '../src/providers/index.js';
-import { build, deadUrl, SECTIONS, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
+import { deadUrl, SECTIONS, useFixture } from './helpers.js';
 
 const agent: Agent = { id: 'a', name: 'Docs', instructions: 'You are the docs assistant. Be precise.', settings: DEFAULT_SETTINGS, createdAt: new Date(0).toISOString() };
 const context: ContextSection[] = SECTIONS.map((s, i) => ({
@@ -135,30 +134,17 @@ describe('openai-compatible provider', () => {
   });
 
   describe('through the app', () => {
-    let redis: TestRedis;
-    let proxy: FakeProxy;
-    let app: Awaited<ReturnType<typeof build>>;
-    beforeAll(async () => {
-      redis = await getTestRedis();
-      proxy = await startFakeProxy();
-      app = await build(
-        testConfig(redis.url, 7, { RETRIEVAL_PROXY_URL: proxy.url, LLM_BASE_URL: llm.url, LLM_API_KEY: 'sk-app-456', LLM_MODEL: 'app-model' }),
-      );
-    });
-    afterAll(async () => {
-      await app?.close();
-      await proxy?.close();
-      await redis?.stop();
-    });
+    // A function: llm is set by the outer describe's hook, which runs first.
+    const f = useFixture(7, { env: () => ({ LLM_BASE_URL: llm.url, LLM_API_KEY: 'sk-app-456', LLM_MODEL: 'app-model' }) });
 
     async function conversation() {
-      const a = (await app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'LLM', instructions: 'Cite sources.' } })).json();
-      return (await app.inject({ method: 'POST', url: `/api/v1/agents/${a.id}/conversations`, payload: {} })).json();
+      const a = (await f.app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'LLM', instructions: 'Cite sources.' } })).json();
+      return (await f.app.inject({ method: 'POST', url: `/api/v1/agents/${a.id}/conversations`, payload: {} })).json();
     }
 
     it('answers with the model reply and the cited documents', async () => {
       const conv = await conversation();
-      const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'How does AOF work?' } });
+      const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'How does AOF work?' } });
       expect(res.statusCode).toBe(201);
       expect(res.json()).toMatchObject({ provider: 'openai-compatible', reply: { content: 'AOF logs every write [1]; see also [7].' } });
       expect(res.json().citations).toEqual([{ id: 1, documentId: 'doc-persistence', title: 'Redis persistence', source: 'docs/doc-persistence.md', chunkIndex: 0 }]);
@@ -172,14 +158,14 @@ describe('openai-compatible provider', () => {
       const conv = await conversation();
       llm.mode.fail = 503;
       try {
-        const res = await app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'Still there?' } });
+        const res = await f.app.inject({ method: 'POST', url: `/api/v1/conversations/${conv.id}/messages`, payload: { content: 'Still there?' } });
         expect(res.statusCode).toBe(502);
         expect(res.json().code).toBe('LLM_PROVIDER_ERROR');
         expect(res.json().message).not.toContain('sk-app-456');
       } finally {
         llm.mode.fail = undefined;
       }
-      const history = (await app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
+      const history = (await f.app.inject({ method: 'GET', url: `/api/v1/conversations/${conv.id}/messages` })).json();
       expect(history.items.map((m: { content: string }) => m.content)).toEqual(['Still there?']);
     });
   });

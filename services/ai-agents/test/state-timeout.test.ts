@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getTestRedis, startRedisServer, type RedisServer, type TestRedis } from '@aicache/test-redis';
+import { getTestRedis, scanKeys, startRedisServer, type RedisServer, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
-import { build, scanKeys, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
+import { build, startFakeProxy, testConfig, type FakeProxy } from './helpers.js';
 
 const DB = 9;
 let cacheRedis: TestRedis;

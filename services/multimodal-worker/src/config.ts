@@ -9,6 +9,9 @@ export const ConfigSchema = Type.Object({
   CACHE_TTL_EMBEDDINGS: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 86400' })),
   CACHE_TTL_MODEL_METADATA: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 86400' })),
   CACHE_TTL_FILES: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 86400' })),
+  CACHE_L1_MAX_BYTES_EMBEDDINGS: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
+  CACHE_L1_MAX_BYTES_MODEL_METADATA: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
+  CACHE_L1_MAX_BYTES_FILES: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   /** 'local' = built-in local-hash-384 only; 'openai' = an OpenAI-compatible endpoint (also chosen when EMBEDDINGS_BASE_URL is set). */
   EMBEDDINGS_PROVIDER: Type.Optional(Type.Union([Type.Literal('local'), Type.Literal('openai')])),
   /** e.g. https://api.openai.com/v1, http://ollama:11434/v1 (vLLM, TEI and LiteLLM work the same way). */

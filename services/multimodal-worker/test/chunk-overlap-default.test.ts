@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { multipartBody, useTestApp } from './helpers.js';
+import { multipartBody, useFixture } from './helpers.js';
 
-const t = useTestApp(9);
+const f = useFixture(9);
 
 const TEXT = Array.from({ length: 40 }, (_, i) => `Sentence ${i} is about default overlaps.`).join(' ');
 
@@ -17,12 +17,12 @@ function upload(fields: Record<string, string>) {
     ...Object.entries(fields).map(([name, value]) => ({ name, value })),
     { name: 'file', filename: 'notes.txt', contentType: 'text/plain', content: TEXT },
   ]);
-  return t.app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
+  return f.app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
 }
 
 describe('default chunkOverlap', () => {
   it.each([200, 250, 299, 1000, 8000])('accepts chunkSize %i without chunkOverlap, with the same default on both routes', async (chunkSize) => {
-    const text = await t.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text: TEXT, chunkSize } });
+    const text = await f.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text: TEXT, chunkSize } });
     expect(text.statusCode, text.body).toBe(200);
     const fromText = text.json<Processed>();
     expect(fromText.chunkSize).toBe(chunkSize);
@@ -37,7 +37,7 @@ describe('default chunkOverlap', () => {
   });
 
   it('uses 1000 / 150 when neither is given', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text: TEXT } });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: { text: TEXT } });
     expect(res.json<Processed>()).toMatchObject({ chunkSize: 1000, chunkOverlap: 150 });
   });
 });

@@ -1,14 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { embeddingCacheKey } from '../src/domain/embedding-service.js';
 import { LocalHashProvider, LOCAL_HASH_DIMENSIONS } from '../src/providers/local-hash.js';
-import { CountingProvider, testEnv, type TestEnv } from './helpers.js';
+import { useFixture } from './helpers.js';
 
 const DB = 3;
-let env: TestEnv;
-let app: FastifyInstance;
-let provider: CountingProvider;
+const f = useFixture(DB);
 
 interface EmbeddingsBody {
   object: string;
@@ -18,25 +14,14 @@ interface EmbeddingsBody {
 }
 
 function post(body: unknown) {
-  return app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: body as object });
+  return f.app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: body as object });
 }
 
 function redisKey(input: string, model = 'local-hash-384'): string {
-  return app.cache.category('embeddings').key(embeddingCacheKey(model, input));
+  return f.app.cache.category('embeddings').key(embeddingCacheKey(model, input));
 }
 
-beforeAll(async () => {
-  env = await testEnv(DB);
-  provider = new CountingProvider(new LocalHashProvider());
-  app = await buildApp(env.config, { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
-});
-
-afterAll(async () => {
-  await app?.close();
-  await env?.close();
-});
-
-beforeEach(() => provider.reset());
+beforeEach(() => f.provider.reset());
 
 describe('POST /api/v1/embeddings', () => {
   it('answers a single string in the OpenAI shape with the default model', async () => {
@@ -56,30 +41,30 @@ describe('POST /api/v1/embeddings', () => {
     const inputs = Array.from({ length: 10 }, (_, i) => `batch document ${i} about caching`);
     const warm = await post({ input: [inputs[1], inputs[4], inputs[8]] });
     expect(warm.headers['x-cache']).toBe('miss');
-    expect(provider.computed).toBe(3);
-    provider.reset();
+    expect(f.provider.computed).toBe(3);
+    f.provider.reset();
 
     const res = await post({ input: inputs });
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-cache']).toBe('partial');
-    expect(provider.calls).toHaveLength(1); // one provider call for all misses
-    expect(provider.computed).toBe(7);
-    expect(provider.calls[0]).not.toContain(inputs[4]);
+    expect(f.provider.calls).toHaveLength(1); // one provider call for all misses
+    expect(f.provider.computed).toBe(7);
+    expect(f.provider.calls[0]).not.toContain(inputs[4]);
 
     const body = res.json<EmbeddingsBody>();
     expect(body.data.map((d) => d.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (const input of inputs) {
-      const len = await env.inspect.strlen(redisKey(input));
+      const len = await f.env.inspect.strlen(redisKey(input));
       // 4 bytes per dimension plus the cache library's small header, not JSON text.
       expect(len).toBeGreaterThanOrEqual(4 * LOCAL_HASH_DIMENSIONS);
       expect(len).toBeLessThanOrEqual(4 * LOCAL_HASH_DIMENSIONS + 16);
-      expect(await env.inspect.ttl(redisKey(input))).toBeGreaterThan(0);
+      expect(await f.env.inspect.ttl(redisKey(input))).toBeGreaterThan(0);
     }
 
-    provider.reset();
+    f.provider.reset();
     const again = await post({ input: inputs });
     expect(again.headers['x-cache']).toBe('hit');
-    expect(provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
     expect(again.json<EmbeddingsBody>().data).toEqual(body.data);
   });
 
@@ -94,7 +79,7 @@ describe('POST /api/v1/embeddings', () => {
   it('computes duplicate inputs in one batch once and answers every position', async () => {
     const res = await post({ input: ['dup alpha', 'dup beta', 'dup alpha', 'dup alpha', 'dup beta'] });
     expect(res.statusCode).toBe(200);
-    expect(provider.computed).toBe(2);
+    expect(f.provider.computed).toBe(2);
     const data = res.json<EmbeddingsBody>().data;
     expect(data).toHaveLength(5);
     expect(data[2]!.embedding).toEqual(data[0]!.embedding);
@@ -137,21 +122,21 @@ describe('POST /api/v1/embeddings', () => {
     it.each(cases)('%s', async (_name, body, message) => {
       const keep = 'survivor text for malformed requests';
       await post({ input: keep });
-      const before = await env.inspect.getBuffer(redisKey(keep));
+      const before = await f.env.inspect.getBuffer(redisKey(keep));
       expect(before).not.toBeNull();
 
-      provider.reset();
+      f.provider.reset();
       const res = await post(body);
       expect(res.statusCode).toBe(400);
       const err = res.json<{ error: { message: string; type: string } }>().error;
       expect(err.type).toBe('invalid_request_error');
       expect(err.message).toMatch(message);
-      expect(provider.computed).toBe(0);
-      expect(await env.inspect.getBuffer(redisKey(keep))).toEqual(before);
+      expect(f.provider.computed).toBe(0);
+      expect(await f.env.inspect.getBuffer(redisKey(keep))).toEqual(before);
     });
 
     it('invalid JSON', async () => {
-      const res = await app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: '{"input": ', headers: { 'content-type': 'application/json' } });
+      const res = await f.app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: '{"input": ', headers: { 'content-type': 'application/json' } });
       expect(res.statusCode).toBe(400);
     });
   });

@@ -74,7 +74,8 @@ export class CountingProvider implements EmbeddingProvider {
   }
 }
 
-export interface TestApp {
+/** What a route test file works with: its own DB and service name, and the worker on it. */
+export interface WorkerFixture {
   env: TestEnv;
   app: FastifyInstance;
   /** The built-in model, counted: what reached it since the last reset(). */
@@ -83,7 +84,7 @@ export interface TestApp {
 }
 
 /** The worker on its own DB, serving the built-in model through a CountingProvider, quiet and without load shedding. */
-export async function startTestApp(db: number): Promise<TestApp> {
+async function startFixture(db: number): Promise<WorkerFixture> {
   const env = await testEnv(db);
   const provider = new CountingProvider(new LocalHashProvider());
   const app = await buildApp(env.config, { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
@@ -98,14 +99,17 @@ export async function startTestApp(db: number): Promise<TestApp> {
   };
 }
 
-/** startTestApp for a whole test file: started before its tests, closed after them. Read its fields inside tests. */
-export function useTestApp(db: number): TestApp {
-  const t = {} as TestApp;
+/**
+ * The fixture for the enclosing file: started before its tests, closed after them. Read its fields
+ * inside tests and hooks (they are filled in when the fixture starts).
+ */
+export function useFixture(db: number): WorkerFixture {
+  const f = {} as WorkerFixture;
   beforeAll(async () => {
-    Object.assign(t, await startTestApp(db));
+    Object.assign(f, await startFixture(db));
   });
-  afterAll(() => t.close?.());
-  return t;
+  afterAll(() => f.close?.());
+  return f;
 }
 
 export type Part =

@@ -1,25 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.js';
-import { testEnv, type TestEnv } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { useFixture } from './helpers.js';
 
 const DB = 5;
-let env: TestEnv;
-let app: FastifyInstance;
-
-beforeAll(async () => {
-  env = await testEnv(DB);
-  app = await buildApp(env.config, { logger: false, underPressure: false, adminRateLimit: false });
-});
-
-afterAll(async () => {
-  await app?.close();
-  await env?.close();
-});
+const f = useFixture(DB);
 
 describe('models', () => {
   it('lists the built-in model and caches its metadata in model_metadata', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/models' });
+    const res = await f.app.inject({ method: 'GET', url: '/api/v1/models' });
     expect(res.statusCode).toBe(200);
     const body = res.json<{ object: string; data: Array<Record<string, unknown>> }>();
     expect(body.object).toBe('list');
@@ -28,29 +15,29 @@ describe('models', () => {
     ]);
     expect(String(body.data[0]!.description)).toMatch(/lexical overlap, not meaning/);
 
-    const key = app.cache.category('model_metadata').key('local-hash-384');
-    expect(key).toBe(`${env.config.SERVICE_NAME}:model_metadata:local-hash-384`);
-    expect(await env.inspect.exists(key)).toBe(1);
-    expect(await env.inspect.ttl(key)).toBeGreaterThan(80_000);
+    const key = f.app.cache.category('model_metadata').key('local-hash-384');
+    expect(key).toBe(`${f.env.config.SERVICE_NAME}:model_metadata:local-hash-384`);
+    expect(await f.env.inspect.exists(key)).toBe(1);
+    expect(await f.env.inspect.ttl(key)).toBeGreaterThan(80_000);
   });
 
   it('answers one model by id', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/models/local-hash-384' });
+    const res = await f.app.inject({ method: 'GET', url: '/api/v1/models/local-hash-384' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ id: 'local-hash-384', dimensions: 384 });
   });
 
   it('answers 404 for an unknown model, also one with slashes', async () => {
     for (const id of ['nope', 'BAAI/bge-small-en-v1.5']) {
-      const res = await app.inject({ method: 'GET', url: `/api/v1/models/${id}` });
+      const res = await f.app.inject({ method: 'GET', url: `/api/v1/models/${id}` });
       expect(res.statusCode).toBe(404);
       expect(res.json()).toMatchObject({ error: { code: 'model_not_found', message: `model '${id}' not found` } });
     }
   });
 
   it('answers 400 for an empty or oversized id', async () => {
-    expect((await app.inject({ method: 'GET', url: '/api/v1/models/' })).statusCode).toBe(400);
-    const res = await app.inject({ method: 'GET', url: `/api/v1/models/${'m'.repeat(201)}` });
+    expect((await f.app.inject({ method: 'GET', url: '/api/v1/models/' })).statusCode).toBe(400);
+    const res = await f.app.inject({ method: 'GET', url: `/api/v1/models/${'m'.repeat(201)}` });
     expect(res.statusCode).toBe(400);
     expect(res.json<{ error: { message: string } }>().error.message).toMatch(/200 characters/);
   });
@@ -58,13 +45,13 @@ describe('models', () => {
 
 describe('service basics', () => {
   it('serves /health, /ready with the redis check, /metrics and the OpenAPI document', async () => {
-    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
-    const ready = await app.inject({ method: 'GET', url: '/ready' });
+    expect((await f.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const ready = await f.app.inject({ method: 'GET', url: '/ready' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toMatchObject({ status: 'ready', checks: { redis: { ok: true } } });
-    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    const metrics = await f.app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
-    const docs = await app.inject({ method: 'GET', url: '/docs/json' });
+    const docs = await f.app.inject({ method: 'GET', url: '/docs/json' });
     expect(docs.statusCode).toBe(200);
     const paths = Object.keys(docs.json<{ paths: Record<string, unknown> }>().paths);
     expect(paths).toEqual(
@@ -73,7 +60,7 @@ describe('service basics', () => {
   });
 
   it('shows the three categories with their TTLs in cache stats', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
+    const res = await f.app.inject({ method: 'GET', url: '/api/v1/cache/stats' });
     expect(res.statusCode).toBe(200);
     const cats = res.json<{ service_stats: { categories: Record<string, { ttl: number }> } }>().service_stats.categories;
     expect(Object.keys(cats).sort()).toEqual(['embeddings', 'files', 'model_metadata']);

@@ -1,17 +1,13 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { embeddingCacheKey } from '../src/domain/embedding-service.js';
 import { resultCacheKey } from '../src/domain/file-processor.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
-import { ADMIN_TOKEN, CountingProvider, multipartBody, testEnv, type Part, type TestEnv } from './helpers.js';
+import { ADMIN_TOKEN, multipartBody, type Part, useFixture } from './helpers.js';
 
 const DB = 6;
 const MODEL = 'local-hash-384';
-let env: TestEnv;
-let app: FastifyInstance;
-let provider: CountingProvider;
+const f = useFixture(DB);
 
 const para = (word: string) => Array.from({ length: 30 }, (_, i) => `${word} sentence ${i}.`).join(' ').slice(0, 300).trim();
 const A = para('Alpha');
@@ -33,37 +29,26 @@ interface Result {
 }
 
 function processText(body: Record<string, unknown>) {
-  return app.inject({ method: 'POST', url: '/api/v1/process/text', payload: body });
+  return f.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: body });
 }
 
 function upload(parts: Part[]) {
   const { payload, headers } = multipartBody(parts);
-  return app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
+  return f.app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
 }
 
 function deleteFile(hash: string, token: string | null = ADMIN_TOKEN) {
-  return app.inject({
+  return f.app.inject({
     method: 'DELETE',
     url: `/api/v1/cache/file/${hash}`,
     headers: token ? { authorization: `Bearer ${token}` } : {},
   });
 }
 
-const embeddingKey = (text: string) => app.cache.category('embeddings').key(embeddingCacheKey(MODEL, text));
-const fileKey = (size: number, overlap: number) => app.cache.category('files').key(resultCacheKey(FILE_HASH, size, overlap, MODEL));
+const embeddingKey = (text: string) => f.app.cache.category('embeddings').key(embeddingCacheKey(MODEL, text));
+const fileKey = (size: number, overlap: number) => f.app.cache.category('files').key(resultCacheKey(FILE_HASH, size, overlap, MODEL));
 
-beforeAll(async () => {
-  env = await testEnv(DB);
-  provider = new CountingProvider(new LocalHashProvider());
-  app = await buildApp(env.config, { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
-});
-
-afterAll(async () => {
-  await app?.close();
-  await env?.close();
-});
-
-beforeEach(() => provider.reset());
+beforeEach(() => f.provider.reset());
 
 describe('POST /api/v1/process/text', () => {
   it('chunks, dedupes and embeds on a miss, then replays the cached result', async () => {
@@ -79,16 +64,16 @@ describe('POST /api/v1/process/text', () => {
       expect(c.embedding).toBeUndefined();
     }
     // Duplicate chunks were embedded once.
-    expect(provider.computed).toBe(3);
+    expect(f.provider.computed).toBe(3);
 
-    expect(await env.inspect.exists(fileKey(400, 0))).toBe(1);
-    for (const t of [A, B, C]) expect(await env.inspect.exists(embeddingKey(t))).toBe(1);
+    expect(await f.env.inspect.exists(fileKey(400, 0))).toBe(1);
+    for (const t of [A, B, C]) expect(await f.env.inspect.exists(embeddingKey(t))).toBe(1);
 
-    provider.reset();
+    f.provider.reset();
     const again = await processText({ text: DOC, filename: 'notes.md', chunkSize: 400, chunkOverlap: 0 });
     expect(again.headers['x-cache']).toBe('hit');
     expect(again.json()).toEqual(body);
-    expect(provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it('answers with the caller\'s own filename on a hit', async () => {
@@ -103,7 +88,7 @@ describe('POST /api/v1/process/text', () => {
     const res = await processText({ text: DOC, chunkSize: 400, chunkOverlap: 0, includeEmbeddings: true });
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-cache']).toBe('hit');
-    expect(provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
     const chunks = res.json<Result>().chunks;
     expect(chunks.every((c) => c.embedding?.length === 384)).toBe(true);
     expect(chunks[2]!.embedding).toEqual(chunks[0]!.embedding);
@@ -116,7 +101,7 @@ describe('POST /api/v1/process/text', () => {
     const res = await processText({ text: DOC });
     expect(res.headers['x-cache']).toBe('miss');
     expect(res.json<Result>().chunkCount).toBe(2);
-    expect(await env.inspect.exists(fileKey(1000, 150))).toBe(1);
+    expect(await f.env.inspect.exists(fileKey(1000, 150))).toBe(1);
   });
 
   describe('rejects malformed input with 4xx and a clear message', () => {
@@ -139,8 +124,8 @@ describe('POST /api/v1/process/text', () => {
       const res = await processText(body);
       expect(res.statusCode).toBe(status);
       expect(res.json<{ message: string }>().message).toMatch(message);
-      expect(provider.computed).toBe(0);
-      expect(await env.inspect.exists(fileKey(400, 0))).toBe(1);
+      expect(f.provider.computed).toBe(0);
+      expect(await f.env.inspect.exists(fileKey(400, 0))).toBe(1);
     });
   });
 });
@@ -197,21 +182,21 @@ describe('POST /api/v1/process/file', () => {
     const res = await upload(parts);
     expect(res.statusCode).toBe(status);
     expect(res.json<{ message: string }>().message).toMatch(message);
-    expect(provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it.each([
     ['no boundary', 'multipart/form-data', 'hello'],
     ['a body cut off before its closing boundary', 'multipart/form-data; boundary=XyZ', '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nunfinished'],
   ])('rejects a malformed multipart body (%s) with 400, not 500', async (_name, contentType, payload) => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/process/file', headers: { 'content-type': contentType }, payload });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/process/file', headers: { 'content-type': contentType }, payload });
     expect(res.statusCode).toBe(400);
     expect(res.json<{ message: string }>().message).toMatch(/malformed multipart body/);
-    expect(provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it('rejects a request that is not multipart with 415', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/process/file', payload: { text: 'abc' } });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/process/file', payload: { text: 'abc' } });
     expect(res.statusCode).toBe(415);
     expect(res.json<{ message: string }>().message).toMatch(/multipart\/form-data/);
   });
@@ -221,7 +206,7 @@ describe('DELETE /api/v1/cache/file/:fileHash', () => {
   it('needs the admin token', async () => {
     expect((await deleteFile(FILE_HASH, null)).statusCode).toBe(401);
     expect((await deleteFile(FILE_HASH, 'wrong-token')).statusCode).toBe(401);
-    expect(await env.inspect.exists(fileKey(400, 0))).toBe(1);
+    expect(await f.env.inspect.exists(fileKey(400, 0))).toBe(1);
   });
 
   it.each(['abc', 'g'.repeat(64), 'a'.repeat(65)])('rejects the hash %s with 400', async (hash) => {
@@ -232,8 +217,8 @@ describe('DELETE /api/v1/cache/file/:fileHash', () => {
 
   it('removes every cached result of the file and its chunk embeddings, and nothing else', async () => {
     const keep = 'unrelated embedding that must survive';
-    await app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: { input: keep } });
-    expect(await env.inspect.exists(fileKey(400, 0), fileKey(1000, 150))).toBe(2);
+    await f.app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: { input: keep } });
+    expect(await f.env.inspect.exists(fileKey(400, 0), fileKey(1000, 150))).toBe(2);
 
     const res = await deleteFile(FILE_HASH.toUpperCase());
     expect(res.statusCode).toBe(200);
@@ -242,14 +227,14 @@ describe('DELETE /api/v1/cache/file/:fileHash', () => {
     // 2 results + at least the 3 distinct chunk embeddings of the 400/0 chunking.
     expect(body.removed).toBeGreaterThanOrEqual(5);
 
-    expect(await env.inspect.exists(fileKey(400, 0), fileKey(1000, 150))).toBe(0);
-    for (const t of [A, B, C]) expect(await env.inspect.exists(embeddingKey(t))).toBe(0);
-    expect(await env.inspect.exists(embeddingKey(keep))).toBe(1);
+    expect(await f.env.inspect.exists(fileKey(400, 0), fileKey(1000, 150))).toBe(0);
+    for (const t of [A, B, C]) expect(await f.env.inspect.exists(embeddingKey(t))).toBe(0);
+    expect(await f.env.inspect.exists(embeddingKey(keep))).toBe(1);
 
-    provider.reset();
+    f.provider.reset();
     const again = await processText({ text: DOC, chunkSize: 400, chunkOverlap: 0 });
     expect(again.headers['x-cache']).toBe('miss');
-    expect(provider.computed).toBe(3);
+    expect(f.provider.computed).toBe(3);
 
     const nothing = await deleteFile('0'.repeat(64));
     expect(nothing.json()).toEqual({ fileHash: '0'.repeat(64), removed: 0 });

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_BATCH_CHARS, MAX_EMBEDDED_CHUNKS, MAX_INPUTS, MAX_PROCESS_CHUNKS } from '../src/schemas.js';
-import { multipartBody, useTestApp } from './helpers.js';
+import { multipartBody, useFixture } from './helpers.js';
 import { words } from './load.js';
 
-const t = useTestApp(10);
+const f = useFixture(10);
 
 function embeddings(input: string[]) {
-  return t.app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: { input } });
+  return f.app.inject({ method: 'POST', url: '/api/v1/embeddings', payload: { input } });
 }
 
 function processText(body: Record<string, unknown>) {
-  return t.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: body });
+  return f.app.inject({ method: 'POST', url: '/api/v1/process/text', payload: body });
 }
 
 /** The error message in either error shape (the stack's, or OpenAI's on the OpenAI-compatible routes). */
@@ -30,21 +30,21 @@ describe('work one request may ask for', () => {
   });
 
   it(`answers 413 to an embeddings batch of ${MAX_INPUTS + 1} inputs, computing nothing`, async () => {
-    t.provider.reset();
+    f.provider.reset();
     const res = await embeddings(Array.from({ length: MAX_INPUTS + 1 }, (_, i) => `input ${i}`));
     expect(res.statusCode).toBe(413);
     expect(messageOf(res.body)).toBe(`input has ${MAX_INPUTS + 1} items; one request takes at most ${MAX_INPUTS}: split the batch`);
-    expect(t.provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it(`answers 413 to an embeddings batch over ${MAX_BATCH_CHARS} characters in all, computing nothing`, async () => {
-    t.provider.reset();
+    f.provider.reset();
     const each = 32_768;
     const count = Math.floor(MAX_BATCH_CHARS / each) + 1;
     const res = await embeddings(Array.from({ length: count }, (_, i) => `${i} ${'x'.repeat(each - String(i).length - 1)}`));
     expect(res.statusCode).toBe(413);
     expect(messageOf(res.body)).toBe(`input has ${count * each} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`);
-    expect(t.provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it(`takes a batch of ${MAX_INPUTS} inputs of ${MAX_BATCH_CHARS} characters in all`, async () => {
@@ -56,12 +56,12 @@ describe('work one request may ask for', () => {
   });
 
   it(`answers 413 to a text that makes more than ${MAX_PROCESS_CHUNKS} chunks, caching nothing`, async () => {
-    t.provider.reset();
+    f.provider.reset();
     const text = words(2_000_000, 7);
     const res = await processText({ text, chunkSize: 200, chunkOverlap: 0 });
     expect(res.statusCode).toBe(413);
     expect(messageOf(res.body)).toMatch(new RegExp(`^the text makes more than ${MAX_PROCESS_CHUNKS} chunks of at most 200 characters; one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text$`));
-    expect(t.provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
   });
 
   it(`answers 413 to includeEmbeddings for more than ${MAX_EMBEDDED_CHUNKS} chunks before embedding anything, on a miss and on a hit`, async () => {
@@ -69,11 +69,11 @@ describe('work one request may ask for', () => {
     const tooMany =
       `the text makes more than ${MAX_EMBEDDED_CHUNKS} chunks of at most 400 characters; with includeEmbeddings one answer holds at most ${MAX_EMBEDDED_CHUNKS} chunks: ` +
       'use a larger chunkSize, or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings';
-    t.provider.reset();
+    f.provider.reset();
     const miss = await processText({ text, chunkSize: 400, includeEmbeddings: true });
     expect(miss.statusCode).toBe(413);
     expect(messageOf(miss.body)).toBe(tooMany);
-    expect(t.provider.computed).toBe(0);
+    expect(f.provider.computed).toBe(0);
 
     const without = await processText({ text, chunkSize: 400 });
     expect(without.statusCode).toBe(200);
@@ -89,7 +89,7 @@ describe('work one request may ask for', () => {
       { name: 'chunkOverlap', value: '0' },
       { name: 'file', filename: 'big.txt', contentType: 'text/plain', content: words(2_000_000, 7) },
     ]);
-    const res = await t.app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/process/file', payload, headers });
     expect(res.statusCode).toBe(413);
     expect(messageOf(res.body)).toMatch(new RegExp(`more than ${MAX_PROCESS_CHUNKS} chunks`));
   });

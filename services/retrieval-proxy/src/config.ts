@@ -8,6 +8,8 @@ export const ConfigSchema = Type.Object({
   REDIS_DB_RETRIEVAL_PROXY: Type.Integer({ default: 1, minimum: 0, maximum: 15 }),
   CACHE_TTL_SEARCH_RESULTS: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 3600' })),
   CACHE_TTL_CONTEXT_BUNDLES: Type.Optional(Type.Integer({ minimum: 1, description: 'seconds; default 1800' })),
+  CACHE_L1_MAX_BYTES_SEARCH_RESULTS: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
+  CACHE_L1_MAX_BYTES_CONTEXT_BUNDLES: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001', pattern: '^https?://' }),
   /** Embedding model asked of the worker; unset = the worker's default. Part of every cache key. */
   RETRIEVAL_EMBEDDINGS_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),

@@ -1,33 +1,22 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import type { ServiceApp } from '@aicache/service-kit';
-import { ADMIN_TOKEN, docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { ADMIN_TOKEN, docs, useFixture, wipe } from './helpers.js';
 
 const DB = 6;
-let redis: TestRedis;
-let raw: Redis;
-let worker: FakeWorker;
-let app: ServiceApp;
-
-beforeAll(async () => {
-  ({ redis, raw, worker, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, worker, app }));
+const f = useFixture(DB);
 
 beforeEach(async () => {
-  await wipe(raw);
+  await wipe(f.raw);
   for (const d of [docs.refunds, docs.shipping]) {
-    expect((await app.inject({ method: 'POST', url: '/api/v1/documents', payload: d })).statusCode).toBe(201);
+    expect((await f.app.inject({ method: 'POST', url: '/api/v1/documents', payload: d })).statusCode).toBe(201);
   }
 });
 
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
-const search = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/search', payload });
+const search = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/search', payload });
 const invalidate = (pattern: string, headers: Record<string, string> = auth) =>
-  app.inject({ method: 'DELETE', url: `/api/v1/cache/search/${pattern}`, headers });
-const slugs = async () => (await keysOf(raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[3]).sort();
+  f.app.inject({ method: 'DELETE', url: `/api/v1/cache/search/${pattern}`, headers });
+const slugs = async () => (await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[3]).sort();
 
 describe('DELETE /api/v1/cache/search/:pattern', () => {
   it('removes only the search entries whose query slug matches', async () => {
@@ -35,7 +24,7 @@ describe('DELETE /api/v1/cache/search/:pattern', () => {
     await search({ query: 'refund policy', filters: { lang: 'en' } });
     await search({ query: 'late refund' });
     await search({ query: 'shipping times' });
-    await app.inject({ method: 'POST', url: '/api/v1/context', payload: { query: 'refund policy' } });
+    await f.app.inject({ method: 'POST', url: '/api/v1/context', payload: { query: 'refund policy' } });
     expect(await slugs()).toEqual(['late-refund', 'refund-policy', 'refund-policy', 'shipping-times']);
 
     const exact = await invalidate('late-refund');
@@ -46,8 +35,8 @@ describe('DELETE /api/v1/cache/search/:pattern', () => {
     const glob = await invalidate('*REFUND*');
     expect(glob.json()).toEqual({ pattern: '*REFUND*', removed: 2 });
     expect(await slugs()).toEqual(['shipping-times']);
-    expect(await keysOf(raw, 'retrieval-proxy:context_bundles:*')).toHaveLength(1);
-    expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
+    expect(await scanKeys(f.raw, 'retrieval-proxy:context_bundles:*')).toHaveLength(1);
+    expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
 
     expect((await search({ query: 'refund policy' })).headers['x-cache']).toBe('miss');
     expect((await search({ query: 'shipping times' })).headers['x-cache']).toBe('hit');

@@ -1,14 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ProxyFixture, startFixture, stopFixture, wipe } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useFixture, wipe } from './helpers.js';
 
-let f: ProxyFixture;
+const f = useFixture(12);
 
-beforeAll(async () => {
-  f = await startFixture(12);
-  await wipe(f.raw);
-});
-
-afterAll(() => stopFixture(f));
+beforeAll(() => wipe(f.raw));
 
 /** No lone surrogate anywhere (a split pair), and so no U+FFFD written in its place. */
 function wellFormed(s: string): boolean {

@@ -1,32 +1,21 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { docs, useFixture, wipe } from './helpers.js';
 
 const DB = 5;
-let redis: TestRedis;
-let raw: Redis;
-let worker: FakeWorker;
-let app: ServiceApp;
+const f = useFixture(DB);
 
 const longText = Array.from({ length: 30 }, (_, i) => `Refund rule ${i}: a refund request number ${i} is answered within ${i + 1} days.`).join(' ');
 
-beforeAll(async () => {
-  ({ redis, raw, worker, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, worker, app }));
-
 beforeEach(async () => {
-  await wipe(raw);
+  await wipe(f.raw);
   for (const d of [docs.refunds, docs.shipping, { id: 'refund-rules', title: 'Refund rules', text: longText, chunkSize: 300, chunkOverlap: 50 }]) {
-    expect((await app.inject({ method: 'POST', url: '/api/v1/documents', payload: d })).statusCode).toBe(201);
+    expect((await f.app.inject({ method: 'POST', url: '/api/v1/documents', payload: d })).statusCode).toBe(201);
   }
-  worker.calls.length = 0;
+  f.worker.calls.length = 0;
 });
 
-const context = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/context', payload });
+const context = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/context', payload });
 
 describe('POST /api/v1/context', () => {
   it('merges the top sections with [n] markers, each section carrying citation n', async () => {
@@ -61,12 +50,12 @@ describe('POST /api/v1/context', () => {
     expect(b.body).toBe(a.body);
     const c = await context({ query: 'refund request', maxChars: 500 });
     expect(c.headers['x-cache']).toBe('miss');
-    const keys = await keysOf(raw, 'retrieval-proxy:context_bundles:*');
+    const keys = await scanKeys(f.raw, 'retrieval-proxy:context_bundles:*');
     expect(keys).toHaveLength(2);
     for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+\.[0-9a-f]{16}:[0-9a-f]{16}$/);
-    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
+    expect(await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).toEqual([]);
 
-    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);
     const d = await context({ query: 'refund request' });
     expect(d.headers['x-cache']).toBe('miss');
     expect(d.json().sections.map((s: { citation: { documentId: string } }) => s.citation.documentId)).not.toContain('refund-rules');
@@ -83,6 +72,6 @@ describe('POST /api/v1/context', () => {
     const res = await context(payload);
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(message);
-    expect(worker.calls).toHaveLength(0);
+    expect(f.worker.calls).toHaveLength(0);
   });
 });

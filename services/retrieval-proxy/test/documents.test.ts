@@ -1,29 +1,18 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { docs, useFixture, wipe } from './helpers.js';
 
 const DB = 3;
-let redis: TestRedis;
-let raw: Redis;
-let worker: FakeWorker;
-let app: ServiceApp;
+const f = useFixture(DB);
 /** Corpus version after the wipe before each test. */
 let v0 = 0;
 
-beforeAll(async () => {
-  ({ redis, raw, worker, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, worker, app }));
-
 beforeEach(async () => {
-  v0 = await wipe(raw);
-  worker.calls.length = 0;
+  v0 = await wipe(f.raw);
+  f.worker.calls.length = 0;
 });
 
-const ingest = (body: object) => app.inject({ method: 'POST', url: '/api/v1/documents', payload: body });
+const ingest = (body: object) => f.app.inject({ method: 'POST', url: '/api/v1/documents', payload: body });
 
 describe('POST /api/v1/documents', () => {
   it('chunks, embeds all chunks in one worker call (base64) and stores the document as state', async () => {
@@ -34,19 +23,19 @@ describe('POST /api/v1/documents', () => {
     expect(body).toMatchObject({ id: 'refund-policy', title: 'Refund policy', corpusVersion: v0 + 1 });
     expect(body.chunkCount).toBeGreaterThan(3);
 
-    expect(worker.calls).toHaveLength(1);
-    expect(worker.calls[0]?.encoding_format).toBe('base64');
-    expect(worker.calls[0]?.input).toHaveLength(body.chunkCount);
+    expect(f.worker.calls).toHaveLength(1);
+    expect(f.worker.calls[0]?.encoding_format).toBe('base64');
+    expect(f.worker.calls[0]?.input).toHaveLength(body.chunkCount);
 
-    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toEqual([
+    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toEqual([
       'state:retrieval-proxy:corpus_epoch',
       'state:retrieval-proxy:corpus_version',
       'state:retrieval-proxy:doc:refund-policy',
       'state:retrieval-proxy:docs',
     ]);
-    expect(await raw.ttl('state:retrieval-proxy:doc:refund-policy')).toBe(-1);
-    expect(await raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
-    const vec = await raw.hgetBuffer('state:retrieval-proxy:doc:refund-policy', 'v:0');
+    expect(await f.raw.ttl('state:retrieval-proxy:doc:refund-policy')).toBe(-1);
+    expect(await f.raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
+    const vec = await f.raw.hgetBuffer('state:retrieval-proxy:doc:refund-policy', 'v:0');
     expect(vec?.length).toBe(64 * 4);
   });
 
@@ -61,20 +50,20 @@ describe('POST /api/v1/documents', () => {
     const res = await ingest({ ...docs.refunds, title: 'Refunds v2', text: 'Short new text.' });
     expect(res.statusCode).toBe(201);
     expect(res.json()).toMatchObject({ chunkCount: 1, corpusVersion: v0 + 2 });
-    const got = (await app.inject({ url: '/api/v1/documents/refund-policy' })).json();
+    const got = (await f.app.inject({ url: '/api/v1/documents/refund-policy' })).json();
     expect(got.title).toBe('Refunds v2');
     expect(got.chunks).toEqual([{ index: 0, text: 'Short new text.' }]);
-    expect((await app.inject({ url: '/api/v1/documents' })).json().total).toBe(1);
+    expect((await f.app.inject({ url: '/api/v1/documents' })).json().total).toBe(1);
   });
 
   it('accepts a worker that answers floats instead of base64', async () => {
-    worker.forceFloat = true;
+    f.worker.forceFloat = true;
     try {
       expect((await ingest(docs.shipping)).statusCode).toBe(201);
     } finally {
-      worker.forceFloat = false;
+      f.worker.forceFloat = false;
     }
-    const search = await app.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'international shipping customs' } });
+    const search = await f.app.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'international shipping customs' } });
     expect(search.json().results[0].documentId).toBe('shipping');
   });
 
@@ -105,19 +94,19 @@ describe('POST /api/v1/documents', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ statusCode: 400 });
     expect(res.json().message).toMatch(message);
-    expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
-    expect(await raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
+    expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
+    expect(await f.raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
   });
 
   it('rejects text above 1 MB (counted in UTF-8 bytes) and a non-JSON body', async () => {
     const res = await ingest({ title: 'big', text: 'é'.repeat(600_000) });
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(/1 MB/);
-    const notJson = await app.inject({ method: 'POST', url: '/api/v1/documents', headers: { 'content-type': 'application/json' }, payload: '{"title":' });
+    const notJson = await f.app.inject({ method: 'POST', url: '/api/v1/documents', headers: { 'content-type': 'application/json' }, payload: '{"title":' });
     expect(notJson.statusCode).toBe(400);
     const huge = await ingest({ title: 'huge', text: 'a'.repeat(5 * 1024 * 1024) });
     expect(huge.statusCode).toBe(413);
-    expect(worker.calls).toHaveLength(0);
+    expect(f.worker.calls).toHaveLength(0);
   });
 });
 
@@ -127,7 +116,7 @@ describe('GET/DELETE /api/v1/documents', () => {
     await ingest(docs.shipping);
     await ingest(docs.german);
 
-    const one = await app.inject({ url: '/api/v1/documents/refund-policy' });
+    const one = await f.app.inject({ url: '/api/v1/documents/refund-policy' });
     expect(one.statusCode).toBe(200);
     expect(one.json()).toMatchObject({
       id: 'refund-policy',
@@ -139,45 +128,45 @@ describe('GET/DELETE /api/v1/documents', () => {
     });
     expect(Date.parse(one.json().createdAt)).not.toBeNaN();
 
-    const page = (await app.inject({ url: '/api/v1/documents?limit=2&offset=1' })).json();
+    const page = (await f.app.inject({ url: '/api/v1/documents?limit=2&offset=1' })).json();
     expect(page).toMatchObject({ total: 3, limit: 2, offset: 1 });
     expect(page.documents.map((d: { id: string }) => d.id)).toEqual(['rueckgabe', 'shipping']);
 
-    const del = await app.inject({ method: 'DELETE', url: '/api/v1/documents/shipping' });
+    const del = await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/shipping' });
     expect(del.statusCode).toBe(204);
     expect(del.body).toBe('');
-    expect(await raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 4));
-    expect((await app.inject({ url: '/api/v1/documents/shipping' })).statusCode).toBe(404);
-    expect(await raw.exists('state:retrieval-proxy:doc:shipping')).toBe(0);
+    expect(await f.raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 4));
+    expect((await f.app.inject({ url: '/api/v1/documents/shipping' })).statusCode).toBe(404);
+    expect(await f.raw.exists('state:retrieval-proxy:doc:shipping')).toBe(0);
   });
 
   it('answers 404 for unknown ids without bumping the version, 400 for bad ids and paging', async () => {
     await ingest(docs.refunds);
-    const get = await app.inject({ url: '/api/v1/documents/nope' });
+    const get = await f.app.inject({ url: '/api/v1/documents/nope' });
     expect(get.statusCode).toBe(404);
     expect(get.json()).toMatchObject({ code: 'NOT_FOUND' });
-    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/nope' })).statusCode).toBe(404);
-    expect(await raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/nope' })).statusCode).toBe(404);
+    expect(await f.raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
 
-    expect((await app.inject({ url: `/api/v1/documents/${'a'.repeat(129)}` })).statusCode).toBe(400);
+    expect((await f.app.inject({ url: `/api/v1/documents/${'a'.repeat(129)}` })).statusCode).toBe(400);
     const longId = 'a'.repeat(128);
     expect((await ingest({ ...docs.shipping, id: longId })).statusCode).toBe(201);
-    expect((await app.inject({ url: `/api/v1/documents/${longId}` })).json().id).toBe(longId);
-    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/bad%20id' })).statusCode).toBe(400);
+    expect((await f.app.inject({ url: `/api/v1/documents/${longId}` })).json().id).toBe(longId);
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/bad%20id' })).statusCode).toBe(400);
     for (const qs of ['limit=0', 'limit=101', 'limit=abc', 'offset=-1', 'other=1']) {
-      const res = await app.inject({ url: `/api/v1/documents?${qs}` });
+      const res = await f.app.inject({ url: `/api/v1/documents?${qs}` });
       expect(res.statusCode, qs).toBe(400);
     }
-    expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
+    expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 
   it('keeps the document index out of reach of a cache clear', async () => {
     await ingest(docs.refunds);
-    await app.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'refund' } });
-    const clear = await app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
+    await f.app.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'refund' } });
+    const clear = await f.app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
     expect(clear.statusCode).toBe(200);
-    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toEqual([]);
-    expect(await keysOf(raw, 'state:retrieval-proxy:*')).toHaveLength(4);
-    expect((await app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
+    expect(await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).toEqual([]);
+    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toHaveLength(4);
+    expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 });

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { getTestRedis, type TestRedis } from '@aicache/test-redis';
+import { afterAll, beforeAll } from 'vitest';
+import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
@@ -107,28 +108,13 @@ export function rawClient(redis: TestRedis, db: number): Redis {
   return new Redis(redis.url, { db, lazyConnect: false, maxRetriesPerRequest: 1 });
 }
 
-/** Every key under `prefix` (SCAN; tests only). */
-export async function keysOf(client: Redis, match: string): Promise<string[]> {
-  const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    out.push(...keys);
-  } while (cursor !== '0');
-  return out.sort();
-}
-
 /**
  * Removes this file's documents and cache entries between tests (never FLUSHDB: the server may be
  * shared). The corpus version is bumped, not deleted, as an operator removing documents by hand would
  * have to, so running apps reload their in-memory index.
  */
 export async function wipe(client: Redis): Promise<number> {
-  for (const pattern of ['retrieval-proxy:*', 'state:retrieval-proxy:doc*']) {
-    const keys = await keysOf(client, pattern);
-    if (keys.length) await client.unlink(...keys);
-  }
+  await unlinkMatching(client, 'retrieval-proxy:*', 'state:retrieval-proxy:doc*');
   return client.incr('state:retrieval-proxy:corpus_version');
 }
 
@@ -165,7 +151,7 @@ export interface ProxyFixture {
   app: ServiceApp;
 }
 
-export async function startFixture(db: number): Promise<ProxyFixture> {
+async function startFixture(db: number): Promise<ProxyFixture> {
   const redis = await testRedis();
   const raw = rawClient(redis, db);
   const worker = await startFakeWorker();
@@ -173,9 +159,22 @@ export async function startFixture(db: number): Promise<ProxyFixture> {
   return { redis, raw, worker, app };
 }
 
-export async function stopFixture(f: Partial<ProxyFixture>): Promise<void> {
+async function stopFixture(f: Partial<ProxyFixture>): Promise<void> {
   await f.app?.close();
   await f.worker?.close();
   f.raw?.disconnect();
   await f.redis?.stop();
+}
+
+/**
+ * The fixture for the enclosing file: started before its tests, stopped after them. Read its fields
+ * inside tests and hooks (they are filled in when the fixture starts).
+ */
+export function useFixture(db: number): ProxyFixture {
+  const f = {} as ProxyFixture;
+  beforeAll(async () => {
+    Object.assign(f, await startFixture(db));
+  });
+  afterAll(() => stopFixture(f));
+  return f;
 }

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer, type RedisServer, type TestRedis } from '@aicache/test-redis';
+import { scanKeys, startRedisServer, type RedisServer, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { docs, keysOf, makeApp, rawClient, startFakeWorker, testConfig, testRedis, wipe, type FakeWorker } from './helpers.js';
+import { docs, makeApp, rawClient, startFakeWorker, testConfig, testRedis, wipe, type FakeWorker } from './helpers.js';
 
 const DB = 7;
 let redis: TestRedis;
@@ -109,7 +109,7 @@ describe('multimodal-worker down', () => {
     expect(put.json().code).toBe('PEER_UNAVAILABLE');
     expect((await a.inject({ url: '/api/v1/documents/shipping' })).statusCode).toBe(404);
     expect(await raw.get('state:retrieval-proxy:corpus_version')).toBe(version);
-    expect(await keysOf(raw, 'retrieval-proxy:search_results:*')).toHaveLength(1);
+    expect(await scanKeys(raw, 'retrieval-proxy:search_results:*')).toHaveLength(1);
 
     const ready = await a.inject({ url: '/ready' });
     expect(ready.statusCode).toBe(503);
@@ -163,7 +163,7 @@ describe('Redis trouble', () => {
     const w = await worker();
     const a = await app(testConfig(redis, DB, w.url, { REDIS_STATE_URL: server.url, STATE_TIMEOUT_MS: '1000' }));
     expectStatus(await ingest(a, docs.refunds), 201);
-    expect(await keysOf(raw, 'state:retrieval-proxy:doc*')).toEqual([]);
+    expect(await scanKeys(raw, 'state:retrieval-proxy:doc*')).toEqual([]);
 
     await server.kill();
 

@@ -1,32 +1,21 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture, wipe } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { docs, useFixture, wipe } from './helpers.js';
 
 const DB = 4;
-let redis: TestRedis;
-let raw: Redis;
-let worker: FakeWorker;
-let app: ServiceApp;
-
-beforeAll(async () => {
-  ({ redis, raw, worker, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, worker, app }));
+const f = useFixture(DB);
 
 beforeEach(async () => {
-  await wipe(raw);
+  await wipe(f.raw);
   for (const d of [docs.refunds, docs.shipping, docs.german]) {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/documents', payload: d });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/documents', payload: d });
     expect(res.statusCode).toBe(201);
   }
-  worker.calls.length = 0;
+  f.worker.calls.length = 0;
 });
 
-const search = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/search', payload });
-const searchKeys = () => keysOf(raw, 'retrieval-proxy:search_results:*');
+const search = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/search', payload });
+const searchKeys = () => scanKeys(f.raw, 'retrieval-proxy:search_results:*');
 const ids = (res: { json(): { results: Array<{ documentId: string }> } }) => res.json().results.map((r) => r.documentId);
 
 describe('POST /api/v1/search', () => {
@@ -54,20 +43,20 @@ describe('POST /api/v1/search', () => {
   it('caches the answer: miss then hit, stored under q:<slug>:v<version>.<epoch>:<hash> with the category TTL', async () => {
     const first = await search({ query: 'Refund   POLICY ' });
     expect(first.headers['x-cache']).toBe('miss');
-    expect(worker.calls).toHaveLength(1);
+    expect(f.worker.calls).toHaveLength(1);
 
     const second = await search({ query: 'refund policy' });
     expect(second.headers['x-cache']).toBe('hit');
     expect(second.body).toBe(first.body);
-    expect(worker.calls).toHaveLength(1);
+    expect(f.worker.calls).toHaveLength(1);
 
-    const version = await raw.get('state:retrieval-proxy:corpus_version');
-    const epoch = await raw.get('state:retrieval-proxy:corpus_epoch');
+    const version = await f.raw.get('state:retrieval-proxy:corpus_version');
+    const epoch = await f.raw.get('state:retrieval-proxy:corpus_epoch');
     expect(epoch).toMatch(/^[0-9a-f]{16}$/);
     const keys = await searchKeys();
     expect(keys).toHaveLength(1);
     expect(keys[0]).toMatch(new RegExp(`^retrieval-proxy:search_results:q:refund-policy:v${version}\\.${epoch}:[0-9a-f]{16}$`));
-    const ttl = await raw.ttl(keys[0] as string);
+    const ttl = await f.raw.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3600 * 1.05);
   });
@@ -113,7 +102,7 @@ describe('POST /api/v1/search', () => {
     expect(ids(before)).not.toContain('warranty');
     expect((await search(query)).headers['x-cache']).toBe('hit');
 
-    const put = await app.inject({
+    const put = await f.app.inject({
       method: 'POST',
       url: '/api/v1/documents',
       payload: { id: 'warranty', title: 'Warranty', text: 'Warranty claims for broken hardware are handled within two years.' },
@@ -123,7 +112,7 @@ describe('POST /api/v1/search', () => {
     expect(afterIngest.headers['x-cache']).toBe('miss');
     expect(ids(afterIngest)[0]).toBe('warranty');
 
-    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/warranty' })).statusCode).toBe(204);
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/warranty' })).statusCode).toBe(204);
     const afterDelete = await search(query);
     expect(afterDelete.headers['x-cache']).toBe('miss');
     expect(ids(afterDelete)).not.toContain('warranty');
@@ -151,10 +140,10 @@ describe('POST /api/v1/search', () => {
   ];
 
   it.each(bad)('rejects %s with 400 and a clear message', async (_name, payload, message) => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/search', payload: payload as object });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/search', payload: payload as object });
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(message);
-    expect(worker.calls).toHaveLength(0);
-    expect((await app.inject({ url: '/api/v1/documents' })).json().total).toBe(3);
+    expect(f.worker.calls).toHaveLength(0);
+    expect((await f.app.inject({ url: '/api/v1/documents' })).json().total).toBe(3);
   });
 });

@@ -1,29 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRedis } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
-import type { ServiceApp } from '@aicache/service-kit';
-import { docs, type FakeWorker, keysOf, startFixture, stopFixture } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { scanKeys } from '@aicache/test-redis';
+import { docs, useFixture } from './helpers.js';
 
 const DB = 8;
-let redis: TestRedis;
-let raw: Redis;
-let worker: FakeWorker;
-let app: ServiceApp;
+const f = useFixture(DB);
 
-beforeAll(async () => {
-  ({ redis, raw, worker, app } = await startFixture(DB));
-});
-
-afterAll(() => stopFixture({ redis, raw, worker, app }));
-
-const ingest = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/documents', payload });
-const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
+const ingest = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/documents', payload });
+const post = (url: string, payload: object) => f.app.inject({ method: 'POST', url, payload });
 
 /** What a state Redis that restarted without its data looks like: every state key gone, the cache intact. */
 async function loseState(): Promise<void> {
-  const keys = await keysOf(raw, 'state:retrieval-proxy:*');
+  const keys = await scanKeys(f.raw, 'state:retrieval-proxy:*');
   expect(keys.length).toBeGreaterThan(0);
-  await raw.del(...keys);
+  await f.raw.del(...keys);
 }
 
 describe('a state Redis that lost its data', () => {

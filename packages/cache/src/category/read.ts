@@ -1,0 +1,137 @@
+import { decodeMeta, HEADER_BYTES } from '../serialization.js';
+import type { CategoryCore } from './core.js';
+import { countL1Hit, fillL1, fromL1 } from './l1.js';
+
+/**
+ * GET; for sliding categories GET + PEXPIRE, and while L1 is on GET + PTTL (how long L1 may keep it), in one
+ * round trip. Answers the value and the PTTL (undefined when not asked).
+ */
+/** A plain GET is enough (no sliding TTL to push, no L1 to fill): the hit path's read, one command, no pipeline. */
+export function plainRead(core: CategoryCore): boolean {
+  return !core.def.sliding && core.l1?.enabled !== true;
+}
+
+export function readEntry(core: CategoryCore, full: string): Promise<[Buffer | null, number | undefined]> {
+  const withTtl = core.l1?.enabled === true;
+  const sliding = core.def.sliding;
+  return core.ctx.runner.run(async (c): Promise<[Buffer | null, number | undefined]> => {
+    if (!sliding && !withTtl) return [await c.getBuffer(full), undefined];
+    const started = Date.now();
+    const pipe = c.pipeline().getBuffer(full);
+    if (sliding) pipe.pexpire(full, core.ttlMs());
+    else pipe.pttl(full);
+    const res = await pipe.exec();
+    const [err, value] = res?.[0] ?? [new Error('empty pipeline reply')];
+    if (err) throw err;
+    const [ttlErr, ttl] = res?.[1] ?? [new Error('empty pipeline reply')];
+    if (!withTtl || ttlErr) return [value as Buffer | null, undefined];
+    // What is left of it now, not when Redis answered (-1: no TTL, -2: gone, kept as they are).
+    const pttl = Number(ttl);
+    return [value as Buffer | null, pttl > 0 ? Math.max(1, pttl - (Date.now() - started)) : pttl];
+  });
+}
+
+export async function get<V>(core: CategoryCore, key: string): Promise<V | undefined> {
+  const full = core.key(key);
+  const hit = fromL1(core, full);
+  if (hit) return hit.value as V;
+  const l1 = core.l1;
+  const token = l1?.begin() ?? 0;
+  let buf: Buffer | null;
+  let pttl: number | undefined;
+  try {
+    if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+    else [buf, pttl] = await readEntry(core, full);
+  } catch (err) {
+    core.fail('get', err);
+    return undefined;
+  }
+  const entry = core.fresh(buf);
+  core.count(entry ? 'hits' : 'misses');
+  if (entry && buf) fillL1(core, full, token, entry, buf.length, pttl);
+  return entry?.value as V | undefined;
+}
+
+export async function has(core: CategoryCore, key: string): Promise<boolean> {
+  const full = core.key(key);
+  if (core.l1?.get(full)) return true;
+  try {
+    // Only the header: enough to tell a live entry from a missing or logically expired one.
+    const head = await core.ctx.runner.run((c) => c.getrangeBuffer(full, 0, HEADER_BYTES - 1));
+    if (!head || head.length === 0) return false;
+    const meta = decodeMeta(head);
+    return !(meta && !core.def.sliding && Date.now() >= meta.expiresAt);
+  } catch (err) {
+    core.fail('has', err);
+    return false;
+  }
+}
+
+export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array<V | undefined>> {
+  if (keys.length === 0) return [];
+  const fulls = keys.map((k) => core.key(k));
+  const out: Array<V | undefined> = new Array<V | undefined>(keys.length).fill(undefined);
+  const l1 = core.l1;
+  // Indexes of the keys to read from Redis.
+  let todo: number[];
+  if (l1) {
+    todo = [];
+    let l1Hits = 0;
+    for (let i = 0; i < fulls.length; i++) {
+      const hit = l1.get(fulls[i] as string);
+      if (hit) {
+        out[i] = hit.value as V;
+        l1Hits++;
+      } else {
+        todo.push(i);
+      }
+    }
+    countL1Hit(core, l1Hits);
+    if (todo.length === 0) return out;
+  } else {
+    todo = fulls.map((_, i) => i);
+  }
+  const wanted = todo.map((i) => fulls[i] as string);
+  const token = l1?.begin() ?? 0;
+  const withTtl = l1?.enabled === true;
+  const sliding = core.def.sliding;
+  let bufs: Array<Buffer | null>;
+  let ttls: number[] | undefined;
+  try {
+    [bufs, ttls] = await core.ctx.runner.run(async (c): Promise<[Array<Buffer | null>, number[] | undefined]> => {
+      if (!sliding && !withTtl) return [await c.mgetBuffer(...wanted), undefined];
+      const started = Date.now();
+      const pipe = c.pipeline().mgetBuffer(...wanted);
+      for (const k of wanted) {
+        if (sliding) pipe.pexpire(k, core.ttlMs());
+        else pipe.pttl(k);
+      }
+      const res = await pipe.exec();
+      const [err, value] = res?.[0] ?? [new Error('empty pipeline reply')];
+      if (err) throw err;
+      if (!withTtl) return [value as Array<Buffer | null>, undefined];
+      const elapsed = Date.now() - started;
+      const pttls = wanted.map((_, j) => {
+        const [ttlErr, ttl] = res?.[j + 1] ?? [new Error('empty pipeline reply')];
+        const pttl = ttlErr ? -2 : Number(ttl);
+        return pttl > 0 ? Math.max(1, pttl - elapsed) : pttl;
+      });
+      return [value as Array<Buffer | null>, pttls];
+    });
+  } catch (err) {
+    core.fail('mget', err);
+    return out;
+  }
+  let hits = 0;
+  bufs.forEach((b, j) => {
+    const e = core.fresh(b);
+    if (!e) return;
+    hits++;
+    const i = todo[j] as number;
+    out[i] = e.value as V;
+    if (b) fillL1(core, fulls[i] as string, token, e, b.length, ttls?.[j]);
+  });
+  core.count('hits', hits);
+  core.count('misses', wanted.length - hits);
+  return out;
+}
