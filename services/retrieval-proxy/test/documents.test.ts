@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { scanKeys } from '@aicache/test-redis';
 import { docs, useFixture, wipe } from './helpers.js';
@@ -43,6 +44,18 @@ describe('POST /api/v1/documents', () => {
     const res = await ingest({ title: 'No id', text: 'just some text' });
     expect(res.statusCode).toBe(201);
     expect(res.json().id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('gives a lone surrogate its own content hash (not that of U+FFFD), and well-formed text the sha256 of its UTF-8', async () => {
+    const lone = (await ingest({ id: 'lone', title: 'Lone', text: 'before \ud800 after' })).json();
+    const replacement = (await ingest({ id: 'replacement', title: 'Replacement', text: 'before \ufffd after' })).json();
+    const plain = (await ingest({ id: 'plain', title: 'Plain', text: 'héllo' })).json();
+    const hashOf = async (id: string) => (await f.app.inject({ url: `/api/v1/documents/${id}` })).json().contentHash as string;
+    expect(lone.id).toBe('lone');
+    expect(replacement.id).toBe('replacement');
+    expect(await hashOf('lone')).not.toBe(await hashOf('replacement'));
+    expect(await hashOf('plain')).toBe(createHash('sha256').update(Buffer.from('héllo', 'utf8')).digest('hex'));
+    expect(plain.id).toBe('plain');
   });
 
   it('replaces a document re-ingested under the same id and bumps the version', async () => {

@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { CategoryCache } from '@aicache/cache';
 import type { ContextRequest, SearchRequest } from '@aicache/contracts';
 import { errors } from '@aicache/service-kit';
-import { chunkText, defaultChunkOverlap } from '@aicache/text';
+import { chunkText, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from './cache-keys.js';
 import { buildContext } from './context.js';
 import { CorpusIndex, type Hit } from './corpus-index.js';
@@ -113,7 +113,7 @@ export class RetrievalService {
       metadata,
       createdAt: new Date().toISOString(),
       chunkCount: chunks.length,
-      contentHash: createHash('sha256').update(input.text).digest('hex'),
+      contentHash: textSha256(input.text),
       model: embeddings.model,
       dimensions: chunks[0]?.vector.length ?? 0,
       chunkSize,
