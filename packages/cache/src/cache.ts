@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { Category } from './category.js';
 import { assertServiceName, DEFAULT_L1_TTL_SECONDS, resolveCategories } from './config.js';
+import { quitOrDisconnect } from './connection.js';
 import { CacheConfigError, UnknownCategoryError } from './errors.js';
 import { checkHealth } from './health.js';
 import { L1Tier } from './l1.js';
@@ -271,10 +272,8 @@ export class Cache<C extends string = string> {
     this.runner.detach();
     if (!this.owned || this.client.status === 'end') return;
     const ended = new Promise((r) => this.client.once('end', r));
-    const bound = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
-    if (this.client.status === 'ready') await Promise.race([this.client.quit().catch(() => undefined), bound(1000)]);
-    if ((this.client.status as string) !== 'end') this.client.disconnect();
-    await Promise.race([ended, bound(1000)]);
+    await quitOrDisconnect(this.client, 1000);
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 
   /** One SCAN pass over `<service>:*`, bucketed by category. */

@@ -1,4 +1,5 @@
 export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT } from './cache.js';
+export { quitOrDisconnect, serverClockOffset } from './connection.js';
 export { l1EnvVar, resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
 export { unmappedRedisSettings, type SettingNotice } from './seed-settings.js';
 export { CacheError, CacheConfigError, UnknownCategoryError, InvalidPatternError } from './errors.js';

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
+import { serverClockOffset } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
 
 /** A Redis error reply (WRONGTYPE, NOSCRIPT...): the server is alive, so it does not count against the circuit. */
@@ -50,9 +51,7 @@ export class RedisRunner {
     try {
       const t0 = Date.now();
       const reply = (await this.bounded((c) => c.time(), this.timeoutMs, undefined)) as unknown as [string | number, string | number];
-      const t1 = Date.now();
-      const serverMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000);
-      this.clockOffset = serverMs - (t0 + t1) / 2;
+      this.clockOffset = serverClockOffset(reply, t0, Date.now());
       this.calibrated = true;
     } catch {
       // Keep the previous offset; a later reconnect tries again.

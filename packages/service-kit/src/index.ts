@@ -29,7 +29,6 @@ export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } 
 export { registerCache, type ServiceCacheOptions, type ServiceCacheConfig } from './cache.js';
 export {
   registerRedis,
-  closeRedis,
   READINESS,
   DURABILITY_BOOT_WAIT_MS,
   type RedisConnections,

@@ -1,3 +1,4 @@
+import { quitOrDisconnect } from '@aicache/cache';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerCache, type ServiceCacheConfig, type ServiceCacheOptions } from './cache.js';
@@ -51,21 +52,6 @@ export const READINESS = { cache: 'redis', state: 'state' } as const;
 export const DURABILITY_BOOT_WAIT_MS = 2000;
 
 /**
- * Closes a client the kit created without hanging while Redis is away: QUIT (bounded) only when connected,
- * otherwise disconnect at once.
- */
-export async function closeRedis(client: Redis, quitWaitMs = 1000): Promise<void> {
-  if (client.status === 'end') return;
-  if (client.status === 'ready') {
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, quitWaitMs)));
-    await Promise.race([client.quit().then(() => undefined, () => undefined), bound]);
-    clearTimeout(timer);
-  }
-  if ((client.status as string) !== 'end') client.disconnect();
-}
-
-/**
  * Durability of the state Redis, checked while the service registers so that a refusal fails buildApp before
  * anything listens. With STATE_REQUIRE_DURABLE the check is awaited whatever it takes (an unreachable Redis cannot
  * be shown durable, so boot is refused); otherwise boot waits at most DURABILITY_BOOT_WAIT_MS and the check
@@ -111,7 +97,7 @@ export async function registerRedis<C extends string>(app: FastifyInstance, conf
   const own = !opts.state.client;
   const state = opts.state.client ?? createStateRedis({ ...config, SERVICE_NAME: config.SERVICE_NAME ?? opts.cache.service }, { db: opts.state.db, logger: app.log });
   connections.state = state;
-  if (own) app.addHook('onClose', () => closeRedis(state));
+  if (own) app.addHook('onClose', () => quitOrDisconnect(state));
 
   const downDetail = opts.state.downDetail ?? 'state Redis does not answer';
   app.addReadinessCheck(READINESS.state, async () => {
@@ -123,7 +109,7 @@ export async function registerRedis<C extends string>(app: FastifyInstance, conf
   try {
     await checkDurabilityAtBoot(app, state, config.STATE_REQUIRE_DURABLE);
   } catch (err) {
-    if (own) await closeRedis(state);
+    if (own) await quitOrDisconnect(state);
     throw err;
   }
   return connections;

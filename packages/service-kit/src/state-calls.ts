@@ -1,3 +1,4 @@
+import { serverClockOffset } from '@aicache/cache';
 import createError from '@fastify/error';
 import type { Redis } from 'ioredis';
 
@@ -113,9 +114,9 @@ export class StateCalls {
     this.calibrating ??= (async () => {
       try {
         const t0 = Date.now();
-        const [sec, usec] = await bounded(this.client.time(), timeoutMs, () => 'TIME timed out');
+        const time = await bounded(this.client.time(), timeoutMs, () => 'TIME timed out');
         const t1 = Date.now();
-        this.offset = Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - (t0 + t1) / 2;
+        this.offset = serverClockOffset(time, t0, t1);
         this.uncertainty = (t1 - t0) / 2 + 1;
         this.calibratedAt = t1;
         return true;

@@ -2,20 +2,19 @@ import { decodeMeta, HEADER_BYTES } from '../serialization.js';
 import type { CategoryCore } from './core.js';
 import { countL1Hit, fillL1, fromL1 } from './l1.js';
 
-/**
- * GET; for sliding categories GET + PEXPIRE, and while L1 is on GET + PTTL (how long L1 may keep it), in one
- * round trip. Answers the value and the PTTL (undefined when not asked).
- */
 /** A plain GET is enough (no sliding TTL to push, no L1 to fill): the hit path's read, one command, no pipeline. */
 export function plainRead(core: CategoryCore): boolean {
   return !core.def.sliding && core.l1?.enabled !== true;
 }
 
+/**
+ * The read when a plain GET is not enough (see plainRead): for sliding categories GET + PEXPIRE, while L1 is on
+ * GET + PTTL (how long L1 may keep it), in one round trip. Answers the value and the PTTL (undefined when not asked).
+ */
 export function readEntry(core: CategoryCore, full: string): Promise<[Buffer | null, number | undefined]> {
   const withTtl = core.l1?.enabled === true;
   const sliding = core.def.sliding;
   return core.ctx.runner.run(async (c): Promise<[Buffer | null, number | undefined]> => {
-    if (!sliding && !withTtl) return [await c.getBuffer(full), undefined];
     const started = Date.now();
     const pipe = c.pipeline().getBuffer(full);
     if (sliding) pipe.pexpire(full, core.ttlMs());
