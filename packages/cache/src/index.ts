@@ -1,5 +1,15 @@
 export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT } from './cache.js';
-export { quitOrDisconnect, serverClockOffset } from './connection.js';
+export {
+  quitOrDisconnect,
+  serverClockOffset,
+  createRedisClient,
+  redisTopologyFromEnv,
+  parseNodes,
+  isCluster,
+  type RedisClient,
+  type RedisNode,
+  type RedisTopology,
+} from './connection.js';
 export { l1EnvVar, resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
 export { unmappedRedisSettings, type SettingNotice } from './seed-settings.js';
 export { CacheError, CacheConfigError, UnknownCategoryError, InvalidPatternError } from './errors.js';
