@@ -1,7 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { Category } from './category.js';
 import { assertServiceName, DEFAULT_L1_TTL_SECONDS, resolveCategories } from './config.js';
-import { quitOrDisconnect } from './connection.js';
+import { createRedisClient, quitOrDisconnect } from './connection.js';
 import { CacheConfigError, UnknownCategoryError } from './errors.js';
 import { checkHealth } from './health.js';
 import { L1Tier } from './l1.js';
@@ -81,7 +81,8 @@ export class Cache<C extends string = string> {
       this.client = opts.client;
       this.owned = false;
     } else {
-      this.client = new Redis(cacheConnectionOptions(opts.connection, commandTimeoutMs));
+      // TODO(cluster): the cache's code paths are typed for one server; a Cluster client lands with cluster support.
+      this.client = createRedisClient(opts.topology ?? { mode: 'single' }, cacheConnectionOptions(opts.connection, commandTimeoutMs)) as Redis;
       this.owned = true;
       this.client.on('error', (err: Error) => this.reporter.report(err, { service: this.service, op: 'connection' }));
     }

@@ -1,3 +1,4 @@
+import type { RedisTopology } from './connection.js';
 import type { Redis, RedisOptions } from 'ioredis';
 
 /** What a service declares for one cache category. */
@@ -54,8 +55,13 @@ export interface CacheOptions<C extends string = string> {
   env?: Record<string, string | undefined>;
   /** An existing client. The cache never closes a client it was handed. */
   client?: Redis;
-  /** Options for a client the cache creates (and closes). Ignored when `client` is given. */
+  /**
+   * Options for a client the cache creates (and closes). Ignored when `client` is given. With a Sentinel or Cluster
+   * `topology` they are each server's settings (see createRedisClient).
+   */
   connection?: RedisOptions;
+  /** Where Redis is, for a client the cache creates: one server (default), a Sentinel set or a Cluster. */
+  topology?: RedisTopology;
   /** Random TTL jitter as a fraction of the TTL (0..0.5). Default 0.05. */
   jitter?: number;
   /** Upper bound of one cache command in ms; past it the call is a miss. Default 250. */
