@@ -15,6 +15,11 @@ describe.skipIf(!promtool)(`alert rules (promtool)${promtool ? '' : `: skipped, 
     expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
   });
 
+  it('promtool check config accepts infra/prometheus/prometheus.yml (and the rules it names)', async () => {
+    const { stdout } = await run(promtool as string, ['check', 'config', RULES.replace(/alerts\.yml$/, 'prometheus.yml')]);
+    expect(stdout).toMatch(/is valid prometheus config file syntax/);
+  });
+
   it('promtool test rules passes every unit test beside the rules', async () => {
     expect(testFiles().length).toBeGreaterThan(0);
     const { stdout } = await run(promtool as string, ['test', 'rules', ...testFiles()], { cwd: RULE_TESTS_DIR });

@@ -71,7 +71,7 @@ export interface OpsStack {
  * Two private redis-servers (cache: LRU, no persistence; state: noeviction + AOF) and the three services as real
  * processes on free ports, so that a test can lose the cache Redis while the state stays.
  */
-export async function startOpsStack(): Promise<OpsStack> {
+export async function startOpsStack(opts: { env?: Partial<Record<ServiceName, Record<string, string>>> } = {}): Promise<OpsStack> {
   const [cacheRedis, stateRedis] = await Promise.all([
     startRedisServer({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru', '--save', ''] }),
     startRedisServer({ args: ['--maxmemory-policy', 'noeviction'], appendfsync: 'everysec' }),
@@ -92,7 +92,7 @@ export async function startOpsStack(): Promise<OpsStack> {
   };
   // cwd = a Redis data dir: no stray .env is read from the repo.
   const services = Object.fromEntries(
-    SERVICES.map((name) => [name, new ServiceProcess(name, ports[name], { ...base, PORT: String(ports[name]) }, stateRedis.dir)]),
+    SERVICES.map((name) => [name, new ServiceProcess(name, ports[name], { ...base, PORT: String(ports[name]), ...opts.env?.[name] }, stateRedis.dir)]),
   ) as Record<ServiceName, ServiceProcess>;
   const stop = async (): Promise<void> => {
     await Promise.all(SERVICES.map((n) => services[n].stop()));
