@@ -4,14 +4,15 @@
 # <out>/<name>-<UTC timestamp>.rdb with a <file>.sha256 beside it. Works with AOF on (Redis writes the
 # RDB snapshot all the same); restore it with redis-restore.sh.
 #
-#   infra/scripts/redis-backup.sh --url redis://operator:<password>@127.0.0.1:6381 --out /backups
+#   REDIS_STATE_URL=redis://operator:$REDIS_OPERATOR_PASSWORD@127.0.0.1:6381 infra/scripts/redis-backup.sh --out /backups
 #   # docker compose: the RDB lives in the container; copy it from there (the script says how) or point
 #   # --data-dir at the volume's directory on this host.
 #
-# Options: --url URL (default REDIS_STATE_URL; best the read-only `operator` user: it may BGSAVE, LASTSAVE,
-# INFO and CONFIG GET), --out DIR (default ./backups), --name NAME (default redis-state), --data-dir DIR
-# (where the server's RDB is, seen from here; default its CONFIG GET dir), --timeout SECONDS (default 600).
-# The password travels in the environment of redis-cli only, never on a command line or in the output.
+# Options: --url URL (default REDIS_STATE_URL, better: a command line is visible to `ps`; best the read-only
+# `operator` user: it may BGSAVE, LASTSAVE, INFO and CONFIG GET), --out DIR (default ./backups),
+# --name NAME (default redis-state), --data-dir DIR (where the server's RDB is, seen from here; default its
+# CONFIG GET dir), --timeout SECONDS (default 600). The script passes the password to redis-cli in its
+# environment only, never on a command line, and never prints it.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -23,7 +24,7 @@ name=redis-state
 data_dir=''
 timeout_s=600
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() {
   echo "redis-backup: $*" >&2
   exit 1
