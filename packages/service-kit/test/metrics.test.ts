@@ -135,6 +135,23 @@ describe('/metrics: Redis and cache operating figures', () => {
     }
   });
 
+  it('answers a scrape while the Redis is paused (INFO given up after its bound), with redis_up 0 once the sample is due', async () => {
+    const paused = await startRedisServer();
+    const app = await service(paused.url);
+    try {
+      expect(one(await scrape(app), 'redis_up', { redis: 'cache' })).toBe(1);
+      paused.pause();
+      // The sample taken while it answered is reused for REDIS_SAMPLE_TTL_MS (5 s); the next one times out.
+      await new Promise((r) => setTimeout(r, 5200));
+      const m = await scrape(app);
+      expect(one(m, 'redis_up', { redis: 'cache' })).toBe(0);
+      expect(one(m, 'redis_memory_used_bytes', { redis: 'cache' })).toBeUndefined();
+    } finally {
+      paused.resume();
+      await paused.stop();
+    }
+  });
+
   it('turns the circuit to open and redis_up to 0 when the cache Redis dies, with no NaN and no Redis figures', async () => {
     const doomed = await startRedisServer();
     const app = await service(doomed.url);
