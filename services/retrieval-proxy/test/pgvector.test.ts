@@ -129,8 +129,13 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     const doc = (await app.inject({ method: 'GET', url: '/api/v1/documents/doc' })).json<{ chunks: unknown[]; title: string }>();
     expect(doc.title).toBe('Short');
     expect(doc.chunks).toHaveLength(1);
-    const res = (await search(app, { query: 'granite quarries', limit: 50 })).json<{ results: Array<{ text: string }> }>();
+    const res = (await search(app, { query: 'granite quarries', limit: 50 })).json<{ results: Array<{ text: string }>; total: number }>();
     expect(res.results.map((r) => r.text)).toEqual(['Only marble now.']);
+    // The kept chunk count (an unfiltered search's total) followed the replacement, and a delete.
+    expect(res.total).toBe(1);
+    expect((await ingest(app, { id: 'other', title: 'Other', text: 'Slate roofs.' })).statusCode).toBe(201);
+    expect((await app.inject({ method: 'DELETE', url: '/api/v1/documents/doc' })).statusCode).toBe(204);
+    expect((await search(app, { query: 'granite', limit: 50 })).json<{ total: number }>().total).toBe(1);
   });
 
   it('serves no stale answer across replicas: an ingest through one is seen by the next search through the other', async () => {
@@ -174,7 +179,7 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     await c.connect();
     try {
       const { rows } = await c.query(`SELECT version FROM "${schema}".migrations`);
-      expect(rows).toEqual([{ version: 1 }]);
+      expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
     } finally {
       await c.end();
     }

@@ -49,6 +49,10 @@ const MIGRATIONS: Array<(s: string) => string> = [
       PRIMARY KEY (document_id, chunk_index)
     );
     CREATE INDEX documents_metadata ON ${s}.documents USING gin (metadata jsonb_path_ops);`,
+  // How many chunks there are, kept by every write: an unfiltered search's total without counting them.
+  (s) => `
+    ALTER TABLE ${s}.corpus ADD COLUMN chunks bigint NOT NULL DEFAULT 0;
+    UPDATE ${s}.corpus SET chunks = (SELECT count(*) FROM ${s}.chunks);`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
@@ -165,8 +169,12 @@ export class PgVectorIndex implements RetrievalIndex {
     return rows[0]!;
   }
 
-  private async bump(c: pg.PoolClient): Promise<CorpusStamp> {
-    const { rows } = await c.query<{ epoch: string; version: string }>(`UPDATE ${this.s}.corpus SET version = version + 1 WHERE id = 1 RETURNING epoch, version`);
+  /** Moves the stamp and the chunk count (by `chunkDelta`), in the write's transaction. */
+  private async bump(c: pg.PoolClient, chunkDelta: number): Promise<CorpusStamp> {
+    const { rows } = await c.query<{ epoch: string; version: string }>(
+      `UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version`,
+      [chunkDelta],
+    );
     return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
   }
 
@@ -189,7 +197,7 @@ export class PgVectorIndex implements RetrievalIndex {
       } else if (corpus.dimensions !== dims) {
         throw this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model);
       }
-      await c.query(`DELETE FROM ${this.s}.documents WHERE id = $1`, [doc.meta.id]);
+      const old = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [doc.meta.id]);
       await c.query(`INSERT INTO ${this.s}.documents (id, meta, source, metadata) VALUES ($1, $2, $3, $4)`, [
         doc.meta.id,
         JSON.stringify(doc.meta),
@@ -201,16 +209,16 @@ export class PgVectorIndex implements RetrievalIndex {
          SELECT $1, i - 1, t, e::vector FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(t, e, i)`,
         [doc.meta.id, doc.chunks.map((ch) => ch.text), doc.chunks.map((ch) => toSql(ch.vector))],
       );
-      return this.bump(c);
+      return this.bump(c, doc.chunks.length - (old.rows[0]?.n ?? 0));
     });
   }
 
   async delete(id: string): Promise<CorpusStamp | undefined> {
     return this.tx('document delete', async (c) => {
       await this.lockCorpus(c);
-      const { rowCount } = await c.query(`DELETE FROM ${this.s}.documents WHERE id = $1`, [id]);
-      if (!rowCount) return undefined;
-      return this.bump(c);
+      const { rows } = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [id]);
+      if (rows.length === 0) return undefined;
+      return this.bump(c, -rows[0]!.n);
     });
   }
 
@@ -252,7 +260,9 @@ export class PgVectorIndex implements RetrievalIndex {
     if (threshold !== null) where.push(`(c.embedding <=> $1) <= ${param(1 - threshold)}`);
     const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
     return this.tx('document search', async (c) => {
-      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null }>(`SELECT dimensions, model FROM ${this.s}.corpus WHERE id = 1`);
+      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string }>(
+        `SELECT dimensions, model, chunks FROM ${this.s}.corpus WHERE id = 1`,
+      );
       const dims = corpus[0]!.dimensions;
       if (dims === null) return { hits: [], total: 0, skippedDimensionMismatch: 0 };
       if (dims !== query.length) throw this.mismatch(dims, corpus[0]!.model, query.length, 'of this query');
@@ -264,12 +274,16 @@ export class PgVectorIndex implements RetrievalIndex {
         `SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance ${from} ORDER BY c.embedding <=> $1 LIMIT ${param(opts.limit)}`,
         params,
       );
-      // Same parameters but the limit; $1 (the query) typed even where only the ranking used it.
-      const count = await c.query<{ n: string }>(`SELECT count(*) AS n, $1::vector IS NULL AS unused ${from} GROUP BY 2`, params.slice(0, -1));
+      // Without filters or threshold every chunk passes: the kept count. Otherwise they are counted (a scan).
+      const total =
+        where.length === 0
+          ? Number(corpus[0]!.chunks)
+          : // Same parameters but the limit; $1 (the query) typed even where only the ranking used it.
+            Number((await c.query<{ n: string }>(`SELECT count(*) AS n, $1::vector IS NULL AS unused ${from} GROUP BY 2`, params.slice(0, -1))).rows[0]?.n ?? 0);
       const hits: Hit[] = top.rows.map((r) => ({ meta: r.meta, chunkIndex: r.chunk_index, text: r.text, score: Math.max(-1, Math.min(1, 1 - r.distance)) }));
       // Iterative scans may return rows slightly out of order; the answer is ordered as the Redis engine orders it.
       hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
-      return { hits, total: Number(count.rows[0]?.n ?? 0), skippedDimensionMismatch: 0 };
+      return { hits, total, skippedDimensionMismatch: 0 };
     });
   }
 
