@@ -13,6 +13,7 @@ import { DocumentStore, type DocumentMeta, type StoredDocument } from '@aicache/
 import { PgVectorIndex } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
 import { RedisRetrievalIndex, type RetrievalIndex } from '@aicache/retrieval-proxy/dist/domain/retrieval-index.js';
 import { LocalSemanticProvider } from '@aicache/multimodal-worker/dist/providers/local-semantic.js';
+import { lowRankVectors } from './synthetic.js';
 
 const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').map(Number);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -30,26 +31,7 @@ const held = (): number => {
   return m.heapUsed + m.arrayBuffers;
 };
 
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(7);
-const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
-const basis = Array.from({ length: RANK }, () => Float32Array.from({ length: DIMS }, gauss));
-function vector(): Float32Array {
-  const v = new Float32Array(DIMS);
-  for (const b of basis) {
-    const w = gauss();
-    for (let i = 0; i < DIMS; i++) v[i]! += w * b[i]!;
-  }
-  for (let i = 0; i < DIMS; i++) v[i]! += 0.1 * gauss();
-  return v;
-}
+const vector = lowRankVectors(DIMS, RANK, 7);
 
 function meta(id: string, chunks: number, model = 'synthetic', dims = DIMS): DocumentMeta {
   return { id, title: id, metadata: {}, createdAt: new Date(0).toISOString(), chunkCount: chunks, contentHash: '', model, dimensions: dims, chunkSize: 800, chunkOverlap: 120 };
@@ -135,6 +117,26 @@ async function pgEngine(size: number): Promise<Row> {
   }
 }
 
+/** The semantic model's cost: load (time, memory), per text in batches and one at a time, over 64 short sentences. */
+async function modelRow(): Promise<{ loadMs: number; loadMB: number; warmMB: number; batchMsPerText: number; singleMsPerText: number }> {
+  const rss0 = process.memoryUsage().rss;
+  const model = new LocalSemanticProvider();
+  const { loadMs, loadRssBytes } = await model.loaded;
+  const sentences = Array.from({ length: 64 }, (_, i) => `sentence ${i} about ${['rivers', 'cooking', 'music', 'trains'][i % 4]} and the weather today`);
+  try {
+    await model.embed(sentences.slice(0, 8));
+    const t0 = performance.now();
+    await model.embed(sentences);
+    const batchMsPerText = (performance.now() - t0) / sentences.length;
+    const t1 = performance.now();
+    for (const s of sentences.slice(0, 16)) await model.embed([`${s} once`]);
+    const singleMsPerText = (performance.now() - t1) / 16;
+    return { loadMs, loadMB: loadRssBytes / 1e6, warmMB: (process.memoryUsage().rss - rss0) / 1e6, batchMsPerText, singleMsPerText };
+  } finally {
+    await model.close();
+  }
+}
+
 /** Chunks per second through the semantic model into each engine: embedding in batches of 64, then one put per 64. */
 async function ingestRows(): Promise<Array<{ engine: string; chunksPerSecond: number; embedShare: number }>> {
   const model = new LocalSemanticProvider();
@@ -188,6 +190,7 @@ async function main(): Promise<void> {
       log(`  ${JSON.stringify(row)}`);
     }
   }
+  const model = await modelRow();
   const ingest = await ingestRows();
   const f = (n: number, d = 1) => n.toFixed(d);
   console.log('\n| engine | chunks | load s | HNSW build s | search p50 ms | search p99 ms | replica memory MB |');
@@ -199,6 +202,10 @@ async function main(): Promise<void> {
     const [a, b] = [rows.find((r) => r.engine === 'redis' && r.chunks === size)!, rows.find((r) => r.engine === 'pgvector' && r.chunks === size)!];
     console.log(`\n${size.toLocaleString('en')} chunks: pgvector p50 / redis p50 = ${f(b.p50Ms / a.p50Ms, 2)}, p99 ratio ${f(b.p99Ms / a.p99Ms, 2)}`);
   }
+  console.log(
+    `\nlocal-use-512: loaded in ${f(model.loadMs, 0)} ms (+${f(model.loadMB, 0)} MB resident; +${f(model.warmMB, 0)} MB once warm), ` +
+      `${f(model.batchMsPerText)} ms a sentence in a batch of 64, ${f(model.singleMsPerText)} ms one at a time`,
+  );
   console.log('\n| ingest with local-use-512 | chunks/s | share of time embedding |');
   console.log('|---|---|---|');
   for (const r of ingest) console.log(`| ${r.engine} | ${f(r.chunksPerSecond, 0)} | ${f(r.embedShare * 100, 0)} % |`);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PgVectorIndex } from '../src/domain/pgvector-index.js';
-import type { DocumentMeta } from '../src/domain/document-store.js';
+import { PgVectorIndex } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
+import { lowRankVectors } from '../src/synthetic.js';
+import type { DocumentMeta } from '@aicache/retrieval-proxy/dist/domain/document-store.js';
 
 /**
  * HNSW against exact search on the same vectors: the index must find what a full scan finds. The vectors are
@@ -26,16 +27,6 @@ async function reachable(): Promise<boolean> {
   }
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be reproduced. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const schema = `recall_${randomBytes(6).toString('hex')}`;
 const index = new PgVectorIndex({ connectionString: DATABASE_URL, schema, efSearch: 40, timeoutMs: 30_000, poolSize: 2 });
 
@@ -49,18 +40,7 @@ afterAll(async () => {
 
 describe.skipIf(!(await reachable()))('HNSW recall (pgvector engine)', () => {
   it(`finds >= 95 % of the exact top 10 over ${DOCS * CHUNKS} low-rank ${DIMS}-dimension vectors`, async () => {
-    const random = rng(42);
-    const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
-    const basis = Array.from({ length: RANK }, () => Float32Array.from({ length: DIMS }, gauss));
-    const vector = () => {
-      const v = new Float32Array(DIMS);
-      for (const b of basis) {
-        const w = gauss();
-        for (let i = 0; i < DIMS; i++) v[i]! += w * b[i]!;
-      }
-      for (let i = 0; i < DIMS; i++) v[i]! += 0.1 * gauss();
-      return v;
-    };
+    const vector = lowRankVectors(DIMS, RANK, 42);
     for (let d = 0; d < DOCS; d++) {
       const meta: DocumentMeta = {
         id: `doc-${d}`, title: `doc ${d}`, metadata: {}, createdAt: new Date(0).toISOString(), chunkCount: CHUNKS,
