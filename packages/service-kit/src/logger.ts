@@ -1,6 +1,19 @@
 import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
+/** Settings that are or may hold a secret (a URL with a password in it), wherever a config object is logged. */
+const SECRET_SETTINGS = [
+  'REDIS_PASSWORD',
+  'REDIS_URL',
+  'REDIS_STATE_URL',
+  'REDIS_SENTINEL_PASSWORD',
+  'REDIS_STATE_SENTINEL_PASSWORD',
+  'DATABASE_URL',
+  'CACHE_ADMIN_TOKEN',
+  'EMBEDDINGS_API_KEY',
+  'LLM_API_KEY',
+];
+
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
@@ -14,14 +27,8 @@ export const REDACT_PATHS = [
   '*.token',
   '*.apiKey',
   '*.api_key',
-  'REDIS_PASSWORD',
-  'CACHE_ADMIN_TOKEN',
-  'EMBEDDINGS_API_KEY',
-  'LLM_API_KEY',
-  '*.REDIS_PASSWORD',
-  '*.CACHE_ADMIN_TOKEN',
-  '*.EMBEDDINGS_API_KEY',
-  '*.LLM_API_KEY',
+  ...SECRET_SETTINGS,
+  ...SECRET_SETTINGS.map((name) => `*.${name}`),
 ];
 
 export interface LoggerConfig {

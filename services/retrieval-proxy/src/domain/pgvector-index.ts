@@ -1,4 +1,4 @@
-import { errors, StateUnavailable } from '@aicache/service-kit';
+import { errors, redactUrl, StateUnavailable } from '@aicache/service-kit';
 import pg from 'pg';
 import type { Hit, SearchOptions, SearchOutcome } from './corpus-index.js';
 import type { CorpusStamp, DocumentMeta, StoredDocument } from './document-store.js';
@@ -96,13 +96,13 @@ export class PgVectorIndex implements RetrievalIndex {
     try {
       client = await this.pool.connect();
     } catch (err) {
-      throw new StateUnavailable(what, `PostgreSQL does not answer (${(err as Error).message})`);
+      throw new StateUnavailable(what, `PostgreSQL does not answer (${redactUrl((err as Error).message)})`);
     }
     try {
       return await fn(client);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode) throw err;
-      if (unavailable(err)) throw new StateUnavailable(what, `PostgreSQL failed (${(err as Error).message})`);
+      if (unavailable(err)) throw new StateUnavailable(what, `PostgreSQL failed (${redactUrl((err as Error).message)})`);
       throw err;
     } finally {
       client.release();
@@ -128,7 +128,7 @@ export class PgVectorIndex implements RetrievalIndex {
     this.migrated ??= this.runMigrations().catch((err: unknown) => {
       this.migrated = undefined;
       if ((err as { statusCode?: number }).statusCode) throw err;
-      throw new StateUnavailable('document index', `PostgreSQL migrations did not run (${(err as Error).message})`);
+      throw new StateUnavailable('document index', `PostgreSQL migrations did not run (${redactUrl((err as Error).message)})`);
     });
     return this.migrated;
   }
