@@ -18,6 +18,7 @@ export { PeerClient, type PeerClientOptions, type PeerRequestOptions, type PeerF
 export {
   createStateRedis,
   checkStateDurability,
+  STATE_CLUSTER_OPTIONS,
   StateDurabilityError,
   type StateDurability,
   type DurabilityOptions,
@@ -26,6 +27,7 @@ export {
   type KitLogger,
 } from './state-redis.js';
 export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } from './state-calls.js';
+export { redisTopologies, redisTopologiesOfConfig, clusterDbIssue, stateKeyPrefix, type RedisTopologies } from './topology.js';
 export { registerCache, type ServiceCacheOptions, type ServiceCacheConfig } from './cache.js';
 export {
   registerRedis,

@@ -1,6 +1,5 @@
-import { serverClockOffset } from '@aicache/cache';
+import { isCluster, serverClockOffset, type RedisClient } from '@aicache/cache';
 import createError from '@fastify/error';
-import type { Redis } from 'ioredis';
 
 /**
  * The state Redis did not answer in time, or dropped a write that reached it after its deadline: nothing was
@@ -59,7 +58,7 @@ export class StateCalls {
   private readonly onReady = (): void => void this.calibrate();
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     opts: StateCallsOptions,
   ) {
     this.name = opts.name;
@@ -75,7 +74,7 @@ export class StateCalls {
   }
 
   /** A read (or a harmless write such as a TTL refresh), bounded by `timeoutMs`. */
-  async read<T>(what: string, op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  async read<T>(what: string, op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     try {
       return await bounded(op(this.client), timeoutMs, () => `no answer to ${what} within ${timeoutMs} ms`);
     } catch (err) {
@@ -87,7 +86,7 @@ export class StateCalls {
    * A write: `op` runs a script that starts with DEADLINE_GUARD and passes `deadline` as ARGV[1]. The call waits
    * until the server's clock has surely passed the deadline before it gives up, so a 503 means not written.
    */
-  async write<T>(what: string, op: (client: Redis, deadline: number) => Promise<T>): Promise<T> {
+  async write<T>(what: string, op: (client: RedisClient, deadline: number) => Promise<T>): Promise<T> {
     const started = Date.now();
     const budget = this.writeBudget();
     if (this.calibratedAt === 0 && !(await this.calibrate(budget))) {
@@ -131,7 +130,8 @@ export class StateCalls {
 
   /** The write budget: `timeoutMs`, kept below the client's own command timeout so ioredis never gives up first. */
   private writeBudget(): number {
-    const commandTimeout = this.client.options.commandTimeout;
+    // A Cluster client times out each node's command by the nodes' own option.
+    const commandTimeout = isCluster(this.client) ? this.client.options.redisOptions?.commandTimeout : this.client.options.commandTimeout;
     const cap = commandTimeout ? commandTimeout - 4 * SLACK_MS - Math.ceil(this.uncertainty) : Infinity;
     return Math.max(1, Math.min(this.timeoutMs, cap));
   }

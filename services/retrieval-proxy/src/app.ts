@@ -1,4 +1,4 @@
-import { createService, registerRedis, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerRedis, stateKeyPrefix, type ServiceApp } from '@aicache/service-kit';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
@@ -12,6 +12,7 @@ import { searchRoutes } from './routes/search.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
+/** The document index's key prefix on one server or a Sentinel set; on a Cluster it is `state:{retrieval-proxy}`. */
 export const STATE_PREFIX = `state:${SERVICE}`;
 
 export const CATEGORIES = {
@@ -61,7 +62,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
         ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
       },
     });
-    const store = new DocumentStore(redis.state, STATE_PREFIX, config.STATE_TIMEOUT_MS);
+    const store = new DocumentStore(redis.state, stateKeyPrefix(SERVICE, redis.state).slice(0, -1), config.STATE_TIMEOUT_MS);
 
     const ownEmbedder = !overrides.embedder;
     const embedder =
