@@ -86,9 +86,9 @@ interface Run {
   http: Http;
 }
 
-async function start(mode: 'cluster' | 'sentinel', workerUrl: string): Promise<Run> {
+async function start(mode: 'cluster' | 'sentinel', workerUrl: string, env: Record<string, string> = {}): Promise<Run> {
   const topology = await topologies[mode]();
-  const app = await buildProxy(proxyCfg({ MULTIMODAL_WORKER_URL: workerUrl, ...topology.env }), { logger: false, underPressure: false, adminRateLimit: false });
+  const app = await buildProxy(proxyCfg({ MULTIMODAL_WORKER_URL: workerUrl, ...topology.env, ...env }), { logger: false, underPressure: false, adminRateLimit: false });
   const http = new Http(await listen(app));
   return { topology, app, http };
 }
@@ -114,8 +114,8 @@ function summary(samples: Sample[], from: number, to: number) {
   };
 }
 
-async function failover(mode: 'cluster' | 'sentinel', workerUrl: string) {
-  const run = await start(mode, workerUrl);
+async function failover(mode: 'cluster' | 'sentinel', workerUrl: string, waitReplicas = 0) {
+  const run = await start(mode, workerUrl, waitReplicas ? { STATE_WAIT_REPLICAS: String(waitReplicas), STATE_WAIT_TIMEOUT_MS: '500' } : {});
   try {
     const { http, topology } = run;
     for (const [i, q] of QUERIES.entries()) {
@@ -168,6 +168,8 @@ async function failover(mode: 'cluster' | 'sentinel', workerUrl: string) {
 
     const fig = {
       mode,
+      stateWaitReplicas: waitReplicas,
+      acknowledgedWritesPerSecondBeforeKill: round(acked.filter((a) => a.at < tKill).length / (WARM_MS / 1000)),
       killed: `${master.host}:${master.port} (master of the proxy's state)`,
       reads: summary(reads.samples, tKill, tResumed),
       writes: summary(writes.samples, tKill, tResumed),
@@ -179,8 +181,11 @@ async function failover(mode: 'cluster' | 'sentinel', workerUrl: string) {
       writesAnswered503ButWritten: refusedButWritten.length,
       writesAnswered503ButWrittenSentBeforeKill: refusedButWritten.filter((w) => w.startedAt < tKill).length,
     };
-    figures[mode] = fig;
-    printFigures(`retrieval-proxy failover — ${mode}, kill -9 of the state master under load`, Object.entries(fig));
+    figures[waitReplicas ? `${mode}Wait${waitReplicas}` : mode] = fig;
+    printFigures(
+      `retrieval-proxy failover — ${mode}, kill -9 of the state master under load${waitReplicas ? `, STATE_WAIT_REPLICAS=${waitReplicas}` : ''}`,
+      Object.entries(fig),
+    );
 
     expect(resumed, `no ingest succeeded within ${RESUME_LIMIT_MS} ms of the kill`).toBeDefined();
     for (const s of [...reads.samples, ...writes.samples]) {
@@ -257,6 +262,8 @@ describe.each(['cluster', 'sentinel'] as const)('retrieval-proxy on a %s: kill -
   });
 
   it('writes resume by themselves; no hang, no 500; a 503 write is never written; figures printed', () => failover(mode, worker.url), 120_000);
+
+  it('the same with STATE_WAIT_REPLICAS=1 (WAIT 1 500 after each state write)', () => failover(mode, worker.url, 1), 120_000);
 
   it('a Redis that stays down: the service answers (503 for state, /health 200) and does not crash', () => staysDown(mode, worker.url), 120_000);
 });

@@ -54,6 +54,10 @@ export const BaseConfig = Type.Object({
   PEER_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1 }),
   STATE_REQUIRE_DURABLE: Type.Boolean({ default: false }),
+  /** After each state write, WAIT for this many replicas (Sentinel or Cluster) before answering; 0 = do not wait. */
+  STATE_WAIT_REPLICAS: Type.Integer({ default: 0, minimum: 0, maximum: 10 }),
+  /** Longest WAIT of a state write, ms; a write whose replicas did not confirm in time is still acknowledged (logged). */
+  STATE_WAIT_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1 }),
   SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
 });
 export type BaseConfig = Static<typeof BaseConfig>;

@@ -26,8 +26,8 @@ export {
   type StateRedisOptions,
   type KitLogger,
 } from './state-redis.js';
-export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } from './state-calls.js';
-export { redisTopologies, redisTopologiesOfConfig, clusterDbIssue, stateKeyPrefix, type RedisTopologies } from './topology.js';
+export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions, type StateReplication } from './state-calls.js';
+export { redisTopologies, redisTopologiesOfConfig, clusterDbIssue, stateKeyPrefix, stateReplication, type RedisTopologies } from './topology.js';
 export { registerCache, type ServiceCacheOptions, type ServiceCacheConfig } from './cache.js';
 export {
   registerRedis,

@@ -31,10 +31,27 @@ export interface StateCallsOptions {
   timeoutMs: number;
   /** Retry-After of the 503, seconds. Default 1. */
   retryAfterSeconds?: number;
+  /**
+   * After each write, WAIT until this many replicas have it (STATE_WAIT_REPLICAS), so that a failover to one of them
+   * keeps it. The write stands either way (it is on the primary): a shortfall is logged, not failed.
+   */
+  replication?: StateReplication;
+}
+
+export interface StateReplication {
+  /** Replicas that must have a write before it is acknowledged; 0 = no WAIT. */
+  replicas: number;
+  /** Longest WAIT, ms. */
+  timeoutMs: number;
+  /** A key in the state's slot: on a Cluster, WAIT goes to the master of that slot (the one that ran the write). */
+  slotKey: string;
+  logger?: { warn(obj: object, msg?: string): void };
 }
 
 /** Room left between a write's deadline and the moment its caller gives up, besides the clock uncertainty. */
 const SLACK_MS = 25;
+/** Room for WAIT's round trip beyond its own timeout. */
+const WAIT_SLACK_MS = 250;
 /** How old a clock measurement may get before the next write measures again (in the background). */
 const RECALIBRATE_MS = 5 * 60_000;
 
@@ -50,6 +67,7 @@ export class StateCalls {
   readonly name: string;
   readonly timeoutMs: number;
   private readonly retryAfter: string;
+  private readonly replication: StateReplication | undefined;
   /** serverTime - localTime, ms; `uncertainty` bounds its error (half the round trip of the measurement). */
   private offset = 0;
   private uncertainty = 0;
@@ -64,6 +82,7 @@ export class StateCalls {
     this.name = opts.name;
     this.timeoutMs = opts.timeoutMs;
     this.retryAfter = String(opts.retryAfterSeconds ?? 1);
+    this.replication = opts.replication && opts.replication.replicas > 0 ? opts.replication : undefined;
     client.on('ready', this.onReady);
     if (client.status === 'ready') void this.calibrate();
   }
@@ -98,10 +117,39 @@ export class StateCalls {
     const now = Date.now();
     const deadline = Math.floor(now + this.offset + left);
     const waitMs = left + Math.ceil(this.uncertainty) + SLACK_MS;
+    let result: T;
     try {
-      return await bounded(op(this.client, deadline), waitMs, () => `no answer to ${what} within ${budget} ms; it was not applied`);
+      result = await bounded(op(this.client, deadline), waitMs, () => `no answer to ${what} within ${budget} ms; it was not applied`);
     } catch (err) {
       throw this.failure(what, err);
+    }
+    if (this.replication) await this.replicate(what, this.replication);
+    return result;
+  }
+
+  /** WAIT for the replicas after a write; never fails the write, which the primary has already applied. */
+  private async replicate(what: string, r: StateReplication): Promise<void> {
+    const c = this.client;
+    // On a Cluster, WAIT must reach the master that ran the write: a pipeline goes to the node of its keyed command.
+    const wait = isCluster(c)
+      ? c
+          .pipeline()
+          .exists(r.slotKey)
+          .call('WAIT', r.replicas, r.timeoutMs)
+          .exec()
+          .then((res) => {
+            const [err, acked] = res?.[1] ?? [new Error('no reply')];
+            if (err) throw err;
+            return Number(acked);
+          })
+      : c.call('WAIT', r.replicas, r.timeoutMs).then(Number);
+    try {
+      // WAIT answers by its own timeout; past it (plus a round trip) the primary is gone or stuck, and the write stands.
+      const limit = r.timeoutMs + WAIT_SLACK_MS;
+      const acked = await bounded(wait, limit, () => `no answer to WAIT within ${limit} ms`);
+      if (acked < r.replicas) r.logger?.warn({ what, replicas: acked, wanted: r.replicas }, 'state write acknowledged before reaching the replicas STATE_WAIT_REPLICAS asks for');
+    } catch (err) {
+      r.logger?.warn({ what, err: { message: (err as Error).message } }, 'state write acknowledged without its replication confirmed');
     }
   }
 

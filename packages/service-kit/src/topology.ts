@@ -1,4 +1,5 @@
 import { CacheConfigError, isCluster, redisTopologyFromEnv, type RedisClient, type RedisTopology } from '@aicache/cache';
+import type { StateReplication } from './state-calls.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -90,4 +91,23 @@ export function clusterDbIssue(env: Env, topologies: RedisTopologies, dbVariable
  */
 export function stateKeyPrefix(service: string, client: RedisClient): string {
   return isCluster(client) ? `state:{${service}}:` : `state:${service}:`;
+}
+
+/**
+ * The WAIT after each state write that STATE_WAIT_REPLICAS asks for (undefined for 0), aimed at the master of the
+ * service's state slot.
+ */
+export function stateReplication(
+  config: { STATE_WAIT_REPLICAS: number; STATE_WAIT_TIMEOUT_MS: number },
+  service: string,
+  client: RedisClient,
+  logger?: { warn(obj: object, msg?: string): void },
+): StateReplication | undefined {
+  if (config.STATE_WAIT_REPLICAS <= 0) return undefined;
+  return {
+    replicas: config.STATE_WAIT_REPLICAS,
+    timeoutMs: config.STATE_WAIT_TIMEOUT_MS,
+    slotKey: `${stateKeyPrefix(service, client)}ready`,
+    ...(logger ? { logger } : {}),
+  };
 }

@@ -1,4 +1,4 @@
-import { createService, registerRedis, stateKeyPrefix, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
@@ -62,7 +62,12 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
         ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
       },
     });
-    const store = new DocumentStore(redis.state, stateKeyPrefix(SERVICE, redis.state).slice(0, -1), config.STATE_TIMEOUT_MS);
+    const store = new DocumentStore(
+      redis.state,
+      stateKeyPrefix(SERVICE, redis.state).slice(0, -1),
+      config.STATE_TIMEOUT_MS,
+      stateReplication(config, SERVICE, redis.state, app.log),
+    );
 
     const ownEmbedder = !overrides.embedder;
     const embedder =

@@ -1,7 +1,5 @@
-import { KEY_COUNT_LIMIT } from '@aicache/cache';
-import { DEADLINE_GUARD, errors, StateCalls } from '@aicache/service-kit';
-import { isCluster, type RedisClient } from '@aicache/cache';
-import { stateKeyPrefix } from '@aicache/service-kit';
+import { isCluster, KEY_COUNT_LIMIT, type RedisClient } from '@aicache/cache';
+import { DEADLINE_GUARD, errors, stateKeyPrefix, StateCalls, type StateReplication } from '@aicache/service-kit';
 import type { Agent, Conversation, MemoryItem, Message } from './types.js';
 
 /*
@@ -102,9 +100,10 @@ export class AgentStore {
     private readonly memoryTtlSeconds: number,
     service = 'ai-agents',
     timeoutMs = 5000,
+    replication?: StateReplication,
   ) {
     this.prefix = stateKeyPrefix(service, redis);
-    this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs });
+    this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs, ...(replication ? { replication } : {}) });
   }
 
   key = {

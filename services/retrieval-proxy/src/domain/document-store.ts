@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DEADLINE_GUARD, StateCalls } from '@aicache/service-kit';
+import { DEADLINE_GUARD, StateCalls, type StateReplication } from '@aicache/service-kit';
 import type { RedisClient } from '@aicache/cache';
 import type { Metadata } from './filters.js';
 import { bufferToVector, vectorToBuffer } from './vectors.js';
@@ -126,11 +126,12 @@ export class DocumentStore {
     redis: RedisClient,
     private readonly prefix = 'state:retrieval-proxy',
     timeoutMs = 5000,
+    replication?: StateReplication,
   ) {
     this.versionKey = `${prefix}:corpus_version`;
     this.epochKey = `${prefix}:corpus_epoch`;
     this.idsKey = `${prefix}:docs`;
-    this.calls = new StateCalls(redis, { name: 'document index', timeoutMs });
+    this.calls = new StateCalls(redis, { name: 'document index', timeoutMs, ...(replication ? { replication } : {}) });
   }
 
   docKey(id: string): string {
