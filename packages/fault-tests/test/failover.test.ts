@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { startRedisCluster, startRedisSentinel, type RedisServer } from '@aicache/test-redis';
 import { isFailure, Load, now, overlapping, printFigures, recordFigures, round, sleep, type Sample } from '../src/index.js';
-import { buildProxy, Http, listen, proxyCfg, until } from './helpers.js';
+import { agentsCfg, buildAgents, buildProxy, Http, listen, proxyCfg, startFakeProxy, until } from './helpers.js';
 
 const DIMS = 32;
 /** Concurrent ingest loops and search loops. */
@@ -51,8 +51,8 @@ async function startFakeWorker(): Promise<{ url: string; app: FastifyInstance }>
 
 interface Topology {
   env: Record<string, string>;
-  /** The server holding the proxy's state now. */
-  stateMaster(): Promise<RedisServer>;
+  /** The server holding a service's state now. */
+  stateMaster(service?: 'retrieval-proxy' | 'ai-agents'): Promise<RedisServer>;
   /** The replicas that could take over from it. */
   standbys(master: RedisServer): Promise<RedisServer[]>;
   stop(): Promise<void>;
@@ -63,7 +63,7 @@ const topologies: Record<'cluster' | 'sentinel', () => Promise<Topology>> = {
     const c = await startRedisCluster({ appendfsync: 'everysec', args: ['--maxmemory-policy', 'noeviction'] });
     return {
       env: { REDIS_CLUSTER_NODES: c.nodesEnv },
-      stateMaster: () => c.masterOf('state:{retrieval-proxy}:docs'),
+      stateMaster: (service = 'retrieval-proxy') => c.masterOf(`state:{${service}}:ready`),
       // Without knowing which replica follows which master, every replica: none can take over then.
       standbys: () => c.replicas(),
       stop: () => c.stop(),
@@ -251,7 +251,80 @@ async function staysDown(mode: 'cluster' | 'sentinel', workerUrl: string) {
   }
 }
 
-describe.each(['cluster', 'sentinel'] as const)('retrieval-proxy on a %s: kill -9 of the master under load', (mode) => {
+/**
+ * ai-agents messages (each a state write of the user message and its reply, plus memory) under the same kill:
+ * acknowledged messages read back from every conversation after the failover.
+ */
+async function messagesFailover(mode: 'cluster' | 'sentinel') {
+  const topology = await topologies[mode]();
+  const proxy = await startFakeProxy();
+  const app = await buildAgents(agentsCfg({ RETRIEVAL_PROXY_URL: proxy.url, ...topology.env }), { logger: false, underPressure: false });
+  const http = new Http(await listen(app));
+  try {
+    const agent = await http.call('POST', '/api/v1/agents', { name: `failover-${mode}` });
+    expect(agent.status, agent.text).toBe(201);
+    const conversations: string[] = [];
+    for (let i = 0; i < WRITERS; i++) {
+      const c = await http.call('POST', `/api/v1/agents/${agent.json<{ id: string }>().id}/conversations`, {});
+      expect(c.status, c.text).toBe(201);
+      conversations.push(c.json<{ id: string }>().id);
+    }
+    const acked = new Map<string, string[]>(conversations.map((c) => [c, []]));
+    const load = new Load({
+      concurrency: WRITERS,
+      send: async (n) => {
+        const conversation = conversations[n % WRITERS]!;
+        const content = `message ${n} during a ${mode} failover`;
+        const r = await http.call('POST', `/api/v1/conversations/${conversation}/messages`, { content });
+        if (r.status === 201) acked.get(conversation)!.push(content);
+        return { status: r.status };
+      },
+    });
+    load.start();
+    await sleep(WARM_MS);
+    const master = await topology.stateMaster('ai-agents');
+    const tKill = now();
+    await master.kill();
+    const resumed = await load.waitFor((s) => s.startedAt > tKill && s.status === 201, RESUME_LIMIT_MS);
+    await sleep(AFTER_MS);
+    await load.stop();
+
+    let ackedCount = 0;
+    let lost = 0;
+    for (const [conversation, contents] of acked) {
+      const stored = new Set<string>();
+      let before: string | null = null;
+      do {
+        const page = await http.call('GET', `/api/v1/conversations/${conversation}/messages?limit=200${before ? `&before=${before}` : ''}`);
+        expect(page.status, page.text).toBe(200);
+        const body = page.json<{ items: Array<{ content: string }>; nextCursor: string | null }>();
+        for (const m of body.items) stored.add(m.content);
+        before = body.nextCursor;
+      } while (before);
+      ackedCount += contents.length;
+      lost += contents.filter((c) => !stored.has(c)).length;
+    }
+    const fig = {
+      mode,
+      killed: `${master.host}:${master.port} (master of ai-agents' state)`,
+      messages: summary(load.samples, tKill, resumed?.endedAt ?? now()),
+      secondsUntilWritesSucceedAgain: resumed ? round((resumed.endedAt - tKill) / 1000, 2) : null,
+      acknowledgedMessages: ackedCount,
+      acknowledgedMessagesLost: lost,
+    };
+    figures[`${mode}Messages`] = fig;
+    printFigures(`ai-agents failover — ${mode}, kill -9 of the state master under message load`, Object.entries(fig));
+    expect(resumed, `no message succeeded within ${RESUME_LIMIT_MS} ms of the kill`).toBeDefined();
+    for (const s of load.samples) expect([201, 503], s.error ?? `status ${s.status}`).toContain(s.status);
+  } finally {
+    await http.close();
+    await app.close();
+    await proxy.close();
+    await topology.stop();
+  }
+}
+
+describe.each(['cluster', 'sentinel'] as const)('services on a %s: kill -9 of the state master under load', (mode) => {
   let worker: Awaited<ReturnType<typeof startFakeWorker>>;
   beforeAll(async () => {
     worker = await startFakeWorker();
@@ -264,6 +337,8 @@ describe.each(['cluster', 'sentinel'] as const)('retrieval-proxy on a %s: kill -
   it('writes resume by themselves; no hang, no 500; a 503 write is never written; figures printed', () => failover(mode, worker.url), 120_000);
 
   it('the same with STATE_WAIT_REPLICAS=1 (WAIT 1 500 after each state write)', () => failover(mode, worker.url, 1), 120_000);
+
+  it('ai-agents messages: writes resume by themselves, only 201/503, acknowledged messages lost counted', () => messagesFailover(mode), 120_000);
 
   it('a Redis that stays down: the service answers (503 for state, /health 200) and does not crash', () => staysDown(mode, worker.url), 120_000);
 });
