@@ -1,4 +1,5 @@
-import { createService, registerRedis, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
@@ -14,6 +15,7 @@ import { searchRoutes } from './routes/search.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
+/** The document index's key prefix on one server or a Sentinel set; on a Cluster it is `state:{retrieval-proxy}`. */
 export const STATE_PREFIX = `state:${SERVICE}`;
 
 export const CATEGORIES = {
@@ -111,8 +113,17 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 }
 
 /** The configured engine; pgvector gets its own readiness check and is closed with the app. */
-function makeIndex(app: ServiceApp, config: Config, state: Redis | undefined): RetrievalIndex {
-  if (config.RETRIEVAL_INDEX === 'redis') return new RedisRetrievalIndex(new DocumentStore(state!, STATE_PREFIX, config.STATE_TIMEOUT_MS));
+function makeIndex(app: ServiceApp, config: Config, state: RedisClient | undefined): RetrievalIndex {
+  if (config.RETRIEVAL_INDEX === 'redis') {
+    return new RedisRetrievalIndex(
+      new DocumentStore(
+        state!,
+        stateKeyPrefix(SERVICE, state!).slice(0, -1),
+        config.STATE_TIMEOUT_MS,
+        stateReplication(config, SERVICE, state!, app.log),
+      ),
+    );
+  }
   const index = new PgVectorIndex({
     connectionString: config.DATABASE_URL!,
     schema: config.RETRIEVAL_PG_SCHEMA,
