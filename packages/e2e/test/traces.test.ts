@@ -46,7 +46,20 @@ function attrsOf(list: KeyValue[] | undefined): Record<string, string | number |
   return Object.fromEntries((list ?? []).map((kv) => [kv.key, plain(kv.value)]));
 }
 
-/** A minimal OTLP/HTTP receiver: accepts JSON export requests on /v1/traces and keeps the spans. */
+const DIMS = 8;
+
+/** A vector from the text's characters, so different texts embed differently. */
+function embed(text: string): number[] {
+  const v = Array.from({ length: DIMS }, () => 0.01);
+  for (let i = 0; i < text.length; i++) v[i % DIMS]! += text.charCodeAt(i) / 1000;
+  return v;
+}
+
+/**
+ * A minimal OTLP/HTTP receiver (JSON export requests on /v1/traces; it keeps the spans) that also
+ * plays the providers' OpenAI-compatible API: /v1/embeddings for the worker, /v1/chat/completions for
+ * ai-agents, so their provider calls show up in the trace.
+ */
 class Receiver {
   readonly spans: Span[] = [];
   /** Every path posted to, e.g. /v1/traces. */
@@ -55,15 +68,27 @@ class Receiver {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const json = (status: number, answer: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      if (req.url === '/v1/embeddings') {
+        const input = (JSON.parse(body) as { input: string[] }).input;
+        const data = input.map((text, index) => ({ object: 'embedding', index, embedding: embed(text) }));
+        return json(200, { object: 'list', data, model: 'trace-embed', usage: { prompt_tokens: 1, total_tokens: 1 } });
+      }
+      if (req.url?.startsWith('/v1/models/')) return json(200, { id: 'trace-embed', object: 'model' });
+      if (req.url === '/v1/chat/completions') {
+        const message = { role: 'assistant', content: 'A starter ferments with wild yeast [1].' };
+        return json(200, { id: 'c1', object: 'chat.completion', model: 'trace-llm', choices: [{ index: 0, finish_reason: 'stop', message }] });
+      }
       this.paths.add(req.url ?? '');
       if (req.url === '/v1/traces' && (req.headers['content-type'] ?? '').includes('json')) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ExportRequest;
-        for (const rs of body.resourceSpans ?? []) {
+        const request = JSON.parse(body) as ExportRequest;
+        for (const rs of request.resourceSpans ?? []) {
           const service = String(attrsOf(rs.resource?.attributes)['service.name']);
           for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) this.spans.push({ ...s, service, attrs: attrsOf(s.attributes) });
         }
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      json(200, {});
     });
   });
 
@@ -123,17 +148,19 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
   const receiver = new Receiver();
   let stack: Stack | undefined;
   const requestId = `trace-${Date.now()}`;
+  let endpoint = '';
 
   beforeAll(async () => {
-    const endpoint = await receiver.start();
-    stack = await startStack({
-      env: withModuleReport({
-        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-        LOG_LEVEL: 'info',
-      }),
+    endpoint = await receiver.start();
+    const env = withModuleReport({
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      LOG_LEVEL: 'info',
     });
+    env['multimodal-worker'] = { ...env['multimodal-worker'], EMBEDDINGS_BASE_URL: `${endpoint}/v1`, EMBEDDINGS_MODEL: 'trace-embed', EMBEDDINGS_DIMENSIONS: String(DIMS) };
+    env['ai-agents'] = { ...env['ai-agents'], LLM_BASE_URL: `${endpoint}/v1`, LLM_MODEL: 'trace-llm' };
+    stack = await startStack({ env });
     await converse(stack, requestId);
   });
 
@@ -166,6 +193,12 @@ describe('traces with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
       spans.some((sp) => sp.service === callee && sp.kind === SPAN_KIND_SERVER && byId.get(sp.parentSpanId ?? '')?.service === caller);
     expect(hop('retrieval-proxy', 'ai-agents')).toBe(true);
     expect(hop('multimodal-worker', 'retrieval-proxy')).toBe(true);
+
+    // Provider calls: undici client spans of the worker (embeddings) and ai-agents (chat completions).
+    const provider = (service: ServiceName, path: string): boolean =>
+      spans.some((sp) => sp.service === service && String(sp.attrs['url.full']).startsWith(`${endpoint}${path}`));
+    expect(provider('multimodal-worker', '/v1/embeddings')).toBe(true);
+    expect(provider('ai-agents', '/v1/chat/completions')).toBe(true);
 
     // Redis commands, in every service (state and cache).
     const redis = spans.filter((sp) => sp.attrs['db.system'] === 'redis' || sp.attrs['db.system.name'] === 'redis');
