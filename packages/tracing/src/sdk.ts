@@ -30,18 +30,22 @@ export async function startSdk(opts: { serviceName: string }): Promise<{ shutdow
   process.env.OTEL_METRICS_EXPORTER ??= 'none';
   process.env.OTEL_LOGS_EXPORTER ??= 'none';
 
-  const sdk = new NodeSDK({
-    serviceName: opts.serviceName,
-    instrumentations: [
-      new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has(pathOf(req.url)),
-      }),
-      new UndiciInstrumentation(),
-      // The command and how many arguments, never the keys or values: keys carry query text.
-      new IORedisInstrumentation({ dbStatementSerializer: (cmd, args) => `${cmd} [${args.length} args]` }),
-      new FastifyOtelInstrumentation({ registerOnInitialization: true, ignorePaths: (opts) => UNTRACED_PATHS.has(opts.url) }),
-    ],
-  });
+  const all = {
+    http: () => new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has(pathOf(req.url)) }),
+    undici: () => new UndiciInstrumentation(),
+    // The command and how many arguments, never the keys or values: keys carry query text.
+    ioredis: () => new IORedisInstrumentation({ dbStatementSerializer: (cmd, args) => `${cmd} [${args.length} args]` }),
+    // The route and its handler, not a span per lifecycle hook (several per request, and they cost).
+    fastify: () =>
+      new FastifyOtelInstrumentation({ registerOnInitialization: true, instrumentHooks: false, ignorePaths: (o) => UNTRACED_PATHS.has(o.url) }),
+  };
+  // As auto-instrumentations-node names it: a comma-separated list of the ones to leave out.
+  const disabled = new Set((process.env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  const instrumentations = Object.entries(all)
+    .filter(([name]) => !disabled.has(name))
+    .map(([, make]) => make());
+
+  const sdk = new NodeSDK({ serviceName: opts.serviceName, instrumentations });
   sdk.start();
   await waitForAllMessagesAcknowledged();
   return { shutdown: () => sdk.shutdown() };
