@@ -8,10 +8,13 @@
  * imports the rest of the service dynamically.
  */
 
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+
 export interface TracingOptions {
   /** The service name when neither OTEL_SERVICE_NAME nor SERVICE_NAME is set. */
   serviceName: string;
-  /** Defaults to process.env. */
+  /** Defaults to process.env, over the OTEL_* lines of `.env` in the working directory. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -27,10 +30,23 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
+/**
+ * The OTEL_* variables of `.env` under the real environment, as the services read the rest of their
+ * settings (loadConfig). They are copied into process.env, where the SDK reads them.
+ */
+function withDotenv(): NodeJS.ProcessEnv {
+  if (!existsSync('.env')) return process.env;
+  const file = parseEnv(readFileSync('.env', 'utf8'));
+  for (const [name, value] of Object.entries(file)) {
+    if (name.startsWith('OTEL_') && process.env[name] === undefined && value !== undefined) process.env[name] = value;
+  }
+  return process.env;
+}
+
 /** Starts the SDK when tracingRequested(); returns whether it did. Calling it again is a no-op. */
 export async function startTracing(opts: TracingOptions): Promise<boolean> {
-  const env = opts.env ?? process.env;
   if (running) return true;
+  const env = opts.env ?? withDotenv();
   if (!tracingRequested(env)) return false;
   const { startSdk } = await import('./sdk.js');
   running = await startSdk({ serviceName: env.OTEL_SERVICE_NAME?.trim() || env.SERVICE_NAME?.trim() || opts.serviceName });
