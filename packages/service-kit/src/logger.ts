@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { trace } from '@opentelemetry/api';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /** Settings that are or may hold a secret (a URL with a password in it), wherever a config object is logged. */
@@ -36,11 +37,23 @@ export interface LoggerConfig {
   NODE_ENV?: string;
 }
 
+/**
+ * trace_id and span_id of the active span, so a log line can be found from a trace and back. Without
+ * the tracing SDK there is never an active span and this adds nothing.
+ */
+export function traceIds(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
 /** pino options for a service: level from config, secrets redacted, pretty only on a TTY outside production. */
 export function loggerOptions(config: LoggerConfig, overrides: LoggerOptions = {}): LoggerOptions {
   const opts: LoggerOptions = {
     level: config.LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    mixin: traceIds,
     ...overrides,
   };
   if (opts.transport === undefined && process.stdout.isTTY && config.NODE_ENV !== 'production') {

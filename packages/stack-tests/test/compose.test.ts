@@ -16,6 +16,9 @@ import {
 
 const compose = loadCompose();
 const text = readRepoFile('docker-compose.yml');
+const observability = parse(readRepoFile('docker-compose.observability.yml')) as {
+  services: Record<string, { image?: string; profiles?: string[]; ports?: string[]; environment?: Record<string, string> }>;
+};
 const replicas = parse(readRepoFile('docker-compose.replicas.yml')) as { services: Record<string, { scale?: number; environment?: Record<string, string> }> };
 
 function dependsOn(svc: ComposeService): Record<string, string | undefined> {
@@ -247,6 +250,34 @@ describe('docker-compose.replicas.yml', () => {
 });
 
 // Each Compose found here parses the files for real (Compose v2 where the plugin exists, Debian's 1.29).
+describe('docker-compose.observability.yml', () => {
+  const tools = ['prometheus', 'grafana', 'jaeger'];
+
+  it('adds Prometheus, Grafana and Jaeger, public images in the observability profile only, published on 127.0.0.1', () => {
+    for (const name of tools) {
+      const svc = observability.services[name];
+      expect(svc?.profiles, name).toEqual(['observability']);
+      expect(svc?.image, name).toMatch(/^[a-z/-]+:[\w.-]+$/);
+      for (const port of svc?.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('points the three services at Jaeger over OTLP unless .env names another endpoint', () => {
+    for (const spec of SERVICES) {
+      expect(observability.services[spec.name]).toEqual({
+        environment: { OTEL_EXPORTER_OTLP_ENDPOINT: '${OTEL_EXPORTER_OTLP_ENDPOINT:-http://jaeger:4318}' },
+      });
+    }
+  });
+
+  it("gives Prometheus the rules and a config that finds every replica by DNS, and Grafana the dashboard's provisioning", () => {
+    const cfg = readRepoFile('infra', 'prometheus', 'prometheus.compose.yml');
+    for (const spec of SERVICES) expect(cfg).toMatch(new RegExp(`names: \\[${spec.name}\\]\\s+type: A\\s+port: ${spec.port}`));
+    expect(cfg).toMatch(/rule_files:\s+- alerts\.yml/);
+    expect(readRepoFile('docker-compose.observability.yml')).toMatch(/\.\/infra\/grafana\/provisioning:\/etc\/grafana\/provisioning:ro/);
+  });
+});
+
 const composes = composeClis();
 if (composes.length === 0) console.log('compose config checks skipped: neither `docker compose` nor `docker-compose` runs here');
 
@@ -294,6 +325,21 @@ describe.each(composes.map((c) => [`${c.argv.join(' ')} (${c.version})`, c.argv]
       const r = await run(argv[0] as string, args, { ...clean, AICACHE_ENV_FILE: env });
       expect(r.code).not.toBe(0);
       expect(r.output).toMatch(/POSTGRES_PASSWORD/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('accepts docker-compose.yml with docker-compose.observability.yml and its profile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
+    try {
+      const env = join(dir, 'env');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nPOSTGRES_PASSWORD=w\nCACHE_ADMIN_TOKEN=y\nGRAFANA_ADMIN_PASSWORD=z\n');
+      const files = ['-f', repoPath('docker-compose.yml'), '-f', repoPath('docker-compose.observability.yml')];
+      const r = await run(argv[0] as string, [...argv.slice(1), '--env-file', env, ...files, '--profile', 'observability', 'config'], { ...process.env, AICACHE_ENV_FILE: env });
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(/jaegertracing\/all-in-one/);
+      expect(r.output).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT: http:\/\/jaeger:4318/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
