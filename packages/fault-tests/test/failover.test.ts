@@ -8,8 +8,9 @@
  * hangs, every answer is 2xx or 503 (never 500), a 503 write sent after the kill is never found written (one in
  * flight at the kill can be: the old master may have run it and fed its replica without its reply leaving), and
  * writes resume by themselves.
- * Then a cluster that stays down (the master and its replica killed): the service keeps answering (503 for state,
- * /health 200) and does not crash.
+ * Searches that cannot read the corpus stamp answer from the corpus the replica last knew (x-corpus: last-known).
+ * Then a cluster that stays down (the master and its replica killed): the service keeps answering (searches from the
+ * last known corpus, 503 for state writes and reads, /health 200) and does not crash.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -244,6 +245,8 @@ async function staysDown(mode: 'cluster' | 'sentinel', workerUrl: string) {
     for (const s of samples) {
       if (s.route === 'GET /health') expect(s.status).toBe(200);
       else if (s.route === 'GET /api/v1/cache/stats') expect([200, 503]).toContain(s.status);
+      // Searches answer from the corpus this replica last knew (x-corpus: last-known); writes cannot be kept.
+      else if (s.route === 'POST /api/v1/search') expect(s.status, s.route).toBe(200);
       else expect(s.status, s.route).toBe(503);
     }
   } finally {

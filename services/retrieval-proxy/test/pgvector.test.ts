@@ -190,6 +190,7 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     const res = await ingest(app, docs.shipping);
     expect(res.statusCode).toBe(503);
     expect(res.json().message).not.toMatch(/password/i);
+    // No stamp was ever read, so there is no last known corpus to answer from.
     expect((await search(app, { query: 'x' })).statusCode).toBe(503);
     const ready = (await app.inject({ method: 'GET', url: '/ready' })).json<{ checks: Record<string, { ok: boolean }> }>();
     expect(ready.checks.index?.ok).toBe(false);

@@ -158,17 +158,26 @@ describe('Redis trouble', () => {
     expect(ready.json().checks.redis).toMatchObject({ ok: false, required: false });
   });
 
-  it('answers 503 STATE_UNAVAILABLE when the document index Redis is down, and not_ready', async () => {
+  it('answers 503 STATE_UNAVAILABLE for writes and reads of documents when the document index Redis is down, searches from the last known corpus (x-corpus: last-known), and is not_ready', async () => {
     server = await startRedisServer();
     const w = await worker();
     const a = await app(testConfig(redis, DB, w.url, { REDIS_STATE_URL: server.url, STATE_TIMEOUT_MS: '1000' }));
     expectStatus(await ingest(a, docs.refunds), 201);
     expect(await scanKeys(raw, 'state:retrieval-proxy:doc*')).toEqual([]);
+    // A search before the outage: this replica knows the corpus with the document.
+    expect(ids(await search(a, { query: 'refund policy' }))).toEqual(['refund-policy']);
 
     await server.kill();
 
+    const res = await search(a, { query: 'refund' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['x-corpus']).toBe('last-known');
+    expect(ids(res)).toEqual(['refund-policy']);
+    const context = await a.inject({ method: 'POST', url: '/api/v1/context', payload: { query: 'refund' } });
+    expect(context.statusCode).toBe(200);
+    expect(context.headers['x-corpus']).toBe('last-known');
+
     for (const res of [
-      await search(a, { query: 'refund' }),
       await ingest(a, docs.shipping),
       await a.inject({ url: '/api/v1/documents/refund-policy' }),
       await a.inject({ method: 'DELETE', url: '/api/v1/documents/refund-policy' }),

@@ -74,6 +74,7 @@ export class PgVectorIndex implements RetrievalIndex {
   private readonly pool: pg.Pool;
   private readonly s: string;
   private migrated: Promise<void> | undefined;
+  private last: CorpusStamp | undefined;
 
   constructor(private readonly opts: PgVectorOptions) {
     if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`pgvector schema must be a lower-case SQL identifier, got ${JSON.stringify(opts.schema)}`);
@@ -245,10 +246,16 @@ export class PgVectorIndex implements RetrievalIndex {
   }
 
   async stamp(): Promise<CorpusStamp> {
-    return this.use('corpus version', async (c) => {
+    const stamp = await this.use('corpus version', async (c) => {
       const { rows } = await c.query<{ epoch: string; version: string }>(`SELECT epoch, version FROM ${this.s}.corpus WHERE id = 1`);
       return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
     });
+    this.last = stamp;
+    return stamp;
+  }
+
+  lastStamp(): CorpusStamp | undefined {
+    return this.last;
   }
 
   async search(query: Float32Array, opts: SearchOptions): Promise<SearchOutcome> {

@@ -1,3 +1,4 @@
+import { StateUnavailable } from '@aicache/service-kit';
 import { CorpusIndex, type SearchOptions, type SearchOutcome } from './corpus-index.js';
 import type { CorpusStamp, DocumentMeta, DocumentStore, StoredDocument } from './document-store.js';
 
@@ -17,6 +18,12 @@ export interface RetrievalIndex {
   list(offset: number, limit: number): Promise<{ total: number; documents: DocumentMeta[] }>;
   /** The corpus stamp now: read on every cached request. */
   stamp(): Promise<CorpusStamp>;
+  /**
+   * The stamp of the corpus this process can still answer for when the stamp cannot be read (its store is failing
+   * over or away): the Redis engine's loaded copy; pgvector's last stamp read (cached answers only). Undefined when
+   * there is none.
+   */
+  lastStamp(): CorpusStamp | undefined;
   /** Gets ready to search the corpus at `stamp` while the query is being embedded (the Redis engine reloads its copy). */
   prepare?(stamp: CorpusStamp): Promise<void>;
   /** Ranks chunks against the corpus at `stamp` (just read) or newer. */
@@ -59,12 +66,36 @@ export class RedisRetrievalIndex implements RetrievalIndex {
     return this.store.stamp();
   }
 
+  lastStamp() {
+    return this.copy.stamp;
+  }
+
   prepare(stamp: CorpusStamp): Promise<void> {
-    return this.copy.ensureStamp(stamp);
+    return this.caughtUp(stamp);
+  }
+
+  /**
+   * The copy at `stamp`. With a copy already loaded, a request waits for a reload no longer than a state call may
+   * take (the reload goes on): past that it is StateUnavailable, and the caller answers from the copy it has. With
+   * none yet (boot), it waits for the load.
+   */
+  private async caughtUp(stamp: CorpusStamp): Promise<void> {
+    const reload = this.copy.ensureStamp(stamp);
+    if (this.copy.stamp === undefined) return reload;
+    const limit = this.store.calls.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StateUnavailable('document index reload', `not done within ${limit} ms`)), limit);
+    });
+    try {
+      await Promise.race([reload, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async search(query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome> {
-    await this.copy.ensureStamp(stamp);
+    await this.caughtUp(stamp);
     return this.copy.search(query, opts);
   }
 

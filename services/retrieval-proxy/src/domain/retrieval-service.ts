@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { CategoryCache } from '@aicache/cache';
 import type { ContextRequest, SearchRequest } from '@aicache/contracts';
-import { errors } from '@aicache/service-kit';
+import { errors, StateUnavailable } from '@aicache/service-kit';
 import { chunkText, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from './cache-keys.js';
 import { buildContext } from './context.js';
 import type { Hit } from './corpus-index.js';
-import type { CorpusStamp, DocumentMeta, StoredChunk } from './document-store.js';
+import { sameStamp, type CorpusStamp, type DocumentMeta, type StoredChunk } from './document-store.js';
 import type { RetrievalIndex } from './retrieval-index.js';
 import { RESERVED_FILTER_KEYS, type Metadata } from './filters.js';
 import type { Embedder } from './embedder.js';
@@ -28,6 +28,11 @@ export interface CachedAnswer {
   body: Buffer;
   /** True when the answer came from the cache (the loader did not run). */
   hit: boolean;
+  /**
+   * 'last-known' when the corpus stamp could not be read (the state store is failing over or away) and the answer is
+   * for the corpus this process last knew: it may miss a write acknowledged in the meantime.
+   */
+  corpus: 'current' | 'last-known';
 }
 
 export interface RetrievalOptions {
@@ -180,10 +185,40 @@ export class RetrievalService {
     return outcome;
   }
 
+  /**
+   * The corpus stamp now or, while the state store does not answer (a failover, an outage), the one this process last
+   * knew: searches keep answering from the corpus they last saw, said so in the answer, rather than failing.
+   */
+  private async currentStamp(): Promise<{ stamp: CorpusStamp; corpus: CachedAnswer['corpus'] }> {
+    try {
+      return { stamp: await this.index.stamp(), corpus: 'current' };
+    } catch (err) {
+      const last = this.index.lastStamp();
+      if (!(err instanceof StateUnavailable) || !last) throw err;
+      const now = Date.now();
+      if (now - this.lastStaleLog > 5000) {
+        this.lastStaleLog = now;
+        this.opts.logger?.warn({ corpus: last, err: { message: (err as Error).message } }, 'corpus stamp unreadable: answering from the last known corpus');
+      }
+      return { stamp: last, corpus: 'last-known' };
+    }
+  }
+
+  private lastStaleLog = 0;
+
   private async cached(cache: CategoryCache, req: NormalizedRequest, load: (stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
-    const stamp = await this.index.stamp();
-    const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(stamp));
-    return { body: value, hit };
+    const { stamp, corpus } = await this.currentStamp();
+    try {
+      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(stamp));
+      return { body: value, hit, corpus };
+    } catch (err) {
+      // The stamp was read, but the corpus at it could not be loaded (the store went away meanwhile): answer for the
+      // corpus this process holds, under that corpus's own key, never under the newer stamp's.
+      const last = this.index.lastStamp();
+      if (!(err instanceof StateUnavailable) || corpus === 'last-known' || !last || sameStamp(last, stamp)) throw err;
+      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, last), () => load(last));
+      return { body: value, hit, corpus: 'last-known' };
+    }
   }
 
   search(q: SearchRequest, requestId?: string): Promise<CachedAnswer> {

@@ -20,13 +20,15 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
         description:
           'Runs the search for the query, then merges the best sections into one text of at most maxChars characters. ' +
           'Each section carries its own citation, numbered 1..n in order: `[n]` in `text` is `sections[n-1].citation`. ' +
-          'Cached (context_bundles) per normalized request and corpus version; header `x-cache`.',
+          'Cached (context_bundles) per normalized request and corpus version; header `x-cache`. ' +
+          'While the index store does not answer (a failover), answers are for the corpus this replica last knew, with header `x-corpus: last-known`.',
         body: ContextRequest,
         response: { 200: withCacheHeader(ContextResponse), ...errorResponses(400, 502, 503) },
       },
     },
     async (request, reply) => {
       const answer = await opts.retrieval.context(request.body, request.id);
+      if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
   );
