@@ -151,15 +151,15 @@ describe('chunkTextAsync', () => {
   });
 
   it('lets other work run while it chunks a long text', async () => {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 0);
-    try {
-      // Yielding after every chunk: a timer gets its turn in between.
-      await chunkTextAsync(text, options, { yieldEvery: 1 });
-    } finally {
-      clearInterval(timer);
-    }
-    expect(ticks).toBeGreaterThan(0);
+    // Work queued on the event loop before the chunking starts runs before it ends only if the chunker yields.
+    const queuedRanBeforeTheEnd = async (yieldEvery: number) => {
+      let ran = false;
+      setImmediate(() => (ran = true));
+      await chunkTextAsync(text, options, { yieldEvery });
+      return ran;
+    };
+    expect(await queuedRanBeforeTheEnd(1)).toBe(true);
+    expect(await queuedRanBeforeTheEnd(Number.MAX_SAFE_INTEGER)).toBe(false);
   });
 
   it('stops past maxChunks with a ChunkLimitError', async () => {
