@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
-import { serverClockOffset } from './connection.js';
+import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
 
 /** A Redis error reply (WRONGTYPE, NOSCRIPT...): the server is alive, so it does not count against the circuit. */
@@ -26,7 +25,7 @@ export class RedisRunner {
   };
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     readonly timeoutMs: number,
     breaker: BreakerOptions = {},
   ) {
@@ -58,7 +57,7 @@ export class RedisRunner {
     }
   }
 
-  run<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  run<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     if (!this.breaker.tryAcquire()) return Promise.reject(new CircuitOpenError());
     return this.bounded(op, timeoutMs, this.breaker);
   }
@@ -68,13 +67,13 @@ export class RedisRunner {
    * only saves later work, so it must not make a request wait out a second timeout on a Redis that has just
    * missed one (a read timed out, then the write of the loaded value would too).
    */
-  fill<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  fill<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.breaker.failedRecently()) return Promise.reject(new CircuitOpenError());
     return this.run(op, timeoutMs);
   }
 
   /** One bounded call that neither consults nor moves the circuit (health checks). */
-  probe<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  probe<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     return this.bounded(op, timeoutMs, undefined);
   }
 
@@ -99,7 +98,7 @@ export class RedisRunner {
    * Runs `op`, rejecting with a timeout once `timeoutMs` passed, and reports the outcome to `breaker` (a Redis error
    * reply counts as a success: the server answered). The request path's hot spot: one promise and no timer per call.
    */
-  private bounded<T>(op: (client: Redis) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
+  private bounded<T>(op: (client: RedisClient) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
     const deadlines = timeoutMs === this.timeoutMs ? this.defaultDeadlines : this.deadlinesFor(timeoutMs);
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {

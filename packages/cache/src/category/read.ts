@@ -1,3 +1,6 @@
+import type { Cluster } from 'ioredis';
+import { groupBy, groupByNode, slotOf } from '../cluster.js';
+import { isCluster } from '../connection.js';
 import { decodeMeta, HEADER_BYTES } from '../serialization.js';
 import type { CategoryCore } from './core.js';
 import { countL1Hit, fillL1, fromL1 } from './l1.js';
@@ -98,6 +101,7 @@ export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array
   let ttls: number[] | undefined;
   try {
     [bufs, ttls] = await core.ctx.runner.run(async (c): Promise<[Array<Buffer | null>, number[] | undefined]> => {
+      if (isCluster(c)) return readAcrossSlots(core, c, wanted, withTtl);
       if (!sliding && !withTtl) return [await c.mgetBuffer(...wanted), undefined];
       const started = Date.now();
       const pipe = c.pipeline().mgetBuffer(...wanted);
@@ -133,4 +137,48 @@ export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array
   core.count('hits', hits);
   core.count('misses', wanted.length - hits);
   return out;
+}
+
+/**
+ * mget on a Cluster: the keys are grouped by slot (one MGET each, with the PTTL or PEXPIRE of each key as on one
+ * server), and the slots by the node serving them: one pipeline, so one round trip, per node involved.
+ */
+async function readAcrossSlots(core: CategoryCore, c: Cluster, wanted: string[], withTtl: boolean): Promise<[Array<Buffer | null>, number[] | undefined]> {
+  const sliding = core.def.sliding;
+  const bufs = new Array<Buffer | null>(wanted.length).fill(null);
+  const ttls = withTtl ? new Array<number>(wanted.length).fill(-2) : undefined;
+  const slots = groupBy(
+    wanted.map((_, j) => j),
+    (j) => slotOf(wanted[j] as string),
+  );
+  const started = Date.now();
+  await Promise.all(
+    groupByNode(c, slots, (g) => wanted[g[0] as number] as string).map(async (node) => {
+      const pipe = c.pipeline();
+      for (const g of node) {
+        pipe.mgetBuffer(...g.map((j) => wanted[j] as string));
+        if (!sliding && !withTtl) continue;
+        for (const j of g) {
+          if (sliding) pipe.pexpire(wanted[j] as string, core.ttlMs());
+          else pipe.pttl(wanted[j] as string);
+        }
+      }
+      const res = (await pipe.exec()) ?? [];
+      const elapsed = Date.now() - started;
+      let r = 0;
+      for (const g of node) {
+        const [err, values] = res[r++] ?? [new Error('empty pipeline reply')];
+        if (err) throw err;
+        g.forEach((j, n) => (bufs[j] = (values as Array<Buffer | null>)[n] ?? null));
+        if (!sliding && !withTtl) continue;
+        for (const j of g) {
+          const [ttlErr, ttl] = res[r++] ?? [new Error('empty pipeline reply')];
+          if (!ttls) continue;
+          const pttl = ttlErr ? -2 : Number(ttl);
+          ttls[j] = pttl > 0 ? Math.max(1, pttl - elapsed) : pttl;
+        }
+      }
+    }),
+  );
+  return [bufs, ttls];
 }
