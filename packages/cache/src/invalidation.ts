@@ -156,10 +156,20 @@ export async function bumpGenerations(runner: RedisRunner, hashKeys: string[], f
     await Promise.all(
       groups.map(async (keys) => {
         const pipe = c.pipeline();
-        for (const k of keys) for (const f of fields) pipe.hincrby(k, f, 1);
+        const todo = keys.flatMap((k) => fields.map((f) => [k, f] as const));
+        for (const [k, f] of todo) pipe.hincrby(k, f, 1);
         const res = await pipe.exec();
-        const failed = res?.find(([err]) => err);
-        if (!res || failed) throw failed?.[0] ?? new Error('generation pipeline failed');
+        if (!res) throw new Error('generation pipeline failed');
+        // A bucket whose slot is moving answers ASK/MOVED/TRYAGAIN in a pipeline: sent again on its own, the
+        // client follows the redirection.
+        await Promise.all(
+          res.map(async ([err], i) => {
+            if (!err) return;
+            if (!isCluster(c) || !/^(MOVED|ASK|TRYAGAIN)/.test(err.message)) throw err;
+            const [k, f] = todo[i] as readonly [string, string];
+            await c.hincrby(k, f, 1);
+          }),
+        );
       }),
     );
   }, bulkTimeout(runner));
