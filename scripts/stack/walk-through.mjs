@@ -28,13 +28,17 @@ Try it (another terminal):
   # 2. Search twice: the first answer says x-cache: miss, the second x-cache: hit
   curl -s -i -X POST ${proxy}/api/v1/search ${json} -d '{"query":"how does redis persist data?"}'
   curl -s -i -X POST ${proxy}/api/v1/search ${json} -d '{"query":"how does redis persist data?"}'
-  # 3. The proxy's cache figures (hits, misses per category)
+  # 3. Search by meaning: the question shares no word with the document it finds
+  curl -s -X POST ${proxy}/api/v1/documents ${json} \\
+    -d '{"id":"kitten-care","title":"Kitten care","text":"Kittens need several small meals daily, their first vaccines at eight weeks, and regular visits to the vet."}'
+  curl -s -X POST ${proxy}/api/v1/search ${json} -d '{"query":"How do I keep a cat healthy?","limit":1}'
+  # 4. The proxy's cache figures (hits, misses per category)
   curl -s ${proxy}/api/v1/cache/stats
-  # 4. Create an agent, start a conversation, ask it (context comes from the proxy)
+  # 5. Create an agent, start a conversation, ask it (context comes from the proxy)
   AGENT=$(curl -s -X POST ${agents}/api/v1/agents ${json} -d '{"name":"helper","instructions":"Answer from the documents."}' | ${id})
   CONV=$(curl -s -X POST ${agents}/api/v1/agents/$AGENT/conversations | ${id})
   curl -s -X POST ${agents}/api/v1/conversations/$CONV/messages ${json} -d '{"content":"How does Redis keep data?"}'
-  # 5. Admin routes need the token: a cache round trip, then clearing the proxy's cache
+  # 6. Admin routes need the token: a cache round trip, then clearing the proxy's cache
   curl -s -X POST ${proxy}/api/v1/cache/test -H "Authorization: Bearer ${token.shell}"
   curl -s -X DELETE ${proxy}/api/v1/cache/clear -H "Authorization: Bearer ${token.shell}"
   # Checks (exit 0 when all is well):

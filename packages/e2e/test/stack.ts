@@ -115,6 +115,8 @@ export interface Stack {
   byName: Record<ServiceName, ServiceProcess>;
   /** A direct client on one DB of the stack's Redis (closed by stop()). */
   db(index: number): Redis;
+  /** Another instance of a service on a free port, with the stack's env plus `env`; stopped by stop(). */
+  another(name: ServiceName, env: Record<string, string>): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
@@ -153,9 +155,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const proxy = new ServiceProcess('retrieval-proxy', ports.proxy, envFor('retrieval-proxy', ports.proxy), redis.dir);
   const agents = new ServiceProcess('ai-agents', ports.agents, envFor('ai-agents', ports.agents), redis.dir);
   const clients: Redis[] = [];
+  const extra: ServiceProcess[] = [];
 
   const stop = async (): Promise<void> => {
-    await Promise.all([agents.stop(), proxy.stop(), worker.stop()]);
+    await Promise.all([...extra, agents, proxy, worker].map((s) => s.stop()));
     for (const c of clients) c.disconnect();
     await redis.stop();
   };
@@ -180,6 +183,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const c = new Redis(`${redis.url}/${index}`, { maxRetriesPerRequest: 1 });
       clients.push(c);
       return c;
+    },
+    async another(name, env) {
+      const port = await freePort();
+      const service = new ServiceProcess(name, port, { ...envFor(name, port), ...env }, redis.dir);
+      extra.push(service);
+      await service.start();
+      return service;
     },
     stop,
   };

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync as readFile, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync as readFile, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -20,6 +20,8 @@ export interface RedisServerOptions {
   tls?: { cert: string; key: string; ca: string; authClients?: boolean };
   /** Keep the data dir on stop (for restarts). Default: removed on stop. */
   dir?: string;
+  /** Runs as a Sentinel (`redis-server <dir>/sentinel.conf --sentinel`); monitor primaries with SENTINEL MONITOR. */
+  sentinel?: boolean;
 }
 
 export interface RedisServer {
@@ -105,7 +107,10 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   let child: ChildProcess | undefined;
 
   const buildArgs = (): string[] => {
-    const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', join(dir, 'redis.log')];
+    // A Sentinel needs a config file of its own, first on the command line, which it rewrites as it learns.
+    const sentinelConf = join(dir, 'sentinel.conf');
+    if (opts.sentinel && !existsSync(sentinelConf)) writeFileSync(sentinelConf, '');
+    const args = [...(opts.sentinel ? [sentinelConf, '--sentinel'] : []), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--loglevel', 'warning', '--logfile', join(dir, 'redis.log')];
     if (opts.tls) {
       args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.cert, '--tls-key-file', opts.tls.key, '--tls-ca-cert-file', opts.tls.ca, '--tls-auth-clients', opts.tls.authClients ? 'yes' : 'no');
     } else {

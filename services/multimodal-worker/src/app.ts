@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { createService, registerRedis } from '@aicache/service-kit';
+import { ConfigError, createService, registerRedis } from '@aicache/service-kit';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
 import { FileProcessor } from './domain/file-processor.js';
-import { LocalHashProvider } from './providers/local-hash.js';
+import { LOCAL_HASH_MODEL_ID, LocalHashProvider } from './providers/local-hash.js';
+import { LOCAL_SEMANTIC_MODEL_ID, LocalSemanticProvider } from './providers/local-semantic.js';
 import { OpenAIEmbeddingProvider } from './providers/openai.js';
 import { ModelRegistry } from './providers/registry.js';
 import type { EmbeddingProvider } from './providers/types.js';
@@ -36,10 +37,29 @@ export interface BuildOverrides {
   adminRateLimit?: false;
 }
 
-/** The configured providers: local-hash-384 always; the OpenAI-compatible model too (and as default) when configured. */
+const LOCAL_MODELS: Record<string, (config: Config) => EmbeddingProvider> = {
+  [LOCAL_SEMANTIC_MODEL_ID]: (config) => new LocalSemanticProvider({ threads: config.EMBEDDINGS_LOCAL_THREADS }),
+  [LOCAL_HASH_MODEL_ID]: () => new LocalHashProvider(),
+};
+
+/** The built-in models EMBEDDINGS_LOCAL_MODELS names, in its order; ConfigError for a name it does not know. */
+export function localModelIds(config: Config): string[] {
+  const ids = [...new Set(config.EMBEDDINGS_LOCAL_MODELS.split(',').map((s) => s.trim()).filter(Boolean))];
+  const unknown = ids.filter((id) => !(id in LOCAL_MODELS));
+  if (ids.length === 0 || unknown.length > 0) {
+    const shown = unknown.length > 0 ? ` (unknown: ${unknown.map((u) => JSON.stringify(u.slice(0, 60))).join(', ')})` : '';
+    throw new ConfigError([{ variable: 'EMBEDDINGS_LOCAL_MODELS', message: `must list one or more of ${Object.keys(LOCAL_MODELS).join(', ')}, comma-separated${shown}` }]);
+  }
+  return ids;
+}
+
+/**
+ * The configured providers: the built-in models of EMBEDDINGS_LOCAL_MODELS (the first is the default), and the
+ * OpenAI-compatible model too (and as default) when configured.
+ */
 export function providersFromConfig(config: Config): { providers: EmbeddingProvider[]; defaultModel: string } {
-  const local = new LocalHashProvider();
-  if (!usesOpenAI(config)) return { providers: [local], defaultModel: local.id };
+  const locals = localModelIds(config).map((id) => LOCAL_MODELS[id]!(config));
+  if (!usesOpenAI(config)) return { providers: locals, defaultModel: locals[0]!.id };
   const remote = new OpenAIEmbeddingProvider({
     baseUrl: config.EMBEDDINGS_BASE_URL ?? 'https://api.openai.com/v1',
     model: config.EMBEDDINGS_MODEL,
@@ -49,9 +69,8 @@ export function providersFromConfig(config: Config): { providers: EmbeddingProvi
     timeoutMs: config.EMBEDDINGS_TIMEOUT_MS,
     maxInputChars: config.EMBEDDINGS_MAX_INPUT_CHARS,
   });
-  // The local model stays available by name unless the remote one claims the same id.
-  const providers = remote.id === local.id ? [remote] : [remote, local];
-  return { providers, defaultModel: remote.id };
+  // The local models stay available by name unless the remote one claims the same id.
+  return { providers: [remote, ...locals.filter((l) => l.id !== remote.id)], defaultModel: remote.id };
 }
 
 export async function buildApp(config: Config, overrides: BuildOverrides = {}): Promise<FastifyInstance> {
@@ -82,6 +101,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     : providersFromConfig(config);
   const registry = new ModelRegistry(configured.providers, configured.defaultModel);
   app.addHook('onClose', async () => registry.close());
+  for (const p of registry.all()) if (p instanceof LocalSemanticProvider) watchModelLoad(app, p);
 
   const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'));
   const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));
@@ -90,4 +110,20 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   await app.register(modelsRoutes, { registry });
   await app.register(processRoutes, { processor });
   return app;
+}
+
+/**
+ * A semantic model loads in its thread while the service starts: /ready says 'not_ready' (check 'model') until it
+ * has, and the log says what the load cost.
+ */
+function watchModelLoad(app: FastifyInstance, p: LocalSemanticProvider): void {
+  p.loaded.then(
+    ({ loadMs, loadRssBytes }) => app.log.info({ model: p.id, loadMs: Math.round(loadMs), loadRssMB: Math.round(loadRssBytes / 1e6) }, 'embedding model loaded'),
+    (err: unknown) => app.log.error({ model: p.id, err: { message: (err as Error)?.message } }, 'embedding model failed to load'),
+  );
+  app.addReadinessCheck(`model`, () => {
+    const s = p.status();
+    if (s.status === 'ready') return { ok: true, detail: `${p.id} loaded in ${Math.round(s.load.loadMs)} ms (+${Math.round(s.load.loadRssBytes / 1e6)} MB)` };
+    return { ok: false, detail: s.status === 'loading' ? `${p.id} is loading` : `${p.id} failed to load: ${s.error}` };
+  });
 }

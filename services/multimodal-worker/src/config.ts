@@ -12,7 +12,15 @@ export const ConfigSchema = Type.Object({
   CACHE_L1_MAX_BYTES_EMBEDDINGS: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   CACHE_L1_MAX_BYTES_MODEL_METADATA: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   CACHE_L1_MAX_BYTES_FILES: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
-  /** 'local' = built-in local-hash-384 only; 'openai' = an OpenAI-compatible endpoint (also chosen when EMBEDDINGS_BASE_URL is set). */
+  /**
+   * The built-in models to serve, comma-separated: local-use-512 (Universal Sentence Encoder, semantic, in a worker
+   * thread) and/or local-hash-384 (lexical feature hashing). Without an OpenAI-compatible endpoint the first is the
+   * default model. `npm start` and compose set 'local-use-512,local-hash-384'.
+   */
+  EMBEDDINGS_LOCAL_MODELS: Type.String({ default: 'local-hash-384', minLength: 1, maxLength: 200 }),
+  /** Worker threads that each hold a copy of the semantic model (~130 MB each). */
+  EMBEDDINGS_LOCAL_THREADS: Type.Integer({ default: 1, minimum: 1, maximum: 16 }),
+  /** 'local' = built-in models only (EMBEDDINGS_LOCAL_MODELS); 'openai' = an OpenAI-compatible endpoint (also chosen when EMBEDDINGS_BASE_URL is set). */
   EMBEDDINGS_PROVIDER: Type.Optional(Type.Union([Type.Literal('local'), Type.Literal('openai')])),
   /** e.g. https://api.openai.com/v1, http://ollama:11434/v1 (vLLM, TEI and LiteLLM work the same way). */
   EMBEDDINGS_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2000 })),
