@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '@aicache/test-redis';
+import { startRedisCluster, uniqueName, type RedisClusterHandle } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import { Cache } from '../src/index.js';
-import { startLocalCluster, type LocalCluster } from './cluster-harness.js';
 import { eventually, sleep } from './helpers.js';
 
 // The fail-open promises during a Cluster failover, measured: kill -9 of a master under read and write load
@@ -11,7 +10,7 @@ import { eventually, sleep } from './helpers.js';
 const categories = { docs: { ttl: 600 } };
 const TIMEOUT_MS = 250;
 
-async function replicasSynced(cluster: LocalCluster): Promise<boolean> {
+async function replicasSynced(cluster: RedisClusterHandle): Promise<boolean> {
   for (const s of cluster.servers) {
     const c = new Redis({ host: s.host, port: s.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     c.on('error', () => undefined);
@@ -29,7 +28,7 @@ async function replicasSynced(cluster: LocalCluster): Promise<boolean> {
 }
 
 describe('the cache through a Cluster failover', () => {
-  let cluster: LocalCluster;
+  let cluster: RedisClusterHandle;
   let cache: Cache<'docs'>;
   const uncaught: unknown[] = [];
   const onUncaught = (err: unknown): void => {
@@ -39,7 +38,7 @@ describe('the cache through a Cluster failover', () => {
   beforeAll(async () => {
     process.on('uncaughtException', onUncaught);
     process.on('unhandledRejection', onUncaught);
-    cluster = await startLocalCluster({ nodeTimeoutMs: 2000 });
+    cluster = await startRedisCluster({ nodeTimeoutMs: 2000 });
     await eventually(() => replicasSynced(cluster), 20_000);
     cache = new Cache({ service: uniqueName('fo'), categories, env: {}, topology: { mode: 'cluster', nodes: cluster.nodes }, commandTimeoutMs: TIMEOUT_MS, breaker: { failureThreshold: 1_000_000 } });
     await eventually(async () => cache.client.status === 'ready' && (await cache.category('docs').set('warm', 1)), 10_000);

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '@aicache/test-redis';
+import { startRedisCluster, uniqueName, type RedisClusterHandle } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import { Cache } from '../src/index.js';
 import { slotOf } from '../src/cluster.js';
-import { startLocalCluster, type LocalCluster } from './cluster-harness.js';
 import { eventually, sleep } from './helpers.js';
 
 // An invalidation by SCAN while a slot migrates between masters: nothing of the category left behind, nothing
@@ -12,7 +11,7 @@ import { eventually, sleep } from './helpers.js';
 const categories = { docs: { ttl: 600 }, other: { ttl: 600 } };
 
 describe('invalidation while a slot migrates (Cluster)', () => {
-  let cluster: LocalCluster;
+  let cluster: RedisClusterHandle;
   let cache: Cache<'docs' | 'other'>;
   const conns: Redis[] = [];
   const connect = (host: string, port: number): Redis => {
@@ -23,7 +22,7 @@ describe('invalidation while a slot migrates (Cluster)', () => {
   };
 
   beforeAll(async () => {
-    cluster = await startLocalCluster({ replicasPerMaster: 0 });
+    cluster = await startRedisCluster({ replicasPerMaster: 0 });
     cache = new Cache({ service: uniqueName('mig'), categories, env: {}, topology: { mode: 'cluster', nodes: cluster.nodes }, commandTimeoutMs: 2000 });
     await eventually(async () => cache.client.status === 'ready' && (await cache.category('docs').set('warm', 1)), 10_000);
   }, 60_000);

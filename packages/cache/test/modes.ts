@@ -1,16 +1,16 @@
-import { Cluster, Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { startRedisCluster, startRedisSentinel, startRedisServer, type RedisClusterHandle, type RedisServer } from '@aicache/test-redis';
 import { slotOf } from '../src/cluster.js';
 import type { CacheOptions, RedisClient } from '../src/index.js';
-import { startLocalCluster, type LocalCluster } from './cluster-harness.js';
 
 /**
- * One Redis deployment the shared suites run against: a private server, or a private 3-master Cluster. Each
+ * One Redis deployment the shared suites run against: a private server, a primary + replica behind 3 Sentinels
+ * (the cache's client is then a plain Redis that asks the Sentinels for the primary), or a private 3-master Cluster. Each
  * answers the options a Cache needs to reach it, a raw client for looking behind the cache's back, and the server
  * process holding a key (to pause or kill it).
  */
 export interface Mode {
-  readonly name: 'single' | 'cluster';
+  readonly name: 'single' | 'sentinel' | 'cluster';
   readonly servers: RedisServer[];
   cacheOptions(): Pick<CacheOptions, 'connection' | 'topology'>;
   raw(): RedisClient;
@@ -72,7 +72,29 @@ export async function startMode(name: Mode['name']): Promise<Mode> {
       },
     };
   }
-  const cluster: LocalCluster = await startLocalCluster();
+  if (name === 'sentinel') {
+    const set = await startRedisSentinel();
+    const raws: Redis[] = [];
+    const sentinelOf = (extra: RedisOptions = {}): Redis => {
+      const r = quiet(new Redis({ sentinels: set.sentinelNodes, name: set.name, ...extra }));
+      raws.push(r);
+      return r;
+    };
+    return {
+      name,
+      servers: set.servers,
+      cacheOptions: () => ({ topology: { mode: 'sentinel', sentinels: set.sentinelNodes, name: set.name } }),
+      raw: () => sentinelOf({ maxRetriesPerRequest: 1 }),
+      scan: async (match) => (await scanNode(sentinelOf(), match)).sort(),
+      masters: () => Promise.resolve([sentinelOf()]),
+      serverOf: () => set.primary(),
+      stop: async () => {
+        for (const r of raws) r.disconnect();
+        await set.stop();
+      },
+    };
+  }
+  const cluster: RedisClusterHandle = await startRedisCluster();
   const raws: Cluster[] = [];
   const raw = (): Cluster => {
     const c = quiet(new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } }));
