@@ -1,4 +1,4 @@
-import { quitOrDisconnect } from '@aicache/cache';
+import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { registerCache, type ServiceCacheConfig, type ServiceCacheOptions } from './cache.js';
@@ -12,8 +12,8 @@ import { checkStateDurability, createStateRedis, StateDurabilityError, type Stat
  * This stack must boot and serve from origin with the cache Redis down or refusing it, and close promptly.
  */
 export interface RedisConnections {
-  /** The cache connection: owned and closed by the cache (`app.cache.client`). */
-  cache: Redis;
+  /** The cache connection: owned and closed by the cache (`app.cache.client`); a Cluster client on a Cluster. */
+  cache: RedisClient;
   /** The state connection (documents, agents, memory), for the services that keep state. */
   state?: Redis;
 }
