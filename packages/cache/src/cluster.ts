@@ -12,10 +12,14 @@ export function slotOf(key: string | Buffer): number {
  * group of its own: the client routes it, and follows a MOVED.
  */
 export function groupByNode<T>(client: Cluster, items: readonly T[], keyOf: (item: T) => string): T[][] {
+  // ioredis checks a pipeline against its own (internal) slot -> group map, which a MOVED updates for one slot
+  // without the replicas: grouping by that map is what its check accepts. The public slot table is the fallback.
+  const bySlot = (client as unknown as { _groupsBySlot?: Array<number | undefined> })._groupsBySlot;
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const slot = slotOf(keyOf(item));
-    const owner = client.slots[slot]?.join(';') ?? `slot:${slot}`;
+    const group = bySlot ? bySlot[slot] : undefined;
+    const owner = group !== undefined ? `g:${group}` : bySlot ? `slot:${slot}` : (client.slots[slot]?.join(';') ?? `slot:${slot}`);
     let g = groups.get(owner);
     if (!g) groups.set(owner, (g = []));
     g.push(item);

@@ -121,6 +121,9 @@ export interface ScriptCall {
 
 const isNoScript = (err: unknown): boolean => String((err as Error)?.message).startsWith('NOSCRIPT');
 
+/** A Cluster redirection: the slot is served elsewhere now, or is being moved. */
+export const isRedirection = (err: unknown): boolean => /^(MOVED|ASK|TRYAGAIN) /.test(String((err as Error)?.message));
+
 /**
  * Many calls of one script on a Cluster: one pipeline per node (EVALSHA, then EVAL for the calls that met
  * NOSCRIPT), so a batch costs a round trip per node involved, not one per call. Answers each call's reply or error.
@@ -140,11 +143,25 @@ export async function runScriptPerNode(client: Cluster, s: LuaScript, calls: Scr
         }
         const res = (await pipe.exec()) ?? [];
         const retry: number[] = [];
+        const redirected: number[] = [];
         todo.forEach((i, j) => {
           const [err, value] = res[j] ?? [new Error('empty pipeline reply'), undefined];
           if (err && useSha && isNoScript(err)) retry.push(i);
+          else if (err && isRedirection(err)) redirected.push(i);
           else out[i] = err ? { ok: false, error: err } : { ok: true, value };
         });
+        // A slot that moved (or is moving) since the client last read the slot map: on its own, the call follows
+        // the redirection (and the client refreshes its map).
+        await Promise.all(
+          redirected.map(async (i) => {
+            const { keys, args } = calls[i] as ScriptCall;
+            try {
+              out[i] = { ok: true, value: await runScript(client, s, keys, args) };
+            } catch (error) {
+              out[i] = { ok: false, error };
+            }
+          }),
+        );
         if (retry.length === 0) break;
         todo = retry;
       }

@@ -57,13 +57,22 @@ async function removeAcrossSlots(core: CategoryCore, c: Cluster, fulls: string[]
           .unlink(...b.map((f) => leaseKey(ctx.service, f)));
       }
       const res = (await pipe.exec()) ?? [];
-      let n = 0;
-      node.forEach((_, i) => {
-        const [err, removed] = res[i * 3 + 1] ?? [new Error('empty pipeline reply')];
-        if (err) throw err;
-        n += Number(removed);
+      const counts = node.map(async (b, i) => {
+        const replies = res.slice(i * 3, i * 3 + 3);
+        const redirected = replies.some(([err]) => err && /^(MOVED|ASK|TRYAGAIN)/.test(err.message));
+        if (redirected) {
+          // The bucket's slot is moving: its commands again, one key each (a multi-key command over a slot half
+          // moved answers TRYAGAIN), each following its redirection.
+          await c.hincrby(core.genKeyOf(b[0] as string), core.genField, 1);
+          const removed = await Promise.all(b.map((f) => c.unlink(f)));
+          await Promise.all(b.map((f) => c.unlink(leaseKey(ctx.service, f))));
+          return removed.reduce((a, n) => a + n, 0);
+        }
+        const failed = replies.find(([err]) => err);
+        if (failed || replies.length < 3) throw failed?.[0] ?? new Error('empty pipeline reply');
+        return Number(replies[1]?.[1]);
       });
-      return n;
+      return (await Promise.all(counts)).reduce((a, n) => a + n, 0);
     }),
   );
   const sync = core.l1 ? ctx.sync : undefined;

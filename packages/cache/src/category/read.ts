@@ -2,6 +2,7 @@ import type { Cluster } from 'ioredis';
 import { groupBy, groupByNode, slotOf } from '../cluster.js';
 import { isCluster } from '../connection.js';
 import { decodeMeta, HEADER_BYTES } from '../serialization.js';
+import { isRedirection } from '../scripts.js';
 import type { CategoryCore } from './core.js';
 import { countL1Hit, fillL1, fromL1 } from './l1.js';
 
@@ -166,18 +167,32 @@ async function readAcrossSlots(core: CategoryCore, c: Cluster, wanted: string[],
       const res = (await pipe.exec()) ?? [];
       const elapsed = Date.now() - started;
       let r = 0;
+      const redirected: number[][] = [];
       for (const g of node) {
         const [err, values] = res[r++] ?? [new Error('empty pipeline reply')];
+        const perKey = sliding || withTtl ? g.length : 0;
+        if (err && isRedirection(err)) {
+          redirected.push(g);
+          r += perKey;
+          continue;
+        }
         if (err) throw err;
         g.forEach((j, n) => (bufs[j] = (values as Array<Buffer | null>)[n] ?? null));
-        if (!sliding && !withTtl) continue;
-        for (const j of g) {
+        for (const j of perKey ? g : []) {
           const [ttlErr, ttl] = res[r++] ?? [new Error('empty pipeline reply')];
           if (!ttls) continue;
           const pttl = ttlErr ? -2 : Number(ttl);
           ttls[j] = pttl > 0 ? Math.max(1, pttl - elapsed) : pttl;
         }
       }
+      // A slot that moved or is moving since the client read the slot map: a GET per key follows its redirection
+      // (an MGET over a slot half moved answers TRYAGAIN). No TTL then: L1 is not filled from these, and sliding
+      // TTLs are pushed at the next read.
+      await Promise.all(
+        redirected.flat().map(async (j) => {
+          bufs[j] = await c.getBuffer(wanted[j] as string);
+        }),
+      );
     }),
   );
   return [bufs, ttls];
