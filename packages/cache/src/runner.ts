@@ -17,6 +17,7 @@ export class RedisRunner {
   /** serverTime - localTime in ms, measured with TIME on every (re)connect. */
   private clockOffset = 0;
   private calibrated = false;
+  private calibrating: Promise<void> | undefined;
   private readyWait: Promise<void> | undefined;
   private readonly defaultDeadlines = new DeadlineQueue();
   private readonly otherDeadlines = new Map<number, DeadlineQueue>();
@@ -43,17 +44,32 @@ export class RedisRunner {
    * until the clock offset is known, since a guessed offset could drop every write.
    */
   writeDeadline(): number {
-    return this.calibrated ? Math.floor(Date.now() + this.clockOffset + this.timeoutMs) : 0;
+    if (this.calibrated) return Math.floor(Date.now() + this.clockOffset + this.timeoutMs);
+    // The first TIME failed or is still out (a Cluster node connects on its first command, and a loaded machine
+    // may take longer than the command timeout): ask again rather than write without a deadline until a reconnect.
+    void this.calibrate();
+    return 0;
   }
 
-  async calibrate(): Promise<void> {
+  /** True once the server clock's offset is known (write deadlines are then checked). */
+  get clockKnown(): boolean {
+    return this.calibrated;
+  }
+
+  calibrate(): Promise<void> {
+    this.calibrating ??= this.measureClock().finally(() => (this.calibrating = undefined));
+    return this.calibrating;
+  }
+
+  private async measureClock(): Promise<void> {
     try {
       const t0 = Date.now();
-      const reply = (await this.bounded((c) => c.time(), this.timeoutMs, undefined)) as unknown as [string | number, string | number];
+      // Off the request path: the bound of a bulk call, not of one request's command.
+      const reply = (await this.bounded((c) => c.time(), Math.max(this.timeoutMs, 2000), undefined)) as unknown as [string | number, string | number];
       this.clockOffset = serverClockOffset(reply, t0, Date.now());
       this.calibrated = true;
     } catch {
-      // Keep the previous offset; a later reconnect tries again.
+      // Keep the previous offset; the next write or reconnect tries again.
     }
   }
 

@@ -20,6 +20,12 @@ describe.each(['single', 'sentinel', 'cluster'] as const)('the cache on %s', (mo
   };
   const ready = async (c: Cache<string>): Promise<void> => {
     await eventually(async () => (await c.health()).status !== 'down' && c.client.status === 'ready', 10_000);
+    // Write deadlines are checked once the server clock is known (a TIME after connecting).
+    const runner = (c as unknown as { runner: { clockKnown: boolean; calibrate(): Promise<void> } }).runner;
+    await eventually(async () => {
+      await runner.calibrate();
+      return runner.clockKnown;
+    }, 10_000);
   };
   const resetStats = async (): Promise<void> => {
     for (const m of await mode.masters()) await m.config('RESETSTAT');
