@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # Makes sure the base images the stack names can be had, for machines that reach no container
 # registry. For each of NODE_IMAGE (default node:20-bookworm-slim), REDIS_IMAGE (default
-# redis:7-alpine) and DEBIAN_IMAGE (default debian:bookworm-slim, under the load balancer): nothing is
-# done when the image is present or can be pulled; otherwise a local stand-in is built from Debian
+# redis:7-alpine), DEBIAN_IMAGE (default debian:bookworm-slim, under the load balancer) and
+# POSTGRES_IMAGE (default pgvector/pgvector:pg15, the retrieval index): nothing is done when the image is present or can be pulled; otherwise a local stand-in is built from Debian
 # packages (debootstrap, as root) and the Node installed on this machine:
 #   aicache-base/debian:bookworm  Debian bookworm minbase
 #   aicache-base/node:20          that + this machine's node and npm + a `node` user (uid 1000)
 #   aicache-base/redis:7          that + Debian's redis-server 7 + a `redis` user, /data
-# Both trust this machine's CA certificates (/etc/ssl/certs), so npm and apt inside a build work behind
+#   aicache-base/pgvector:pg15    that + Debian's PostgreSQL 15 + pgvector built from Debian's source
+#                                 package (infra/scripts/install-pgvector.sh) + an entrypoint that
+#                                 initializes PGDATA as the official image does (postgres-entrypoint.sh)
+# All trust this machine's CA certificates (/etc/ssl/certs), so npm and apt inside a build work behind
 # a TLS-inspecting proxy; NODE_EXTRA_CA_CERTS points Node at that bundle.
 #
 # stdout gets one `NAME=image` line per stand-in in use (nothing when the public images are there), so
 #   infra/docker/build-base-images.sh >> .env
 # makes compose build and run with them. Progress goes to stderr.
 #
-# Environment: NODE_IMAGE, REDIS_IMAGE, DEBIAN_IMAGE (the images to look for), DEBIAN_MIRROR (default: the Debian
+# Environment: NODE_IMAGE, REDIS_IMAGE, DEBIAN_IMAGE, POSTGRES_IMAGE (the images to look for), DEBIAN_MIRROR (default: the Debian
 # mirror apt uses here), REBUILD_BASE_IMAGES=1 (rebuild the stand-ins even if they exist).
 set -euo pipefail
 
 node_image=${NODE_IMAGE:-node:20-bookworm-slim}
 redis_image=${REDIS_IMAGE:-redis:7-alpine}
 debian_image=${DEBIAN_IMAGE:-debian:bookworm-slim}
+postgres_image=${POSTGRES_IMAGE:-pgvector/pgvector:pg15}
 local_debian=aicache-base/debian:bookworm
 local_node=aicache-base/node:20
 local_redis=aicache-base/redis:7
+local_postgres=aicache-base/pgvector:pg15
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export DOCKER_BUILDKIT=0
 
@@ -48,6 +53,7 @@ needed() { # image: no when it is here or can be pulled
 need_node=$(needed "$node_image")
 need_redis=$(needed "$redis_image")
 need_debian=$(needed "$debian_image")
+need_postgres=$(needed "$postgres_image")
 
 debian_mirror() {
   if [[ -n ${DEBIAN_MIRROR:-} ]]; then printf '%s' "$DEBIAN_MIRROR"; return; fi
@@ -131,6 +137,20 @@ if [[ $need_redis == yes ]]; then
     log "$local_redis: built ($(docker run --rm "$local_redis" redis-server --version | cut -d ' ' -f 3))"
   fi
   echo "REDIS_IMAGE=$local_redis"
+fi
+
+if [[ $need_postgres == yes ]]; then
+  if [[ -n ${REBUILD_BASE_IMAGES:-} ]] || ! present "$local_postgres"; then
+    build_debian
+    ctx=$(mktemp -d)
+    cp "$(ca_bundle)" "$ctx/ca-certificates.crt"
+    cp "$here/../scripts/install-pgvector.sh" "$here/postgres-entrypoint.sh" "$ctx/"
+    log "building $local_postgres from Debian's postgresql-15 and pgvector source package"
+    build_with_context "$local_postgres" "$here/postgres-base.Dockerfile" "$ctx" || { rm -rf "$ctx"; exit 1; }
+    rm -rf "$ctx"
+    log "$local_postgres: built ($(docker run --rm --entrypoint postgres "$local_postgres" --version))"
+  fi
+  echo "POSTGRES_IMAGE=$local_postgres"
 fi
 
 if [[ $need_debian == yes ]]; then

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Entrypoint of the compose Redis services. ACL files cannot read the environment, so this renders
 # users.acl.example into the ACL file the conf names, with REDIS_PASSWORD stored only as its SHA-256
-# (never in plain text on disk or in a process list), then runs redis-server with the given conf.
+# (never in plain text on disk or in a process list), and REDIS_OPERATOR_PASSWORD, when set, the same way for the
+# read-only operator user; then runs redis-server with the given conf.
 #   start-redis.sh /usr/local/etc/redis/redis.state.conf [more redis-server args]
 # The app user may touch only the services' key prefixes (<service>:*, state:*) and their L1
 # invalidation channels, and has no CONFIG at all (CONFIG GET would show requirepass in clear; the
@@ -27,5 +28,13 @@ acl=${REDIS_ACL_FILE:-/tmp/redis-users.acl}
 
 hash=$(printf '%s' "$REDIS_PASSWORD" | sha256sum | cut -d ' ' -f 1)
 umask 077
-sed -e "s/^user app /user $user /" -e "s/>CHANGE_ME_APP_PASSWORD/#$hash/" "$template" >"$acl"
+# The operator user (INFO, SLOWLOG, MONITOR, CONFIG GET, BGSAVE...: nothing that writes) is on only when
+# REDIS_OPERATOR_PASSWORD is set; otherwise it stays off with no password.
+if [ -n "${REDIS_OPERATOR_PASSWORD:-}" ]; then
+  ophash=$(printf '%s' "$REDIS_OPERATOR_PASSWORD" | sha256sum | cut -d ' ' -f 1)
+  operator="s/^user operator off >CHANGE_ME_OPERATOR_PASSWORD /user operator on #$ophash /"
+else
+  operator="s/>CHANGE_ME_OPERATOR_PASSWORD /resetpass /"
+fi
+sed -e "s/^user app /user $user /" -e "s/>CHANGE_ME_APP_PASSWORD/#$hash/" -e "$operator" "$template" >"$acl"
 exec redis-server "$conf" --aclfile "$acl" "$@"

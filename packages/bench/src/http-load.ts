@@ -7,15 +7,18 @@ interface LoadRequest {
   url: string;
   seconds: number;
   connections: number;
+  /** A POST with this JSON body; a GET when absent. */
+  jsonBody?: string;
 }
 
 serveRequests(async (msg) => {
-  const { url, seconds, connections } = msg as unknown as LoadRequest;
+  const { url, seconds, connections, jsonBody } = msg as unknown as LoadRequest;
+  const post = jsonBody === undefined ? {} : { method: 'POST' as const, body: jsonBody, headers: { 'content-type': 'application/json' } };
   // autocannon's own histogram keeps whole milliseconds, too coarse for sub-millisecond answers:
   // take each response time (hrtime, float ms) from its 'response' event instead.
   const times: number[] = [];
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
-    const inst = autocannon({ url, connections, duration: seconds, pipelining: 1 }, (err, res) => (err ? reject(err) : resolve(res)));
+    const inst = autocannon({ url, connections, duration: seconds, pipelining: 1, ...post }, (err, res) => (err ? reject(err) : resolve(res)));
     inst.on('response', (_client, statusCode, _bytes, responseTime) => {
       if (statusCode >= 200 && statusCode < 300) times.push(responseTime);
     });

@@ -12,8 +12,16 @@ import { statsKey } from './keys.js';
 import { KeyLayout } from './layout.js';
 import { ErrorReporter, silentLogger } from './reporter.js';
 import { RedisRunner } from './runner.js';
+import type { CircuitState } from './breaker.js';
+import type { LatencySnapshot } from './latency.js';
 import { hitRatePercent, parseInfo, StatsRecorder } from './stats.js';
 import type { CacheHealth, CacheOptions, CacheStats, CategoryCache, CategoryCounters, CategoryStats, ResolvedCategory } from './types.js';
+
+export interface CacheOpsFigures<C extends string = string> {
+  circuit: CircuitState;
+  commandLatency: LatencySnapshot;
+  leaseWaits: Record<C, number>;
+}
 
 /** Above this many keys in the DB, stats() does not count a service's keys (null) rather than SCAN them all. */
 export const KEY_COUNT_LIMIT = 50_000;
@@ -241,6 +249,16 @@ export class Cache<C extends string = string> {
   /** This process since start, per category. Synchronous, for /metrics. */
   counters(): Record<C, CategoryCounters> {
     return this.recorder.counters() as Record<C, CategoryCounters>;
+  }
+
+  /**
+   * Operating figures of this process, all read from memory (no Redis call), for /metrics: the circuit's state,
+   * the client-side duration of the Redis calls that went out, and getOrSet calls that waited on a lease.
+   */
+  opsFigures(): CacheOpsFigures<C> {
+    const leaseWaits = {} as Record<C, number>;
+    for (const [name, cat] of this.byName) leaseWaits[name as C] = cat.leaseWaits();
+    return { circuit: this.runner.breaker.state, commandLatency: this.runner.latency.snapshot(), leaseWaits };
   }
 
   /** Adds this process's counts since the last flush to the service-wide totals. Runs on a timer; exposed for shutdown and tests. */

@@ -105,6 +105,11 @@ export class Category implements CategoryCache {
     return this.l1?.info() ?? { ...NO_L1 };
   }
 
+  /** getOrSet calls that waited for another holder's lease, this process since start. */
+  leaseWaits(): number {
+    return this.core.leaseWaits;
+  }
+
   /** Background refreshes still running (Cache.close waits for them, bounded). */
   pending(): Promise<unknown>[] {
     return this.core.refreshing.pending();

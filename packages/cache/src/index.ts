@@ -1,4 +1,5 @@
-export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT } from './cache.js';
+export { Cache, cacheConnectionOptions, KEY_COUNT_LIMIT, type CacheOpsFigures } from './cache.js';
+export { LATENCY_BUCKETS_SECONDS, type LatencySnapshot } from './latency.js';
 export {
   quitOrDisconnect,
   serverClockOffset,

@@ -1,6 +1,7 @@
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
 import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
+import { LatencyRecorder } from './latency.js';
 
 /** A Redis error reply (WRONGTYPE, NOSCRIPT...): the server is alive, so it does not count against the circuit. */
 function isReplyError(err: unknown): boolean {
@@ -14,6 +15,8 @@ function isReplyError(err: unknown): boolean {
  */
 export class RedisRunner {
   readonly breaker: CircuitBreaker;
+  /** Duration of every call that went out (not the ones the circuit refused), for /metrics. */
+  readonly latency = new LatencyRecorder();
   /** serverTime - localTime in ms, measured with TIME on every (re)connect. */
   private clockOffset = 0;
   private calibrated = false;
@@ -121,6 +124,7 @@ export class RedisRunner {
         deadline: performance.now() + timeoutMs,
         done: false,
         expire: () => {
+          this.latency.observe(timeoutMs);
           breaker?.failure();
           reject(new CacheTimeoutError(timeoutMs));
         },
@@ -130,6 +134,7 @@ export class RedisRunner {
         if (call.done) return;
         call.done = true;
         deadlines.settled();
+        this.latency.observe(performance.now() - call.deadline + timeoutMs);
         breaker?.success();
         resolve(v);
       };
@@ -137,6 +142,7 @@ export class RedisRunner {
         if (call.done) return;
         call.done = true;
         deadlines.settled();
+        this.latency.observe(performance.now() - call.deadline + timeoutMs);
         if (breaker) {
           if (isReplyError(e)) breaker.success();
           else breaker.failure();

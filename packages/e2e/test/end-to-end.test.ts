@@ -141,6 +141,10 @@ describe('the three services as real processes', () => {
   });
 
   it('propagates the request id from ai-agents to the retrieval-proxy (seen in the proxy log)', async () => {
+    // The proxy's log line travels through a pipe on its own schedule: on a busy machine it can land
+    // after ai-agents' answer, so wait for it (bounded) before looking.
+    const deadline = Date.now() + 5_000;
+    while (!stack.proxy.output.includes(state.requestId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(stack.proxy.output).toContain(state.requestId);
   });
 

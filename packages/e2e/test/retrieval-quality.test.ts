@@ -1,11 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, call, startStack, type ServiceProcess, type Stack } from './stack.js';
 
 /**
  * Retrieval quality through the real services: every passage of the labeled set ingested through a
  * retrieval-proxy, every query searched over HTTP, the rank of its relevant passage read off the answer.
- * One proxy per model, over the same worker.
+ * One proxy per model and engine, over the same worker.
  */
 interface EvalSet {
   passages: Array<{ id: string; topic: string; text: string }>;
@@ -13,26 +15,56 @@ interface EvalSet {
 }
 const data = JSON.parse(readFileSync(new URL('./fixtures/retrieval-eval.json', import.meta.url), 'utf8')) as EvalSet;
 
-const MODELS = ['local-use-512', 'local-hash-384'] as const;
-type Model = (typeof MODELS)[number];
+/** Model × engine, each a proxy of its own over the same worker. */
+const SETUPS = ['local-use-512 / redis', 'local-hash-384 / redis', 'local-use-512 / pgvector'] as const;
+type Setup = (typeof SETUPS)[number];
+
+const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const PG_SCHEMA = `quality_${randomBytes(6).toString('hex')}`;
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+const withPg = await pgReachable();
+if (!withPg) console.warn('retrieval quality on pgvector skipped: PostgreSQL does not answer');
 
 let stack: Stack;
-const proxies = {} as Record<Model, ServiceProcess>;
-const quality = {} as Record<Model, { recallAt5: number; mrr: number }>;
+const proxies = {} as Record<Setup, ServiceProcess>;
+const quality = {} as Record<Setup, { recallAt5: number; mrr: number }>;
 
 beforeAll(async () => {
   stack = await startStack({ env: { 'multimodal-worker': { EMBEDDINGS_LOCAL_MODELS: 'local-use-512,local-hash-384' } } });
   // The stack's own proxy asks for the worker's default (local-use-512); a second one, on its own DB, for the lexical model.
-  proxies['local-use-512'] = stack.proxy;
-  proxies['local-hash-384'] = await stack.another('retrieval-proxy', { REDIS_DB_RETRIEVAL_PROXY: '5', RETRIEVAL_EMBEDDINGS_MODEL: 'local-hash-384' });
+  proxies['local-use-512 / redis'] = stack.proxy;
+  proxies['local-hash-384 / redis'] = await stack.another('retrieval-proxy', { REDIS_DB_RETRIEVAL_PROXY: '5', RETRIEVAL_EMBEDDINGS_MODEL: 'local-hash-384' });
+  if (withPg) {
+    proxies['local-use-512 / pgvector'] = await stack.another('retrieval-proxy', {
+      REDIS_DB_RETRIEVAL_PROXY: '6',
+      RETRIEVAL_INDEX: 'pgvector',
+      DATABASE_URL,
+      RETRIEVAL_PG_SCHEMA: PG_SCHEMA,
+    });
+  }
 }, 180_000);
 
 afterAll(async () => {
   await stack?.stop();
+  if (withPg) {
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
+    await c.end();
+  }
 });
 
-async function evaluate(model: Model): Promise<{ recallAt5: number; mrr: number }> {
-  const proxy = proxies[model];
+async function evaluate(setup: Setup): Promise<{ recallAt5: number; mrr: number }> {
+  const proxy = proxies[setup];
   for (const p of data.passages) {
     const res = await call(proxy.url, 'POST', '/api/v1/documents', { body: { id: p.id, title: p.topic, text: p.text }, headers: bearer(stack.token), timeoutMs: 30_000 });
     expect(res.status, res.text).toBe(201);
@@ -50,21 +82,28 @@ async function evaluate(model: Model): Promise<{ recallAt5: number; mrr: number 
 }
 
 describe(`retrieval quality on ${data.passages.length} passages and ${data.queries.length} paraphrased queries`, () => {
-  for (const model of MODELS) {
-    it(`measures ${model} through the proxy's search`, async () => {
-      quality[model] = await evaluate(model);
-      console.log(`${model}: recall@5 ${quality[model].recallAt5.toFixed(3)}, MRR ${quality[model].mrr.toFixed(3)}`);
+  for (const setup of SETUPS) {
+    it.skipIf(setup.endsWith('pgvector') && !withPg)(`measures ${setup} through the proxy's search`, async () => {
+      quality[setup] = await evaluate(setup);
+      console.log(`${setup}: recall@5 ${quality[setup].recallAt5.toFixed(3)}, MRR ${quality[setup].mrr.toFixed(3)}`);
     }, 600_000);
   }
 
   it('ranks the semantic model clearly above the lexical one on paraphrased queries', () => {
-    const semantic = quality['local-use-512'];
-    const lexical = quality['local-hash-384'];
+    const semantic = quality['local-use-512 / redis'];
+    const lexical = quality['local-hash-384 / redis'];
     expect(semantic, 'measured above').toBeDefined();
     expect(lexical, 'measured above').toBeDefined();
     expect(semantic.recallAt5).toBeGreaterThanOrEqual(0.85);
     expect(semantic.recallAt5 - lexical.recallAt5).toBeGreaterThanOrEqual(0.4);
     expect(semantic.mrr - lexical.mrr).toBeGreaterThanOrEqual(0.4);
+  });
+
+  it.skipIf(!withPg)('loses nothing to the HNSW index: pgvector answers as well as exact search on the same model', () => {
+    const exact = quality['local-use-512 / redis'];
+    const hnsw = quality['local-use-512 / pgvector'];
+    expect(hnsw, 'measured above').toBeDefined();
+    expect(hnsw.recallAt5).toBeGreaterThanOrEqual(exact.recallAt5 * 0.95);
   });
 
   it("finds a document by a question that shares no words with it (the README's walk-through)", async () => {

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
+import { redisTopologiesOfConfig } from './topology.js';
 
 export interface ServiceCacheOptions<C extends string> {
   /** Key prefix and stats name. */
@@ -56,7 +57,9 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
     service: opts.service,
     categories: opts.categories,
     env,
-    ...(opts.client ? { client: opts.client } : { connection: redisOptionsFromEnv(env, opts.dbVariable, opts.defaultDb) }),
+    ...(opts.client
+      ? { client: opts.client }
+      : { connection: redisOptionsFromEnv(env, opts.dbVariable, opts.defaultDb), topology: redisTopologiesOfConfig(config).cache }),
     jitter: config.CACHE_TTL_JITTER,
     commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
     logger: app.log,

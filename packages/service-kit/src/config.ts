@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import envSchema from 'env-schema';
 import { Type, type Static, type TSchema } from 'typebox';
 import { redactUrl } from './logger.js';
+import { clusterDbIssue, redisTopologies } from './topology.js';
 
 /** Settings every service shares; services spread `BaseConfig.properties` into their own schema. */
 export const BaseConfig = Type.Object({
@@ -21,6 +22,19 @@ export const BaseConfig = Type.Object({
   REDIS_PASSWORD: Type.Optional(Type.String()),
   REDIS_TLS_CA_FILE: Type.Optional(Type.String()),
   REDIS_STATE_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  /** Cache connection through Sentinel: host:port of the Sentinels, with REDIS_SENTINEL_NAME. Not with REDIS_URL/HOST/PORT. */
+  REDIS_SENTINELS: Type.Optional(Type.String({ description: 'host:port,host:port of the Sentinels watching the cache primary' })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ description: 'name of the primary the Sentinels watch' })),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String()),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
+  /** Cache connection to a Redis Cluster: host:port of some nodes (the rest are discovered). Not with REDIS_URL/HOST/PORT. */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ description: 'host:port,host:port of Redis Cluster nodes' })),
+  /** The state connection's own Sentinel set or Cluster; none of REDIS_STATE_* set: the state goes where the cache goes. */
+  REDIS_STATE_SENTINELS: Type.Optional(Type.String()),
+  REDIS_STATE_SENTINEL_NAME: Type.Optional(Type.String()),
+  REDIS_STATE_SENTINEL_USERNAME: Type.Optional(Type.String()),
+  REDIS_STATE_SENTINEL_PASSWORD: Type.Optional(Type.String()),
+  REDIS_STATE_CLUSTER_NODES: Type.Optional(Type.String()),
   CACHE_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   CACHE_COMMAND_TIMEOUT_MS: Type.Integer({ default: 250, minimum: 1 }),
   CACHE_TTL_JITTER: Type.Number({ default: 0.05, minimum: 0, maximum: 0.5 }),
@@ -40,6 +54,10 @@ export const BaseConfig = Type.Object({
   PEER_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ default: 1_048_576, minimum: 1 }),
   STATE_REQUIRE_DURABLE: Type.Boolean({ default: false }),
+  /** After each state write, WAIT for this many replicas (Sentinel or Cluster) before answering; 0 = do not wait. */
+  STATE_WAIT_REPLICAS: Type.Integer({ default: 0, minimum: 0, maximum: 10 }),
+  /** Longest WAIT of a state write, ms; a write whose replicas did not confirm in time is still acknowledged (logged). */
+  STATE_WAIT_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1 }),
   SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
 });
 export type BaseConfig = Static<typeof BaseConfig>;
@@ -179,5 +197,32 @@ export function loadConfig<T extends TSchema>(schema: T, opts: LoadConfigOptions
     throw new ConfigError([...strict, ...describe(ajvErrors, merged).filter((i) => !named.has(i.variable))]);
   }
   if (strict.length > 0) throw new ConfigError(strict);
+  const topologyIssues = redisTopologyIssues(schema, merged);
+  if (topologyIssues.length > 0) throw new ConfigError(topologyIssues);
   return config;
+}
+
+/**
+ * Connection modes (one server, Sentinel, Cluster) of the cache and state connections, judged on the raw env: a
+ * REDIS_HOST written beside REDIS_CLUSTER_NODES is refused, the schema's default REDIS_HOST is not. Also what a
+ * service's REDIS_DB_<SERVICE> may hold when a connection goes to a Cluster (see clusterDbIssue).
+ */
+function redisTopologyIssues(schema: TSchema, env: Record<string, string>): ConfigIssue[] {
+  const properties = (schema as { properties?: Record<string, { default?: unknown }> }).properties ?? {};
+  if (!('REDIS_CLUSTER_NODES' in properties)) return [];
+  let topologies: ReturnType<typeof redisTopologies>;
+  try {
+    topologies = redisTopologies(env);
+  } catch (err) {
+    const variable = (err as { variable?: unknown }).variable;
+    if (typeof variable !== 'string') throw err;
+    return [{ variable, message: (err as Error).message }];
+  }
+  const issues: ConfigIssue[] = [];
+  for (const [variable, property] of Object.entries(properties)) {
+    if (!/^REDIS_DB_[A-Z0-9_]+$/.test(variable)) continue;
+    const message = clusterDbIssue(env, topologies, variable, typeof property.default === 'number' ? property.default : undefined);
+    if (message) issues.push({ variable, message });
+  }
+  return issues;
 }

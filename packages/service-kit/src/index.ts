@@ -18,6 +18,7 @@ export { PeerClient, type PeerClientOptions, type PeerRequestOptions, type PeerF
 export {
   createStateRedis,
   checkStateDurability,
+  STATE_CLUSTER_OPTIONS,
   StateDurabilityError,
   type StateDurability,
   type DurabilityOptions,
@@ -25,7 +26,8 @@ export {
   type StateRedisOptions,
   type KitLogger,
 } from './state-redis.js';
-export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions } from './state-calls.js';
+export { StateCalls, StateUnavailable, DEADLINE_GUARD, type StateCallsOptions, type StateReplication } from './state-calls.js';
+export { redisTopologies, redisTopologiesOfConfig, clusterDbIssue, stateKeyPrefix, stateReplication, type RedisTopologies } from './topology.js';
 export { registerCache, type ServiceCacheOptions, type ServiceCacheConfig } from './cache.js';
 export {
   registerRedis,

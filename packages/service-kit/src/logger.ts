@@ -1,5 +1,19 @@
 import { createRequire } from 'node:module';
+import { trace } from '@opentelemetry/api';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+/** Settings that are or may hold a secret (a URL with a password in it), wherever a config object is logged. */
+const SECRET_SETTINGS = [
+  'REDIS_PASSWORD',
+  'REDIS_URL',
+  'REDIS_STATE_URL',
+  'REDIS_SENTINEL_PASSWORD',
+  'REDIS_STATE_SENTINEL_PASSWORD',
+  'DATABASE_URL',
+  'CACHE_ADMIN_TOKEN',
+  'EMBEDDINGS_API_KEY',
+  'LLM_API_KEY',
+];
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -14,14 +28,8 @@ export const REDACT_PATHS = [
   '*.token',
   '*.apiKey',
   '*.api_key',
-  'REDIS_PASSWORD',
-  'CACHE_ADMIN_TOKEN',
-  'EMBEDDINGS_API_KEY',
-  'LLM_API_KEY',
-  '*.REDIS_PASSWORD',
-  '*.CACHE_ADMIN_TOKEN',
-  '*.EMBEDDINGS_API_KEY',
-  '*.LLM_API_KEY',
+  ...SECRET_SETTINGS,
+  ...SECRET_SETTINGS.map((name) => `*.${name}`),
 ];
 
 export interface LoggerConfig {
@@ -29,11 +37,23 @@ export interface LoggerConfig {
   NODE_ENV?: string;
 }
 
+/**
+ * trace_id and span_id of the active span, so a log line can be found from a trace and back. Without
+ * the tracing SDK there is never an active span and this adds nothing.
+ */
+export function traceIds(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
 /** pino options for a service: level from config, secrets redacted, pretty only on a TTY outside production. */
 export function loggerOptions(config: LoggerConfig, overrides: LoggerOptions = {}): LoggerOptions {
   const opts: LoggerOptions = {
     level: config.LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    mixin: traceIds,
     ...overrides,
   };
   if (opts.transport === undefined && process.stdout.isTTY && config.NODE_ENV !== 'production') {

@@ -1,9 +1,9 @@
-import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
+import { isCluster, quitOrDisconnect, type RedisClient } from '@aicache/cache';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { registerCache, type ServiceCacheConfig, type ServiceCacheOptions } from './cache.js';
 import type { BaseConfig } from './config.js';
 import { checkStateDurability, createStateRedis, StateDurabilityError, type StateRedisConfig } from './state-redis.js';
+import { redisTopologiesOfConfig, stateKeyPrefix } from './topology.js';
 
 /**
  * A service's Redis connections by name, as @fastify/redis names its instances (`app.redis.<namespace>`).
@@ -14,8 +14,12 @@ import { checkStateDurability, createStateRedis, StateDurabilityError, type Stat
 export interface RedisConnections {
   /** The cache connection: owned and closed by the cache (`app.cache.client`); a Cluster client on a Cluster. */
   cache: RedisClient;
-  /** The state connection (documents, agents, memory), for the services that keep state. */
-  state?: Redis;
+  /**
+   * The state connection (documents, agents, memory), for the services that keep state: one server, a primary found
+   * through Sentinel, or a Cluster (then every key the service's state writes together must share a hash tag: see
+   * stateKeyPrefix).
+   */
+  state?: RedisClient;
 }
 
 declare module 'fastify' {
@@ -28,7 +32,7 @@ export interface StateConnectionOptions {
   /** The service's DB index. */
   db: number;
   /** An existing client, left open on close (tests). */
-  client?: Redis;
+  client?: RedisClient;
   /** What the readiness check says when the state Redis does not answer. */
   downDetail?: string;
 }
@@ -57,7 +61,7 @@ export const DURABILITY_BOOT_WAIT_MS = 2000;
  * be shown durable, so boot is refused); otherwise boot waits at most DURABILITY_BOOT_WAIT_MS and the check
  * finishes in the background, logging its verdict.
  */
-async function checkDurabilityAtBoot(app: FastifyInstance, client: Redis, requireDurable: boolean): Promise<void> {
+async function checkDurabilityAtBoot(app: FastifyInstance, client: RedisClient, requireDurable: boolean): Promise<void> {
   const check = checkStateDurability(client, { requireDurable, logger: app.log });
   if (requireDurable) {
     await check;
@@ -89,6 +93,14 @@ export async function registerRedis<C extends string>(
 ): Promise<Required<RedisConnections>>;
 export async function registerRedis<C extends string>(app: FastifyInstance, config: Config, opts: RedisOptions<C>): Promise<RedisConnections>;
 export async function registerRedis<C extends string>(app: FastifyInstance, config: Config, opts: RedisOptions<C>): Promise<RedisConnections> {
+  const topologies = redisTopologiesOfConfig(config);
+  if (topologies.cache.mode === 'cluster' || (opts.state && topologies.state.mode === 'cluster')) {
+    // loadConfig refused any other index; the one left is the default, which a Cluster (DB 0 only) cannot honour.
+    app.log.info(
+      { variable: opts.cache.dbVariable },
+      `${opts.cache.dbVariable} is not used on a Redis Cluster (only DB 0 there): the '${opts.cache.service}:' key prefix keeps the services apart`,
+    );
+  }
   await registerCache(app, config, opts.cache);
   const connections: RedisConnections = { cache: app.cache.client };
   app.decorate('redis', connections);
@@ -100,9 +112,12 @@ export async function registerRedis<C extends string>(app: FastifyInstance, conf
   if (own) app.addHook('onClose', () => quitOrDisconnect(state));
 
   const downDetail = opts.state.downDetail ?? 'state Redis does not answer';
+  // On a Cluster a PING goes to any node; the state lives in one slot, so ask the master serving it.
+  const probeKey = `${stateKeyPrefix(opts.cache.service, state)}ready`;
   app.addReadinessCheck(READINESS.state, async () => {
     // Not connected: say so at once rather than queue a PING behind the reconnect.
-    const ok = state.status === 'ready' && (await state.ping().then((r) => r === 'PONG', () => false));
+    const probe = () => (isCluster(state) ? state.exists(probeKey).then(() => true) : state.ping().then((r) => r === 'PONG'));
+    const ok = state.status === 'ready' && (await probe().catch(() => false));
     return ok ? { ok } : { ok, detail: downDetail };
   });
 

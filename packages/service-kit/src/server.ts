@@ -10,6 +10,8 @@ export interface ServerConfig {
 export interface RunServerOptions {
   /** Ms to wait for in-flight work on SIGINT/SIGTERM before exiting anyway. Default 10000. */
   graceMs?: number;
+  /** Runs once the app is closed, before the process exits (e.g. exporting the traces still buffered). */
+  afterClose?: () => Promise<void>;
 }
 
 /** Listens on HOST:PORT and closes the app on SIGINT/SIGTERM (or a crash) with close-with-grace. Returns the address. */
@@ -19,6 +21,7 @@ export async function runServer(app: FastifyInstance, config: ServerConfig, opts
     else app.log.info({ signal }, 'closing');
     await app.close();
     app.log.info('closed');
+    if (opts.afterClose) await opts.afterClose().catch((e: unknown) => app.log.warn({ err: e }, 'after close'));
   });
   // Not an onClose hook: hooks cannot be added once the app is ready, and callers may have readied it.
   app.server.once('close', () => grace.uninstall());

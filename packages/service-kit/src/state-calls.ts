@@ -1,6 +1,5 @@
-import { serverClockOffset } from '@aicache/cache';
+import { isCluster, serverClockOffset, type RedisClient } from '@aicache/cache';
 import createError from '@fastify/error';
-import type { Redis } from 'ioredis';
 
 /**
  * The state Redis did not answer in time, or dropped a write that reached it after its deadline: nothing was
@@ -32,10 +31,27 @@ export interface StateCallsOptions {
   timeoutMs: number;
   /** Retry-After of the 503, seconds. Default 1. */
   retryAfterSeconds?: number;
+  /**
+   * After each write, WAIT until this many replicas have it (STATE_WAIT_REPLICAS), so that a failover to one of them
+   * keeps it. The write stands either way (it is on the primary): a shortfall is logged, not failed.
+   */
+  replication?: StateReplication;
+}
+
+export interface StateReplication {
+  /** Replicas that must have a write before it is acknowledged; 0 = no WAIT. */
+  replicas: number;
+  /** Longest WAIT, ms. */
+  timeoutMs: number;
+  /** A key in the state's slot: on a Cluster, WAIT goes to the master of that slot (the one that ran the write). */
+  slotKey: string;
+  logger?: { warn(obj: object, msg?: string): void };
 }
 
 /** Room left between a write's deadline and the moment its caller gives up, besides the clock uncertainty. */
 const SLACK_MS = 25;
+/** Room for WAIT's round trip beyond its own timeout. */
+const WAIT_SLACK_MS = 250;
 /** How old a clock measurement may get before the next write measures again (in the background). */
 const RECALIBRATE_MS = 5 * 60_000;
 
@@ -51,6 +67,7 @@ export class StateCalls {
   readonly name: string;
   readonly timeoutMs: number;
   private readonly retryAfter: string;
+  private readonly replication: StateReplication | undefined;
   /** serverTime - localTime, ms; `uncertainty` bounds its error (half the round trip of the measurement). */
   private offset = 0;
   private uncertainty = 0;
@@ -59,12 +76,13 @@ export class StateCalls {
   private readonly onReady = (): void => void this.calibrate();
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     opts: StateCallsOptions,
   ) {
     this.name = opts.name;
     this.timeoutMs = opts.timeoutMs;
     this.retryAfter = String(opts.retryAfterSeconds ?? 1);
+    this.replication = opts.replication && opts.replication.replicas > 0 ? opts.replication : undefined;
     client.on('ready', this.onReady);
     if (client.status === 'ready') void this.calibrate();
   }
@@ -75,7 +93,7 @@ export class StateCalls {
   }
 
   /** A read (or a harmless write such as a TTL refresh), bounded by `timeoutMs`. */
-  async read<T>(what: string, op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  async read<T>(what: string, op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     try {
       return await bounded(op(this.client), timeoutMs, () => `no answer to ${what} within ${timeoutMs} ms`);
     } catch (err) {
@@ -87,7 +105,7 @@ export class StateCalls {
    * A write: `op` runs a script that starts with DEADLINE_GUARD and passes `deadline` as ARGV[1]. The call waits
    * until the server's clock has surely passed the deadline before it gives up, so a 503 means not written.
    */
-  async write<T>(what: string, op: (client: Redis, deadline: number) => Promise<T>): Promise<T> {
+  async write<T>(what: string, op: (client: RedisClient, deadline: number) => Promise<T>): Promise<T> {
     const started = Date.now();
     const budget = this.writeBudget();
     if (this.calibratedAt === 0 && !(await this.calibrate(budget))) {
@@ -99,10 +117,39 @@ export class StateCalls {
     const now = Date.now();
     const deadline = Math.floor(now + this.offset + left);
     const waitMs = left + Math.ceil(this.uncertainty) + SLACK_MS;
+    let result: T;
     try {
-      return await bounded(op(this.client, deadline), waitMs, () => `no answer to ${what} within ${budget} ms; it was not applied`);
+      result = await bounded(op(this.client, deadline), waitMs, () => `no answer to ${what} within ${budget} ms; it was not applied`);
     } catch (err) {
       throw this.failure(what, err);
+    }
+    if (this.replication) await this.replicate(what, this.replication);
+    return result;
+  }
+
+  /** WAIT for the replicas after a write; never fails the write, which the primary has already applied. */
+  private async replicate(what: string, r: StateReplication): Promise<void> {
+    const c = this.client;
+    // On a Cluster, WAIT must reach the master that ran the write: a pipeline goes to the node of its keyed command.
+    const wait = isCluster(c)
+      ? c
+          .pipeline()
+          .exists(r.slotKey)
+          .call('WAIT', r.replicas, r.timeoutMs)
+          .exec()
+          .then((res) => {
+            const [err, acked] = res?.[1] ?? [new Error('no reply')];
+            if (err) throw err;
+            return Number(acked);
+          })
+      : c.call('WAIT', r.replicas, r.timeoutMs).then(Number);
+    try {
+      // WAIT answers by its own timeout; past it (plus a round trip) the primary is gone or stuck, and the write stands.
+      const limit = r.timeoutMs + WAIT_SLACK_MS;
+      const acked = await bounded(wait, limit, () => `no answer to WAIT within ${limit} ms`);
+      if (acked < r.replicas) r.logger?.warn({ what, replicas: acked, wanted: r.replicas }, 'state write acknowledged before reaching the replicas STATE_WAIT_REPLICAS asks for');
+    } catch (err) {
+      r.logger?.warn({ what, err: { message: (err as Error).message } }, 'state write acknowledged without its replication confirmed');
     }
   }
 
@@ -131,7 +178,8 @@ export class StateCalls {
 
   /** The write budget: `timeoutMs`, kept below the client's own command timeout so ioredis never gives up first. */
   private writeBudget(): number {
-    const commandTimeout = this.client.options.commandTimeout;
+    // A Cluster client times out each node's command by the nodes' own option.
+    const commandTimeout = isCluster(this.client) ? this.client.options.redisOptions?.commandTimeout : this.client.options.commandTimeout;
     const cap = commandTimeout ? commandTimeout - 4 * SLACK_MS - Math.ceil(this.uncertainty) : Infinity;
     return Math.max(1, Math.min(this.timeoutMs, cap));
   }

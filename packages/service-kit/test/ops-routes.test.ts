@@ -84,7 +84,7 @@ describe('/metrics', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(res.body).toContain('# TYPE http_request_duration_seconds histogram');
-    expect(res.body).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/items\/:id",status_code="200"\} 2/);
+    expect(res.body).toMatch(/http_request_duration_seconds_count\{service="[^"]+",method="GET",route="\/items\/:id",status_code="200"\} 2/);
     expect(res.body).not.toContain('/items/41');
   });
 

@@ -40,7 +40,7 @@ describe('registerRedis', () => {
       expect(app.redis.cache).toBe(app.cache.client);
       expect(app.redis.state).toBeInstanceOf(Redis);
       expect(app.redis.state).not.toBe(app.redis.cache);
-      expect(app.redis.state?.options.db).toBe(4);
+      expect((app.redis.state as Redis | undefined)?.options.db).toBe(4);
       const ready = await app.inject('/ready');
       expect(ready.json()).toMatchObject({ status: 'ready', checks: { redis: { ok: true }, state: { ok: true } } });
     } finally {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '@aicache/test-redis';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@aicache/cache';
 import { createStateRedis, DEADLINE_GUARD, StateCalls, StateUnavailable } from '../src/index.js';
 import { testConfig } from './helpers.js';
 
@@ -10,7 +10,7 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1`;
 
 let server: RedisServer;
-let client: Redis;
+let client: RedisClient;
 let calls: StateCalls;
 
 beforeAll(async () => {

@@ -60,12 +60,12 @@ export async function inspect(id: string, format: string): Promise<string> {
 }
 
 /**
- * The base images the stack builds on: NODE_IMAGE/REDIS_IMAGE/DEBIAN_IMAGE from the environment when
+ * The base images the stack builds on: NODE_IMAGE/REDIS_IMAGE/DEBIAN_IMAGE/POSTGRES_IMAGE from the environment when
  * set, else what infra/docker/build-base-images.sh says (nothing when the public images are here;
  * local stand-ins, built when missing, when they are not).
  */
 export async function baseImages(): Promise<Record<string, string>> {
-  const names = ['NODE_IMAGE', 'REDIS_IMAGE', 'DEBIAN_IMAGE'];
+  const names = ['NODE_IMAGE', 'REDIS_IMAGE', 'DEBIAN_IMAGE', 'POSTGRES_IMAGE'];
   const given = Object.fromEntries(names.filter((n) => process.env[n]).map((n) => [n, process.env[n] as string]));
   if (Object.keys(given).length === names.length) return given;
   const r = await run(repoPath('infra', 'docker', 'build-base-images.sh'), [], dockerEnv());

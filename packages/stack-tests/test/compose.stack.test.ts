@@ -65,7 +65,11 @@ function stackSuite(cli: ComposeCli, index: number): void {
   }
   const dir = mkdtempSync(join(tmpdir(), 'aicache-compose-'));
   const envFile = join(dir, 'stack.env');
-  const secrets = { REDIS_PASSWORD: randomBytes(16).toString('hex'), CACHE_ADMIN_TOKEN: randomBytes(16).toString('hex') };
+  const secrets = {
+    REDIS_PASSWORD: randomBytes(16).toString('hex'),
+    POSTGRES_PASSWORD: randomBytes(16).toString('hex'),
+    CACHE_ADMIN_TOKEN: randomBytes(16).toString('hex'),
+  };
   const project = new ComposeProject(cli, `aicache-stacktest-${process.pid}-${index}`, envFile, ['docker-compose.yml', 'docker-compose.replicas.yml']);
   const ports = { worker: 0, proxy: 0, agents: 0, redisCache: 0, redisState: 0 };
   const url = { worker: '', proxy: '', agents: '' };
@@ -75,6 +79,9 @@ function stackSuite(cli: ComposeCli, index: number): void {
 
   const redisUrl = (port: number) => `redis://app:${secrets.REDIS_PASSWORD}@127.0.0.1:${port}`;
   const only = async (service: string): Promise<string> => (await project.containers(service))[0] as string;
+  /** One SQL answer from the postgres service, through psql inside its container (no host port). */
+  const sql = async (query: string): Promise<string> =>
+    (await docker(['exec', await only('postgres'), 'psql', '-U', 'aicache', '-d', 'aicache', '-tAc', query])).output.trim().split('\n').at(-1) as string;
   const searchStats = async (container: string) => {
     const r = await callInside(container, 8002, 'GET', '/api/v1/cache/stats');
     expect(r.status, r.text).toBe(200);
@@ -117,9 +124,10 @@ function stackSuite(cli: ComposeCli, index: number): void {
     if (figures.length > 0) console.log(`compose figures (${cli.argv.join(' ')}):\n${figures.map(([k, v]) => `  ${k.padEnd(58)} ${v}`).join('\n')}`);
   }, 5 * MINUTE);
 
-  it('comes up healthy: two Redis servers, the load balancer, worker x1, proxy x3, agents x2', async () => {
+  it('comes up healthy: two Redis servers, PostgreSQL, the load balancer, worker x1, proxy x3, agents x2', async () => {
     await project.waitHealthy(5 * MINUTE);
     figure('time from `up` to all healthy', seconds(Date.now() - upStarted));
+    expect(await project.containers('postgres')).toHaveLength(1);
     expect(await project.containers('retrieval-proxy')).toHaveLength(3);
     expect(await project.containers('ai-agents')).toHaveLength(2);
     expect(await project.containers('multimodal-worker')).toHaveLength(1);
@@ -189,6 +197,72 @@ function stackSuite(cli: ComposeCli, index: number): void {
     const docs = await call(url.worker, 'GET', '/docs/json');
     expect(docs.status).toBe(200);
   }, 2 * MINUTE);
+
+  describe('the index on PostgreSQL + pgvector (the compose default)', () => {
+    const doc = {
+      id: 'tide-pools',
+      title: 'Tide pools',
+      text: 'Tide pools are rocky hollows on the shore that the sea fills at high tide. Anemones, limpets and small crabs live in them and survive the hours when the water is low.',
+    };
+    const query = 'which animals live in rock pools by the sea?';
+
+    it("answers /ready with its `index` check ok on every proxy replica, and PostgreSQL with the password only", async () => {
+      for (const p of await project.containers('retrieval-proxy')) {
+        const ready = await callInside(p, 8002, 'GET', '/ready');
+        expect(ready.status, ready.text).toBe(200);
+        expect(ready.json.checks.index?.ok, ready.text).toBe(true);
+      }
+      // Host connections need the password (scram-sha-256): a wrong one is refused.
+      const wrong = await docker(['exec', '-e', 'PGPASSWORD=not-the-password', await only('postgres'), 'psql', '-h', '127.0.0.1', '-U', 'aicache', '-d', 'aicache', '-tAc', 'SELECT 1'], { allowFail: true });
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.output).toMatch(/password authentication failed/);
+      const right = await docker(['exec', '-e', `PGPASSWORD=${secrets.POSTGRES_PASSWORD}`, await only('postgres'), 'psql', '-h', '127.0.0.1', '-U', 'aicache', '-d', 'aicache', '-tAc', 'SELECT 1']);
+      expect(right.output.trim()).toBe('1');
+      expect(await sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).toMatch(/^\d+\.\d+/);
+    });
+
+    it('indexes into PostgreSQL through one replica; another finds it (miss, then hit), a third lists it', async () => {
+      const proxies = await project.containers('retrieval-proxy');
+      const ingest = await callInside(proxies[0] as string, 8002, 'POST', '/api/v1/documents', doc);
+      expect(ingest.status, ingest.text).toBe(201);
+      const chunks = Number(await sql(`SELECT count(*) FROM retrieval.chunks WHERE document_id = '${doc.id}'`));
+      figure('chunks of one ingested document in PostgreSQL (retrieval.chunks)', String(chunks));
+      expect(chunks).toBeGreaterThan(0);
+      expect(await sql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'retrieval' AND indexdef ILIKE '%USING hnsw%'")).not.toBe('0');
+      const first = await callInside(proxies[1] as string, 8002, 'POST', '/api/v1/search', { query });
+      expect(first.status, first.text).toBe(200);
+      expect(first.cache).toBe('miss');
+      expect(first.json.results[0]?.documentId, first.text).toBe(doc.id);
+      const second = await callInside(proxies[1] as string, 8002, 'POST', '/api/v1/search', { query });
+      expect(second.cache).toBe('hit');
+      expect(second.json).toEqual(first.json);
+      const listed = await callInside(proxies[2] as string, 8002, 'GET', `/api/v1/documents/${doc.id}`);
+      expect(listed.status, listed.text).toBe(200);
+    }, 2 * MINUTE);
+
+    it('keeps the index across `restart postgres` (its volume), and every replica searches it again', async () => {
+      const before = await sql('SELECT count(*) FROM retrieval.chunks');
+      const restarted = Date.now();
+      await project.run(['restart', 'postgres']);
+      await project.waitHealthy(2 * MINUTE);
+      figure('`restart postgres` -> all healthy again', seconds(Date.now() - restarted));
+      expect(await sql('SELECT count(*) FROM retrieval.chunks')).toBe(before);
+      // A query no replica has cached: the answer comes from PostgreSQL, on every replica.
+      const fresh = { query: `${query} (after the restart ${Date.now()})` };
+      for (const p of await project.containers('retrieval-proxy')) {
+        const r = await until('the replica to search PostgreSQL again', MINUTE, async () => {
+          const a = await callInside(p, 8002, 'POST', '/api/v1/search', fresh);
+          return a.status === 200 ? a : undefined;
+        });
+        expect(r.json.results.map((x: { documentId: string }) => x.documentId), r.text).toContain(doc.id);
+        const ready = await callInside(p, 8002, 'GET', '/ready');
+        expect(ready.json.checks.index?.ok, ready.text).toBe(true);
+      }
+      // And writes go through again.
+      const again = await call(url.proxy, 'POST', '/api/v1/documents', { body: { ...doc, id: 'tide-pools-2' } });
+      expect(again.status, again.text).toBe(201);
+    }, 4 * MINUTE);
+  });
 
   describe('across replicas', () => {
     let proxies: string[] = [];

@@ -16,6 +16,9 @@ import {
 
 const compose = loadCompose();
 const text = readRepoFile('docker-compose.yml');
+const observability = parse(readRepoFile('docker-compose.observability.yml')) as {
+  services: Record<string, { image?: string; profiles?: string[]; ports?: string[]; environment?: Record<string, string> }>;
+};
 const replicas = parse(readRepoFile('docker-compose.replicas.yml')) as { services: Record<string, { scale?: number; environment?: Record<string, string> }> };
 
 function dependsOn(svc: ComposeService): Record<string, string | undefined> {
@@ -57,8 +60,8 @@ function publishedOn(port: string | { host_ip?: string }): string | undefined {
 }
 
 describe('docker-compose.yml', () => {
-  it('parses and declares the two Redis servers and the three services', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['ai-agents', 'lb', 'multimodal-worker', 'redis-cache', 'redis-state', 'retrieval-proxy']);
+  it('parses and declares the two Redis servers, PostgreSQL and the three services', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['ai-agents', 'lb', 'multimodal-worker', 'postgres', 'redis-cache', 'redis-state', 'retrieval-proxy']);
   });
 
   it("uses only what Debian's Compose 1.29 reads: no top-level name, env_file entries as plain paths", () => {
@@ -68,16 +71,61 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('takes the base images from NODE_IMAGE, REDIS_IMAGE and DEBIAN_IMAGE, the public ones by default', () => {
+  it('takes the base images from NODE_IMAGE, REDIS_IMAGE, DEBIAN_IMAGE and POSTGRES_IMAGE, the public ones by default', () => {
     expect(text).toMatch(/\$\{NODE_IMAGE:-node:20-bookworm-slim\}/);
+    expect(compose.services.postgres?.image).toBe('${POSTGRES_IMAGE:-pgvector/pgvector:pg15}');
     expect(text).toMatch(/\$\{REDIS_IMAGE:-redis:7-alpine\}/);
     expect(text).toMatch(/\$\{DEBIAN_IMAGE:-debian:bookworm-slim\}/);
   });
 
-  it('refuses to start without REDIS_PASSWORD and CACHE_ADMIN_TOKEN instead of running with blank secrets', () => {
+  it('refuses to start without REDIS_PASSWORD, POSTGRES_PASSWORD and CACHE_ADMIN_TOKEN instead of running with blank secrets', () => {
     expect(text).toMatch(/\$\{REDIS_PASSWORD:\?[^}]+\}/);
+    expect(text).toMatch(/\$\{POSTGRES_PASSWORD:\?[^}]+\}/);
     expect(text).toMatch(/\$\{CACHE_ADMIN_TOKEN:\?[^}]+\}/);
-    expect(text).not.toMatch(/\$\{(REDIS_PASSWORD|CACHE_ADMIN_TOKEN)(:?-[^}]*)?\}/);
+    expect(text).not.toMatch(/\$\{(REDIS_PASSWORD|POSTGRES_PASSWORD|CACHE_ADMIN_TOKEN)(:?-[^}]*)?\}/);
+  });
+
+  describe('postgres (the retrieval index)', () => {
+    const svc = compose.services.postgres as ComposeService & { stop_grace_period?: string };
+    const env = environmentOf(svc);
+
+    it('makes its user and database from the environment, the password only from .env', () => {
+      expect(env.POSTGRES_USER).toBe('aicache');
+      expect(env.POSTGRES_DB).toBe('aicache');
+      expect(env.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/);
+    });
+
+    it('has a pg_isready healthcheck over TCP, with no password on its command line', () => {
+      const test = argv(svc.healthcheck?.test).join(' ');
+      expect(svc.healthcheck?.disable).not.toBe(true);
+      expect(test).toMatch(/pg_isready/);
+      expect(test).toMatch(/-h 127\.0\.0\.1/);
+      expect(test).not.toMatch(/PASSWORD/);
+    });
+
+    it('keeps its data on a named volume', () => {
+      const volumes = (svc.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+      const data = volumes.find((v) => v.split(':')[1] === '/var/lib/postgresql/data');
+      expect(data, 'a volume on /var/lib/postgresql/data').toBeDefined();
+      expect(Object.keys(compose.volumes ?? {})).toContain((data as string).split(':')[0]);
+    });
+
+    it('publishes no port; docker-compose.postgres-port.yml publishes one on 127.0.0.1 only', () => {
+      expect(svc.ports ?? []).toEqual([]);
+      const extra = parse(readRepoFile('docker-compose.postgres-port.yml')) as { services: Record<string, ComposeService> };
+      expect(Object.keys(extra.services)).toEqual(['postgres']);
+      const ports = extra.services.postgres?.ports ?? [];
+      expect(ports.length).toBe(1);
+      for (const port of ports) expect(publishedOn(port)).toBe('127.0.0.1');
+    });
+
+    it('is what retrieval-proxy indexes into by default, once it is healthy', () => {
+      const proxy = compose.services['retrieval-proxy'] as ComposeService;
+      const proxyEnv = environmentOf(proxy);
+      expect(proxyEnv.RETRIEVAL_INDEX).toBe('${RETRIEVAL_INDEX:-pgvector}');
+      expect(proxyEnv.DATABASE_URL).toMatch(/^postgres:\/\/aicache:\$\{POSTGRES_PASSWORD:\?[^}]+\}@postgres:5432\/aicache$/);
+      expect(dependsOn(proxy).postgres).toBe('service_healthy');
+    });
   });
 
   describe.each(['redis-cache', 'redis-state'])('%s', (name) => {
@@ -202,6 +250,34 @@ describe('docker-compose.replicas.yml', () => {
 });
 
 // Each Compose found here parses the files for real (Compose v2 where the plugin exists, Debian's 1.29).
+describe('docker-compose.observability.yml', () => {
+  const tools = ['prometheus', 'grafana', 'jaeger'];
+
+  it('adds Prometheus, Grafana and Jaeger, public images in the observability profile only, published on 127.0.0.1', () => {
+    for (const name of tools) {
+      const svc = observability.services[name];
+      expect(svc?.profiles, name).toEqual(['observability']);
+      expect(svc?.image, name).toMatch(/^[a-z/-]+:[\w.-]+$/);
+      for (const port of svc?.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('points the three services at Jaeger over OTLP unless .env names another endpoint', () => {
+    for (const spec of SERVICES) {
+      expect(observability.services[spec.name]).toEqual({
+        environment: { OTEL_EXPORTER_OTLP_ENDPOINT: '${OTEL_EXPORTER_OTLP_ENDPOINT:-http://jaeger:4318}' },
+      });
+    }
+  });
+
+  it("gives Prometheus the rules and a config that finds every replica by DNS, and Grafana the dashboard's provisioning", () => {
+    const cfg = readRepoFile('infra', 'prometheus', 'prometheus.compose.yml');
+    for (const spec of SERVICES) expect(cfg).toMatch(new RegExp(`names: \\[${spec.name}\\]\\s+type: A\\s+port: ${spec.port}`));
+    expect(cfg).toMatch(/rule_files:\s+- alerts\.yml/);
+    expect(readRepoFile('docker-compose.observability.yml')).toMatch(/\.\/infra\/grafana\/provisioning:\/etc\/grafana\/provisioning:ro/);
+  });
+});
+
 const composes = composeClis();
 if (composes.length === 0) console.log('compose config checks skipped: neither `docker compose` nor `docker-compose` runs here');
 
@@ -210,11 +286,60 @@ describe.each(composes.map((c) => [`${c.argv.join(' ')} (${c.version})`, c.argv]
     const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
     try {
       const env = join(dir, 'env');
-      writeFileSync(env, 'REDIS_PASSWORD=x\nCACHE_ADMIN_TOKEN=y\n');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nPOSTGRES_PASSWORD=z\nCACHE_ADMIN_TOKEN=y\n');
       const args = [...argv.slice(1), '--env-file', env, '-f', repoPath('docker-compose.yml'), '-f', repoPath('docker-compose.replicas.yml'), 'config'];
       const r = await run(argv[0] as string, args, { ...process.env, AICACHE_ENV_FILE: env });
       expect(r.code, r.output).toBe(0);
       expect(r.output).toMatch(/scale: 3/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('accepts docker-compose.postgres-port.yml, which publishes PostgreSQL on 127.0.0.1 only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
+    try {
+      const env = join(dir, 'env');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nPOSTGRES_PASSWORD=z\nCACHE_ADMIN_TOKEN=y\nPOSTGRES_HOST_PORT=15433\n');
+      const args = [...argv.slice(1), '--env-file', env, '-f', repoPath('docker-compose.yml'), '-f', repoPath('docker-compose.postgres-port.yml'), 'config'];
+      const r = await run(argv[0] as string, args, { ...process.env, AICACHE_ENV_FILE: env });
+      expect(r.code, r.output).toBe(0);
+      const services = (parse(r.output) as { services: Record<string, { ports?: Array<{ host_ip?: string; published?: string | number } | string> }> }).services;
+      const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, p] as const));
+      const pg = published.filter(([name]) => name === 'postgres').map(([, p]) => p);
+      expect(pg).toHaveLength(1);
+      expect(JSON.stringify(pg[0])).toMatch(/15433/);
+      for (const [name, p] of published) expect(publishedOn(p), name).toBe('127.0.0.1');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to run without POSTGRES_PASSWORD, naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
+    try {
+      const env = join(dir, 'env');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nCACHE_ADMIN_TOKEN=y\n');
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'POSTGRES_PASSWORD'));
+      const args = [...argv.slice(1), '--env-file', env, '-f', repoPath('docker-compose.yml'), 'config'];
+      const r = await run(argv[0] as string, args, { ...clean, AICACHE_ENV_FILE: env });
+      expect(r.code).not.toBe(0);
+      expect(r.output).toMatch(/POSTGRES_PASSWORD/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('accepts docker-compose.yml with docker-compose.observability.yml and its profile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'compose-config-'));
+    try {
+      const env = join(dir, 'env');
+      writeFileSync(env, 'REDIS_PASSWORD=x\nPOSTGRES_PASSWORD=w\nCACHE_ADMIN_TOKEN=y\nGRAFANA_ADMIN_PASSWORD=z\n');
+      const files = ['-f', repoPath('docker-compose.yml'), '-f', repoPath('docker-compose.observability.yml')];
+      const r = await run(argv[0] as string, [...argv.slice(1), '--env-file', env, ...files, '--profile', 'observability', 'config'], { ...process.env, AICACHE_ENV_FILE: env });
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(/jaegertracing\/all-in-one/);
+      expect(r.output).toMatch(/OTEL_EXPORTER_OTLP_ENDPOINT: http:\/\/jaeger:4318/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -69,3 +69,34 @@ describe('.dockerignore', () => {
     expect(lines).toContain('.git');
   });
 });
+
+describe('infra/docker/postgres-base.Dockerfile (the stand-in for pgvector/pgvector:pg15)', () => {
+  const pg = dockerInstructions(readRepoFile('infra', 'docker', 'postgres-base.Dockerfile'));
+  const entrypoint = readRepoFile('infra', 'docker', 'postgres-entrypoint.sh');
+
+  it("builds Debian's PostgreSQL 15 and pgvector with infra/scripts/install-pgvector.sh, without a main cluster or the build tools", () => {
+    expect(pg[0]).toEqual({ op: 'ARG', args: 'BASE_IMAGE=aicache-base/debian:bookworm' });
+    const install = pg.find((s) => s.op === 'RUN' && /install-pgvector\.sh 15/.test(s.args))?.args ?? '';
+    expect(install).toMatch(/create_main_cluster = false/);
+    expect(install).toMatch(/apt-get install .*postgresql-15/);
+    expect(install).toMatch(/apt-get purge .*postgresql-server-dev-15/);
+    expect(install).toMatch(/vector\.control/);
+  });
+
+  it('keeps the official image contract: PGDATA as a volume, pg_isready on the PATH, SIGINT to stop, postgres as the command', () => {
+    const env = pg.filter((s) => s.op === 'ENV').map((s) => s.args).join(' ');
+    expect(env).toMatch(/PGDATA=\/var\/lib\/postgresql\/data/);
+    expect(env).toMatch(/PATH=\/usr\/lib\/postgresql\/15\/bin:/);
+    expect(pg.find((s) => s.op === 'VOLUME')?.args).toBe('/var/lib/postgresql/data');
+    expect(pg.find((s) => s.op === 'STOPSIGNAL')?.args).toBe('SIGINT');
+    expect(JSON.parse(pg.find((s) => s.op === 'CMD')?.args ?? '[]')).toEqual(['postgres']);
+  });
+
+  it('initializes with the password from a file descriptor, scram-sha-256 for host connections, and refuses an empty password', () => {
+    expect(entrypoint).toMatch(/--pwfile=<\(/);
+    expect(entrypoint).toMatch(/--auth-host=scram-sha-256/);
+    expect(entrypoint).toMatch(/host all all all scram-sha-256/);
+    expect(entrypoint).toMatch(/POSTGRES_PASSWORD is empty/);
+    expect(entrypoint).toMatch(/exec setpriv --reuid=postgres/);
+  });
+});

@@ -27,7 +27,7 @@ describe('shell scripts', () => {
   });
 
   it.skipIf(!hasCommand('shellcheck'))('shellcheck finds nothing (skipped where shellcheck is not installed)', async () => {
-    const files = ['infra/scripts/health-check.sh', 'infra/scripts/test-redis-integration.sh', 'infra/scripts/lib.sh', '.ci/run', 'infra/redis/start-redis.sh', 'infra/docker/build-base-images.sh'];
+    const files = ['infra/scripts/health-check.sh', 'infra/scripts/test-redis-integration.sh', 'infra/scripts/lib.sh', 'infra/scripts/redis-backup.sh', 'infra/scripts/redis-restore.sh', '.ci/run', 'infra/redis/start-redis.sh', 'infra/docker/build-base-images.sh'];
     const res = await run('shellcheck', ['-x', ...files], cleanEnv({}));
     expect(res.output).toBe('');
     expect(res.code).toBe(0);

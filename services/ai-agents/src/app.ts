@@ -1,4 +1,4 @@
-import { createService, PeerClient, registerRedis, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
+import { createService, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -61,7 +61,13 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
         ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
       },
     });
-    const store: AgentStore = new AgentStore(redis.state, config.CACHE_TTL_AGENT_MEMORY ?? MEMORY_TTL_SECONDS, SERVICE, config.STATE_TIMEOUT_MS);
+    const store: AgentStore = new AgentStore(
+      redis.state,
+      config.CACHE_TTL_AGENT_MEMORY ?? MEMORY_TTL_SECONDS,
+      SERVICE,
+      config.STATE_TIMEOUT_MS,
+      stateReplication(config, SERVICE, redis.state, app.log),
+    );
     app.addHook('onClose', async () => store.calls.detach());
 
     const peer = overrides.proxy ?? new PeerClient({

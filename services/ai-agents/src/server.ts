@@ -1,7 +1,6 @@
-import { loadConfig, runServer } from '@aicache/service-kit';
-import { buildApp } from './app.js';
-import { ConfigSchema } from './config.js';
+// Tracing starts before the modules it instruments (fastify, ioredis, http) are loaded, so the service
+// itself comes in by dynamic import. With no OTLP endpoint set this loads nothing of OpenTelemetry.
+import { startTracing } from '@aicache/tracing';
 
-const config = loadConfig(ConfigSchema);
-const app = await buildApp(config);
-await runServer(app, config);
+await startTracing({ serviceName: 'ai-agents' });
+await import('./main.js');

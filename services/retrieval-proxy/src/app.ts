@@ -1,8 +1,11 @@
-import { createService, registerRedis, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import { DocumentStore } from './domain/document-store.js';
+import { PgVectorIndex } from './domain/pgvector-index.js';
+import { RedisRetrievalIndex, type RetrievalIndex } from './domain/retrieval-index.js';
 import { WorkerEmbedder, WORKER_PEER, type Embedder } from './domain/embedder.js';
 import { RetrievalService } from './domain/retrieval-service.js';
 import { cacheAdminRoutes } from './routes/cache-admin.js';
@@ -12,6 +15,7 @@ import { searchRoutes } from './routes/search.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
+/** The document index's key prefix on one server or a Sentinel set; on a Cluster it is `state:{retrieval-proxy}`. */
 export const STATE_PREFIX = `state:${SERVICE}`;
 
 export const CATEGORIES = {
@@ -55,13 +59,18 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
         adminRoutes: cacheAdminRoutes,
         ...(overrides.adminRateLimit === false ? { rateLimit: false as const } : {}),
       },
-      state: {
-        db: config.REDIS_DB_RETRIEVAL_PROXY,
-        downDetail: 'document index Redis does not answer',
-        ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
-      },
+      // The Redis engine keeps the documents on the state Redis; pgvector needs none.
+      ...(config.RETRIEVAL_INDEX === 'redis'
+        ? {
+            state: {
+              db: config.REDIS_DB_RETRIEVAL_PROXY,
+              downDetail: 'document index Redis does not answer',
+              ...(overrides.stateClient ? { client: overrides.stateClient } : {}),
+            },
+          }
+        : {}),
     });
-    const store = new DocumentStore(redis.state, STATE_PREFIX, config.STATE_TIMEOUT_MS);
+    const index = makeIndex(app, config, redis.state);
 
     const ownEmbedder = !overrides.embedder;
     const embedder =
@@ -75,7 +84,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     if (ownEmbedder) app.addHook('onClose', async () => embedder.close().catch(() => undefined));
 
     const retrieval = new RetrievalService({
-      store,
+      index,
       embedder,
       searchCache: app.cache.category('search_results'),
       contextCache: app.cache.category('context_bundles'),
@@ -101,4 +110,28 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     await app.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The configured engine; pgvector gets its own readiness check and is closed with the app. */
+function makeIndex(app: ServiceApp, config: Config, state: RedisClient | undefined): RetrievalIndex {
+  if (config.RETRIEVAL_INDEX === 'redis') {
+    return new RedisRetrievalIndex(
+      new DocumentStore(
+        state!,
+        stateKeyPrefix(SERVICE, state!).slice(0, -1),
+        config.STATE_TIMEOUT_MS,
+        stateReplication(config, SERVICE, state!, app.log),
+      ),
+    );
+  }
+  const index = new PgVectorIndex({
+    connectionString: config.DATABASE_URL!,
+    schema: config.RETRIEVAL_PG_SCHEMA,
+    efSearch: config.RETRIEVAL_PG_EF_SEARCH,
+    timeoutMs: config.STATE_TIMEOUT_MS,
+    poolSize: config.RETRIEVAL_PG_POOL_SIZE,
+  });
+  app.addHook('onClose', () => index.close());
+  app.addReadinessCheck('index', async () => ((await index.ready()) ? { ok: true } : { ok: false, detail: 'PostgreSQL (document index) does not answer or its migrations did not run' }));
+  return index;
 }

@@ -1,4 +1,4 @@
-import { BaseConfig, loadConfig as kitLoadConfig } from '@aicache/service-kit';
+import { BaseConfig, ConfigError, loadConfig as kitLoadConfig } from '@aicache/service-kit';
 import { Type, type Static } from 'typebox';
 
 export const ConfigSchema = Type.Object({
@@ -13,6 +13,15 @@ export const ConfigSchema = Type.Object({
   MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001', pattern: '^https?://' }),
   /** Embedding model asked of the worker; unset = the worker's default. Part of every cache key. */
   RETRIEVAL_EMBEDDINGS_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  /** Where documents are indexed: 'redis' (the state Redis, searched exactly in each process) or 'pgvector' (PostgreSQL + pgvector, HNSW). */
+  RETRIEVAL_INDEX: Type.Union([Type.Literal('redis'), Type.Literal('pgvector')], { default: 'redis' }),
+  /** PostgreSQL with the pgvector extension, for RETRIEVAL_INDEX=pgvector: postgres://user:password@host:5432/db */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2000 })),
+  /** The PostgreSQL schema that holds the index's tables (made at boot). */
+  RETRIEVAL_PG_SCHEMA: Type.String({ default: 'retrieval', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
+  /** hnsw.ef_search: HNSW candidates kept per search (recall vs speed). */
+  RETRIEVAL_PG_EF_SEARCH: Type.Integer({ default: 40, minimum: 1, maximum: 1000 }),
+  RETRIEVAL_PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 100 }),
   /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
   STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */
@@ -25,5 +34,9 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 export function loadConfig(env?: Record<string, string | undefined>): Config {
-  return kitLoadConfig(ConfigSchema, env ? { env } : {});
+  const config = kitLoadConfig(ConfigSchema, env ? { env } : {});
+  if (config.RETRIEVAL_INDEX === 'pgvector' && !config.DATABASE_URL) {
+    throw new ConfigError([{ variable: 'DATABASE_URL', message: 'is required with RETRIEVAL_INDEX=pgvector (postgres://user:password@host:5432/db)' }]);
+  }
+  return config;
 }

@@ -160,4 +160,26 @@ describe('CorpusIndex', () => {
     expect(index.applyDelete('a', { epoch: 'e2', version: 2 })).toBe(true);
     expect(index.stamp).toEqual({ epoch: 'e2', version: 2 });
   });
+
+  it('keeps only the best `limit` chunks, in the full ranking\'s order, ties by document id then chunk', async () => {
+    // Few distinct directions: many exact ties, in documents whose ids sort differently from their load order.
+    const dirs = [new Float32Array([1, 0]), new Float32Array([0.6, 0.8]), new Float32Array([0, 1]), new Float32Array([-1, 0])];
+    const documents = Array.from({ length: 30 }, (_, d) => ({
+      meta: { ...meta(`doc-${(d * 7) % 30}`, 'en'), chunkCount: 5 },
+      chunks: Array.from({ length: 5 }, (_, i) => ({ text: `${d}/${i}`, vector: dirs[(d + i * 3) % dirs.length]! })),
+    }));
+    const index = new CorpusIndex(async () => ({ stamp: { epoch: 'x', version: 1 }, documents }));
+    await index.reload();
+    const query = new Float32Array([1, 0.2]);
+    const qn = Math.hypot(1, 0.2);
+    const reference = documents
+      .flatMap((doc) => doc.chunks.map((c, i) => ({ id: doc.meta.id, i, score: (c.vector[0]! * 1 + c.vector[1]! * 0.2) / (qn * Math.hypot(c.vector[0]!, c.vector[1]!)) })))
+      .sort((a, b) => b.score - a.score || a.id.localeCompare(b.id) || a.i - b.i)
+      .map((h) => `${h.id}#${h.i}`);
+    for (const limit of [1, 7, 50, 150]) {
+      const r = index.search(query, { limit, filters: {} });
+      expect(r.total).toBe(150);
+      expect(r.hits.map((h) => `${h.meta.id}#${h.chunkIndex}`)).toEqual(reference.slice(0, limit));
+    }
+  });
 });

@@ -44,6 +44,8 @@ export class CategoryCore {
   /** Single-flight: one loader per key per process; every concurrent caller awaits the same promise. */
   readonly inflight = new Flights<CacheResult<unknown>>();
   readonly refreshing = new Flights<void>();
+  /** getOrSet calls that waited for another holder's lease (this process since start), for /metrics. */
+  leaseWaits = 0;
   private readonly counters: ReturnType<StatsRecorder['countersOf']>;
 
   constructor(

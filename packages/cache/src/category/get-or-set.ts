@@ -143,6 +143,7 @@ async function loadWithLease<V>(core: CategoryCore, full: string, loader: Loader
     }
     if (state === 'held') return holding(core, lease, async () => ({ value: await loadAndStore(core, full, loader, opts, generation), hit: false }));
     if (Date.now() >= giveUpAt) return { value: await loadAndStore(core, full, loader, opts, generation), hit: false };
+    if (backoff === 5) core.leaseWaits++;
     await sleep(backoff);
     backoff = Math.min(backoff * 2, 100);
   }

@@ -1,6 +1,5 @@
-import { KEY_COUNT_LIMIT } from '@aicache/cache';
-import { DEADLINE_GUARD, errors, StateCalls } from '@aicache/service-kit';
-import type { Redis } from 'ioredis';
+import { isCluster, KEY_COUNT_LIMIT, type RedisClient } from '@aicache/cache';
+import { DEADLINE_GUARD, errors, stateKeyPrefix, StateCalls, type StateReplication } from '@aicache/service-kit';
 import type { Agent, Conversation, MemoryItem, Message } from './types.js';
 
 /*
@@ -88,7 +87,7 @@ const UPDATE_ATTEMPTS = 3;
 
 /**
  * Agents, conversations, messages and agent memory, kept as state under `state:ai-agents:*` on the
- * state Redis client. Nothing here has a TTL except agent memory (sliding, refreshed on every use);
+ * state Redis client (`state:{ai-agents}:*` on a Cluster: one slot, so every script and transaction below runs there). Nothing here has a TTL except agent memory (sliding, refreshed on every use);
  * a cache clear (which SCANs `ai-agents:*`) can never reach these keys. Every call is bounded; a failure
  * is the kit's StateUnavailable (503, Retry-After), and a write that failed was not applied.
  */
@@ -97,13 +96,14 @@ export class AgentStore {
   readonly calls: StateCalls;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly memoryTtlSeconds: number,
     service = 'ai-agents',
     timeoutMs = 5000,
+    replication?: StateReplication,
   ) {
-    this.prefix = `state:${service}:`;
-    this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs });
+    this.prefix = stateKeyPrefix(service, redis);
+    this.calls = new StateCalls(redis, { name: 'agent store', timeoutMs, ...(replication ? { replication } : {}) });
   }
 
   key = {
@@ -265,16 +265,20 @@ export class AgentStore {
    */
   async figures(): Promise<{ agents: number; agent_memory: { keys: number | null; ttl: number; sliding: true } }> {
     return this.calls.read('state figures', async (c) => {
-      const [agents, dbsize] = await Promise.all([c.zcard(this.key.agents()), c.dbsize()]);
+      // On a Cluster, SCAN and DBSIZE answer for one node: ask every master.
+      const nodes = isCluster(c) ? c.nodes('master') : [c];
+      const [agents, sizes] = await Promise.all([c.zcard(this.key.agents()), Promise.all(nodes.map((n) => n.dbsize()))]);
       let keys: number | null = null;
-      if (dbsize <= KEY_COUNT_LIMIT) {
+      if (sizes.reduce((a, b) => a + b, 0) <= KEY_COUNT_LIMIT) {
         keys = 0;
-        let cursor = '0';
-        do {
-          const [next, found] = await c.scan(cursor, 'MATCH', `${this.prefix}memory:*`, 'COUNT', 1000);
-          cursor = next;
-          keys += found.length;
-        } while (cursor !== '0');
+        for (const node of nodes) {
+          let cursor = '0';
+          do {
+            const [next, found] = await node.scan(cursor, 'MATCH', `${this.prefix}memory:*`, 'COUNT', 1000);
+            cursor = next;
+            keys += found.length;
+          } while (cursor !== '0');
+        }
       }
       return { agents, agent_memory: { keys, ttl: this.memoryTtlSeconds, sliding: true as const } };
     });

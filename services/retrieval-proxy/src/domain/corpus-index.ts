@@ -119,7 +119,8 @@ export class CorpusIndex {
   search(query: Float32Array, opts: SearchOptions): SearchOutcome {
     const q = normalize(query);
     const threshold = opts.scoreThreshold ?? -Infinity;
-    const hits: Hit[] = [];
+    const top = new TopHits(opts.limit);
+    let total = 0;
     let skippedDimensionMismatch = 0;
     for (const doc of this.docs.values()) {
       if (!matchesFilters(doc.meta, opts.filters)) continue;
@@ -129,10 +130,71 @@ export class CorpusIndex {
       }
       for (let i = 0; i < doc.texts.length; i++) {
         const score = Math.max(-1, Math.min(1, dotAt(q, doc.matrix, i * doc.dims, doc.dims)));
-        if (score >= threshold) hits.push({ meta: doc.meta, chunkIndex: i, text: doc.texts[i] as string, score });
+        if (score < threshold) continue;
+        total++;
+        top.offer(doc, i, score);
       }
     }
-    hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
-    return { hits: hits.slice(0, opts.limit), total: hits.length, skippedDimensionMismatch };
+    return { hits: top.sorted(), total, skippedDimensionMismatch };
+  }
+}
+
+/** Answer order: higher score first, then document id, then chunk index. */
+function before(a: { score: number; id: string; chunk: number }, b: { score: number; id: string; chunk: number }): boolean {
+  if (a.score !== b.score) return a.score > b.score;
+  const byId = a.id.localeCompare(b.id);
+  return byId !== 0 ? byId < 0 : a.chunk < b.chunk;
+}
+
+/**
+ * The best `limit` chunks seen, in a heap whose root is the worst of them: each chunk costs one comparison with
+ * the root, so a search over N chunks is O(N log limit) and keeps `limit` entries, not N.
+ */
+class TopHits {
+  private readonly heap: Array<{ score: number; id: string; chunk: number; doc: IndexedDocument }> = [];
+  constructor(private readonly limit: number) {}
+
+  offer(doc: IndexedDocument, chunk: number, score: number): void {
+    const h = this.heap;
+    if (h.length >= this.limit) {
+      const worst = h[0]!;
+      if (score < worst.score || (score === worst.score && !before({ score, id: doc.meta.id, chunk }, worst))) return;
+      h[0] = { score, id: doc.meta.id, chunk, doc };
+      this.down(0);
+      return;
+    }
+    h.push({ score, id: doc.meta.id, chunk, doc });
+    this.up(h.length - 1);
+  }
+
+  sorted(): Hit[] {
+    return [...this.heap]
+      .sort((a, b) => (before(a, b) ? -1 : 1))
+      .map((e) => ({ meta: e.doc.meta, chunkIndex: e.chunk, text: e.doc.texts[e.chunk] as string, score: e.score }));
+  }
+
+  /** Heap order: a parent comes after (is worse than) its children. */
+  private up(i: number): void {
+    const h = this.heap;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[p]!, h[i]!)) return;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let worst = i;
+      if (l < h.length && before(h[worst]!, h[l]!)) worst = l;
+      if (r < h.length && before(h[worst]!, h[r]!)) worst = r;
+      if (worst === i) return;
+      [h[worst], h[i]] = [h[i]!, h[worst]!];
+      i = worst;
+    }
   }
 }

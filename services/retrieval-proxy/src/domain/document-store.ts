@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { DEADLINE_GUARD, StateCalls } from '@aicache/service-kit';
-import type { Redis } from 'ioredis';
+import { DEADLINE_GUARD, StateCalls, type StateReplication } from '@aicache/service-kit';
+import type { RedisClient } from '@aicache/cache';
 import type { Metadata } from './filters.js';
 import { bufferToVector, vectorToBuffer } from './vectors.js';
 
@@ -107,7 +107,9 @@ function parseDocument(fields: Record<string, Buffer>): StoredDocument | undefin
 
 /**
  * The document index: STATE, not cache. Lives on the state Redis under `<prefix>:*` (never under the
- * cache's `<service>:` prefix, so a cache clear cannot touch it) with no TTLs.
+ * cache's `<service>:` prefix, so a cache clear cannot touch it) with no TTLs. On a Cluster the prefix is
+ * `state:{retrieval-proxy}` (kit's stateKeyPrefix): every key below is in one slot, so the scripts that touch a
+ * document, the ids, the version and the epoch together run there.
  * - `<prefix>:doc:<id>`       hash: meta (JSON), t:<i> (chunk text), v:<i> (float32 LE vector bytes)
  * - `<prefix>:docs`           sorted set of ids (score 0: listed in id order)
  * - `<prefix>:corpus_version` INCR'd by every ingest and delete, in the same script
@@ -121,14 +123,15 @@ export class DocumentStore {
   readonly calls: StateCalls;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix = 'state:retrieval-proxy',
     timeoutMs = 5000,
+    replication?: StateReplication,
   ) {
     this.versionKey = `${prefix}:corpus_version`;
     this.epochKey = `${prefix}:corpus_epoch`;
     this.idsKey = `${prefix}:docs`;
-    this.calls = new StateCalls(redis, { name: 'document index', timeoutMs });
+    this.calls = new StateCalls(redis, { name: 'document index', timeoutMs, ...(replication ? { replication } : {}) });
   }
 
   docKey(id: string): string {
@@ -140,7 +143,7 @@ export class DocumentStore {
     return this.calls.read('corpus version read', (c) => this.readStamp(c));
   }
 
-  private async readStamp(c: Redis): Promise<CorpusStamp> {
+  private async readStamp(c: RedisClient): Promise<CorpusStamp> {
     const [known, knownVersion] = await c.mget(this.epochKey, this.versionKey);
     if (known) return { epoch: known, version: Number(knownVersion ?? 0) };
     const [epoch, version] = (await c.eval(STAMP_SCRIPT, 2, this.epochKey, this.versionKey, newEpoch())) as [string, string];

@@ -5,8 +5,9 @@ import { errors } from '@aicache/service-kit';
 import { chunkText, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from './cache-keys.js';
 import { buildContext } from './context.js';
-import { CorpusIndex, type Hit } from './corpus-index.js';
-import type { CorpusStamp, DocumentMeta, DocumentStore, StoredChunk } from './document-store.js';
+import type { Hit } from './corpus-index.js';
+import type { CorpusStamp, DocumentMeta, StoredChunk } from './document-store.js';
+import type { RetrievalIndex } from './retrieval-index.js';
 import { RESERVED_FILTER_KEYS, type Metadata } from './filters.js';
 import type { Embedder } from './embedder.js';
 
@@ -30,7 +31,8 @@ export interface CachedAnswer {
 }
 
 export interface RetrievalOptions {
-  store: DocumentStore;
+  /** Where documents live and how chunks are ranked (the Redis-held engine or pgvector). */
+  index: RetrievalIndex;
   embedder: Embedder;
   searchCache: CategoryCache;
   contextCache: CategoryCache;
@@ -73,10 +75,10 @@ function citationOf(hit: Hit, rank: number) {
  * does a state reset (a new epoch). State Redis trouble is the kit's StateUnavailable (503, nothing written).
  */
 export class RetrievalService {
-  readonly index: CorpusIndex;
+  readonly index: RetrievalIndex;
 
   constructor(private readonly opts: RetrievalOptions) {
-    this.index = new CorpusIndex(() => opts.store.loadAll());
+    this.index = opts.index;
   }
 
   async ingest(input: IngestInput, requestId?: string) {
@@ -119,34 +121,32 @@ export class RetrievalService {
       chunkSize,
       chunkOverlap,
     };
-    const stamp = await this.opts.store.put({ meta, chunks });
-    this.index.applyPut({ meta, chunks }, stamp);
+    const stamp = await this.index.put({ meta, chunks });
     return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion: stamp.version };
   }
 
   async get(id: string) {
-    const doc = await this.opts.store.get(id);
+    const doc = await this.index.get(id);
     if (!doc) throw errors.NotFound('document', id);
     return { ...publicDocument(doc.meta), chunks: doc.chunks.map((c, index) => ({ index, text: c.text })) };
   }
 
   async list(offset: number, limit: number) {
-    const { total, documents } = await this.opts.store.list(offset, limit);
+    const { total, documents } = await this.index.list(offset, limit);
     return { total, offset, limit, documents: documents.map(publicDocument) };
   }
 
   async delete(id: string): Promise<CorpusStamp> {
-    const stamp = await this.opts.store.delete(id);
+    const stamp = await this.index.delete(id);
     if (stamp === undefined) throw errors.NotFound('document', id);
-    this.index.applyDelete(id, stamp);
     return stamp;
   }
 
   /** Loads the index at boot; a failure is logged and retried by the first request. */
   async warmUp(): Promise<void> {
     try {
-      await this.index.reload();
-      this.opts.logger?.info({ documents: this.index.size, corpus: this.index.stamp }, 'document index loaded');
+      const loaded = await this.index.warmUp();
+      this.opts.logger?.info({ engine: this.index.engine, ...loaded }, 'document index ready');
     } catch (err) {
       this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'document index not loaded at boot; the first request retries');
     }
@@ -168,12 +168,9 @@ export class RetrievalService {
 
   /** Ranks chunks against the corpus at `stamp` (the value just read from Redis). */
   private async rank(req: NormalizedRequest, stamp: CorpusStamp, requestId?: string) {
-    const [embedding] = await Promise.all([
-      this.opts.embedder.embed([req.query], requestId ? { requestId } : {}),
-      this.index.ensureStamp(stamp),
-    ]);
+    const [embedding] = await Promise.all([this.opts.embedder.embed([req.query], requestId ? { requestId } : {}), this.index.prepare?.(stamp)]);
     const vector = embedding.vectors[0] as Float32Array;
-    const outcome = this.index.search(vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold });
+    const outcome = await this.index.search(vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
     if (outcome.skippedDimensionMismatch > 0) {
       this.opts.logger?.warn(
         { skipped: outcome.skippedDimensionMismatch, queryModel: embedding.model, dims: vector.length },
@@ -184,7 +181,7 @@ export class RetrievalService {
   }
 
   private async cached(cache: CategoryCache, req: NormalizedRequest, load: (stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
-    const stamp = await this.opts.store.stamp();
+    const stamp = await this.index.stamp();
     const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(stamp));
     return { body: value, hit };
   }

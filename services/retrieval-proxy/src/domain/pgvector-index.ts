@@ -1,0 +1,317 @@
+import { errors, redactUrl, StateUnavailable } from '@aicache/service-kit';
+import pg from 'pg';
+import type { Hit, SearchOptions, SearchOutcome } from './corpus-index.js';
+import type { CorpusStamp, DocumentMeta, StoredDocument } from './document-store.js';
+import type { FilterValue } from './filters.js';
+import type { RetrievalIndex } from './retrieval-index.js';
+
+export interface PgVectorOptions {
+  /** postgres://user:password@host:port/db */
+  connectionString: string;
+  /** The PostgreSQL schema holding this proxy's tables (one per deployment; tests use their own). */
+  schema: string;
+  /** hnsw.ef_search: candidates the HNSW scan keeps; higher = better recall, slower. */
+  efSearch: number;
+  /** Bound of every statement, ms (statement_timeout and the pool's connection timeout). */
+  timeoutMs: number;
+  /** Connections per proxy process. */
+  poolSize: number;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Migrations, in order, run at boot under an advisory lock (replicas booting together migrate once). The vector
+ * column gets its dimension, and the HNSW index is made, by the first ingest: the dimension comes from the model.
+ */
+const MIGRATIONS: Array<(s: string) => string> = [
+  (s) => `
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE ${s}.corpus (
+      id int PRIMARY KEY CHECK (id = 1),
+      epoch text NOT NULL,
+      version bigint NOT NULL,
+      dimensions int,
+      model text
+    );
+    INSERT INTO ${s}.corpus VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16), 0, NULL, NULL);
+    CREATE TABLE ${s}.documents (
+      id text PRIMARY KEY,
+      meta jsonb NOT NULL,
+      source text,
+      metadata jsonb NOT NULL
+    );
+    CREATE TABLE ${s}.chunks (
+      document_id text NOT NULL REFERENCES ${s}.documents (id) ON DELETE CASCADE,
+      chunk_index int NOT NULL,
+      text text NOT NULL,
+      embedding vector NOT NULL,
+      PRIMARY KEY (document_id, chunk_index)
+    );
+    CREATE INDEX documents_metadata ON ${s}.documents USING gin (metadata jsonb_path_ops);`,
+  // How many chunks there are, kept by every write: an unfiltered search's total without counting them.
+  (s) => `
+    ALTER TABLE ${s}.corpus ADD COLUMN chunks bigint NOT NULL DEFAULT 0;
+    UPDATE ${s}.corpus SET chunks = (SELECT count(*) FROM ${s}.chunks);`,
+];
+
+const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
+const fromSql = (text: string): Float32Array => Float32Array.from(text.slice(1, -1).split(','), Number);
+
+/** Connection trouble (as opposed to a statement PostgreSQL refused): 503, retry later. */
+function unavailable(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? '';
+  return !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code === '57P01' || code === '57014' || code === '53300';
+}
+
+/**
+ * The document index on PostgreSQL + pgvector: documents and chunks in tables of their own schema, ranked by
+ * the HNSW index (cosine), filters in SQL, every write one transaction that also moves the corpus stamp. Nothing of
+ * the corpus is held in the process: a replica's memory does not grow with it.
+ */
+export class PgVectorIndex implements RetrievalIndex {
+  readonly engine = 'pgvector';
+  private readonly pool: pg.Pool;
+  private readonly s: string;
+  private migrated: Promise<void> | undefined;
+
+  constructor(private readonly opts: PgVectorOptions) {
+    if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`pgvector schema must be a lower-case SQL identifier, got ${JSON.stringify(opts.schema)}`);
+    this.s = `"${opts.schema}"`;
+    this.pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.poolSize,
+      connectionTimeoutMillis: opts.timeoutMs,
+      statement_timeout: opts.timeoutMs,
+      idleTimeoutMillis: 30_000,
+    });
+    // An idle connection that breaks (server restart) must not take the process down.
+    this.pool.on('error', () => undefined);
+  }
+
+  /** Runs `fn` with a connection, after the migrations; PostgreSQL trouble is a 503, nothing half-written. */
+  private async use<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.migrate();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new StateUnavailable(what, `PostgreSQL does not answer (${redactUrl((err as Error).message)})`);
+    }
+    try {
+      return await fn(client);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode) throw err;
+      if (unavailable(err)) throw new StateUnavailable(what, `PostgreSQL failed (${redactUrl((err as Error).message)})`);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.use(what, async (c) => {
+      await c.query('BEGIN');
+      try {
+        const out = await fn(c);
+        await c.query('COMMIT');
+        return out;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /** Applies the migrations not yet applied (once per process; again after a failure). */
+  migrate(): Promise<void> {
+    this.migrated ??= this.runMigrations().catch((err: unknown) => {
+      this.migrated = undefined;
+      if ((err as { statusCode?: number }).statusCode) throw err;
+      throw new StateUnavailable('document index', `PostgreSQL migrations did not run (${redactUrl((err as Error).message)})`);
+    });
+    return this.migrated;
+  }
+
+  private async runMigrations(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`aicache-retrieval:${this.opts.schema}`]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
+      await c.query(`CREATE TABLE IF NOT EXISTS ${this.s}.migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${this.s}.migrations`);
+      for (let v = (rows[0]?.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
+        await c.query(MIGRATIONS[v - 1]!(this.s));
+        await c.query(`INSERT INTO ${this.s}.migrations (version) VALUES ($1)`, [v]);
+      }
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async warmUp() {
+    await this.migrate();
+    const { rows } = await this.pool.query<{ documents: string; chunks: string; dimensions: number | null }>(
+      `SELECT (SELECT count(*) FROM ${this.s}.documents) AS documents, (SELECT count(*) FROM ${this.s}.chunks) AS chunks, (SELECT dimensions FROM ${this.s}.corpus) AS dimensions`,
+    );
+    const r = rows[0]!;
+    return { documents: Number(r.documents), chunks: Number(r.chunks), dimensions: r.dimensions };
+  }
+
+  /** The dimension of the index, set by the first ingest (null before). */
+  private async lockCorpus(c: pg.PoolClient): Promise<{ dimensions: number | null; model: string | null }> {
+    const { rows } = await c.query<{ dimensions: number | null; model: string | null }>(`SELECT dimensions, model FROM ${this.s}.corpus WHERE id = 1 FOR UPDATE`);
+    return rows[0]!;
+  }
+
+  /** Moves the stamp and the chunk count (by `chunkDelta`), in the write's transaction. */
+  private async bump(c: pg.PoolClient, chunkDelta: number): Promise<CorpusStamp> {
+    const { rows } = await c.query<{ epoch: string; version: string }>(
+      `UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version`,
+      [chunkDelta],
+    );
+    return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
+  }
+
+  private mismatch(have: number, model: string | null, got: number, gotModel: string): Error {
+    return errors.Conflict(
+      `the pgvector index holds ${have}-dimension vectors${model ? ` (model ${model})` : ''}; model ${gotModel} gives ${got}. ` +
+        `Point RETRIEVAL_EMBEDDINGS_MODEL at a model of ${have} dimensions, or use another RETRIEVAL_PG_SCHEMA and ingest again`,
+    );
+  }
+
+  async put(doc: StoredDocument): Promise<CorpusStamp> {
+    const dims = doc.meta.dimensions;
+    return this.tx('document write', async (c) => {
+      const corpus = await this.lockCorpus(c);
+      if (corpus.dimensions === null) {
+        // First ingest: the column takes the model's dimension, and the HNSW index can be made.
+        await c.query(`ALTER TABLE ${this.s}.chunks ALTER COLUMN embedding TYPE vector(${dims})`);
+        await c.query(`CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON ${this.s}.chunks USING hnsw (embedding vector_cosine_ops)`);
+        await c.query(`UPDATE ${this.s}.corpus SET dimensions = $1, model = $2 WHERE id = 1`, [dims, doc.meta.model]);
+      } else if (corpus.dimensions !== dims) {
+        throw this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model);
+      }
+      const old = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [doc.meta.id]);
+      await c.query(`INSERT INTO ${this.s}.documents (id, meta, source, metadata) VALUES ($1, $2, $3, $4)`, [
+        doc.meta.id,
+        JSON.stringify(doc.meta),
+        doc.meta.source ?? null,
+        JSON.stringify(doc.meta.metadata),
+      ]);
+      await c.query(
+        `INSERT INTO ${this.s}.chunks (document_id, chunk_index, text, embedding)
+         SELECT $1, i - 1, t, e::vector FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(t, e, i)`,
+        [doc.meta.id, doc.chunks.map((ch) => ch.text), doc.chunks.map((ch) => toSql(ch.vector))],
+      );
+      return this.bump(c, doc.chunks.length - (old.rows[0]?.n ?? 0));
+    });
+  }
+
+  async delete(id: string): Promise<CorpusStamp | undefined> {
+    return this.tx('document delete', async (c) => {
+      await this.lockCorpus(c);
+      const { rows } = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [id]);
+      if (rows.length === 0) return undefined;
+      return this.bump(c, -rows[0]!.n);
+    });
+  }
+
+  async get(id: string): Promise<StoredDocument | undefined> {
+    return this.use('document read', async (c) => {
+      const doc = await c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents WHERE id = $1`, [id]);
+      if (doc.rowCount === 0) return undefined;
+      const chunks = await c.query<{ text: string; embedding: string }>(
+        `SELECT text, embedding::text AS embedding FROM ${this.s}.chunks WHERE document_id = $1 ORDER BY chunk_index`,
+        [id],
+      );
+      return { meta: doc.rows[0]!.meta, chunks: chunks.rows.map((r) => ({ text: r.text, vector: fromSql(r.embedding) })) };
+    });
+  }
+
+  async list(offset: number, limit: number) {
+    return this.use('document list', async (c) => {
+      const [total, page] = await Promise.all([
+        c.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.s}.documents`),
+        c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents ORDER BY id COLLATE "C" LIMIT $1 OFFSET $2`, [limit, offset]),
+      ]);
+      return { total: Number(total.rows[0]!.n), documents: page.rows.map((r) => r.meta) };
+    });
+  }
+
+  async stamp(): Promise<CorpusStamp> {
+    return this.use('corpus version', async (c) => {
+      const { rows } = await c.query<{ epoch: string; version: string }>(`SELECT epoch, version FROM ${this.s}.corpus WHERE id = 1`);
+      return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
+    });
+  }
+
+  async search(query: Float32Array, opts: SearchOptions): Promise<SearchOutcome> {
+    const where: string[] = [];
+    const params: unknown[] = [toSql(query)];
+    const param = (v: unknown) => `$${params.push(v)}`;
+    for (const [key, wanted] of Object.entries(opts.filters)) where.push(this.filterSql(key, wanted as FilterValue, param));
+    const threshold = opts.scoreThreshold ?? null;
+    if (threshold !== null) where.push(`(c.embedding <=> $1) <= ${param(1 - threshold)}`);
+    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    return this.tx('document search', async (c) => {
+      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string }>(
+        `SELECT dimensions, model, chunks FROM ${this.s}.corpus WHERE id = 1`,
+      );
+      const dims = corpus[0]!.dimensions;
+      if (dims === null) return { hits: [], total: 0, skippedDimensionMismatch: 0 };
+      if (dims !== query.length) throw this.mismatch(dims, corpus[0]!.model, query.length, 'of this query');
+      await c.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.opts.efSearch, opts.limit)}`);
+      // With filters the index scan goes on until `limit` rows pass them (pgvector 0.8 iterative scans).
+      await c.query(`SET LOCAL hnsw.iterative_scan = relaxed_order`);
+      const from = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.id = c.document_id ${filter}`;
+      const top = await c.query<{ meta: DocumentMeta; chunk_index: number; text: string; distance: number }>(
+        `SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance ${from} ORDER BY c.embedding <=> $1 LIMIT ${param(opts.limit)}`,
+        params,
+      );
+      // Without filters or threshold every chunk passes: the kept count. Otherwise they are counted (a scan).
+      const total =
+        where.length === 0
+          ? Number(corpus[0]!.chunks)
+          : // Same parameters but the limit; $1 (the query) typed even where only the ranking used it.
+            Number((await c.query<{ n: string }>(`SELECT count(*) AS n, $1::vector IS NULL AS unused ${from} GROUP BY 2`, params.slice(0, -1))).rows[0]?.n ?? 0);
+      const hits: Hit[] = top.rows.map((r) => ({ meta: r.meta, chunkIndex: r.chunk_index, text: r.text, score: Math.max(-1, Math.min(1, 1 - r.distance)) }));
+      // Iterative scans may return rows slightly out of order; the answer is ordered as the Redis engine orders it.
+      hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
+      return { hits, total, skippedDimensionMismatch: 0 };
+    });
+  }
+
+  /** One filter as SQL with the semantics of matchesFilters: any-of, typed equality, string[] values match any element. */
+  private filterSql(key: string, wanted: FilterValue, param: (v: unknown) => string): string {
+    const values = Array.isArray(wanted) ? wanted : [wanted];
+    if (key === 'documentId' || key === 'source') {
+      const column = key === 'documentId' ? 'd.id' : 'd.source';
+      const strings = values.filter((v): v is string => typeof v === 'string');
+      return strings.length ? `${column} = ANY(${param(strings)}::text[])` : 'false';
+    }
+    const json = param(values.map((v) => JSON.stringify(v)));
+    const k = param(key);
+    return `(d.metadata -> ${k} = ANY(${json}::jsonb[]) OR (jsonb_typeof(d.metadata -> ${k}) = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(d.metadata -> ${k}) e WHERE e = ANY(${json}::jsonb[]))))`;
+  }
+
+  /** Ready to serve: migrated, and PostgreSQL answers. */
+  async ready(): Promise<boolean> {
+    try {
+      await this.migrate();
+      await this.pool.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
