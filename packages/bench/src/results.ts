@@ -16,7 +16,7 @@ export interface Row {
 }
 
 /** Every row the table always prints, in order; a section that fails still prints its rows as "error". */
-export const ROW_IDS = ['1a', '1b', '2a', '2b', '2c', '3', '4a', '4b', '5', '6'] as const;
+export const ROW_IDS = ['1a', '1b', '2a', '2b', '2c', '3', '4a', '4b', '5', '6', '7a', '7b'] as const;
 export type RowId = (typeof ROW_IDS)[number];
 
 export const ROW_TITLES: Record<RowId, string> = {
@@ -30,6 +30,8 @@ export const ROW_TITLES: Record<RowId, string> = {
   '4b': 'Batch 256 embeddings: Redis round trips per batch',
   '5': 'Clear a category: worst PING latency meanwhile',
   '6': 'Memory per 1,536-dim embedding vs JSON number array',
+  '7a': 'getOrSet hit on a 3-master Cluster vs one server, ops/s',
+  '7b': 'Batch 256 embeddings on a 3-master Cluster vs one server: round trips',
 };
 
 export function errorRow(id: RowId, err: unknown): Row {

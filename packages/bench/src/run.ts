@@ -14,6 +14,7 @@ import { stampedeSection } from './sections/stampede.js';
 import { batchSection } from './sections/batch.js';
 import { invalidationSection } from './sections/invalidation.js';
 import { memorySection } from './sections/memory.js';
+import { clusterSection } from './sections/cluster.js';
 
 type Section = (ctx: SectionContext) => Promise<{ rows: Row[]; details: unknown }>;
 
@@ -24,6 +25,7 @@ const SECTIONS: Array<{ key: string; name: string; rows: RowId[]; run: Section }
   { key: '4', name: 'batch embeddings', rows: ['4a', '4b'], run: batchSection },
   { key: '5', name: 'invalidation', rows: ['5'], run: invalidationSection },
   { key: '6', name: 'memory', rows: ['6'], run: memorySection },
+  { key: '7', name: 'Redis Cluster', rows: ['7a', '7b'], run: clusterSection },
 ];
 
 function argValue(name: string): string | undefined {

@@ -1,13 +1,15 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { Category } from './category.js';
 import { assertServiceName, DEFAULT_L1_TTL_SECONDS, resolveCategories } from './config.js';
-import { createRedisClient, quitOrDisconnect } from './connection.js';
+import { mastersOf } from './cluster.js';
+import { createRedisClient, isCluster, quitOrDisconnect, type RedisClient } from './connection.js';
 import { CacheConfigError, UnknownCategoryError } from './errors.js';
 import { checkHealth } from './health.js';
 import { L1Tier } from './l1.js';
 import { L1Sync } from './l1-sync.js';
-import { bumpGenerations, scanUnlink, unlinkTagMembers } from './invalidation.js';
-import { flushMarkerPrefix, statsKey, tagKey } from './keys.js';
+import { bulkTimeout, bumpGenerations, scanEach, scanUnlink, unlinkTagMembers } from './invalidation.js';
+import { statsKey } from './keys.js';
+import { KeyLayout } from './layout.js';
 import { ErrorReporter, silentLogger } from './reporter.js';
 import { RedisRunner } from './runner.js';
 import type { CircuitState } from './breaker.js';
@@ -46,11 +48,55 @@ export function cacheConnectionOptions(connection: RedisOptions = {}, commandTim
   };
 }
 
+/**
+ * Cluster-level settings for a Cluster client the cache creates, same spirit: no offline queue (a call while the
+ * cluster is not ready fails at once, as a miss), short waits before retrying a command during a failover or while
+ * the cluster is down, and few redirections, so every call ends within the command timeout. The node connections
+ * keep their offline queue: ioredis connects them lazily, on their first command.
+ */
+export function cacheClusterOptions(commandTimeoutMs = 250): ClusterOptions {
+  const bound = Math.max(50, Math.floor(commandTimeoutMs / 5));
+  return {
+    enableOfflineQueue: false,
+    retryDelayOnFailover: bound,
+    retryDelayOnClusterDown: bound,
+    retryDelayOnTryAgain: bound,
+    retryDelayOnMoved: 0,
+    maxRedirections: 3,
+    slotsRefreshTimeout: Math.max(commandTimeoutMs, 1000),
+    clusterRetryStrategy: retryStrategy,
+  };
+}
+
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) throw new CacheConfigError(name, `${name} must be a positive number, got ${String(value)}`);
   return value;
 }
+
+/** Redis INFO fields of several masters as one: counters and sizes summed, the rest from the first. */
+function sumInfo(infos: Array<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = { ...infos[0] };
+  for (const field of ['used_memory', 'maxmemory', 'connected_clients', 'total_commands_processed', 'keyspace_hits', 'keyspace_misses']) {
+    const values = infos.map((i) => num(i[field]));
+    if (values.every((v) => v !== null)) out[field] = String(values.reduce((a, v) => (a ?? 0) + (v ?? 0), 0));
+  }
+  if (infos.length > 1 && out.used_memory !== undefined) out.used_memory_human = humanBytes(Number(out.used_memory));
+  return out;
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n}B` : `${n.toFixed(2)}${units[i]}`;
+}
+
+/** Tag sets (one per bucket on a Cluster) emptied at once by a tag invalidation. */
+const TAG_SETS_AT_ONCE = 32;
 
 const num = (v: string | undefined): number | null => (v === undefined || v === '' || Number.isNaN(Number(v)) ? null : Number(v));
 
@@ -61,7 +107,10 @@ const num = (v: string | undefined): number | null => (v === undefined || v === 
 export class Cache<C extends string = string> {
   readonly service: string;
   readonly db: number;
-  readonly client: Redis;
+  /** One server (also through Sentinel) or a Cluster. */
+  readonly client: RedisClient;
+  /** How this cache names its keys: the one-server layout, or bucketed by hash tag on a Cluster. */
+  readonly layout: KeyLayout;
   private readonly owned: boolean;
   private readonly runner: RedisRunner;
   private readonly recorder: StatsRecorder;
@@ -89,12 +138,15 @@ export class Cache<C extends string = string> {
       this.client = opts.client;
       this.owned = false;
     } else {
-      // TODO(cluster): the cache's code paths are typed for one server; a Cluster client lands with cluster support.
-      this.client = createRedisClient(opts.topology ?? { mode: 'single' }, cacheConnectionOptions(opts.connection, commandTimeoutMs)) as Redis;
+      this.client = createRedisClient(opts.topology ?? { mode: 'single' }, cacheConnectionOptions(opts.connection, commandTimeoutMs), cacheClusterOptions(commandTimeoutMs));
       this.owned = true;
       this.client.on('error', (err: Error) => this.reporter.report(err, { service: this.service, op: 'connection' }));
+      // Each node's connection errors reach the Cluster as 'node error'; without a listener they go unlogged.
+      if (isCluster(this.client)) this.client.on('node error', (err: Error) => this.reporter.report(err, { service: this.service, op: 'connection' }));
     }
-    this.db = Number(this.client.options.db ?? 0);
+    // A Cluster has only DB 0.
+    this.db = isCluster(this.client) ? 0 : Number((this.client as Redis).options.db ?? 0);
+    this.layout = new KeyLayout(this.service, isCluster(this.client));
     this.runner = new RedisRunner(this.client, commandTimeoutMs, opts.breaker);
     for (const def of this.resolved) {
       if (def.l1MaxBytes > 0) this.tiers.set(def.name, new L1Tier(def.l1MaxBytes, (def.l1TtlSeconds ?? DEFAULT_L1_TTL_SECONDS) * 1000));
@@ -107,7 +159,7 @@ export class Cache<C extends string = string> {
       this.tiers.size > 0
         ? new L1Sync({ service: this.service, client: this.client, runner: this.runner, reporter: this.reporter, tiers: this.tiers, retryStrategy })
         : undefined;
-    const ctx = { service: this.service, runner: this.runner, stats: this.recorder, reporter: this.reporter, jitter, leaseTtlMs, sync: this.sync };
+    const ctx = { service: this.service, layout: this.layout, runner: this.runner, stats: this.recorder, reporter: this.reporter, jitter, leaseTtlMs, sync: this.sync };
     for (const def of this.resolved) {
       this.byName.set(def.name, new Category(ctx, def, this.tiers.get(def.name)));
     }
@@ -137,11 +189,14 @@ export class Cache<C extends string = string> {
       return 0;
     }
     let removed = 0;
-    for (const tag of new Set(tags)) {
-      const r = await unlinkTagMembers(this.runner, tagKey(this.service, tag));
-      removed += r.removed;
-      if (r.error !== undefined) {
-        this.reporter.report(r.error, { service: this.service, op: 'invalidateTags' });
+    // On a Cluster every bucket has its own set of the tag: a few at a time, each SSCANned on its own node.
+    const sets = [...new Set(tags)].flatMap((tag) => this.layout.tagKeys(tag));
+    for (let i = 0; i < sets.length; i += TAG_SETS_AT_ONCE) {
+      const results = await Promise.all(sets.slice(i, i + TAG_SETS_AT_ONCE).map((k) => unlinkTagMembers(this.runner, k)));
+      const failed = results.find((r) => r.error !== undefined);
+      for (const r of results) removed += r.removed;
+      if (failed) {
+        this.reporter.report(failed.error, { service: this.service, op: 'invalidateTags' });
         break;
       }
     }
@@ -161,7 +216,8 @@ export class Cache<C extends string = string> {
       this.dropLocal();
       return 0;
     }
-    const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: [statsKey(this.service)], excludePrefix: flushMarkerPrefix(this.service) });
+    const kept = this.layout.keptByClear();
+    const { removed, error } = await scanUnlink(this.runner, `${this.service}:*`, { exclude: kept.exact, excludePrefixes: kept.prefixes });
     await this.afterWideChange();
     if (error !== undefined) this.reporter.report(error, { service: this.service, op: 'clear' });
     return removed;
@@ -182,7 +238,7 @@ export class Cache<C extends string = string> {
   /** Tags and clears may touch every category: in-flight loaders of all of them must not store what they read. */
   private async bumpAllGenerations(op: string): Promise<boolean> {
     try {
-      await bumpGenerations(this.runner, statsKey(this.service), [...this.byName.values()].map((c) => c.genField));
+      await bumpGenerations(this.runner, this.layout.genKeys(), [...this.byName.values()].map((c) => c.genField));
       return true;
     } catch (err) {
       this.reporter.report(err, { service: this.service, op });
@@ -207,16 +263,16 @@ export class Cache<C extends string = string> {
 
   /** Adds this process's counts since the last flush to the service-wide totals. Runs on a timer; exposed for shutdown and tests. */
   flushStats(): Promise<void> {
-    return this.recorder.flush(this.runner, this.service);
+    return this.recorder.flush(this.runner, this.layout);
   }
 
   async stats(): Promise<CacheStats> {
     await this.flushStats();
-    const [hash, infoText, dbsize] = await Promise.all([
+    const [hash, perNode] = await Promise.all([
       this.runner.run((c) => c.hgetall(statsKey(this.service))).catch(() => null),
-      this.runner.run((c) => c.info()).catch(() => null),
-      this.runner.run((c) => c.dbsize()).catch(() => null),
+      this.nodeFigures(),
     ]);
+    const dbsize = perNode && perNode.every((n) => n.keys !== null) ? perNode.reduce((a, n) => a + (n.keys ?? 0), 0) : null;
     const keyCounts = dbsize !== null && dbsize <= KEY_COUNT_LIMIT ? await this.countKeys() : null;
 
     const local = this.recorder.counters();
@@ -236,7 +292,7 @@ export class Cache<C extends string = string> {
       };
     }
 
-    const info = infoText ? parseInfo(String(infoText)) : {};
+    const info = perNode ? sumInfo(perNode.map((n) => n.info)) : {};
     const kh = num(info.keyspace_hits);
     const km = num(info.keyspace_misses);
     const serverHitRate = kh !== null && km !== null ? hitRatePercent(kh, km) : null;
@@ -253,10 +309,11 @@ export class Cache<C extends string = string> {
       keyspace_misses: km,
       hit_rate: serverHitRate,
     };
+    const cluster = isCluster(this.client);
     return {
       service: this.service,
       db: this.db,
-      connected: infoText !== null,
+      connected: perNode !== null,
       memory_used: server.used_memory_human,
       keyspace_hits: kh,
       keyspace_misses: km,
@@ -265,10 +322,25 @@ export class Cache<C extends string = string> {
       connected_clients: server.connected_clients,
       scope: {
         service: `service_stats: counted by the cache library for service "${this.service}" (DB ${this.db}), summed over every replica`,
-        server: 'memory_used, keyspace_hits, keyspace_misses, hit_rate, total_commands_processed, connected_clients and server.*: Redis INFO for the whole server (all DBs, all clients)',
+        server: cluster
+          ? `memory_used, keyspace_hits, keyspace_misses, hit_rate, total_commands_processed, connected_clients and server.*: Redis INFO summed over the ${perNode?.length ?? 0} masters of the Cluster (version, uptime and policy: the first master's); per master in nodes`
+          : 'memory_used, keyspace_hits, keyspace_misses, hit_rate, total_commands_processed, connected_clients and server.*: Redis INFO for the whole server (all DBs, all clients)',
       },
       service_stats: { ...sum, hit_rate: hitRatePercent(sum.hits, sum.misses), categories },
       server,
+      ...(cluster && perNode
+        ? {
+            nodes: perNode.map((n) => ({
+              address: n.address,
+              keys: n.keys,
+              used_memory: num(n.info.used_memory),
+              keyspace_hits: num(n.info.keyspace_hits),
+              keyspace_misses: num(n.info.keyspace_misses),
+              connected_clients: num(n.info.connected_clients),
+              total_commands_processed: num(n.info.total_commands_processed),
+            })),
+          }
+        : {}),
     };
   }
 
@@ -295,23 +367,41 @@ export class Cache<C extends string = string> {
     await Promise.race([ended, new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 
-  /** One SCAN pass over `<service>:*`, bucketed by category. */
+  /** One SCAN pass over `<service>:*` (on every master of a Cluster), bucketed by category. */
   private async countKeys(): Promise<Map<string, number> | null> {
     const counts = new Map<string, number>();
     const skip = this.service.length + 1;
-    let cursor = '0';
     try {
-      do {
-        const [next, keys] = await this.runner.run((c) => c.scan(cursor, 'MATCH', `${this.service}:*`, 'COUNT', 1000));
-        cursor = next;
+      await scanEach(this.runner, `${this.service}:*`, (keys) => {
         for (const k of keys) {
           const end = k.indexOf(':', skip);
           if (end < 0) continue;
           const cat = k.slice(skip, end);
           if (this.byName.has(cat)) counts.set(cat, (counts.get(cat) ?? 0) + 1);
         }
-      } while (cursor !== '0');
+      });
       return counts;
+    } catch {
+      return null;
+    }
+  }
+
+  /** INFO and DBSIZE of the server, or of every master of a Cluster; null when Redis did not answer. */
+  private async nodeFigures(): Promise<Array<{ address: string; info: Record<string, string>; keys: number | null }> | null> {
+    const client = this.client;
+    try {
+      const nodes: Array<{ address: string; node: RedisClient }> = isCluster(client)
+        ? mastersOf(client).map((n) => ({ address: `${n.options.host ?? ''}:${String(n.options.port ?? '')}`, node: n }))
+        : [{ address: `${client.options.host ?? ''}:${String(client.options.port ?? '')}`, node: client }];
+      return await Promise.all(
+        nodes.map(async ({ address, node }) => {
+          const [infoText, keys] = await Promise.all([
+            this.runner.run(() => node.info(), bulkTimeout(this.runner)),
+            this.runner.run(() => (node as Redis).dbsize(), bulkTimeout(this.runner)).catch(() => null),
+          ]);
+          return { address, info: parseInfo(String(infoText)), keys };
+        }),
+      );
     } catch {
       return null;
     }

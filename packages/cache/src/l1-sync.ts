@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis, RedisOptions } from 'ioredis';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { isCluster, type RedisClient } from './connection.js';
 import type { L1Tier } from './l1.js';
 import type { ErrorReporter } from './reporter.js';
 import type { RedisRunner } from './runner.js';
@@ -26,8 +27,11 @@ export interface L1Message {
 
 export interface L1SyncOptions {
   service: string;
-  /** The cache's client: duplicated for the subscriber (which the sync owns and closes), and used to publish. */
-  client: Redis;
+  /**
+   * The cache's client: duplicated for the subscriber (which the sync owns and closes), and used to publish. On a
+   * Cluster the subscriber is a plain connection to one node (see L1Sync), moved to another node when it is lost.
+   */
+  client: RedisClient;
   runner: RedisRunner;
   reporter: ErrorReporter;
   tiers: Map<string, L1Tier>;
@@ -46,6 +50,13 @@ export interface L1SyncOptions {
  * SUBSCRIBE is confirmed on the new connection; reads meanwhile go to Redis. So a replica never serves what it may
  * have missed a message about, past the few seconds it takes to notice a dead connection. A publish that fails
  * (bounded, best-effort) leaves the other replicas' copies to expire with the L1 cap (CategorySpec.l1TtlSeconds).
+ *
+ * On a Cluster the channel stays a classic one: PUBLISH, from any node, reaches the subscribers of every node, so
+ * the WRITE script keeps publishing in the same script as its write (atomic with it) whatever slot the entries are
+ * in, and one subscription on any one node hears every write. Sharded pub/sub would confine each message to one
+ * shard, but a script may only SPUBLISH to a channel in its keys' slot: that means a channel per bucket (256
+ * SSUBSCRIBEs per replica) or a publish outside the script (no longer atomic with the write). The cost kept: every
+ * message crosses the cluster bus to every node, which for cache writes (not a chat fan-out) is small.
  */
 export class L1Sync {
   readonly channel: string;
@@ -80,9 +91,9 @@ export class L1Sync {
       autoResendUnfulfilledCommands: false,
       // Must keep trying whatever the handed client's strategy is: without a subscription there is no L1.
       retryStrategy: opts.retryStrategy,
-      connectionName: `${opts.client.options.connectionName || opts.service}:l1`,
+      connectionName: `${connectionNameOf(opts.client) || opts.service}:l1`,
     };
-    this.sub = opts.client.duplicate(override);
+    this.sub = isCluster(opts.client) ? subscriberOnNode(opts.client, override) : opts.client.duplicate(override);
     this.sub.on('ready', this.onReady);
     this.sub.on('close', this.onLost);
     this.sub.on('end', this.onLost);
@@ -194,4 +205,40 @@ export class L1Sync {
       else t.evictAll();
     }
   }
+}
+
+function connectionNameOf(client: RedisClient): string | undefined {
+  return isCluster(client) ? client.options.redisOptions?.connectionName : client.options.connectionName;
+}
+
+/** Nodes of the Cluster as the client knows them now. */
+function clusterAddresses(cluster: Cluster): Array<{ host: string; port: number }> {
+  return cluster.nodes('all').map((n) => ({ host: String(n.options.host), port: Number(n.options.port) }));
+}
+
+/**
+ * A plain connection to one node of the Cluster, with the nodes' settings, made once the Cluster client knows its
+ * nodes. Each time it is lost it reconnects to the next node the Cluster knows (a killed node must not leave L1
+ * off for good).
+ */
+function subscriberOnNode(cluster: Cluster, override: Partial<RedisOptions>): Redis {
+  const sub = new Redis({ ...cluster.options.redisOptions, ...override, lazyConnect: true });
+  let next = -1;
+  const moveOn = (): boolean => {
+    const nodes = clusterAddresses(cluster);
+    if (nodes.length === 0) return false;
+    next = next < 0 ? Math.floor(Math.random() * nodes.length) : (next + 1) % nodes.length;
+    const node = nodes[next] as { host: string; port: number };
+    // The connector reads host and port from these options at every connect.
+    sub.options.host = node.host;
+    sub.options.port = node.port;
+    return true;
+  };
+  sub.on('reconnecting', moveOn);
+  const start = (): void => {
+    if (sub.status === 'wait' && moveOn()) sub.connect().catch(() => undefined);
+  };
+  if (cluster.status === 'ready') start();
+  else cluster.once('ready', start);
+  return sub;
 }

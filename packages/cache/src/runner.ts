@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
-import { serverClockOffset } from './connection.js';
+import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
 import { LatencyRecorder } from './latency.js';
 
@@ -21,6 +20,7 @@ export class RedisRunner {
   /** serverTime - localTime in ms, measured with TIME on every (re)connect. */
   private clockOffset = 0;
   private calibrated = false;
+  private calibrating: Promise<void> | undefined;
   private readyWait: Promise<void> | undefined;
   private readonly defaultDeadlines = new DeadlineQueue();
   private readonly otherDeadlines = new Map<number, DeadlineQueue>();
@@ -29,7 +29,7 @@ export class RedisRunner {
   };
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     readonly timeoutMs: number,
     breaker: BreakerOptions = {},
   ) {
@@ -47,21 +47,36 @@ export class RedisRunner {
    * until the clock offset is known, since a guessed offset could drop every write.
    */
   writeDeadline(): number {
-    return this.calibrated ? Math.floor(Date.now() + this.clockOffset + this.timeoutMs) : 0;
+    if (this.calibrated) return Math.floor(Date.now() + this.clockOffset + this.timeoutMs);
+    // The first TIME failed or is still out (a Cluster node connects on its first command, and a loaded machine
+    // may take longer than the command timeout): ask again rather than write without a deadline until a reconnect.
+    void this.calibrate();
+    return 0;
   }
 
-  async calibrate(): Promise<void> {
+  /** True once the server clock's offset is known (write deadlines are then checked). */
+  get clockKnown(): boolean {
+    return this.calibrated;
+  }
+
+  calibrate(): Promise<void> {
+    this.calibrating ??= this.measureClock().finally(() => (this.calibrating = undefined));
+    return this.calibrating;
+  }
+
+  private async measureClock(): Promise<void> {
     try {
       const t0 = Date.now();
-      const reply = (await this.bounded((c) => c.time(), this.timeoutMs, undefined)) as unknown as [string | number, string | number];
+      // Off the request path: the bound of a bulk call, not of one request's command.
+      const reply = (await this.bounded((c) => c.time(), Math.max(this.timeoutMs, 2000), undefined)) as unknown as [string | number, string | number];
       this.clockOffset = serverClockOffset(reply, t0, Date.now());
       this.calibrated = true;
     } catch {
-      // Keep the previous offset; a later reconnect tries again.
+      // Keep the previous offset; the next write or reconnect tries again.
     }
   }
 
-  run<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  run<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     if (!this.breaker.tryAcquire()) return Promise.reject(new CircuitOpenError());
     return this.bounded(op, timeoutMs, this.breaker);
   }
@@ -71,13 +86,13 @@ export class RedisRunner {
    * only saves later work, so it must not make a request wait out a second timeout on a Redis that has just
    * missed one (a read timed out, then the write of the loaded value would too).
    */
-  fill<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  fill<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.breaker.failedRecently()) return Promise.reject(new CircuitOpenError());
     return this.run(op, timeoutMs);
   }
 
   /** One bounded call that neither consults nor moves the circuit (health checks). */
-  probe<T>(op: (client: Redis) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+  probe<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     return this.bounded(op, timeoutMs, undefined);
   }
 
@@ -102,7 +117,7 @@ export class RedisRunner {
    * Runs `op`, rejecting with a timeout once `timeoutMs` passed, and reports the outcome to `breaker` (a Redis error
    * reply counts as a success: the server answered). The request path's hot spot: one promise and no timer per call.
    */
-  private bounded<T>(op: (client: Redis) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
+  private bounded<T>(op: (client: RedisClient) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
     const deadlines = timeoutMs === this.timeoutMs ? this.defaultDeadlines : this.deadlinesFor(timeoutMs);
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {

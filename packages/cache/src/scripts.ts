@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
+import { groupByNode } from './cluster.js';
+import type { RedisClient } from './connection.js';
 
 export interface LuaScript {
   readonly lua: string;
@@ -99,7 +101,7 @@ interface ScriptCommands {
   evalBuffer(lua: string, numKeys: number, ...keysAndArgs: Arg[]): Promise<unknown>;
 }
 
-export async function runScript(redis: Redis, s: LuaScript, keys: Arg[], args: Arg[]): Promise<unknown> {
+export async function runScript(redis: RedisClient, s: LuaScript, keys: Arg[], args: Arg[]): Promise<unknown> {
   const client = redis as unknown as ScriptCommands;
   // Buffer replies: entries are binary. Named methods, not callBuffer: ioredis 6 cannot auto-pipeline a
   // generic call (it throws from a timer), and a client handed to the cache may auto-pipeline.
@@ -109,4 +111,61 @@ export async function runScript(redis: Redis, s: LuaScript, keys: Arg[], args: A
     if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
     return client.evalBuffer(s.lua, keys.length, ...keys, ...args);
   }
+}
+
+/** One script call: its keys (all in one slot on a Cluster) and arguments. */
+export interface ScriptCall {
+  keys: Arg[];
+  args: Arg[];
+}
+
+const isNoScript = (err: unknown): boolean => String((err as Error)?.message).startsWith('NOSCRIPT');
+
+/** A Cluster redirection: the slot is served elsewhere now, or is being moved. */
+export const isRedirection = (err: unknown): boolean => /^(MOVED|ASK|TRYAGAIN) /.test(String((err as Error)?.message));
+
+/**
+ * Many calls of one script on a Cluster: one pipeline per node (EVALSHA, then EVAL for the calls that met
+ * NOSCRIPT), so a batch costs a round trip per node involved, not one per call. Answers each call's reply or error.
+ */
+export async function runScriptPerNode(client: Cluster, s: LuaScript, calls: ScriptCall[]): Promise<Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>> {
+  const out = new Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>(calls.length);
+  const indexes = calls.map((_, i) => i);
+  await Promise.all(
+    groupByNode(client, indexes, (i) => String((calls[i] as ScriptCall).keys[0])).map(async (group) => {
+      let todo = group;
+      for (const useSha of [true, false]) {
+        const pipe = client.pipeline() as unknown as ScriptCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+        for (const i of todo) {
+          const { keys, args } = calls[i] as ScriptCall;
+          if (useSha) void pipe.evalshaBuffer(s.sha, keys.length, ...keys, ...args);
+          else void pipe.evalBuffer(s.lua, keys.length, ...keys, ...args);
+        }
+        const res = (await pipe.exec()) ?? [];
+        const retry: number[] = [];
+        const redirected: number[] = [];
+        todo.forEach((i, j) => {
+          const [err, value] = res[j] ?? [new Error('empty pipeline reply'), undefined];
+          if (err && useSha && isNoScript(err)) retry.push(i);
+          else if (err && isRedirection(err)) redirected.push(i);
+          else out[i] = err ? { ok: false, error: err } : { ok: true, value };
+        });
+        // A slot that moved (or is moving) since the client last read the slot map: on its own, the call follows
+        // the redirection (and the client refreshes its map).
+        await Promise.all(
+          redirected.map(async (i) => {
+            const { keys, args } = calls[i] as ScriptCall;
+            try {
+              out[i] = { ok: true, value: await runScript(client, s, keys, args) };
+            } catch (error) {
+              out[i] = { ok: false, error };
+            }
+          }),
+        );
+        if (retry.length === 0) break;
+        todo = retry;
+      }
+    }),
+  );
+  return out;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { flushMarkerKey, statsKey } from './keys.js';
+import type { KeyLayout } from './layout.js';
 import type { RedisRunner } from './runner.js';
 import { FLUSH, runScript } from './scripts.js';
 import type { CategoryCounters } from './types.js';
@@ -73,8 +73,8 @@ export class StatsRecorder {
    * Redis checks against this replica's marker, so a batch whose flush timed out (and may have landed) is sent again
    * without being added twice; newer counts wait until it went through.
    */
-  flush(runner: RedisRunner, service: string): Promise<void> {
-    this.chain = this.chain.then(() => this.flushOnce(runner, service));
+  flush(runner: RedisRunner, layout: KeyLayout): Promise<void> {
+    this.chain = this.chain.then(() => this.flushOnce(runner, layout));
     return this.chain;
   }
 
@@ -91,8 +91,8 @@ export class StatsRecorder {
     return deltas.length === 0 ? undefined : { seq: ++this.seq, deltas };
   }
 
-  private async flushOnce(runner: RedisRunner, service: string): Promise<void> {
-    const keys = [statsKey(service), flushMarkerKey(service, this.replica)];
+  private async flushOnce(runner: RedisRunner, layout: KeyLayout): Promise<void> {
+    const keys = [layout.statsKey, layout.flushMarker(this.replica)];
     // A batch that failed before goes first, as it was; then what was counted since.
     if (this.unsent && !(await this.send(runner, keys, this.unsent))) return;
     this.unsent = this.take();

@@ -1,5 +1,5 @@
-import type { RedisTopology } from './connection.js';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisClient, RedisTopology } from './connection.js';
+import type { RedisOptions } from 'ioredis';
 
 /** What a service declares for one cache category. */
 export interface CategorySpec {
@@ -53,8 +53,11 @@ export interface CacheOptions<C extends string = string> {
   categories: Record<C, CategorySpec>;
   /** Env for CACHE_TTL_* overrides. Default: process.env. */
   env?: Record<string, string | undefined>;
-  /** An existing client. The cache never closes a client it was handed. */
-  client?: Redis;
+  /**
+   * An existing client: one server (also through Sentinel) or a Cluster (the cache then lays its keys out in
+   * hash-tagged buckets). The cache never closes a client it was handed.
+   */
+  client?: RedisClient;
   /**
    * Options for a client the cache creates (and closes). Ignored when `client` is given. With a Sentinel or Cluster
    * `topology` they are each server's settings (see createRedisClient).
@@ -230,6 +233,16 @@ export interface CacheStats {
     /** Percent, one decimal. */
     hit_rate: number | null;
   };
+  /** On a Cluster: each master's own figures (server above sums them). */
+  nodes?: Array<{
+    address: string;
+    keys: number | null;
+    used_memory: number | null;
+    keyspace_hits: number | null;
+    keyspace_misses: number | null;
+    connected_clients: number | null;
+    total_commands_processed: number | null;
+  }>;
 }
 
 export interface CacheHealth {

@@ -115,7 +115,7 @@ describe('settings carried over from the original stack', () => {
     });
     try {
       await cache.category('search_results').set('k', 1);
-      expect(cache.client.options.socketTimeout).toBe(300);
+      expect((cache.client as Redis).options.socketTimeout).toBe(300);
       let dropped = false;
       cache.client.once('close', () => (dropped = true));
       server.pause();

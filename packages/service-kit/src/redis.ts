@@ -1,6 +1,5 @@
 import { isCluster, quitOrDisconnect, type RedisClient } from '@aicache/cache';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { registerCache, type ServiceCacheConfig, type ServiceCacheOptions } from './cache.js';
 import type { BaseConfig } from './config.js';
 import { checkStateDurability, createStateRedis, StateDurabilityError, type StateRedisConfig } from './state-redis.js';
@@ -13,8 +12,8 @@ import { redisTopologiesOfConfig, stateKeyPrefix } from './topology.js';
  * This stack must boot and serve from origin with the cache Redis down or refusing it, and close promptly.
  */
 export interface RedisConnections {
-  /** The cache connection: owned and closed by the cache (`app.cache.client`). */
-  cache: Redis;
+  /** The cache connection: owned and closed by the cache (`app.cache.client`); a Cluster client on a Cluster. */
+  cache: RedisClient;
   /**
    * The state connection (documents, agents, memory), for the services that keep state: one server, a primary found
    * through Sentinel, or a Cluster (then every key the service's state writes together must share a hash tag: see

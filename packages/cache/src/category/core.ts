@@ -1,16 +1,19 @@
 import { Flights } from '../flights.js';
 import type { L1Tier } from '../l1.js';
 import type { L1Sync } from '../l1-sync.js';
+import type { KeyLayout } from '../layout.js';
 import type { ErrorReporter } from '../reporter.js';
 import type { RedisRunner } from '../runner.js';
 import type { CounterName, StatsRecorder } from '../stats.js';
-import { categoryPrefix, entryKey, genField, statsKey } from '../keys.js';
+import { categoryPrefix, genField, statsKey } from '../keys.js';
 import { decode, type Decoded } from '../serialization.js';
 import type { CacheResult, ResolvedCategory } from '../types.js';
 
 /** What a category shares with its Cache. */
 export interface CategoryContext {
   service: string;
+  /** Key names: the layout of one server, or bucketed by hash tag on a Cluster. */
+  layout: KeyLayout;
   runner: RedisRunner;
   stats: StatsRecorder;
   reporter: ErrorReporter;
@@ -32,7 +35,10 @@ export class CategoryCore {
   readonly name: string;
   readonly ttl: number;
   readonly prefix: string;
-  /** Invalidation generation: field `genField` of hash `genKey` (the stats hash); see WRITE in scripts.ts. */
+  /**
+   * Invalidation generation: field `genField` of the hash genKeyOf(entry) (on one server `genKey`, the stats hash;
+   * on a Cluster the entry's bucket's); see WRITE in scripts.ts.
+   */
   readonly genKey: string;
   readonly genField: string;
   /** Single-flight: one loader per key per process; every concurrent caller awaits the same promise. */
@@ -65,7 +71,16 @@ export class CategoryCore {
   }
 
   key(key: string): string {
-    return entryKey(this.ctx.service, this.name, String(key));
+    return this.ctx.layout.entry(this.name, String(key));
+  }
+
+  genKeyOf(full: string): string {
+    return this.ctx.layout.genKeyOf(full);
+  }
+
+  /** True on a Cluster: multi-key calls are split by slot and node. */
+  get cluster(): boolean {
+    return this.ctx.layout.cluster;
   }
 
   graceOf(opts: { grace?: number }): number {

@@ -117,7 +117,7 @@ async function tally(core: CategoryCore, flight: Promise<CacheResult<unknown>>):
  */
 async function load<V>(core: CategoryCore, full: string, loader: Loader<V>, opts: GetOrSetOptions, redisOk: boolean): Promise<CacheResult<V>> {
   if (!redisOk) return { value: await loader(), hit: false };
-  if (opts.lease === false) return { value: await loadAndStore(core, full, loader, opts, await generation(core)), hit: false };
+  if (opts.lease === false) return { value: await loadAndStore(core, full, loader, opts, await generation(core, full)), hit: false };
   return loadWithLease(core, full, loader, opts);
 }
 
@@ -185,9 +185,9 @@ async function loadAndStore<V>(core: CategoryCore, full: string, loader: Loader<
   return value;
 }
 
-async function generation(core: CategoryCore): Promise<string | undefined> {
+async function generation(core: CategoryCore, full: string): Promise<string | undefined> {
   try {
-    return (await core.ctx.runner.run((c) => c.hget(core.genKey, core.genField))) ?? '';
+    return (await core.ctx.runner.run((c) => c.hget(core.genKeyOf(full), core.genField))) ?? '';
   } catch (err) {
     core.fail('generation', err);
     return undefined;

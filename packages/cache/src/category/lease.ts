@@ -37,7 +37,7 @@ export function newLease(core: CategoryCore, full: string): Lease {
 export async function acquire(core: CategoryCore, full: string, lease: Lease, purpose: 'miss' | 'refresh', freshAfter: number): Promise<LeaseReply> {
   const { ctx } = core;
   const [code, gen, value] = (await ctx.runner.run((c) =>
-    runScript(c, ACQUIRE, [full, lease.key, core.genKey], [lease.token, ctx.leaseTtlMs, purpose, core.genField, freshAfter]),
+    runScript(c, ACQUIRE, [full, lease.key, core.genKeyOf(full)], [lease.token, ctx.leaseTtlMs, purpose, core.genField, freshAfter]),
   )) as AcquireReply;
   return { state: STATES[code as 1 | 2] ?? 'busy', generation: String(gen ?? ''), value };
 }

@@ -1,4 +1,8 @@
+import type { Cluster } from 'ioredis';
+import { groupBy, groupByNode, slotOf } from '../cluster.js';
+import { isCluster } from '../connection.js';
 import { decodeMeta, HEADER_BYTES } from '../serialization.js';
+import { isRedirection } from '../scripts.js';
 import type { CategoryCore } from './core.js';
 import { countL1Hit, fillL1, fromL1 } from './l1.js';
 
@@ -98,6 +102,7 @@ export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array
   let ttls: number[] | undefined;
   try {
     [bufs, ttls] = await core.ctx.runner.run(async (c): Promise<[Array<Buffer | null>, number[] | undefined]> => {
+      if (isCluster(c)) return readAcrossSlots(core, c, wanted, withTtl);
       if (!sliding && !withTtl) return [await c.mgetBuffer(...wanted), undefined];
       const started = Date.now();
       const pipe = c.pipeline().mgetBuffer(...wanted);
@@ -133,4 +138,62 @@ export async function mget<V>(core: CategoryCore, keys: string[]): Promise<Array
   core.count('hits', hits);
   core.count('misses', wanted.length - hits);
   return out;
+}
+
+/**
+ * mget on a Cluster: the keys are grouped by slot (one MGET each, with the PTTL or PEXPIRE of each key as on one
+ * server), and the slots by the node serving them: one pipeline, so one round trip, per node involved.
+ */
+async function readAcrossSlots(core: CategoryCore, c: Cluster, wanted: string[], withTtl: boolean): Promise<[Array<Buffer | null>, number[] | undefined]> {
+  const sliding = core.def.sliding;
+  const bufs = new Array<Buffer | null>(wanted.length).fill(null);
+  const ttls = withTtl ? new Array<number>(wanted.length).fill(-2) : undefined;
+  const slots = groupBy(
+    wanted.map((_, j) => j),
+    (j) => slotOf(wanted[j] as string),
+  );
+  const started = Date.now();
+  await Promise.all(
+    groupByNode(c, slots, (g) => wanted[g[0] as number] as string).map(async (node) => {
+      const pipe = c.pipeline();
+      for (const g of node) {
+        pipe.mgetBuffer(...g.map((j) => wanted[j] as string));
+        if (!sliding && !withTtl) continue;
+        for (const j of g) {
+          if (sliding) pipe.pexpire(wanted[j] as string, core.ttlMs());
+          else pipe.pttl(wanted[j] as string);
+        }
+      }
+      const res = (await pipe.exec()) ?? [];
+      const elapsed = Date.now() - started;
+      let r = 0;
+      const redirected: number[][] = [];
+      for (const g of node) {
+        const [err, values] = res[r++] ?? [new Error('empty pipeline reply')];
+        const perKey = sliding || withTtl ? g.length : 0;
+        if (err && isRedirection(err)) {
+          redirected.push(g);
+          r += perKey;
+          continue;
+        }
+        if (err) throw err;
+        g.forEach((j, n) => (bufs[j] = (values as Array<Buffer | null>)[n] ?? null));
+        for (const j of perKey ? g : []) {
+          const [ttlErr, ttl] = res[r++] ?? [new Error('empty pipeline reply')];
+          if (!ttls) continue;
+          const pttl = ttlErr ? -2 : Number(ttl);
+          ttls[j] = pttl > 0 ? Math.max(1, pttl - elapsed) : pttl;
+        }
+      }
+      // A slot that moved or is moving since the client read the slot map: a GET per key follows its redirection
+      // (an MGET over a slot half moved answers TRYAGAIN). No TTL then: L1 is not filled from these, and sliding
+      // TTLs are pushed at the next read.
+      await Promise.all(
+        redirected.flat().map(async (j) => {
+          bufs[j] = await c.getBuffer(wanted[j] as string);
+        }),
+      );
+    }),
+  );
+  return [bufs, ttls];
 }

@@ -1,7 +1,8 @@
+import { groupBy } from '../cluster.js';
+import { isCluster } from '../connection.js';
 import type { L1Entry } from '../l1.js';
-import { tagKey } from '../keys.js';
 import { encode, type EntryMeta } from '../serialization.js';
-import { runScript, WRITE } from '../scripts.js';
+import { runScript, runScriptPerNode, WRITE, type ScriptCall } from '../scripts.js';
 import type { GetOrSetOptions, ManyEntry, SetOptions } from '../types.js';
 import { checkTtl, type CategoryCore } from './core.js';
 
@@ -34,38 +35,60 @@ export function writeEntry(core: CategoryCore, full: string, value: unknown, opt
 }
 
 /**
- * One WRITE script call for every entry: dropped by Redis past the write deadline, or when `generation` (read before
- * a loader ran) is no longer the category's. L1 keeps what landed and forgets what may not have.
+ * One WRITE script call for every entry (on a Cluster one per bucket, pipelined per node): dropped by Redis past
+ * the write deadline, or when `generation` (read before a loader ran) is no longer the category's. L1 keeps what
+ * landed and forgets what may not have. True when every entry landed.
  */
 export async function write(core: CategoryCore, entries: WriteEntry[], op: string, generation?: string): Promise<boolean> {
   const { ctx, l1 } = core;
   const sync = l1 ? ctx.sync : undefined;
   const token = l1?.begin() ?? 0;
   const started = Date.now();
-  const keys: string[] = [core.genKey];
-  const args: Array<string | Buffer | number> = [
-    ctx.runner.writeDeadline(),
-    generation === undefined ? '0' : '1',
-    core.genField,
-    generation ?? '',
-    sync ? sync.channel : '',
-    sync ? sync.message(core.name, entries.map((e) => e.key)) : '',
-  ];
-  for (const e of entries) {
-    keys.push(e.key, ...e.tags.map((t) => tagKey(ctx.service, t)));
-    args.push(e.payload, e.px, e.tags.length);
-  }
+  const deadline = ctx.runner.writeDeadline();
+  // On one server a single group; on a Cluster one per bucket, each with its bucket's generation hash.
+  const groups = core.cluster ? groupBy(entries, (e) => ctx.layout.tagOf(e.key)) : [entries];
+  const calls: ScriptCall[] = groups.map((group) => {
+    const first = group[0] as WriteEntry;
+    const keys: string[] = [core.genKeyOf(first.key)];
+    const args: Array<string | Buffer | number> = [
+      deadline,
+      generation === undefined ? '0' : '1',
+      core.genField,
+      generation ?? '',
+      sync ? sync.channel : '',
+      sync ? sync.message(core.name, group.map((e) => e.key)) : '',
+    ];
+    for (const e of group) {
+      keys.push(e.key, ...e.tags.map((t) => ctx.layout.tagKeyOf(t, e.key)));
+      args.push(e.payload, e.px, e.tags.length);
+    }
+    return { keys, args };
+  });
   try {
-    const ok = Number(await ctx.runner.fill((c) => runScript(c, WRITE, keys, args))) === 1;
-    if (ok) core.count('sets', entries.length);
-    if (l1) {
-      const elapsed = Date.now() - started;
-      for (const e of entries) {
+    const landed: boolean[] = await ctx.runner.fill(async (c) => {
+      if (!isCluster(c)) {
+        const call = calls[0] as ScriptCall;
+        return [Number(await runScript(c, WRITE, call.keys, call.args)) === 1];
+      }
+      const replies = await runScriptPerNode(c, WRITE, calls);
+      const failed = replies.find((r) => !r.ok);
+      // One error fails the write as on one server; L1 then forgets every entry, landed or not.
+      if (failed && !failed.ok) throw failed.error;
+      return replies.map((r) => r.ok && Number(r.value) === 1);
+    });
+    let sets = 0;
+    const elapsed = Date.now() - started;
+    groups.forEach((group, g) => {
+      const ok = landed[g] === true;
+      if (ok) sets += group.length;
+      if (!l1) return;
+      for (const e of group) {
         if (ok) l1.store(e.key, token, e.l1, e.payload.length + e.key.length, e.logicalPx - elapsed);
         else l1.evict([e.key]);
       }
-    }
-    return ok;
+    });
+    core.count('sets', sets);
+    return sets === entries.length;
   } catch (err) {
     // A timed-out write may still have landed (or not): this replica must not keep serving the old value.
     l1?.evict(entries.map((e) => e.key));

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyPluginOptions } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../connection.js';
 import { Cache } from '../index.js';
 import type { CacheOptions } from '../types.js';
 import { CacheAdminTokenRequiredError } from './errors.js';
@@ -42,7 +42,7 @@ const CONNECT_WAIT_MS = 2000;
  * Resolves once a connection being made is ready, or after `ms`; never rejects. Without this the first requests
  * after boot are misses (the created client has no offline queue), and /test fails right after a deploy.
  */
-function settleConnection(client: Redis, ms: number): Promise<boolean> {
+function settleConnection(client: RedisClient, ms: number): Promise<boolean> {
   if (client.status === 'ready') return Promise.resolve(true);
   if (client.status !== 'connecting' && client.status !== 'connect' && client.status !== 'reconnecting') {
     return Promise.resolve(false);

@@ -78,6 +78,20 @@ export const CacheStatsSchema = Type.Object(
       },
       { description: 'Redis INFO, server-wide (all DBs). Null fields when Redis did not answer' },
     ),
+    nodes: Type.Optional(
+      Type.Array(
+        Type.Object({
+          address: Type.String(),
+          keys: Nullable(Type.Integer()),
+          used_memory: Nullable(Type.Integer()),
+          keyspace_hits: Nullable(Type.Integer()),
+          keyspace_misses: Nullable(Type.Integer()),
+          connected_clients: Nullable(Type.Integer()),
+          total_commands_processed: Nullable(Type.Integer()),
+        }),
+        { description: 'On a Redis Cluster: each master\'s figures (server and the top-level figures sum them)' },
+      ),
+    ),
   },
   { description: 'Cache statistics. Top-level Redis figures are server-wide and kept for existing dashboards' },
 );
