@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { runRedis, type RedisProcess } from './redis-process.js';
+import { runRedis, type RedisProcess } from '@aicache/stack-tests';
 import { REPO } from './repo.js';
 
 const exec = promisify(execFile);

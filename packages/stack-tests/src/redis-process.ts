@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@aicache/test-redis';
@@ -29,6 +29,7 @@ export async function runRedis(
 ): Promise<RedisProcess> {
   // A given dir (and port) outlives this process: start again on it to test a restart.
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'stack-tests-redis-'));
+  mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let out = '';
   const child: ChildProcess = spawn(command, [...args, '--port', String(port), '--dir', dir, '--bind', '127.0.0.1', '--daemonize', 'no'], {
