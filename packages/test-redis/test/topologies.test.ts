@@ -26,6 +26,12 @@ describe('Cluster harness', () => {
       expect(await client.mget('{t}a', '{t}b')).toEqual(['1', '2']);
 
       const victim = await cluster.masterOf('k0');
+      // Replication is asynchronous: the replica must have k0 before the kill for the check below to hold.
+      const acked = await askNode(victim, undefined, async (c) => {
+        await c.set('k0', '0');
+        return Number(await c.call('WAIT', '1', '5000'));
+      });
+      expect(acked).toBe(1);
       await victim.kill();
       await cluster.waitHealthy();
       const after = await cluster.masters();
