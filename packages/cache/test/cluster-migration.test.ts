@@ -21,6 +21,20 @@ describe('invalidation while a slot migrates (Cluster)', () => {
     return c;
   };
 
+  /** Marks `slot` as moving from its master to another one (IMPORTING/MIGRATING); no key has moved yet. */
+  const startMigrating = async (slot: number) => {
+    const masters = (await cluster.masters()).map((s) => ({ server: s, conn: connect(s.host, s.port) }));
+    const owner = (cache.client as unknown as { slots: string[][] }).slots[slot]![0]!;
+    const source = masters.find((m) => `${m.server.host}:${m.server.port}` === owner)!;
+    const target = masters.find((m) => m !== source)!;
+    const sourceId = String(await source.conn.cluster('MYID'));
+    const targetId = String(await target.conn.cluster('MYID'));
+    await target.conn.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
+    await source.conn.cluster('SETSLOT', slot, 'MIGRATING', targetId);
+    const inSlot = (await source.conn.cluster('GETKEYSINSLOT', slot, 10_000)) as string[];
+    return { masters, source, target, targetId, inSlot };
+  };
+
   beforeAll(async () => {
     cluster = await startRedisCluster({ replicasPerMaster: 0 });
     cache = new Cache({ service: uniqueName('mig'), categories, env: {}, topology: { mode: 'cluster', nodes: cluster.nodes }, commandTimeoutMs: 2000 });
@@ -42,15 +56,7 @@ describe('invalidation while a slot migrates (Cluster)', () => {
 
     // The slot of one bucket, holding entries of both categories, moves from its master to another one.
     const slot = slotOf(docs.key('m0'));
-    const masters = (await cluster.masters()).map((s) => ({ server: s, conn: connect(s.host, s.port) }));
-    const owner = (cache.client as unknown as { slots: string[][] }).slots[slot]![0]!;
-    const source = masters.find((m) => `${m.server.host}:${m.server.port}` === owner)!;
-    const target = masters.find((m) => m !== source)!;
-    const sourceId = String(await source.conn.cluster('MYID'));
-    const targetId = String(await target.conn.cluster('MYID'));
-    await target.conn.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
-    await source.conn.cluster('SETSLOT', slot, 'MIGRATING', targetId);
-    const inSlot = (await source.conn.cluster('GETKEYSINSLOT', slot, 10_000)) as string[];
+    const { masters, source, target, targetId, inSlot } = await startMigrating(slot);
     expect(inSlot.length).toBeGreaterThan(20);
     expect(inSlot.some((k) => k.includes(':other:'))).toBe(true);
     const half = inSlot.slice(0, Math.floor(inSlot.length / 2));
@@ -90,15 +96,7 @@ describe('invalidation while a slot migrates (Cluster)', () => {
     const slot = slotOf(docs.key('h0'));
     const inBucket = keys.filter((k) => slotOf(docs.key(k)) === slot);
     expect(inBucket.length).toBeGreaterThan(2);
-    const masters = (await cluster.masters()).map((s) => ({ server: s, conn: connect(s.host, s.port) }));
-    const owner = (cache.client as unknown as { slots: string[][] }).slots[slot]![0]!;
-    const source = masters.find((m) => `${m.server.host}:${m.server.port}` === owner)!;
-    const target = masters.find((m) => m !== source)!;
-    const sourceId = String(await source.conn.cluster('MYID'));
-    const targetId = String(await target.conn.cluster('MYID'));
-    await target.conn.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
-    await source.conn.cluster('SETSLOT', slot, 'MIGRATING', targetId);
-    const inSlot = (await source.conn.cluster('GETKEYSINSLOT', slot, 10_000)) as string[];
+    const { masters, source, target, targetId, inSlot } = await startMigrating(slot);
     const moved = inSlot.filter((k) => k.includes(':docs:')).slice(0, Math.ceil(inBucket.length / 2));
     await source.conn.migrate(target.server.host, target.server.port, '', 0, 5000, 'KEYS', ...moved);
     try {
