@@ -273,9 +273,9 @@ export class PgVectorIndex implements RetrievalIndex {
       const dims = corpus[0]!.dimensions;
       if (dims === null) return { hits: [], total: 0, skippedDimensionMismatch: 0 };
       if (dims !== query.length) throw this.mismatch(dims, corpus[0]!.model, query.length, 'of this query');
-      await c.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.opts.efSearch, opts.limit)}`);
-      // With filters the index scan goes on until `limit` rows pass them (pgvector 0.8 iterative scans).
-      await c.query(`SET LOCAL hnsw.iterative_scan = relaxed_order`);
+      // One round trip for both settings. With filters the index scan goes on until `limit` rows pass them
+      // (pgvector 0.8 iterative scans).
+      await c.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.opts.efSearch, opts.limit)}; SET LOCAL hnsw.iterative_scan = relaxed_order`);
       const from = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.id = c.document_id ${filter}`;
       const top = await c.query<{ meta: DocumentMeta; chunk_index: number; text: string; distance: number }>(
         `SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance ${from} ORDER BY c.embedding <=> $1 LIMIT ${param(opts.limit)}`,
