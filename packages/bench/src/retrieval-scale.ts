@@ -22,6 +22,8 @@ const INGEST_CHUNKS = Number(process.env.BENCH_SCALE_INGEST ?? 512);
 const DIMS = 384;
 const RANK = 64;
 const PER_DOC = 1000;
+/** Every document of the benchmark belongs to one tenant (searches are per tenant). */
+const TENANT = 'default';
 
 const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
@@ -44,12 +46,12 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 async function latencies(index: RetrievalIndex): Promise<{ p50: number; p99: number }> {
   const stamp = await index.stamp();
-  for (let i = 0; i < 5; i++) await index.search(vector(), { limit: 10, filters: {} }, stamp);
+  for (let i = 0; i < 5; i++) await index.search(TENANT, vector(), { limit: 10, filters: {} }, stamp);
   const times: number[] = [];
   for (let i = 0; i < QUERIES; i++) {
     const q = vector();
     const t0 = performance.now();
-    await index.search(q, { limit: 10, filters: {} }, stamp);
+    await index.search(TENANT, q, { limit: 10, filters: {} }, stamp);
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
@@ -72,7 +74,7 @@ async function redisEngine(size: number): Promise<Row> {
   try {
     const store = new DocumentStore(client, `state:bench-${randomBytes(3).toString('hex')}`, 600_000);
     const t0 = performance.now();
-    for (let d = 0; d < size / PER_DOC; d++) await store.put(syntheticDoc(d));
+    for (let d = 0; d < size / PER_DOC; d++) await store.put(TENANT, syntheticDoc(d));
     const loadSeconds = (performance.now() - t0) / 1000;
     gc();
     const before = held();
@@ -94,11 +96,11 @@ async function pgEngine(size: number): Promise<Row> {
   const admin = new pg.Client({ connectionString: DATABASE_URL });
   await admin.connect();
   try {
-    await index.put(syntheticDoc(0));
+    await index.put(TENANT, syntheticDoc(0));
     // Loading with the HNSW index in place would insert into it row by row; as with any bulk load, it is built after.
     await admin.query(`DROP INDEX "${schema}".chunks_embedding_hnsw`);
     const t0 = performance.now();
-    for (let d = 1; d < size / PER_DOC; d++) await index.put(syntheticDoc(d));
+    for (let d = 1; d < size / PER_DOC; d++) await index.put(TENANT, syntheticDoc(d));
     const loadSeconds = (performance.now() - t0) / 1000;
     const t1 = performance.now();
     await admin.query(`SET maintenance_work_mem = '2GB'`);
@@ -162,7 +164,7 @@ async function ingestRows(): Promise<Array<{ engine: string; chunksPerSecond: nu
         const e0 = performance.now();
         const vectors = await model.embed(batch);
         embedMs += performance.now() - e0;
-        await index.put({ meta: meta(`ingest-${i}`, batch.length, model.id, model.dimensions), chunks: batch.map((text, k) => ({ text, vector: vectors[k]! })) });
+        await index.put(TENANT, { meta: meta(`ingest-${i}`, batch.length, model.id, model.dimensions), chunks: batch.map((text, k) => ({ text, vector: vectors[k]! })) });
       }
       const ms = performance.now() - t0;
       out.push({ engine: name, chunksPerSecond: texts.length / (ms / 1000), embedShare: embedMs / ms });

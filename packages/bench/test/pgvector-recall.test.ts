@@ -46,7 +46,7 @@ describe.skipIf(!(await reachable()))('HNSW recall (pgvector engine)', () => {
         id: `doc-${d}`, title: `doc ${d}`, metadata: {}, createdAt: new Date(0).toISOString(), chunkCount: CHUNKS,
         contentHash: '', model: 'synthetic', dimensions: DIMS, chunkSize: 800, chunkOverlap: 0,
       };
-      await index.put({ meta, chunks: Array.from({ length: CHUNKS }, (_, i) => ({ text: `${d}/${i}`, vector: vector() })) });
+      await index.put('default', { meta, chunks: Array.from({ length: CHUNKS }, (_, i) => ({ text: `${d}/${i}`, vector: vector() })) });
     }
 
     const c = new pg.Client({ connectionString: DATABASE_URL });
@@ -58,7 +58,7 @@ describe.skipIf(!(await reachable()))('HNSW recall (pgvector engine)', () => {
         const query = vector();
         const { rows } = await c.query<{ text: string }>(`SELECT text FROM "${schema}".chunks ORDER BY embedding <=> $1 LIMIT 10`, [`[${Array.from(query).join(',')}]`]);
         const exact = new Set(rows.map((r) => r.text));
-        const approx = await index.search(query, { limit: 10, filters: {} });
+        const approx = await index.search('default', query, { limit: 10, filters: {} });
         found += approx.hits.filter((h) => exact.has(h.text)).length;
       }
       const plan = await c.query(`EXPLAIN SELECT text FROM "${schema}".chunks ORDER BY embedding <=> '[${new Array(DIMS).fill(0.1).join(',')}]' LIMIT 10`);

@@ -16,7 +16,7 @@ const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const search = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/search', payload });
 const invalidate = (pattern: string, headers: Record<string, string> = auth) =>
   f.app.inject({ method: 'DELETE', url: `/api/v1/cache/search/${pattern}`, headers });
-const slugs = async () => (await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[3]).sort();
+const slugs = async () => (await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).map((k) => k.split(':')[4]).sort();
 
 describe('DELETE /api/v1/cache/search/:pattern', () => {
   it('removes only the search entries whose query slug matches', async () => {

@@ -52,7 +52,7 @@ describe('POST /api/v1/context', () => {
     expect(c.headers['x-cache']).toBe('miss');
     const keys = await scanKeys(f.raw, 'retrieval-proxy:context_bundles:*');
     expect(keys).toHaveLength(2);
-    for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:refund-request:v\d+\.[0-9a-f]{16}:[0-9a-f]{16}$/);
+    for (const k of keys) expect(k).toMatch(/^retrieval-proxy:context_bundles:q:default:refund-request:v\d+\.[0-9a-f]{16}:[0-9a-f]{16}$/);
     expect(await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).toEqual([]);
 
     expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/documents/refund-rules' })).statusCode).toBe(204);

@@ -30,14 +30,14 @@ describe('filters', () => {
 });
 
 describe('cache keys', () => {
-  const base = { kind: 'search' as const, query: '  Refund   POLICY\n', limit: 10, model: '' };
+  const base = { tenant: 'default', kind: 'search' as const, query: '  Refund   POLICY\n', limit: 10, model: '' };
 
   const stamp = (version: number, epoch = '0123456789abcdef') => ({ epoch, version });
 
-  it('normalizes the query and builds q:<slug>:v<version>.<epoch>:<hash16>', () => {
+  it('normalizes the query and builds q:<tenant>:<slug>:v<version>.<epoch>:<hash16>', () => {
     expect(normalizeQuery(base.query)).toBe('refund policy');
     const key = retrievalCacheKey(normalizeRequest(base), stamp(7));
-    expect(key).toMatch(/^q:refund-policy:v7\.0123456789abcdef:[0-9a-f]{16}$/);
+    expect(key).toMatch(/^q:default:refund-policy:v7\.0123456789abcdef:[0-9a-f]{16}$/);
   });
 
   it('gives the same version of another corpus epoch (a state reset) another key', () => {
@@ -66,7 +66,7 @@ describe('cache keys', () => {
   });
 
   it('maps an admin pattern onto the slug', () => {
-    expect(searchPatternGlob('*Refund_Policy*')).toBe('q:*refund-policy*:v*');
+    expect(searchPatternGlob('*Refund_Policy*')).toBe('q:*:*refund-policy*:v*');
   });
 });
 
@@ -128,8 +128,8 @@ describe('CorpusIndex', () => {
   const snapshot = () => ({
     stamp,
     documents: [
-      { meta: meta('a', 'en'), chunks: [{ text: 'a0', vector: new Float32Array([1, 0]) }, { text: 'a1', vector: new Float32Array([0, 1]) }] },
-      { meta: meta('b', 'de'), chunks: [{ text: 'b0', vector: new Float32Array([1, 1]) }, { text: 'b1', vector: new Float32Array([-1, 0]) }] },
+      { tenant: 'default', meta: meta('a', 'en'), chunks: [{ text: 'a0', vector: new Float32Array([1, 0]) }, { text: 'a1', vector: new Float32Array([0, 1]) }] },
+      { tenant: 'default', meta: meta('b', 'de'), chunks: [{ text: 'b0', vector: new Float32Array([1, 1]) }, { text: 'b1', vector: new Float32Array([-1, 0]) }] },
     ],
   });
 
@@ -142,11 +142,11 @@ describe('CorpusIndex', () => {
     await index.ensureStamp(stamp);
     await index.ensureStamp({ ...stamp });
     expect(loads).toBe(1);
-    const r = index.search(new Float32Array([1, 0]), { limit: 3, filters: {} });
+    const r = index.search('default', new Float32Array([1, 0]), { limit: 3, filters: {} });
     expect(r.hits.map((h) => `${h.meta.id}${h.chunkIndex}`)).toEqual(['a0', 'b0', 'a1']);
     expect(r.total).toBe(4);
-    expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: { lang: 'de' } }).hits.map((h) => h.text)).toEqual(['b0', 'b1']);
-    expect(index.search(new Float32Array([1, 0]), { limit: 10, filters: {}, scoreThreshold: 0.5 }).total).toBe(2);
+    expect(index.search('default', new Float32Array([1, 0]), { limit: 10, filters: { lang: 'de' } }).hits.map((h) => h.text)).toEqual(['b0', 'b1']);
+    expect(index.search('default', new Float32Array([1, 0]), { limit: 10, filters: {}, scoreThreshold: 0.5 }).total).toBe(2);
     stamp = { epoch: 'e1', version: 2 };
     await index.ensureStamp(stamp);
     expect(loads).toBe(2);
@@ -156,8 +156,8 @@ describe('CorpusIndex', () => {
     await index.ensureStamp(stamp);
     expect(loads).toBe(3);
     // Only the next version of the same epoch is applied in place.
-    expect(index.applyDelete('a', { epoch: 'e1', version: 2 })).toBe(false);
-    expect(index.applyDelete('a', { epoch: 'e2', version: 2 })).toBe(true);
+    expect(index.applyDelete('default', 'a', { epoch: 'e1', version: 2 })).toBe(false);
+    expect(index.applyDelete('default', 'a', { epoch: 'e2', version: 2 })).toBe(true);
     expect(index.stamp).toEqual({ epoch: 'e2', version: 2 });
   });
 
@@ -165,6 +165,7 @@ describe('CorpusIndex', () => {
     // Few distinct directions: many exact ties, in documents whose ids sort differently from their load order.
     const dirs = [new Float32Array([1, 0]), new Float32Array([0.6, 0.8]), new Float32Array([0, 1]), new Float32Array([-1, 0])];
     const documents = Array.from({ length: 30 }, (_, d) => ({
+      tenant: 'default',
       meta: { ...meta(`doc-${(d * 7) % 30}`, 'en'), chunkCount: 5 },
       chunks: Array.from({ length: 5 }, (_, i) => ({ text: `${d}/${i}`, vector: dirs[(d + i * 3) % dirs.length]! })),
     }));
@@ -177,7 +178,7 @@ describe('CorpusIndex', () => {
       .sort((a, b) => b.score - a.score || a.id.localeCompare(b.id) || a.i - b.i)
       .map((h) => `${h.id}#${h.i}`);
     for (const limit of [1, 7, 50, 150]) {
-      const r = index.search(query, { limit, filters: {} });
+      const r = index.search('default', query, { limit, filters: {} });
       expect(r.total).toBe(150);
       expect(r.hits.map((h) => `${h.meta.id}#${h.chunkIndex}`)).toEqual(reference.slice(0, limit));
     }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
+import { DEFAULT_TENANT } from '@aicache/auth';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 
@@ -99,6 +100,10 @@ export function testConfig(redis: TestRedis, db: number, workerUrl: string, extr
 
 export async function makeApp(config: Config, overrides: BuildOverrides = {}) {
   const app = await buildApp(config, { logger: false, adminRateLimit: false, underPressure: false, ...overrides });
+  // Until the auth plugin sets it, every request acts for the default tenant.
+  app.addHook('onRequest', async (request) => {
+    request.principal ??= { kind: 'anonymous', tenant: DEFAULT_TENANT, scopes: ['admin'] };
+  });
   await app.ready();
   return app;
 }
@@ -114,7 +119,7 @@ export function rawClient(redis: TestRedis, db: number): Redis {
  * have to, so running apps reload their in-memory index.
  */
 export async function wipe(client: Redis): Promise<number> {
-  await unlinkMatching(client, 'retrieval-proxy:*', 'state:retrieval-proxy:doc*');
+  await unlinkMatching(client, 'retrieval-proxy:*', 'state:retrieval-proxy:doc*', 'state:retrieval-proxy:t:*', 'state:retrieval-proxy:tenants');
   return client.incr('state:retrieval-proxy:corpus_version');
 }
 

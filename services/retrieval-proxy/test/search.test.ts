@@ -40,7 +40,7 @@ describe('POST /api/v1/search', () => {
     expect(body.results[0].score).toBeLessThanOrEqual(1);
   });
 
-  it('caches the answer: miss then hit, stored under q:<slug>:v<version>.<epoch>:<hash> with the category TTL', async () => {
+  it('caches the answer: miss then hit, stored under q:<tenant>:<slug>:v<version>.<epoch>:<hash> with the category TTL', async () => {
     const first = await search({ query: 'Refund   POLICY ' });
     expect(first.headers['x-cache']).toBe('miss');
     expect(f.worker.calls).toHaveLength(1);
@@ -55,7 +55,7 @@ describe('POST /api/v1/search', () => {
     expect(epoch).toMatch(/^[0-9a-f]{16}$/);
     const keys = await searchKeys();
     expect(keys).toHaveLength(1);
-    expect(keys[0]).toMatch(new RegExp(`^retrieval-proxy:search_results:q:refund-policy:v${version}\\.${epoch}:[0-9a-f]{16}$`));
+    expect(keys[0]).toMatch(new RegExp(`^retrieval-proxy:search_results:q:default:refund-policy:v${version}\\.${epoch}:[0-9a-f]{16}$`));
     const ttl = await f.raw.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3600 * 1.05);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CorpusStamp } from './document-store.js';
 import { normalizeFilters, type Filters } from './filters.js';
+import { TENANT_RE } from '@aicache/auth';
 
 export const MAX_SLUG_LENGTH = 80;
 
@@ -20,6 +21,8 @@ export function querySlug(normalizedQuery: string): string {
 }
 
 export interface RetrievalRequest {
+  /** Whose documents are searched: part of the key, so an answer is only ever served to its own tenant. */
+  tenant: string;
   kind: 'search' | 'context';
   query: string;
   limit: number;
@@ -31,6 +34,7 @@ export interface RetrievalRequest {
 }
 
 export interface NormalizedRequest {
+  tenant: string;
   kind: 'search' | 'context';
   query: string;
   limit: number;
@@ -42,6 +46,7 @@ export interface NormalizedRequest {
 
 export function normalizeRequest(req: RetrievalRequest): NormalizedRequest {
   return {
+    tenant: req.tenant,
     kind: req.kind,
     query: normalizeQuery(req.query),
     limit: req.limit,
@@ -66,21 +71,27 @@ function stableStringify(value: unknown): string {
 }
 
 /**
- * `q:<slug>:v<version>.<epoch>:<sha256(normalized request) 16 hex>`. The slug lets admins invalidate by
- * query text; the hash covers the whole request, so requests differing in any field never share an
+ * `q:<tenant>:<slug>:v<version>.<epoch>:<sha256(normalized request) 16 hex>`. The tenant says whose answer it is
+ * (and is hashed too, with the rest of the request): no tenant is ever served another's. The slug lets admins
+ * invalidate by query text; the hash covers the whole request, so requests differing in any field never share an
  * entry; the corpus stamp makes every entry written before an ingest/delete unreachable, and the epoch
  * those written before a state reset (whose version numbers start again at 1).
  */
 export function retrievalCacheKey(req: NormalizedRequest, stamp: CorpusStamp): string {
+  if (!TENANT_RE.test(req.tenant)) throw new RangeError(`not a tenant id: ${JSON.stringify(req.tenant)}`);
   const hash = createHash('sha256').update(stableStringify(req)).digest('hex').slice(0, 16);
-  return `q:${querySlug(req.query)}:v${stamp.version}.${stamp.epoch}:${hash}`;
+  return `q:${req.tenant}:${querySlug(req.query)}:v${stamp.version}.${stamp.epoch}:${hash}`;
 }
 
-/** Admin pattern (chars [A-Za-z0-9*?_-], no ':') -> glob over the key part, matched against the query slug. */
+/**
+ * Admin pattern (chars [A-Za-z0-9*?_-], no ':') -> glob over the key part, matched against the query slug, for every
+ * tenant. Neither tenants nor slugs contain ':', and ':v' follows only the slug, so the pattern can only ever match
+ * a whole slug: `q:*:refund:v*` does not reach `q:<tenant>:refund-policy:...`.
+ */
 export function searchPatternGlob(pattern: string): string {
   // Slugs are lower-case and never contain '_' (it becomes '-'), so map the pattern the same way.
   const slugPattern = pattern.toLowerCase().replace(/_/g, '-');
-  return `q:${slugPattern}:v*`;
+  return `q:*:${slugPattern}:v*`;
 }
 
 export const SEARCH_PATTERN_RE = /^[A-Za-z0-9*?_-]{1,200}$/;

@@ -41,14 +41,18 @@ function indexDocument(meta: DocumentMeta, chunks: { text: string; vector: Float
   return { meta, texts: chunks.map((c) => c.text), matrix, dims };
 }
 
+type TenantDocs = Map<string, IndexedDocument>;
+
 /**
  * In-memory copy of the document index for brute-force cosine search. It is labelled with the corpus
  * stamp (epoch and version) it was loaded at; callers compare it with the stamp in Redis on every request
  * and reload when they differ (single-flight), so replicas never answer from an older corpus than Redis
  * holds, nor from the corpus of before a state reset whose version number came round again.
+ * Documents are held per tenant, and a search only ever looks at the asking tenant's: the top k is taken among
+ * that tenant's chunks alone.
  */
 export class CorpusIndex {
-  private docs = new Map<string, IndexedDocument>();
+  private tenants = new Map<string, TenantDocs>();
   private loaded: CorpusStamp | undefined;
   private reloading: Promise<void> | undefined;
 
@@ -58,8 +62,11 @@ export class CorpusIndex {
     return this.loaded;
   }
 
+  /** Documents held, of every tenant. */
   get size(): number {
-    return this.docs.size;
+    let n = 0;
+    for (const docs of this.tenants.values()) n += docs.size;
+    return n;
   }
 
   /** Loads unconditionally (boot). */
@@ -68,9 +75,13 @@ export class CorpusIndex {
       this.reloading = (async () => {
         try {
           const snapshot = await this.load();
-          const next = new Map<string, IndexedDocument>();
-          for (const d of snapshot.documents) next.set(d.meta.id, indexDocument(d.meta, d.chunks));
-          this.docs = next;
+          const next = new Map<string, TenantDocs>();
+          for (const d of snapshot.documents) {
+            let docs = next.get(d.tenant);
+            if (!docs) next.set(d.tenant, (docs = new Map()));
+            docs.set(d.meta.id, indexDocument(d.meta, d.chunks));
+          }
+          this.tenants = next;
           this.loaded = snapshot.stamp;
         } finally {
           this.reloading = undefined;
@@ -94,35 +105,44 @@ export class CorpusIndex {
    * version of the same epoch (nobody else wrote in between) and no reload is running; otherwise the next
    * check reloads.
    */
-  applyPut(doc: { meta: DocumentMeta; chunks: { text: string; vector: Float32Array }[] }, stamp: CorpusStamp): boolean {
+  applyPut(tenant: string, doc: { meta: DocumentMeta; chunks: { text: string; vector: Float32Array }[] }, stamp: CorpusStamp): boolean {
     if (!this.follows(stamp)) return false;
-    const next = new Map(this.docs);
+    const next = new Map(this.tenants.get(tenant));
     next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
-    this.docs = next;
+    this.replaceTenant(tenant, next);
     this.loaded = stamp;
     return true;
   }
 
-  applyDelete(id: string, stamp: CorpusStamp): boolean {
+  applyDelete(tenant: string, id: string, stamp: CorpusStamp): boolean {
     if (!this.follows(stamp)) return false;
-    const next = new Map(this.docs);
+    const next = new Map(this.tenants.get(tenant));
     next.delete(id);
-    this.docs = next;
+    this.replaceTenant(tenant, next);
     this.loaded = stamp;
     return true;
+  }
+
+  /** Copy on write: a search running over the old maps keeps seeing them whole. */
+  private replaceTenant(tenant: string, docs: TenantDocs): void {
+    const next = new Map(this.tenants);
+    if (docs.size > 0) next.set(tenant, docs);
+    else next.delete(tenant);
+    this.tenants = next;
   }
 
   private follows(stamp: CorpusStamp): boolean {
     return !this.reloading && this.loaded !== undefined && this.loaded.epoch === stamp.epoch && this.loaded.version === stamp.version - 1;
   }
 
-  search(query: Float32Array, opts: SearchOptions): SearchOutcome {
+  /** The tenant's best chunks; no other tenant's document is looked at. */
+  search(tenant: string, query: Float32Array, opts: SearchOptions): SearchOutcome {
     const q = normalize(query);
     const threshold = opts.scoreThreshold ?? -Infinity;
     const top = new TopHits(opts.limit);
     let total = 0;
     let skippedDimensionMismatch = 0;
-    for (const doc of this.docs.values()) {
+    for (const doc of this.tenants.get(tenant)?.values() ?? []) {
       if (!matchesFilters(doc.meta, opts.filters)) continue;
       if (doc.dims !== q.length) {
         skippedDimensionMismatch += doc.texts.length;

@@ -23,8 +23,9 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /**
  * Migrations, in order, run at boot under an advisory lock (replicas booting together migrate once). The vector
  * column gets its dimension, and the HNSW index is made, by the first ingest: the dimension comes from the model.
+ * Exported for the upgrade tests, which lay out a schema as an older release left it.
  */
-const MIGRATIONS: Array<(s: string) => string> = [
+export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   (s) => `
     CREATE EXTENSION IF NOT EXISTS vector;
     CREATE TABLE ${s}.corpus (
@@ -53,6 +54,20 @@ const MIGRATIONS: Array<(s: string) => string> = [
   (s) => `
     ALTER TABLE ${s}.corpus ADD COLUMN chunks bigint NOT NULL DEFAULT 0;
     UPDATE ${s}.corpus SET chunks = (SELECT count(*) FROM ${s}.chunks);`,
+  // Tenants: every document and chunk belongs to one, ids are per tenant. Rows stored before belong to 'default'.
+  // The chunks carry the tenant too (kept equal to their document's by the foreign key), so a search filters the
+  // chunks themselves, through their primary key's leading column or within the HNSW scan, before taking the top k.
+  // Each tenant's chunk count is kept, as the corpus's is, for an unfiltered search's total.
+  (s) => `
+    ALTER TABLE ${s}.documents ADD COLUMN tenant text NOT NULL DEFAULT 'default';
+    ALTER TABLE ${s}.chunks ADD COLUMN tenant text NOT NULL DEFAULT 'default';
+    ALTER TABLE ${s}.chunks DROP CONSTRAINT chunks_document_id_fkey, DROP CONSTRAINT chunks_pkey;
+    ALTER TABLE ${s}.documents DROP CONSTRAINT documents_pkey, ADD CONSTRAINT documents_pkey PRIMARY KEY (tenant, id);
+    ALTER TABLE ${s}.chunks
+      ADD CONSTRAINT chunks_pkey PRIMARY KEY (tenant, document_id, chunk_index),
+      ADD CONSTRAINT chunks_document_fkey FOREIGN KEY (tenant, document_id) REFERENCES ${s}.documents (tenant, id) ON DELETE CASCADE;
+    CREATE TABLE ${s}.tenants (tenant text PRIMARY KEY, chunks bigint NOT NULL DEFAULT 0);
+    INSERT INTO ${s}.tenants (tenant, chunks) SELECT tenant, count(*) FROM ${s}.chunks GROUP BY tenant;`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
@@ -67,7 +82,8 @@ function unavailable(err: unknown): boolean {
 /**
  * The document index on PostgreSQL + pgvector: documents and chunks in tables of their own schema, ranked by
  * the HNSW index (cosine), filters in SQL, every write one transaction that also moves the corpus stamp. Nothing of
- * the corpus is held in the process: a replica's memory does not grow with it.
+ * the corpus is held in the process: a replica's memory does not grow with it. Every statement on documents or
+ * chunks names the tenant (`WHERE tenant = $n`): rows are keyed (tenant, id).
  */
 export class PgVectorIndex implements RetrievalIndex {
   readonly engine = 'pgvector';
@@ -170,11 +186,15 @@ export class PgVectorIndex implements RetrievalIndex {
     return rows[0]!;
   }
 
-  /** Moves the stamp and the chunk count (by `chunkDelta`), in the write's transaction. */
-  private async bump(c: pg.PoolClient, chunkDelta: number): Promise<CorpusStamp> {
+  /** Moves the stamp and the chunk counts, the corpus's and the tenant's (by `chunkDelta`), in the write's transaction. */
+  private async bump(c: pg.PoolClient, tenant: string, chunkDelta: number): Promise<CorpusStamp> {
     const { rows } = await c.query<{ epoch: string; version: string }>(
-      `UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version`,
-      [chunkDelta],
+      `WITH counted AS (
+         INSERT INTO ${this.s}.tenants AS t (tenant, chunks) VALUES ($2, $1)
+         ON CONFLICT (tenant) DO UPDATE SET chunks = t.chunks + EXCLUDED.chunks
+       )
+       UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version`,
+      [chunkDelta, tenant],
     );
     return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
   }
@@ -186,7 +206,7 @@ export class PgVectorIndex implements RetrievalIndex {
     );
   }
 
-  async put(doc: StoredDocument): Promise<CorpusStamp> {
+  async put(tenant: string, doc: StoredDocument): Promise<CorpusStamp> {
     const dims = doc.meta.dimensions;
     return this.tx('document write', async (c) => {
       const corpus = await this.lockCorpus(c);
@@ -198,48 +218,59 @@ export class PgVectorIndex implements RetrievalIndex {
       } else if (corpus.dimensions !== dims) {
         throw this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model);
       }
-      const old = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [doc.meta.id]);
-      await c.query(`INSERT INTO ${this.s}.documents (id, meta, source, metadata) VALUES ($1, $2, $3, $4)`, [
+      const old = await c.query<{ n: number }>(
+        `DELETE FROM ${this.s}.documents WHERE tenant = $1 AND id = $2 RETURNING (meta->>'chunkCount')::int AS n`,
+        [tenant, doc.meta.id],
+      );
+      await c.query(`INSERT INTO ${this.s}.documents (tenant, id, meta, source, metadata) VALUES ($1, $2, $3, $4, $5)`, [
+        tenant,
         doc.meta.id,
         JSON.stringify(doc.meta),
         doc.meta.source ?? null,
         JSON.stringify(doc.meta.metadata),
       ]);
       await c.query(
-        `INSERT INTO ${this.s}.chunks (document_id, chunk_index, text, embedding)
-         SELECT $1, i - 1, t, e::vector FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(t, e, i)`,
-        [doc.meta.id, doc.chunks.map((ch) => ch.text), doc.chunks.map((ch) => toSql(ch.vector))],
+        `INSERT INTO ${this.s}.chunks (tenant, document_id, chunk_index, text, embedding)
+         SELECT $1, $2, i - 1, t, e::vector FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS u(t, e, i)`,
+        [tenant, doc.meta.id, doc.chunks.map((ch) => ch.text), doc.chunks.map((ch) => toSql(ch.vector))],
       );
-      return this.bump(c, doc.chunks.length - (old.rows[0]?.n ?? 0));
+      return this.bump(c, tenant, doc.chunks.length - (old.rows[0]?.n ?? 0));
     });
   }
 
-  async delete(id: string): Promise<CorpusStamp | undefined> {
+  async delete(tenant: string, id: string): Promise<CorpusStamp | undefined> {
     return this.tx('document delete', async (c) => {
       await this.lockCorpus(c);
-      const { rows } = await c.query<{ n: number }>(`DELETE FROM ${this.s}.documents WHERE id = $1 RETURNING (meta->>'chunkCount')::int AS n`, [id]);
+      const { rows } = await c.query<{ n: number }>(
+        `DELETE FROM ${this.s}.documents WHERE tenant = $1 AND id = $2 RETURNING (meta->>'chunkCount')::int AS n`,
+        [tenant, id],
+      );
       if (rows.length === 0) return undefined;
-      return this.bump(c, -rows[0]!.n);
+      return this.bump(c, tenant, -rows[0]!.n);
     });
   }
 
-  async get(id: string): Promise<StoredDocument | undefined> {
+  async get(tenant: string, id: string): Promise<StoredDocument | undefined> {
     return this.use('document read', async (c) => {
-      const doc = await c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents WHERE id = $1`, [id]);
+      const doc = await c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents WHERE tenant = $1 AND id = $2`, [tenant, id]);
       if (doc.rowCount === 0) return undefined;
       const chunks = await c.query<{ text: string; embedding: string }>(
-        `SELECT text, embedding::text AS embedding FROM ${this.s}.chunks WHERE document_id = $1 ORDER BY chunk_index`,
-        [id],
+        `SELECT text, embedding::text AS embedding FROM ${this.s}.chunks WHERE tenant = $1 AND document_id = $2 ORDER BY chunk_index`,
+        [tenant, id],
       );
       return { meta: doc.rows[0]!.meta, chunks: chunks.rows.map((r) => ({ text: r.text, vector: fromSql(r.embedding) })) };
     });
   }
 
-  async list(offset: number, limit: number) {
+  async list(tenant: string, offset: number, limit: number) {
     return this.use('document list', async (c) => {
       const [total, page] = await Promise.all([
-        c.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.s}.documents`),
-        c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents ORDER BY id COLLATE "C" LIMIT $1 OFFSET $2`, [limit, offset]),
+        c.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.s}.documents WHERE tenant = $1`, [tenant]),
+        c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents WHERE tenant = $1 ORDER BY id COLLATE "C" LIMIT $2 OFFSET $3`, [
+          tenant,
+          limit,
+          offset,
+        ]),
       ]);
       return { total: Number(total.rows[0]!.n), documents: page.rows.map((r) => r.meta) };
     });
@@ -258,17 +289,19 @@ export class PgVectorIndex implements RetrievalIndex {
     return this.last;
   }
 
-  async search(query: Float32Array, opts: SearchOptions): Promise<SearchOutcome> {
+  async search(tenant: string, query: Float32Array, opts: SearchOptions): Promise<SearchOutcome> {
     const where: string[] = [];
-    const params: unknown[] = [toSql(query)];
+    // $1 the query, $2 the tenant: the tenant's chunks only, filtered before the limit.
+    const params: unknown[] = [toSql(query), tenant];
     const param = (v: unknown) => `$${params.push(v)}`;
     for (const [key, wanted] of Object.entries(opts.filters)) where.push(this.filterSql(key, wanted as FilterValue, param));
     const threshold = opts.scoreThreshold ?? null;
     if (threshold !== null) where.push(`(c.embedding <=> $1) <= ${param(1 - threshold)}`);
-    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const filter = ['c.tenant = $2', ...where].join(' AND ');
     return this.tx('document search', async (c) => {
-      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string }>(
-        `SELECT dimensions, model, chunks FROM ${this.s}.corpus WHERE id = 1`,
+      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string | null }>(
+        `SELECT dimensions, model, (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks FROM ${this.s}.corpus WHERE id = 1`,
+        [tenant],
       );
       const dims = corpus[0]!.dimensions;
       if (dims === null) return { hits: [], total: 0, skippedDimensionMismatch: 0 };
@@ -276,15 +309,15 @@ export class PgVectorIndex implements RetrievalIndex {
       // One round trip for both settings. With filters the index scan goes on until `limit` rows pass them
       // (pgvector 0.8 iterative scans).
       await c.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.opts.efSearch, opts.limit)}; SET LOCAL hnsw.iterative_scan = relaxed_order`);
-      const from = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.id = c.document_id ${filter}`;
+      const from = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.tenant = c.tenant AND d.id = c.document_id WHERE ${filter}`;
       const top = await c.query<{ meta: DocumentMeta; chunk_index: number; text: string; distance: number }>(
         `SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance ${from} ORDER BY c.embedding <=> $1 LIMIT ${param(opts.limit)}`,
         params,
       );
-      // Without filters or threshold every chunk passes: the kept count. Otherwise they are counted (a scan).
+      // Without filters or threshold every chunk of the tenant passes: the kept count. Otherwise they are counted.
       const total =
         where.length === 0
-          ? Number(corpus[0]!.chunks)
+          ? Number(corpus[0]!.chunks ?? 0)
           : // Same parameters but the limit; $1 (the query) typed even where only the ranking used it.
             Number((await c.query<{ n: string }>(`SELECT count(*) AS n, $1::vector IS NULL AS unused ${from} GROUP BY 2`, params.slice(0, -1))).rows[0]?.n ?? 0);
       const hits: Hit[] = top.rows.map((r) => ({ meta: r.meta, chunkIndex: r.chunk_index, text: r.text, score: Math.max(-1, Math.min(1, 1 - r.distance)) }));

@@ -10,13 +10,14 @@ import type { CorpusStamp, DocumentMeta, DocumentStore, StoredDocument } from '.
  */
 export interface RetrievalIndex {
   readonly engine: 'redis' | 'pgvector';
-  /** Stores (or replaces) a document with its chunks; the stamp after the write. */
-  put(doc: StoredDocument): Promise<CorpusStamp>;
-  /** The stamp after the delete; undefined when there was no such document. */
-  delete(id: string): Promise<CorpusStamp | undefined>;
-  get(id: string): Promise<StoredDocument | undefined>;
-  list(offset: number, limit: number): Promise<{ total: number; documents: DocumentMeta[] }>;
-  /** The corpus stamp now: read on every cached request. */
+  /** Stores (or replaces) the tenant's document with its chunks; the stamp after the write. */
+  put(tenant: string, doc: StoredDocument): Promise<CorpusStamp>;
+  /** The stamp after the delete; undefined when the tenant has no such document (another tenant's is not seen). */
+  delete(tenant: string, id: string): Promise<CorpusStamp | undefined>;
+  get(tenant: string, id: string): Promise<StoredDocument | undefined>;
+  /** The tenant's documents in id order, and how many it has. */
+  list(tenant: string, offset: number, limit: number): Promise<{ total: number; documents: DocumentMeta[] }>;
+  /** The corpus stamp now (one for all tenants: any write moves it): read on every cached request. */
   stamp(): Promise<CorpusStamp>;
   /**
    * The stamp of the corpus this process can still answer for when the stamp cannot be read (its store is failing
@@ -26,8 +27,8 @@ export interface RetrievalIndex {
   lastStamp(): CorpusStamp | undefined;
   /** Gets ready to search the corpus at `stamp` while the query is being embedded (the Redis engine reloads its copy). */
   prepare?(stamp: CorpusStamp): Promise<void>;
-  /** Ranks chunks against the corpus at `stamp` (just read) or newer. */
-  search(query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome>;
+  /** Ranks the tenant's chunks, and no other's, against the corpus at `stamp` (just read) or newer. */
+  search(tenant: string, query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome>;
   /** Boot work (load, migrate); a failure is logged by the caller and retried by the first request. */
   warmUp(): Promise<{ documents: number } & Record<string, unknown>>;
   close?(): Promise<void>;
@@ -42,24 +43,24 @@ export class RedisRetrievalIndex implements RetrievalIndex {
     this.copy = new CorpusIndex(() => store.loadAll());
   }
 
-  async put(doc: StoredDocument): Promise<CorpusStamp> {
-    const stamp = await this.store.put(doc);
-    this.copy.applyPut(doc, stamp);
+  async put(tenant: string, doc: StoredDocument): Promise<CorpusStamp> {
+    const stamp = await this.store.put(tenant, doc);
+    this.copy.applyPut(tenant, doc, stamp);
     return stamp;
   }
 
-  async delete(id: string): Promise<CorpusStamp | undefined> {
-    const stamp = await this.store.delete(id);
-    if (stamp !== undefined) this.copy.applyDelete(id, stamp);
+  async delete(tenant: string, id: string): Promise<CorpusStamp | undefined> {
+    const stamp = await this.store.delete(tenant, id);
+    if (stamp !== undefined) this.copy.applyDelete(tenant, id, stamp);
     return stamp;
   }
 
-  get(id: string) {
-    return this.store.get(id);
+  get(tenant: string, id: string) {
+    return this.store.get(tenant, id);
   }
 
-  list(offset: number, limit: number) {
-    return this.store.list(offset, limit);
+  list(tenant: string, offset: number, limit: number) {
+    return this.store.list(tenant, offset, limit);
   }
 
   stamp() {
@@ -94,9 +95,9 @@ export class RedisRetrievalIndex implements RetrievalIndex {
     }
   }
 
-  async search(query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome> {
+  async search(tenant: string, query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome> {
     await this.caughtUp(stamp);
-    return this.copy.search(query, opts);
+    return this.copy.search(tenant, query, opts);
   }
 
   async warmUp() {

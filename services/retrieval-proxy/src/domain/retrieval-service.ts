@@ -78,6 +78,8 @@ function citationOf(hit: Hit, rank: number) {
  * normalized request plus the corpus stamp read from Redis on every request, so an ingest or delete
  * (which bumps the version in the same script) makes every older answer unreachable at once, and so
  * does a state reset (a new epoch). State Redis trouble is the kit's StateUnavailable (503, nothing written).
+ * Every call acts for one tenant (the route's `tenantOf(request)`): documents, ids, searches and cached answers are
+ * the tenant's own, and another tenant's document id is answered exactly as an unknown one.
  */
 export class RetrievalService {
   readonly index: RetrievalIndex;
@@ -86,7 +88,7 @@ export class RetrievalService {
     this.index = opts.index;
   }
 
-  async ingest(input: IngestInput, requestId?: string) {
+  async ingest(tenant: string, input: IngestInput, requestId?: string) {
     const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
     if (chunkOverlap > chunkSize / 2) {
@@ -126,23 +128,23 @@ export class RetrievalService {
       chunkSize,
       chunkOverlap,
     };
-    const stamp = await this.index.put({ meta, chunks });
+    const stamp = await this.index.put(tenant, { meta, chunks });
     return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion: stamp.version };
   }
 
-  async get(id: string) {
-    const doc = await this.index.get(id);
+  async get(tenant: string, id: string) {
+    const doc = await this.index.get(tenant, id);
     if (!doc) throw errors.NotFound('document', id);
     return { ...publicDocument(doc.meta), chunks: doc.chunks.map((c, index) => ({ index, text: c.text })) };
   }
 
-  async list(offset: number, limit: number) {
-    const { total, documents } = await this.index.list(offset, limit);
+  async list(tenant: string, offset: number, limit: number) {
+    const { total, documents } = await this.index.list(tenant, offset, limit);
     return { total, offset, limit, documents: documents.map(publicDocument) };
   }
 
-  async delete(id: string): Promise<CorpusStamp> {
-    const stamp = await this.index.delete(id);
+  async delete(tenant: string, id: string): Promise<CorpusStamp> {
+    const stamp = await this.index.delete(tenant, id);
     if (stamp === undefined) throw errors.NotFound('document', id);
     return stamp;
   }
@@ -157,8 +159,9 @@ export class RetrievalService {
     }
   }
 
-  private normalized(kind: 'search' | 'context', q: SearchRequest & Pick<ContextRequest, 'maxChars'>, defaultLimit: number): NormalizedRequest {
+  private normalized(tenant: string, kind: 'search' | 'context', q: SearchRequest & Pick<ContextRequest, 'maxChars'>, defaultLimit: number): NormalizedRequest {
     const req = normalizeRequest({
+      tenant,
       kind,
       query: q.query,
       limit: q.limit ?? defaultLimit,
@@ -175,7 +178,7 @@ export class RetrievalService {
   private async rank(req: NormalizedRequest, stamp: CorpusStamp, requestId?: string) {
     const [embedding] = await Promise.all([this.opts.embedder.embed([req.query], requestId ? { requestId } : {}), this.index.prepare?.(stamp)]);
     const vector = embedding.vectors[0] as Float32Array;
-    const outcome = await this.index.search(vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
+    const outcome = await this.index.search(req.tenant, vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
     if (outcome.skippedDimensionMismatch > 0) {
       this.opts.logger?.warn(
         { skipped: outcome.skippedDimensionMismatch, queryModel: embedding.model, dims: vector.length },
@@ -221,8 +224,8 @@ export class RetrievalService {
     }
   }
 
-  search(q: SearchRequest, requestId?: string): Promise<CachedAnswer> {
-    const req = this.normalized('search', q, 10);
+  search(tenant: string, q: SearchRequest, requestId?: string): Promise<CachedAnswer> {
+    const req = this.normalized(tenant, 'search', q, 10);
     return this.cached(this.opts.searchCache, req, async (stamp) => {
       const { hits, total } = await this.rank(req, stamp, requestId);
       return {
@@ -241,8 +244,8 @@ export class RetrievalService {
     });
   }
 
-  context(q: ContextRequest, requestId?: string): Promise<CachedAnswer> {
-    const req = this.normalized('context', q, 5);
+  context(tenant: string, q: ContextRequest, requestId?: string): Promise<CachedAnswer> {
+    const req = this.normalized(tenant, 'context', q, 5);
     return this.cached(this.opts.contextCache, req, async (stamp) => {
       const { hits } = await this.rank(req, stamp, requestId);
       const bundle = buildContext(

@@ -36,10 +36,11 @@ export async function cacheAdminRoutes(scope: FastifyInstance): Promise<void> {
         tags: ['cache'],
         summary: 'Invalidate cached search results by query text',
         description:
-          'Requires `Authorization: Bearer <CACHE_ADMIN_TOKEN>`. Search entries are keyed `q:<slug>:v<corpusVersion>.<corpusEpoch>:<hash>`, where ' +
-          'the slug is the normalized query (lower-cased, every run of characters other than a-z and 0-9 replaced by "-", ' +
-          'at most 80 chars). The pattern is a glob matched against the WHOLE slug (`*` any run, `?` one character), for ' +
-          'every corpus version: `refund` removes only the query "refund", `*refund*` every query containing "refund", ' +
+          'Requires `Authorization: Bearer <CACHE_ADMIN_TOKEN>`. Search entries are keyed ' +
+          '`q:<tenant>:<slug>:v<corpusVersion>.<corpusEpoch>:<hash>`, where the slug is the normalized query (lower-cased, every ' +
+          'run of characters other than a-z and 0-9 replaced by "-", at most 80 chars). The pattern is a glob matched against ' +
+          'the WHOLE slug (`*` any run, `?` one character), for every tenant and every corpus version: `refund` removes only ' +
+          'the query "refund", `*refund*` every query containing "refund", ' +
           '`refund-*` those starting with "refund ". The pattern is lower-cased and "_" is read as "-" like the slug; ' +
           'send `?` percent-encoded (%3F). ' +
           'Only search_results entries are removed (context bundles are not).',

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { tenantOf } from '@aicache/auth';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ContextRequest, ContextResponse } from '@aicache/contracts';
 import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
@@ -27,7 +28,7 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
       },
     },
     async (request, reply) => {
-      const answer = await opts.retrieval.context(request.body, request.id);
+      const answer = await opts.retrieval.context(tenantOf(request), request.body, request.id);
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },

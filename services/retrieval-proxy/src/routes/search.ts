@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { tenantOf } from '@aicache/auth';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SearchRequest, SearchResponse } from '@aicache/contracts';
 import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
@@ -26,7 +27,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
       },
     },
     async (request, reply) => {
-      const answer = await opts.retrieval.search(request.body, request.id);
+      const answer = await opts.retrieval.search(tenantOf(request), request.body, request.id);
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
