@@ -57,7 +57,10 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   // Tenants: every document and chunk belongs to one, ids are per tenant. Rows stored before belong to 'default'.
   // The chunks carry the tenant too (kept equal to their document's by the foreign key), so a search filters the
   // chunks themselves, through their primary key's leading column or within the HNSW scan, before taking the top k.
-  // Each tenant's chunk count is kept, as the corpus's is, for an unfiltered search's total.
+  // Each tenant's chunk count is kept, as the corpus's is, for an unfiltered search's total. The planner picks between
+  // the two by the tenant column's statistics (HNSW for a tenant holding much of the corpus, the exact scan of its
+  // rows for a small one): they are gathered at once, not left to autovacuum, so an upgraded corpus is not searched
+  // exactly until then.
   (s) => `
     ALTER TABLE ${s}.documents ADD COLUMN tenant text NOT NULL DEFAULT 'default';
     ALTER TABLE ${s}.chunks ADD COLUMN tenant text NOT NULL DEFAULT 'default';
@@ -67,7 +70,9 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
       ADD CONSTRAINT chunks_pkey PRIMARY KEY (tenant, document_id, chunk_index),
       ADD CONSTRAINT chunks_document_fkey FOREIGN KEY (tenant, document_id) REFERENCES ${s}.documents (tenant, id) ON DELETE CASCADE;
     CREATE TABLE ${s}.tenants (tenant text PRIMARY KEY, chunks bigint NOT NULL DEFAULT 0);
-    INSERT INTO ${s}.tenants (tenant, chunks) SELECT tenant, count(*) FROM ${s}.chunks GROUP BY tenant;`,
+    INSERT INTO ${s}.tenants (tenant, chunks) SELECT tenant, count(*) FROM ${s}.chunks GROUP BY tenant;
+    ANALYZE ${s}.documents;
+    ANALYZE ${s}.chunks;`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
