@@ -111,6 +111,20 @@ describe('request rate per principal', () => {
     expect(Number(await raw.get(keys[0]!))).toBe(allowed);
   });
 
+  it('checks cost no Redis round trip each: a thousand requests make one INCRBY per principal per flush', async () => {
+    const raw = await client();
+    const incrbys = async (): Promise<number> => Number(/cmdstat_incrby:calls=(\d+)/.exec(await raw.info('commandstats'))?.[1] ?? 0);
+    const r = track(new RequestRateLimiter({ redis: await client(), keyPrefix: `${uniqueName('rl')}:`, limit: 5_000, windowMs: 600_000, flushIntervalMs: 50 }));
+    const before = await incrbys();
+    const t0 = performance.now();
+    for (let i = 0; i < 1_000; i++) r.check(`key:${i % 2}`);
+    const checkMs = performance.now() - t0;
+    await sleep(150);
+    const calls = (await incrbys()) - before;
+    console.log(`1000 checks took ${checkMs.toFixed(2)} ms and ${calls} INCRBY`);
+    expect(calls).toBe(2);
+  });
+
   it('the window resets: refused now, allowed again after retryAfterMs', async () => {
     const r = track(new RequestRateLimiter({ redis: await client(), keyPrefix: `${uniqueName('rl')}:`, limit: 3, windowMs: 1_000, flushIntervalMs: 20 }));
     await roomInWindow(1_000, 200);
