@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
+import { freePort, startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
 import { Limits, type LimitsRedisError } from '../src/limits.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -140,5 +140,33 @@ describe.sequential('when Redis is in trouble the limits fail open, quickly', ()
     server.resume();
     await eventually(() => !limits.requests.degraded);
     await eventually(async () => answeredByRedis(await limits.logins.check(who)));
+  });
+
+  it('a Redis never reached, and an error callback that throws: still allowed, quickly, without a throw', async () => {
+    const port = await freePort(); // nothing listens there
+    const redis = new Redis({ host: '127.0.0.1', port });
+    redis.on('error', () => undefined);
+    clients.push(redis);
+    const limits = new Limits({
+      redis,
+      keyPrefix: `${uniqueName('never')}:`,
+      onRedisError: () => {
+        throw new Error('a broken logger');
+      },
+      requests: { flushIntervalMs: 10 },
+    });
+    open.push(limits);
+    const who = { username: 'kim', ip: '10.0.0.5' };
+    const calls: Array<() => Promise<unknown>> = [() => limits.logins.check(who), () => limits.logins.fail(who), () => limits.inputs.consume('key:n', 3)];
+    for (const call of calls) {
+      const { value, ms } = await timed(call);
+      expect(value).toEqual({ allowed: true, degraded: true });
+      expect(ms).toBeLessThan(BOUND_MS);
+    }
+    await expect(limits.logins.succeed(who)).resolves.toBeUndefined();
+    expect(limits.requests.check('key:n').allowed).toBe(true);
+    await limits.requests.flush();
+    expect(limits.requests.degraded).toBe(true);
+    expect(limits.requests.check('key:n')).toEqual({ allowed: true, degraded: true });
   });
 });

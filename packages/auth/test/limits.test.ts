@@ -97,8 +97,8 @@ describe('request rate per principal', () => {
     }
     const elapsedMs = Date.now() - started;
     const rate = attempts / (elapsedMs / 1000);
-    // limit + λ (R-1)/R (2 T + RTT), with 20 ms allowed for a round trip and the timers' lateness on a busy machine
-    const bound = limit + (rate * 0.5 * (2 * flushIntervalMs + 20)) / 1000;
+    // limit + λ (R-1)/R (2 T + RTT), with 30 ms allowed for a round trip and the timers' lateness on a busy machine
+    const bound = limit + (rate * 0.5 * (2 * flushIntervalMs + 30)) / 1000;
     console.log(`two replicas: ${attempts} attempts at ${rate.toFixed(0)}/s over ${elapsedMs} ms, ${allowed} allowed for a limit of ${limit} (bound ${bound.toFixed(1)})`);
     expect(allowed).toBeGreaterThanOrEqual(limit);
     expect(allowed).toBeLessThanOrEqual(Math.ceil(bound));

@@ -1,5 +1,5 @@
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { clamp, describe, positiveInt, seconds, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
+import { clamp, positiveInt, report, seconds, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
 
 export interface InputsSettings {
   /** Embedding inputs one principal may send per window, across replicas. 0 turns the limit off. Default 1000. */
@@ -50,7 +50,7 @@ export class InputsLimiter {
       windowMs: positiveInt('inputs.windowMs', opts.windowMs ?? INPUTS_DEFAULTS.windowMs),
     };
     this.settings = Object.freeze(s);
-    this.timeoutMs = opts.timeoutMs ?? 250;
+    this.timeoutMs = positiveInt('timeoutMs', opts.timeoutMs ?? 250);
     this.onRedisError = opts.onRedisError;
     if (s.limit > 0) {
       this.limiter = new RateLimiterRedis({
@@ -88,7 +88,7 @@ export class InputsLimiter {
       }
       return { allowed: true, remaining: res.remainingPoints };
     } catch (err) {
-      this.onRedisError?.({ op: 'inputs.consume', message: describe(err) });
+      report(this.onRedisError, 'inputs.consume', err);
       return ALLOWED_DEGRADED;
     }
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { clamp, describe, positiveInt, seconds, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
+import { clamp, positiveInt, report, seconds, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
 
 export interface LoginSettings {
   /** Failed logins for one username within `userWindowMs` that lock the username. Default 10. */
@@ -71,7 +71,7 @@ export class LoginLimiter {
       if (opts[k] !== undefined) s[k] = positiveInt(`logins.${k}`, opts[k]);
     }
     this.settings = Object.freeze(s);
-    this.timeoutMs = opts.timeoutMs ?? 250;
+    this.timeoutMs = positiveInt('timeoutMs', opts.timeoutMs ?? 250);
     this.onRedisError = opts.onRedisError;
     const common = { storeClient: opts.redis, rejectIfRedisNotReady: true };
     this.byUser = new RateLimiterRedis({ ...common, keyPrefix: `${opts.keyPrefix}rl:login:user`, points: s.maxFailuresPerUser, duration: seconds(s.userWindowMs) });
@@ -137,17 +137,17 @@ export class LoginLimiter {
   }
 
   private degrade(op: string, err: unknown): LoginDecision {
-    this.onRedisError?.({ op, message: describe(err) });
+    report(this.onRedisError, op, err);
     return ALLOWED_DEGRADED;
   }
 }
 
 /**
- * Usernames are counted case- and space-insensitively (`Alice ` and `alice` share a count); long ones are hashed so
+ * Usernames are counted case- and space-insensitively, after Unicode NFKC (`Alice ` and `alice` share a count); long ones are hashed so
  * a megabyte typed into the form does not become a megabyte key.
  */
 function userKey(username: string): string {
-  const u = username.trim().toLowerCase();
+  const u = username.normalize('NFKC').trim().toLowerCase();
   return u.length <= 128 ? encodeURIComponent(u) : `sha256:${createHash('sha256').update(u).digest('hex')}`;
 }
 

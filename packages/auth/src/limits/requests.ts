@@ -1,5 +1,5 @@
 import type { Principal } from '../principal.js';
-import { describe, isCluster, positiveInt, redisReady, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
+import { isCluster, positiveInt, redisReady, report, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
 
 export interface RequestRateSettings {
   /** Requests one principal may make per window, across all replicas together. 0 turns the limit off. Default 1200. */
@@ -68,14 +68,16 @@ const ABANDON_AFTER_MS = 5_000;
  * `INCRBY <window key> <local count>` (and a PEXPIREAT past the window's end) for every principal seen since, and
  * the totals it answers become the new base. Refused requests are not counted.
  *
- * Overshoot bound: a replica does not see the requests that other replicas allowed after their own last flush and
- * after its own last flush ack, i.e. at most about 2 * flushIntervalMs + one Redis round trip's worth of the
- * principal's traffic on the other replicas. With R replicas sharing a principal's λ requests/s evenly, the total
- * allowed in a window is at most
- *     limit + λ * (R - 1) / R * (2 * flushIntervalMs + RTT)
- * (e.g. λ = 400/s, R = 2, 50 ms flushes: about 20 over) and never more than R * limit, since each replica alone
- * stops at `limit`. While Redis is unreachable each replica enforces `limit` on its own counts (degraded), and the
- * counts it could not send are sent once Redis answers again, within the same window.
+ * Overshoot bound: when a replica decides, the requests it cannot know of are those the other replicas allowed and
+ * have not flushed yet (up to one flush interval T of their traffic, plus a Redis round trip) and those they
+ * flushed after this replica's own last flush was answered (up to another T). With R replicas sharing a
+ * principal's λ requests/s evenly, the total allowed in a window is therefore at most
+ *     limit + λ * (R - 1) / R * (2 * T + RTT)
+ * (e.g. λ = 400/s, R = 2, T = 50 ms, RTT = 1 ms: about 20 over), and never more than R * limit, since each replica
+ * alone stops at `limit`. T is the real interval between flushes, which a blocked event loop stretches. Windows
+ * follow each replica's clock: clocks apart by s ms let a principal gain up to s ms of traffic at a window's edge.
+ * While Redis is unreachable each replica enforces `limit` on its own counts (degraded), and the counts it could
+ * not send go out once Redis answers again, within the same window.
  */
 export class RequestRateLimiter {
   readonly settings: Readonly<RequestRateSettings>;
@@ -103,7 +105,7 @@ export class RequestRateLimiter {
     this.settings = Object.freeze(s);
     this.redis = opts.redis;
     this.prefix = `${opts.keyPrefix}rl:req:`;
-    this.timeoutMs = opts.timeoutMs ?? 250;
+    this.timeoutMs = positiveInt('timeoutMs', opts.timeoutMs ?? 250);
     this.onRedisError = opts.onRedisError;
     if (s.limit > 0) {
       this.timer = setInterval(() => void this.flush(), s.flushIntervalMs);
@@ -235,7 +237,7 @@ export class RequestRateLimiter {
   private fail(err: unknown): void {
     if (this.failing) return;
     this.failing = true;
-    this.onRedisError?.({ op: 'requests.flush', message: describe(err) });
+    report(this.onRedisError, 'requests.flush', err);
   }
 }
 

@@ -58,6 +58,16 @@ export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Hands `error` to the caller's callback; a callback that throws must not turn a fail-open answer into a throw. */
+export function report(onRedisError: OnLimitsRedisError | undefined, op: string, err: unknown): void {
+  if (!onRedisError) return;
+  try {
+    onRedisError({ op, message: describe(err) });
+  } catch {
+    // the limits answer regardless
+  }
+}
+
 export function clamp(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, n));
 }
