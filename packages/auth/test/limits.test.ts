@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
 import { InputsLimiter, Limits, LoginLimiter, RequestRateLimiter, requestRateKey, type LimitsRedisError } from '../src/limits.js';
+import { ipKey } from '../src/limits/logins.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -197,6 +198,21 @@ describe('failed logins', () => {
     await l.fail(who('a', '192.0.2.7'));
     await l.fail(who('b', '::ffff:192.0.2.7'));
     expect(await l.check(who('c', '192.0.2.7'))).toMatchObject({ allowed: false, reason: 'ip' });
+  });
+
+  it('IPv6 addresses count per /64 network', async () => {
+    expect(ipKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(ipKey('2001:0DB8:0001:0002:ffff:0:0:9')).toBe('2001:db8:1:2::/64');
+    expect(ipKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(ipKey('::1')).toBe('0:0:0:0::/64');
+    expect(ipKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(ipKey('64:ff9b:1:2:3:4:1.2.3.4')).toBe('64:ff9b:1:2::/64');
+    expect(ipKey('10.0.0.1')).toBe('10.0.0.1');
+    const l = new LoginLimiter({ redis: await client(), keyPrefix: `${uniqueName('rl')}:`, maxFailuresPerIp: 2 });
+    await l.fail(who('a', '2001:db8:1:2::1'));
+    await l.fail(who('b', '2001:db8:1:2:ffff::9'));
+    expect(await l.check(who('c', '2001:db8:1:2::77'))).toMatchObject({ allowed: false, reason: 'ip' });
+    expect(await l.check(who('c', '2001:db8:1:3::1'))).toEqual({ allowed: true });
   });
 
   it('the lock ends after its duration, and retry-after says when', async () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { clamp, positiveInt, report, seconds, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
 
@@ -151,8 +152,24 @@ function userKey(username: string): string {
   return u.length <= 128 ? encodeURIComponent(u) : `sha256:${createHash('sha256').update(u).digest('hex')}`;
 }
 
-/** An IPv4 address seen through an IPv6 socket (`::ffff:10.0.0.1`) counts as the IPv4 address. */
-function ipKey(ip: string): string {
+/**
+ * The address failures are counted under. An IPv4 address seen through an IPv6 socket (`::ffff:10.0.0.1`) counts as
+ * the IPv4 address; an IPv6 address counts as its /64 network, since one host commonly holds a whole /64 and could
+ * otherwise step around the limit by changing addresses within it.
+ */
+export function ipKey(ip: string): string {
   const a = ip.trim().toLowerCase();
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
+  if (!isIPv6(a)) return a;
+  const bare = a.split('%')[0] ?? a;
+  const [head = '', tail] = bare.split('::');
+  const groups = (part: string): string[] => (part ? part.split(':') : []);
+  const width = (g: string[]): number => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const full = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - width(h) - width(t))).fill('0'), ...t];
+  return `${full
+    .slice(0, 4)
+    .map((x) => parseInt(x, 16).toString(16))
+    .join(':')}::/64`;
 }
