@@ -164,8 +164,7 @@ export class RequestRateLimiter {
       b.counter.pending -= b.n;
     }
     const seq = ++this.flushSeq;
-    const expireAt = (window + 2) * this.settings.windowMs;
-    const sent = this.send(batch, expireAt).then(
+    const sent = this.send(batch).then(
       (totals) => this.settle(seq, batch, totals),
       (err: unknown) => this.settle(seq, batch, err instanceof Error ? err : new Error(String(err))),
     );
@@ -189,15 +188,17 @@ export class RequestRateLimiter {
     this.closed = true;
   }
 
-  private async send(batch: Batch[], expireAt: number): Promise<number[]> {
+  private async send(batch: Batch[]): Promise<number[]> {
     const keys = batch.map((b) => `${this.prefix}${b.key}:${b.counter.window}`);
+    // A window's key lives on until the end of the next window (room for replicas' clocks to differ), then goes.
+    const expiry = batch.map((b) => (b.counter.window + 2) * this.settings.windowMs);
     if (isCluster(this.redis)) {
       // A Cluster pipeline must stay within one slot; separate commands are written in the same tick per node.
       const c = this.redis;
       return Promise.all(
         batch.map(async (b, i) => {
           const key = keys[i]!;
-          const [total] = await Promise.all([c.incrby(key, b.n), c.pexpireat(key, expireAt)]);
+          const [total] = await Promise.all([c.incrby(key, b.n), c.pexpireat(key, expiry[i]!)]);
           return total;
         }),
       );
@@ -205,7 +206,7 @@ export class RequestRateLimiter {
     const p = this.redis.pipeline();
     batch.forEach((b, i) => {
       p.incrby(keys[i]!, b.n);
-      p.pexpireat(keys[i]!, expireAt);
+      p.pexpireat(keys[i]!, expiry[i]!);
     });
     const replies = (await p.exec()) ?? [];
     return batch.map((_, i) => {
