@@ -208,7 +208,7 @@ describe('every route of every service, walked from its OpenAPI document with ba
     expect(doc.status, doc.text).toBe(201);
     const search = await call(stack.proxy.url, 'POST', '/api/v1/search', { body: { query: SEED_QUERY } });
     expect(search.status, search.text).toBe(200);
-    seed.searchKeys = await scanKeys(dbs[1]!, 'retrieval-proxy:search_results:q:seeded-search*');
+    seed.searchKeys = await scanKeys(dbs[1]!, 'retrieval-proxy:search_results:q:*:seeded-search*');
     expect(seed.searchKeys.length).toBeGreaterThan(0);
 
     const agent = await call(stack.agents.url, 'POST', '/api/v1/agents', { body: { name: 'Seeded agent', instructions: 'Be brief.' } });

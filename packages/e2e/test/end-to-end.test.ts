@@ -175,13 +175,13 @@ describe('the three services as real processes', () => {
     expect(basalt.status).toBe(200);
     const warm = await proxy('POST', '/api/v1/search', { body: { query: SOURDOUGH_QUERY, limit: 3 } });
     expect(warm.headers.get('x-cache')).toBe('hit');
-    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:sourdough*')).not.toEqual([]);
+    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:*:sourdough*')).not.toEqual([]);
 
     const del = await proxy('DELETE', '/api/v1/cache/search/sourdough*', { headers: bearer(stack.token) });
     expect(del.status, del.text).toBe(200);
     expect(del.json.removed).toBeGreaterThanOrEqual(1);
-    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:sourdough*')).toEqual([]);
-    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:columnar-basalt*')).not.toEqual([]);
+    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:*:sourdough*')).toEqual([]);
+    expect(await scanKeys(db1, 'retrieval-proxy:search_results:q:*:columnar-basalt*')).not.toEqual([]);
 
     const next = await proxy('POST', '/api/v1/search', { body: { query: SOURDOUGH_QUERY, limit: 3 } });
     expect(next.status).toBe(200);

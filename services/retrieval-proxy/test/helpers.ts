@@ -3,7 +3,6 @@ import { afterAll, beforeAll } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { DEFAULT_TENANT } from '@aicache/auth';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 
@@ -101,10 +100,6 @@ export function testConfig(redis: TestRedis, db: number, workerUrl: string, extr
 
 export async function makeApp(config: Config, overrides: BuildOverrides = {}) {
   const app = await buildApp(config, { logger: false, adminRateLimit: false, underPressure: false, ...overrides });
-  // Until the auth plugin sets it, every request acts for the default tenant.
-  app.addHook('onRequest', async (request) => {
-    request.principal ??= { kind: 'anonymous', tenant: DEFAULT_TENANT, scopes: ['admin'] };
-  });
   await app.ready();
   return app;
 }

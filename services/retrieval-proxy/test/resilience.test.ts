@@ -140,8 +140,8 @@ describe('Redis trouble', () => {
     const w = await worker();
     const state = new Redis(redis.url, { db: DB });
     cleanups.push(() => state.disconnect());
-    // Cache on the private server, the document index on the shared test Redis.
-    const a = await app(testConfig(redis, DB, w.url, { REDIS_URL: server.url }), { stateClient: state });
+    // Cache on the private server; the document index and the auth records on the shared test Redis.
+    const a = await app(testConfig(redis, DB, w.url, { REDIS_URL: server.url, REDIS_STATE_URL: redis.url }), { stateClient: state });
     expectStatus(await ingest(a, docs.refunds), 201);
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('miss');
     expect((await search(a, { query: 'refund' })).headers['x-cache']).toBe('hit');
@@ -238,7 +238,7 @@ describe('ops routes', () => {
     expect((await a.inject({ url: '/health' })).json().status).toBe('ok');
     const ready = (await a.inject({ url: '/ready' })).json();
     expect(ready.status).toBe('ready');
-    expect(Object.keys(ready.checks).sort()).toEqual(['multimodal-worker', 'redis', 'state']);
+    expect(Object.keys(ready.checks).sort()).toEqual(['auth', 'multimodal-worker', 'redis', 'state']);
     await search(a, { query: 'x' });
     expect((await a.inject({ url: '/metrics' })).body).toMatch(/category="search_results"/);
     const spec = (await a.inject({ url: '/docs/json' })).json();

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { tenantOf } from '@aicache/auth';
+import type { AuthRouteConfig } from '@aicache/auth';
+import { requestTenant } from './tenant.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ContextRequest, ContextResponse } from '@aicache/contracts';
 import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
@@ -15,6 +16,8 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
   app.post(
     '/api/v1/context',
     {
+      // A search writes nothing: a read-only key may search, though the route is a POST.
+      config: { auth: 'read' } satisfies AuthRouteConfig,
       schema: {
         tags: ['search'],
         summary: 'A context bundle for a prompt: top sections merged with [n] citation markers',
@@ -28,7 +31,7 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
       },
     },
     async (request, reply) => {
-      const answer = await opts.retrieval.context(tenantOf(request), request.body, request.id);
+      const answer = await opts.retrieval.context(requestTenant(request), request.body, request.id);
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },

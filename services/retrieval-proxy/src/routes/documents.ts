@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { tenantOf } from '@aicache/auth';
+import { requestTenant } from './tenant.js';
 import { errorResponses } from '@aicache/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -88,7 +88,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
       },
     },
     async (request, reply) => {
-      const result = await retrieval.ingest(tenantOf(request), request.body, request.id);
+      const result = await retrieval.ingest(requestTenant(request), request.body, request.id);
       return reply.code(201).send(result);
     },
   );
@@ -103,7 +103,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
         response: { 200: ListResponse, ...errorResponses(400, 503) },
       },
     },
-    async (request) => retrieval.list(tenantOf(request), request.query.offset ?? 0, request.query.limit ?? 20),
+    async (request) => retrieval.list(requestTenant(request), request.query.offset ?? 0, request.query.limit ?? 20),
   );
 
   app.get(
@@ -116,7 +116,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
         response: { 200: DocumentDetail, ...errorResponses(400, 404, 503) },
       },
     },
-    async (request) => retrieval.get(tenantOf(request), request.params.id),
+    async (request) => retrieval.get(requestTenant(request), request.params.id),
   );
 
   app.delete(
@@ -131,7 +131,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
       },
     },
     async (request, reply) => {
-      await retrieval.delete(tenantOf(request), request.params.id);
+      await retrieval.delete(requestTenant(request), request.params.id);
       return reply.code(204).send(null);
     },
   );

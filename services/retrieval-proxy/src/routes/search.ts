@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { tenantOf } from '@aicache/auth';
+import type { AuthRouteConfig } from '@aicache/auth';
+import { requestTenant } from './tenant.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SearchRequest, SearchResponse } from '@aicache/contracts';
 import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
@@ -15,6 +16,8 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
   app.post(
     '/api/v1/search',
     {
+      // A search writes nothing: a read-only key may search, though the route is a POST.
+      config: { auth: 'read' } satisfies AuthRouteConfig,
       schema: {
         tags: ['search'],
         summary: 'Semantic search over the document chunks',
@@ -27,7 +30,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
       },
     },
     async (request, reply) => {
-      const answer = await opts.retrieval.search(tenantOf(request), request.body, request.id);
+      const answer = await opts.retrieval.search(requestTenant(request), request.body, request.id);
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
