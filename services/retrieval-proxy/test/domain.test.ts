@@ -6,6 +6,7 @@ import type { DocumentMeta } from '../src/domain/document-store.js';
 import { matchesFilters, normalizeFilters } from '../src/domain/filters.js';
 import { base64ToVector, bufferToVector, cosine, vectorToBuffer } from '../src/domain/vectors.js';
 import { decodeEmbeddings } from '../src/domain/embedder.js';
+import { tenantEfSearch } from '../src/domain/pgvector-index.js';
 
 describe('filters', () => {
   const doc = { id: 'd1', source: 'a.md', metadata: { lang: 'en', n: 2, ok: true, tags: ['x', 'y'] } };
@@ -67,6 +68,19 @@ describe('cache keys', () => {
 
   it('maps an admin pattern onto the slug', () => {
     expect(searchPatternGlob('*Refund_Policy*')).toBe('q:*:*refund-policy*:v*');
+  });
+});
+
+describe('tenantEfSearch', () => {
+  it('widens the HNSW candidate list by the corpus over the tenant\'s share, within pgvector\'s bound', () => {
+    expect(tenantEfSearch(40, 1000, 1000)).toBe(40);
+    expect(tenantEfSearch(40, 500, 1000)).toBe(80);
+    expect(tenantEfSearch(40, 300, 1000)).toBe(134);
+    expect(tenantEfSearch(40, 10, 1_000_000)).toBe(1000);
+    // A tenant with no chunks (nothing to find) or counts that disagree: the plain setting.
+    expect(tenantEfSearch(40, 0, 1000)).toBe(40);
+    expect(tenantEfSearch(40, 1200, 1000)).toBe(40);
+    expect(tenantEfSearch(2000, 1000, 1000)).toBe(1000);
   });
 });
 

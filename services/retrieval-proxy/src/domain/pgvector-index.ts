@@ -78,6 +78,21 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
 const fromSql = (text: string): Float32Array => Float32Array.from(text.slice(1, -1).split(','), Number);
 
+/** pgvector's bound of hnsw.ef_search. */
+const MAX_EF_SEARCH = 1000;
+
+/**
+ * The HNSW candidate list for a search among one tenant's chunks: `ef` over a corpus that is all the tenant's, and
+ * as many times more as the corpus is larger than the tenant's share of it, since only that share of the candidates
+ * the scan gathers pass the tenant filter (bounded by pgvector's maximum). Without it a tenant holding half the
+ * corpus ranks among half the candidates, at a recall lower than a tenant alone in its corpus gets. A tenant small
+ * enough for this to reach the bound is usually ranked exactly by the planner (its rows through the primary key).
+ */
+export function tenantEfSearch(ef: number, tenantChunks: number, corpusChunks: number): number {
+  if (tenantChunks <= 0 || corpusChunks <= tenantChunks) return Math.min(ef, MAX_EF_SEARCH);
+  return Math.min(MAX_EF_SEARCH, Math.ceil((ef * corpusChunks) / tenantChunks));
+}
+
 /** Connection trouble (as opposed to a statement PostgreSQL refused): 503, retry later. */
 function unavailable(err: unknown): boolean {
   const code = (err as { code?: string })?.code ?? '';
@@ -304,8 +319,8 @@ export class PgVectorIndex implements RetrievalIndex {
     if (threshold !== null) where.push(`(c.embedding <=> $1) <= ${param(1 - threshold)}`);
     const filter = ['c.tenant = $2', ...where].join(' AND ');
     return this.tx('document search', async (c) => {
-      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string | null }>(
-        `SELECT dimensions, model, (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks FROM ${this.s}.corpus WHERE id = 1`,
+      const { rows: corpus } = await c.query<{ dimensions: number | null; model: string | null; chunks: string | null; all: string }>(
+        `SELECT dimensions, model, (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks, chunks AS all FROM ${this.s}.corpus WHERE id = 1`,
         [tenant],
       );
       const dims = corpus[0]!.dimensions;
@@ -313,7 +328,8 @@ export class PgVectorIndex implements RetrievalIndex {
       if (dims !== query.length) throw this.mismatch(dims, corpus[0]!.model, query.length, 'of this query');
       // One round trip for both settings. With filters the index scan goes on until `limit` rows pass them
       // (pgvector 0.8 iterative scans).
-      await c.query(`SET LOCAL hnsw.ef_search = ${Math.max(this.opts.efSearch, opts.limit)}; SET LOCAL hnsw.iterative_scan = relaxed_order`);
+      const efSearch = tenantEfSearch(Math.max(this.opts.efSearch, opts.limit), Number(corpus[0]!.chunks ?? 0), Number(corpus[0]!.all));
+      await c.query(`SET LOCAL hnsw.ef_search = ${efSearch}; SET LOCAL hnsw.iterative_scan = relaxed_order`);
       const from = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.tenant = c.tenant AND d.id = c.document_id WHERE ${filter}`;
       const top = await c.query<{ meta: DocumentMeta; chunk_index: number; text: string; distance: number }>(
         `SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance ${from} ORDER BY c.embedding <=> $1 LIMIT ${param(opts.limit)}`,
