@@ -1,6 +1,8 @@
+import { requestRateKey, type Limits } from './limits.js';
 import type { Principal } from './principal.js';
 
-export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterMs: number };
+/** `tooLarge`: one request asks more than the whole budget (the limit): a 413, not a 429. */
+export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterMs: number; tooLarge?: number };
 
 /** The limits the auth plugin and the services ask, counted in Redis so they hold across replicas. */
 export interface PrincipalLimits {
@@ -13,4 +15,21 @@ export interface PrincipalLimits {
   /** Embedding inputs per minute per principal: `count` inputs in this request. */
   inputs(principal: Principal, count: number): Promise<LimitVerdict>;
   close(): Promise<void>;
+}
+
+/** The limits of limits.ts as the plugin asks them. */
+export function principalLimits(limits: Limits): PrincipalLimits {
+  const verdict = (d: { allowed: boolean; retryAfterMs?: number }): LimitVerdict => (d.allowed ? { allowed: true } : { allowed: false, retryAfterMs: d.retryAfterMs ?? 1000 });
+  return {
+    request: (principal) => verdict(limits.requests.check(requestRateKey(principal))),
+    loginCheck: async (username, ip) => verdict(await limits.logins.check({ username, ip })),
+    loginFailed: async (username, ip) => void (await limits.logins.fail({ username, ip })),
+    loginSucceeded: (username, ip) => limits.logins.succeed({ username, ip }),
+    inputs: async (principal, count) => {
+      const d = await limits.inputs.consume(requestRateKey(principal), count);
+      if (d.allowed) return { allowed: true };
+      return d.reason === 'rate' ? { allowed: false, retryAfterMs: d.retryAfterMs } : { allowed: false, retryAfterMs: 0, tooLarge: d.limit };
+    },
+    close: () => limits.close(),
+  };
 }

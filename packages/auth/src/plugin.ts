@@ -26,6 +26,8 @@ export interface AuthApi {
   require(scope: Scope): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** Headers for a call to a peer service on behalf of this request's principal (a signed service token). */
   peerHeaders(request: FastifyRequest): Promise<Record<string, string>>;
+  /** Counts `count` embedding inputs against the principal's per-minute budget: 429 with Retry-After past it, 413 for a batch above the whole budget. */
+  chargeInputs(request: FastifyRequest, reply: FastifyReply, count: number): Promise<void>;
   /** Records an admin action in the audit stream and the log. */
   audit(request: FastifyRequest, action: string, target: string, status?: number): Promise<void>;
   readonly mode: 'on' | 'off';
@@ -220,6 +222,21 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
         headers.authorization = `Bearer ${await bounded('service token', () => tokens.mint(principal))}`;
       }
       return headers;
+    },
+    async chargeInputs(request, reply, count) {
+      const principal = request.principal;
+      if (!limits || !principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return;
+      const verdict = await limits.inputs(principal, count);
+      if (verdict.allowed) return;
+      if (verdict.tooLarge !== undefined) {
+        throw Object.assign(new Error(`${count} inputs is more than the ${verdict.tooLarge} allowed per minute (EMBEDDINGS_INPUTS_PER_MINUTE): send fewer at a time`), {
+          statusCode: 413,
+          code: 'BODY_TOO_LARGE',
+        });
+      }
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+      reply.header('retry-after', String(seconds));
+      throw new RateLimited(`Embedding inputs per minute used up for this credential: try again in ${seconds} s`);
     },
     async audit(request, action, target, status = 200) {
       const p = request.principal;

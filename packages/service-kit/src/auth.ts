@@ -1,5 +1,5 @@
 import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
-import { authPlugin, createAuth, type AuthParts, type PrincipalLimits } from '@aicache/auth';
+import { authPlugin, createAuth, Limits, principalLimits, type AuthParts } from '@aicache/auth';
 import type { FastifyInstance } from 'fastify';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
@@ -17,6 +17,11 @@ export type AuthConfig = StateRedisConfig &
     | 'SERVICE_TOKEN_SECRET'
     | 'AUDIT_MAX_ENTRIES'
     | 'CACHE_ADMIN_TOKEN'
+    | 'AUTH_RATE_LIMIT_PER_MINUTE'
+    | 'AUTH_LOGIN_MAX_FAILURES'
+    | 'AUTH_LOGIN_LOCKOUT_SECONDS'
+    | 'AUTH_LOGIN_MAX_FAILURES_PER_IP'
+    | 'EMBEDDINGS_INPUTS_PER_MINUTE'
   >;
 
 /** A session's expiry is pushed out at most this often per process (each push is one EXPIRE). */
@@ -33,7 +38,8 @@ export interface AuthOptions {
   service: string;
   /** An existing client for the auth records (left open on close); default a state connection on REDIS_DB_AUTH. */
   client?: RedisClient;
-  limits?: (parts: AuthParts) => PrincipalLimits;
+  /** false: no limits (tests that are not about them). */
+  limits?: false;
 }
 
 /**
@@ -58,7 +64,25 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
     timeoutMs: config.AUTH_TIMEOUT_MS,
     logger: app.log,
   });
-  const limits = opts.limits?.(parts);
+  const limits =
+    opts.limits === false
+      ? undefined
+      : principalLimits(
+          new Limits({
+            redis,
+            keyPrefix: parts.store.prefix,
+            timeoutMs: Math.min(250, config.AUTH_TIMEOUT_MS),
+            onRedisError: ({ op, message }) => app.log.warn({ op, err: { message } }, 'auth limits: Redis trouble, allowing (degraded)'),
+            requests: { limit: config.AUTH_RATE_LIMIT_PER_MINUTE, windowMs: 60_000 },
+            logins: {
+              maxFailuresPerUser: config.AUTH_LOGIN_MAX_FAILURES,
+              userWindowMs: config.AUTH_LOGIN_LOCKOUT_SECONDS * 1000,
+              userLockMs: config.AUTH_LOGIN_LOCKOUT_SECONDS * 1000,
+              maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
+            },
+            inputs: { limit: config.EMBEDDINGS_INPUTS_PER_MINUTE, windowMs: 60_000 },
+          }),
+        );
   app.addHook('onClose', async () => {
     await limits?.close();
     await parts.authenticator.close();
