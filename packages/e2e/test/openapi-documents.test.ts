@@ -110,12 +110,12 @@ describe('the OpenAPI documents', () => {
 
   it.each(SERVICES)('%s: the admin operations, and only they, declare the bearer scheme, and refuse a call without it', async (name) => {
     const doc = docs[name];
-    const scheme = doc.components?.securitySchemes?.cacheAdmin;
+    const scheme = doc.components?.securitySchemes?.bearerAuth;
     expect(scheme).toMatchObject({ type: 'http', scheme: 'bearer' });
     const admin = new Set(operationsOf(name, '', doc).filter((o) => o.admin).map((o) => `${o.method} ${o.path}`));
     expect(admin.size).toBeGreaterThanOrEqual(3);
     for (const { path, method, op } of operations(doc)) {
-      const declared = (op.security ?? doc.security ?? []).some((r: Doc) => 'cacheAdmin' in r);
+      const declared = (op.security ?? doc.security ?? []).some((r: Doc) => 'bearerAuth' in r);
       expect(declared, `${method} ${path}`).toBe(admin.has(`${method.toUpperCase()} ${path}`));
       if (!declared) continue;
       // Auth runs before validation and the handler: nothing is sent that could change anything.

@@ -64,6 +64,8 @@ export async function registerCache<C extends string>(app: FastifyInstance, conf
     commandTimeoutMs: config.CACHE_COMMAND_TIMEOUT_MS,
     logger: app.log,
     adminToken: config.CACHE_ADMIN_TOKEN,
+    // With authentication on, an admin API key or session opens the admin routes too (and GET /stats needs one).
+    ...(app.hasDecorator('auth') && app.auth.mode === 'on' ? { adminHook: app.auth.require('admin') } : {}),
     production: config.NODE_ENV === 'production',
     rateLimit: opts.rateLimit ?? {
       max: config.CACHE_ADMIN_RATE_LIMIT_MAX,

@@ -59,6 +59,20 @@ export const BaseConfig = Type.Object({
   /** Longest WAIT of a state write, ms; a write whose replicas did not confirm in time is still acknowledged (logged). */
   STATE_WAIT_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1 }),
   SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  /** on: every route but /health, /ready, /metrics and /docs needs a credential. off: development only (refused in production). */
+  AUTH_MODE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  /** DB index of users, keys, sessions, service-token secret, limits and the audit stream on the state Redis (shared by all services). */
+  REDIS_DB_AUTH: Type.Integer({ default: 3, minimum: 0, maximum: 15 }),
+  /** A session ends this long after its last use. */
+  SESSION_TTL_SECONDS: Type.Integer({ default: 86_400, minimum: 60 }),
+  /** How long a verified credential is trusted in process; the bound on revocation when a pub/sub announcement is lost. */
+  AUTH_CACHE_TTL_MS: Type.Integer({ default: 5000, minimum: 0, maximum: 60_000 }),
+  /** Upper bound of each auth Redis call; then 503 with Retry-After. */
+  AUTH_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1 }),
+  /** Signs the short-lived tokens services send each other; unset: one generated secret kept on the state Redis. */
+  SERVICE_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** Entries kept in the audit stream (approximate trim). */
+  AUDIT_MAX_ENTRIES: Type.Integer({ default: 10_000, minimum: 100 }),
 });
 export type BaseConfig = Static<typeof BaseConfig>;
 

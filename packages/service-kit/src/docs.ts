@@ -12,8 +12,8 @@ export interface DocsOptions {
   description?: string;
 }
 
-/** The bearer scheme of the cache admin routes; the cache plugin names it on each route it guards. */
-export const ADMIN_SECURITY_SCHEME = 'cacheAdmin';
+/** The bearer scheme every guarded operation names (the auth plugin and the cache admin routes add it). */
+export const ADMIN_SECURITY_SCHEME = 'bearerAuth';
 
 /** Path prefix left out of derived operationIds: every API route has it, and it says nothing. */
 const API_PREFIX = /^\/api\/v\d+(?=\/|$)/;
@@ -113,11 +113,15 @@ async function docs(app: FastifyInstance, opts: DocsOptions): Promise<void> {
       info: { title: opts.name, version: opts.version, ...(opts.description ? { description: opts.description } : {}) },
       // Relative: the service that serves this document, wherever it is reached (OpenAPI 3.0 §4.7.5).
       servers: [{ url: '/', description: `this ${opts.name}` }],
-      // Open unless an operation says otherwise: the cache admin routes name the bearer scheme.
+      // Each guarded operation names the bearer scheme; /health, /ready, /metrics and /docs do not.
       security: [],
       components: {
         securitySchemes: {
-          [ADMIN_SECURITY_SCHEME]: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer $CACHE_ADMIN_TOKEN' },
+          [ADMIN_SECURITY_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Authorization: Bearer <API key | session token | service token>; the admin routes also take CACHE_ADMIN_TOKEN',
+          },
         },
       },
     },

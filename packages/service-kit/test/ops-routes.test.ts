@@ -105,7 +105,7 @@ describe('/metrics', () => {
 });
 
 describe('/docs', () => {
-  it('/docs/json is OpenAPI 3 listing routes the service registered, with the cacheAdmin scheme', async () => {
+  it('/docs/json is OpenAPI 3 listing routes the service registered, with the bearerAuth scheme', async () => {
     app = await buildTestApp('docs-svc');
     app.post(
       '/api/v1/search',
@@ -119,7 +119,7 @@ describe('/docs', () => {
     expect(doc.info).toEqual({ title: 'docs-svc', version: '1.2.3' });
     expect(doc.paths['/api/v1/search'].post.requestBody.content['application/json'].schema.properties.query).toEqual({ type: 'string' });
     expect(doc.paths['/health']).toBeDefined();
-    expect(doc.components.securitySchemes.cacheAdmin).toMatchObject({ type: 'http', scheme: 'bearer' });
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 
   it('gives every operation an operationId from its method and path, unless the route names its own', async () => {

@@ -1,4 +1,4 @@
-import { createService, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerAuth, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -48,6 +48,8 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   });
 
   try {
+    // Before any route: every route but /health, /ready, /metrics and /docs needs a principal.
+    await registerAuth(app, config, { service: SERVICE });
     const redis = await registerRedis(app, config, {
       cache: {
         service: SERVICE,

@@ -81,7 +81,7 @@ describe.each(modes)('ai-agents on a $name', (mode) => {
     proxy = await startFakeProxy();
     started = await mode.start();
     app = await build(
-      loadConfig(ConfigSchema, { env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', RETRIEVAL_PROXY_URL: proxy.url, PEER_TIMEOUT_MS: '2000', ...started.env } }),
+      loadConfig(ConfigSchema, { env: { NODE_ENV: 'test', AUTH_MODE: 'off', LOG_LEVEL: 'silent', RETRIEVAL_PROXY_URL: proxy.url, PEER_TIMEOUT_MS: '2000', ...started.env } }),
       { logger: false },
     );
     await app.ready();

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { ConfigError, createService, registerRedis } from '@aicache/service-kit';
+import { ConfigError, createService, registerAuth, registerRedis } from '@aicache/service-kit';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
 import { FileProcessor } from './domain/file-processor.js';
@@ -83,7 +83,11 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     fastify: { frameworkErrors },
   });
 
-  // The worker keeps no state: a cache connection only.
+  // Before any route: every route but /health, /ready, /metrics and /docs needs a principal (OpenAI clients send
+  // their API key as a bearer token, which is what this takes).
+  await registerAuth(app, config, { service: config.SERVICE_NAME });
+
+  // The worker keeps no state of its own: a cache connection only (and the shared auth records above).
   await registerRedis(app, config, {
     cache: {
       service: config.SERVICE_NAME,

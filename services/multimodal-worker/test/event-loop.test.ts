@@ -27,6 +27,7 @@ beforeAll(async () => {
     SERVICE_NAME: env.config.SERVICE_NAME,
     LOG_LEVEL: 'warn',
     NODE_ENV: 'test',
+    AUTH_MODE: 'off',
     CACHE_COMMAND_TIMEOUT_MS: '5000',
   });
   url = worker.url;

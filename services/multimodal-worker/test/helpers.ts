@@ -27,6 +27,7 @@ export async function testEnv(db: number, extra: Record<string, string> = {}): P
   const redis = await getTestRedis();
   const config = loadConfig({
     NODE_ENV: 'test',
+    AUTH_MODE: 'off',
     LOG_LEVEL: 'silent',
     REDIS_URL: redis.url,
     REDIS_DB_MULTIMODAL_WORKER: String(db),

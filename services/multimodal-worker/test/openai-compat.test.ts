@@ -203,5 +203,5 @@ describe('.env.example', () => {
 
 /** The test's own Redis and a silent log; the rest as .env.example says. */
 function envOverrides(): Record<string, string> {
-  return { REDIS_URL: env.redis.url, REDIS_DB_MULTIMODAL_WORKER: '12', SERVICE_NAME: `${env.config.SERVICE_NAME}-example`, LOG_LEVEL: 'silent', NODE_ENV: 'test' };
+  return { REDIS_URL: env.redis.url, REDIS_DB_MULTIMODAL_WORKER: '12', SERVICE_NAME: `${env.config.SERVICE_NAME}-example`, LOG_LEVEL: 'silent', NODE_ENV: 'test', AUTH_MODE: 'off' };
 }

@@ -15,6 +15,7 @@ beforeAll(async () => {
   server = await startRedisServer();
   const config = loadConfig({
     NODE_ENV: 'test',
+    AUTH_MODE: 'off',
     LOG_LEVEL: 'silent',
     REDIS_URL: server.url,
     REDIS_DB_MULTIMODAL_WORKER: '7',

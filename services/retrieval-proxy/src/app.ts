@@ -1,4 +1,4 @@
-import { createService, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
@@ -49,6 +49,8 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   });
 
   try {
+    // Before any route: every route but /health, /ready, /metrics and /docs needs a principal.
+    await registerAuth(app, config, { service: SERVICE });
     const redis = await registerRedis(app, config, {
       cache: {
         service: SERVICE,

@@ -86,6 +86,7 @@ export function testRedis(): Promise<TestRedis> {
 export function testConfig(redis: TestRedis, db: number, workerUrl: string, extra: Record<string, string> = {}): Config {
   return loadConfig({
     NODE_ENV: 'test',
+    AUTH_MODE: 'off',
     LOG_LEVEL: 'silent',
     REDIS_URL: redis.url,
     REDIS_DB_RETRIEVAL_PROXY: String(db),

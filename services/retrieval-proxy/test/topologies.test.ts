@@ -46,7 +46,7 @@ describe.each(modes)('retrieval-proxy on a $name', (mode) => {
     worker = await startFakeWorker();
     env = await mode.start();
     app = await makeApp(
-      loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', MULTIMODAL_WORKER_URL: worker.url, CACHE_ADMIN_TOKEN: 'token', ...env.env }),
+      loadConfig({ NODE_ENV: 'test', AUTH_MODE: 'off', LOG_LEVEL: 'silent', MULTIMODAL_WORKER_URL: worker.url, CACHE_ADMIN_TOKEN: 'token', ...env.env }),
     );
   }, 60_000);
 

@@ -4,6 +4,7 @@ import type { RedisClient } from '../connection.js';
 import { Cache } from '../index.js';
 import type { CacheOptions } from '../types.js';
 import { CacheAdminTokenRequiredError } from './errors.js';
+import type { AdminHook } from './auth.js';
 import { adminRoutesPlugin, type AdminRateLimit, type StateFigures } from './routes.js';
 
 declare module 'fastify' {
@@ -15,7 +16,12 @@ declare module 'fastify' {
 export interface CachePluginOptions<C extends string = string> extends CacheOptions<C> {
   /** Bearer token for the mutating admin routes. Unset: they answer 401 (never open). */
   adminToken?: string;
-  /** In production a missing adminToken stops registration. */
+  /**
+   * The host's own check for the admin routes (GET /stats included), used instead of the adminToken comparison:
+   * e.g. a principal with the admin scope, or the bootstrap token.
+   */
+  adminHook?: AdminHook;
+  /** In production a missing adminToken stops registration (unless adminHook is given). */
   production?: boolean;
   /** Where the admin routes live. Default '/api/v1/cache'. */
   prefix?: string;
@@ -60,8 +66,8 @@ function settleConnection(client: RedisClient, ms: number): Promise<boolean> {
 }
 
 const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = async (fastify, options) => {
-  const { adminToken, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, state, ...cacheOptions } = options;
-  if (production && !adminToken) throw new CacheAdminTokenRequiredError();
+  const { adminToken, adminHook, production, prefix, adminRoutes, rateLimit, adminSecurityScheme, state, ...cacheOptions } = options;
+  if (production && !adminToken && !adminHook) throw new CacheAdminTokenRequiredError();
 
   // A client passed in cacheOptions.client stays the caller's: Cache.close() leaves it open.
   const cache = new Cache({ ...cacheOptions, logger: cacheOptions.logger ?? fastify.log });
@@ -76,6 +82,7 @@ const plugin: FastifyPluginAsync<CachePluginOptions & FastifyPluginOptions> = as
   await fastify.register(adminRoutesPlugin, {
     prefix: prefix ?? DEFAULT_PREFIX,
     adminToken: adminToken || undefined,
+    adminHook,
     adminRoutes,
     rateLimit: rateLimit ?? {},
     state,

@@ -37,6 +37,8 @@ export interface AdminRateLimit {
 
 export interface AdminRoutesOptions {
   adminToken: string | undefined;
+  /** Replaces the bearer-token check on every admin route, GET /stats included (the host's own authentication). */
+  adminHook?: AdminHook | undefined;
   adminRoutes: FastifyPluginAsync | undefined;
   rateLimit: AdminRateLimit | false;
   /** Upper bound in ms of the probe's direct TTL read. */
@@ -127,6 +129,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
     '/stats',
     {
       ...strict,
+      ...(opts.adminHook ? { onRequest: opts.adminHook } : {}),
       ...(opts.rateLimit === false
         ? {}
         : {
@@ -160,7 +163,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
   );
 
   await scope.register(async (guarded) => {
-    const admin = requireAdmin(opts.adminToken);
+    const admin = opts.adminHook ?? requireAdmin(opts.adminToken);
     // An onRoute hook rather than addHook('onRequest') so the check runs after the rate limiter:
     // scope-level hooks run before route-level ones, and the limiter is route-level.
     guarded.addHook('onRoute', (route) => {
