@@ -95,7 +95,7 @@ export function testConfig(redisUrl: string, db: number, extra: Record<string, s
   return loadConfig(ConfigSchema, {
     env: {
       NODE_ENV: 'test',
-    AUTH_MODE: 'off',
+      AUTH_MODE: 'off',
       LOG_LEVEL: 'silent',
       REDIS_URL: redisUrl,
       REDIS_DB_AI_AGENTS: String(db),

@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT } from '@aicache/auth';
+import { tenantOf } from '@aicache/auth';
 import type { FastifyRequest } from 'fastify';
 import type { AgentService } from '../domain/agent-service.js';
 import type { ConversationService } from '../domain/conversation-service.js';
@@ -12,14 +12,14 @@ export interface RouteDeps {
 
 /**
  * Whom a request acts for: its tenant, which scopes every read and write, and its principal, which calls to
- * retrieval-proxy carry. No auth plugin is registered in this service yet, so every request acts for the
- * default tenant, the owner of every record stored so far.
+ * retrieval-proxy carry. Set by the auth plugin on every route of this service.
  */
-export function actingFor(_request: FastifyRequest): ActingFor {
-  return { tenant: DEFAULT_TENANT };
+export function actingFor(request: FastifyRequest): ActingFor {
+  const tenant = tenantOf(request);
+  return { tenant, ...(request.principal ? { principal: request.principal } : {}) };
 }
 
 /** The tenant a request acts for. */
 export function tenant(request: FastifyRequest): string {
-  return actingFor(request).tenant;
+  return tenantOf(request);
 }
