@@ -1,5 +1,5 @@
 import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
-import { authPlugin, createAuth, Limits, principalLimits, type AuthParts } from '@aicache/auth';
+import { authPlugin, createAuth, Limits, principalLimits, type AuthParts, type Principal, type ServiceTokens } from '@aicache/auth';
 import type { FastifyInstance } from 'fastify';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
@@ -96,9 +96,24 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
     timeoutMs: config.AUTH_TIMEOUT_MS,
     securityScheme: ADMIN_SECURITY_SCHEME,
   });
-  app.addReadinessCheck('auth', async () => {
-    const ok = redis.status === 'ready' && (await redis.ping().then((r) => r === 'PONG').catch(() => false));
-    return ok ? { ok } : { ok, detail: 'the Redis holding users, keys and sessions does not answer' };
-  });
+  // With AUTH_MODE=on no credential can be checked without this Redis: not ready. Off, it only degrades.
+  const required = config.AUTH_MODE === 'on';
+  app.addReadinessCheck(
+    'auth',
+    async () => {
+      const ok = redis.status === 'ready' && (await redis.ping().then((r) => r === 'PONG').catch(() => false));
+      return ok ? { ok } : { ok, degraded: !required, detail: 'the Redis holding users, keys and sessions does not answer' };
+    },
+    { required },
+  );
   return parts;
+}
+
+/**
+ * Headers for a call to a peer service on behalf of `principal`: a signed service token naming its tenant, user and
+ * scopes (none for the anonymous principal of AUTH_MODE=off, which the peer, also off, accepts as it is).
+ */
+export async function serviceTokenHeaders(tokens: ServiceTokens, principal: Principal | undefined): Promise<Record<string, string>> {
+  if (!principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return {};
+  return { authorization: `Bearer ${await tokens.mint(principal)}` };
 }

@@ -238,7 +238,7 @@ describe('ops routes', () => {
     expect((await a.inject({ url: '/health' })).json().status).toBe('ok');
     const ready = (await a.inject({ url: '/ready' })).json();
     expect(ready.status).toBe('ready');
-    expect(Object.keys(ready.checks).sort()).toEqual(['multimodal-worker', 'redis', 'state']);
+    expect(Object.keys(ready.checks).sort()).toEqual(['auth', 'multimodal-worker', 'redis', 'state']);
     await search(a, { query: 'x' });
     expect((await a.inject({ url: '/metrics' })).body).toMatch(/category="search_results"/);
     const spec = (await a.inject({ url: '/docs/json' })).json();

@@ -26,8 +26,8 @@ export interface ContextPeer {
 }
 
 /**
- * The headers that prove to retrieval-proxy whom a call acts for. A signed service token for `actingFor` goes
- * here; until the proxy checks callers there is nothing to send (NO_CREDENTIALS).
+ * The headers that prove to retrieval-proxy whom a call acts for: app.ts sends a signed service token naming the
+ * principal's tenant, user and scopes (the kit's serviceTokenHeaders); NO_CREDENTIALS sends none (tests of a fake proxy).
  */
 export type ProxyCredentials = (actingFor: ActingFor) => Promise<Record<string, string>> | Record<string, string>;
 export const NO_CREDENTIALS: ProxyCredentials = () => ({});
