@@ -135,11 +135,34 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     }
   }
 
+  /**
+   * Addresses locked out of guessing (AUTH_LOGIN_MAX_FAILURES_PER_IP invalid credentials an hour, counted in Redis):
+   * remembered in process until the lock ends, so a locked address gets 429 before any credential of it is looked at.
+   */
+  const lockedOut = new Map<string, number>();
+
+  function refuseLockedOut(request: FastifyRequest, reply: FastifyReply, until: number): never {
+    const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    reply.header('retry-after', String(seconds));
+    throw new RateLimited(`Too many invalid credentials from this address: try again in ${seconds} s`);
+  }
+
   async function identify(request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
     const secret = bearerOf(request);
     if (!secret) return undefined;
+    const until = lockedOut.get(request.ip);
+    if (until !== undefined) {
+      if (until > Date.now()) refuseLockedOut(request, reply, until);
+      lockedOut.delete(request.ip);
+    }
     const principal = await bounded('credential check', () => authenticator.authenticate(secret));
     if (!principal) {
+      const verdict = limits ? await limits.credentialFailed(request.ip) : { allowed: true as const };
+      if (!verdict.allowed) {
+        if (lockedOut.size > 10_000) lockedOut.clear();
+        lockedOut.set(request.ip, Date.now() + verdict.retryAfterMs);
+        refuseLockedOut(request, reply, Date.now() + verdict.retryAfterMs);
+      }
       reply.header('www-authenticate', 'Bearer realm="aicache", error="invalid_token"');
       throw new Unauthorized('Invalid, expired or revoked credential');
     }

@@ -1,5 +1,5 @@
 import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
-import { authPlugin, createAuth, Limits, principalLimits, type AuthParts, type Principal, type ServiceTokens } from '@aicache/auth';
+import { authPlugin, createAuth, Limits, LoginLimiter, principalLimits, type AuthParts, type Principal, type ServiceTokens } from '@aicache/auth';
 import type { FastifyInstance } from 'fastify';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
@@ -81,6 +81,14 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
               maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
             },
             inputs: { limit: config.EMBEDDINGS_INPUTS_PER_MINUTE, windowMs: 60_000 },
+          }),
+          // Invalid bearer credentials per address: the same budget as failed logins per address.
+          new LoginLimiter({
+            redis,
+            keyPrefix: `${parts.store.prefix}bearer:`,
+            timeoutMs: Math.min(250, config.AUTH_TIMEOUT_MS),
+            maxFailuresPerUser: Number.MAX_SAFE_INTEGER,
+            maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
           }),
         );
   app.addHook('onClose', async () => {
