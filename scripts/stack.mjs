@@ -5,7 +5,9 @@
 //   2. install-build.mjs  builds the three services and the packages they use (turbo; cached builds are instant)
 //   3. redis.mjs          finds a Redis: REDIS_URL, else 127.0.0.1:6379, else starts redis-server (data in .data/redis)
 //   4. token.mjs          reads or makes the cache admin token (.data/admin-token, mode 0600)
-//   5. services.mjs       starts the services, waits for every /ready; walk-through.mjs prints the URLs and
+//   5. services.mjs       starts the services, waits for every /ready
+//   6. first-user.mjs     makes user 'demo' and an API key for it (.data/api-key) unless a working one is kept;
+//      walk-through.mjs prints the URLs and
 //      what to try. supervise.mjs owns the children: Ctrl-C / SIGTERM stops them (and the Redis it started);
 //      log.mjs prefixes their output with their names.
 // Flags: --no-install, --no-build. Environment: REDIS_URL, REDIS_PASSWORD (for a 6379 that wants one),
@@ -18,6 +20,7 @@ import { fail, paint, say } from './stack/log.mjs';
 import { findRedis } from './stack/redis.mjs';
 import { SERVICES, planServices, startServices, waitReady } from './stack/services.mjs';
 import { handleSignals, shutdown } from './stack/supervise.mjs';
+import { firstUser } from './stack/first-user.mjs';
 import { adminToken } from './stack/token.mjs';
 import { walkThrough } from './stack/walk-through.mjs';
 
@@ -66,8 +69,9 @@ async function main() {
     await shutdown(1, 'the stack did not become ready; stopping');
     return;
   }
+  const apiKey = await firstUser(services[2].url, token.token);
   say(`${paint('1;32', 'ready')}: ${services.map((s) => `${s.name} ${s.url}`).join(', ')}`);
-  console.log(walkThrough(services.map((s) => s.url), token, redisUrl));
+  console.log(walkThrough(services.map((s) => s.url), token, redisUrl, apiKey));
 }
 
 main().catch(async (err) => {

@@ -4,8 +4,8 @@
 # (never in plain text on disk or in a process list), and REDIS_OPERATOR_PASSWORD, when set, the same way for the
 # read-only operator user; then runs redis-server with the given conf.
 #   start-redis.sh /usr/local/etc/redis/redis.state.conf [more redis-server args]
-# The app user may touch only the services' key prefixes (<service>:*, state:*) and their L1
-# invalidation channels, and has no CONFIG at all (CONFIG GET would show requirepass in clear; the
+# The app user may touch only the services' key prefixes (<service>:*, state:*, auth:*) and their L1
+# invalidation channels and the auth revocation channel, and has no CONFIG at all (CONFIG GET would show requirepass in clear; the
 # services' durability check reads INFO instead). A service renamed with SERVICE_NAME needs its
 # prefix added to users.acl.example.
 # `default` is off (nobody can log in as it) but carries the app user's rules: Redis replays a

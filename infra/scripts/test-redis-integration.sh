@@ -101,8 +101,9 @@ for name in "${SERVICE_NAMES[@]}"; do
   db=$(service_db "$name")
 
   body="$work/$name-stats.json"
-  code=$(curl -sS -o "$body" -w '%{http_code}' --connect-timeout "$timeout_s" --max-time "$timeout_s" \
-    "$base/api/v1/cache/stats" 2>/dev/null) || code=000
+  # GET /stats needs an admin credential; the header goes through stdin so the token is not on curl's command line.
+  code=$(printf 'Authorization: Bearer %s\n' "$token" | curl -sS -o "$body" -w '%{http_code}' -H @- \
+    --connect-timeout "$timeout_s" --max-time "$timeout_s" "$base/api/v1/cache/stats" 2>/dev/null) || code=000
   if [[ $code != 200 ]]; then
     report FAIL "$name GET /api/v1/cache/stats" "HTTP ${code/#000/no answer}"
   else

@@ -26,6 +26,8 @@ export interface AuthApi {
   require(scope: Scope): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   /** Headers for a call to a peer service on behalf of this request's principal (a signed service token). */
   peerHeaders(request: FastifyRequest): Promise<Record<string, string>>;
+  /** Counts `count` embedding inputs against the principal's per-minute budget: 429 with Retry-After past it, 413 for a batch above the whole budget. */
+  chargeInputs(request: FastifyRequest, reply: FastifyReply, count: number): Promise<void>;
   /** Records an admin action in the audit stream and the log. */
   audit(request: FastifyRequest, action: string, target: string, status?: number): Promise<void>;
   readonly mode: 'on' | 'off';
@@ -133,11 +135,34 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     }
   }
 
+  /**
+   * Addresses locked out of guessing (AUTH_LOGIN_MAX_FAILURES_PER_IP invalid credentials an hour, counted in Redis):
+   * remembered in process until the lock ends, so a locked address gets 429 before any credential of it is looked at.
+   */
+  const lockedOut = new Map<string, number>();
+
+  function refuseLockedOut(request: FastifyRequest, reply: FastifyReply, until: number): never {
+    const seconds = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+    reply.header('retry-after', String(seconds));
+    throw new RateLimited(`Too many invalid credentials from this address: try again in ${seconds} s`);
+  }
+
   async function identify(request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
     const secret = bearerOf(request);
     if (!secret) return undefined;
+    const until = lockedOut.get(request.ip);
+    if (until !== undefined) {
+      if (until > Date.now()) refuseLockedOut(request, reply, until);
+      lockedOut.delete(request.ip);
+    }
     const principal = await bounded('credential check', () => authenticator.authenticate(secret));
     if (!principal) {
+      const verdict = limits ? await limits.credentialFailed(request.ip) : { allowed: true as const };
+      if (!verdict.allowed) {
+        if (lockedOut.size > 10_000) lockedOut.clear();
+        lockedOut.set(request.ip, Date.now() + verdict.retryAfterMs);
+        refuseLockedOut(request, reply, Date.now() + verdict.retryAfterMs);
+      }
       reply.header('www-authenticate', 'Bearer realm="aicache", error="invalid_token"');
       throw new Unauthorized('Invalid, expired or revoked credential');
     }
@@ -220,6 +245,21 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
         headers.authorization = `Bearer ${await bounded('service token', () => tokens.mint(principal))}`;
       }
       return headers;
+    },
+    async chargeInputs(request, reply, count) {
+      const principal = request.principal;
+      if (!limits || !principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return;
+      const verdict = await limits.inputs(principal, count);
+      if (verdict.allowed) return;
+      if (verdict.tooLarge !== undefined) {
+        throw Object.assign(new Error(`${count} inputs is more than the ${verdict.tooLarge} allowed per minute (EMBEDDINGS_INPUTS_PER_MINUTE): send fewer at a time`), {
+          statusCode: 413,
+          code: 'BODY_TOO_LARGE',
+        });
+      }
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+      reply.header('retry-after', String(seconds));
+      throw new RateLimited(`Embedding inputs per minute used up for this credential: try again in ${seconds} s`);
     },
     async audit(request, action, target, status = 200) {
       const p = request.principal;

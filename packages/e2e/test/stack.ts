@@ -106,9 +106,24 @@ export class ServiceProcess {
   }
 }
 
+export interface Principal {
+  userId: string;
+  username: string;
+  tenant: string;
+  /** An API key of the user with the scopes asked for. */
+  key: string;
+  keyId: string;
+  password: string;
+}
+
 export interface Stack {
   redis: RedisServer;
+  /** The bootstrap admin token (CACHE_ADMIN_TOKEN). */
   token: string;
+  /** The user `call` acts for when a request names no Authorization (tenant `e2e`, scope write). */
+  user: Principal;
+  /** A new user (tenant, role = the highest scope asked) with an API key of those scopes, made with the admin token. */
+  principal(tenant: string, scopes?: Array<'read' | 'write' | 'admin'>): Promise<Principal>;
   worker: ServiceProcess;
   proxy: ServiceProcess;
   agents: ServiceProcess;
@@ -172,9 +187,28 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw err;
   }
 
+  let made = 0;
+  const principal = async (tenant: string, scopes: Array<'read' | 'write' | 'admin'> = ['write']): Promise<Principal> => {
+    const username = `${tenant}-${++made}-${randomBytes(3).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    const role = scopes.includes('admin') ? 'admin' : scopes.includes('write') ? 'write' : 'read';
+    const user = await call<{ id: string }>(agents.url, 'POST', '/api/v1/auth/users', { body: { username, password, tenant, role }, headers: bearer(token) });
+    if (user.status !== 201) throw new Error(`POST /api/v1/auth/users answered ${user.status}: ${user.text}`);
+    const key = await call<{ key: string; record: { id: string } }>(agents.url, 'POST', '/api/v1/auth/keys', {
+      body: { name: 'e2e', scopes, userId: user.json.id },
+      headers: bearer(token),
+    });
+    if (key.status !== 201) throw new Error(`POST /api/v1/auth/keys answered ${key.status}: ${key.text}`);
+    return { userId: user.json.id, username, tenant, key: key.json.key, keyId: key.json.record.id, password };
+  };
+  const user = await principal('e2e');
+  defaultAuthorization = `Bearer ${user.key}`;
+
   return {
     redis,
     token,
+    user,
+    principal,
     worker,
     proxy,
     agents,
@@ -195,6 +229,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 }
 
+/** What `call` sends when a request names no Authorization header: the stack's user (set by startStack). */
+let defaultAuthorization: string | undefined;
+
 export interface HttpAnswer<T = unknown> {
   status: number;
   headers: Headers;
@@ -208,9 +245,10 @@ export async function call<T = any>(
   baseUrl: string,
   method: string,
   path: string,
-  opts: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number; /** false: no credential at all. */ auth?: false } = {},
 ): Promise<HttpAnswer<T>> {
   const headers: Record<string, string> = { ...opts.headers };
+  if (opts.auth !== false && !('authorization' in headers) && defaultAuthorization) headers.authorization = defaultAuthorization;
   let body: string | undefined;
   if (opts.body !== undefined) {
     headers['content-type'] ??= 'application/json';

@@ -26,6 +26,8 @@ export type Env = Record<string, string>;
 const base = (extra: Env): Env => ({
   NODE_ENV: 'test',
   LOG_LEVEL: 'silent',
+  // These tests are about Redis faults; authentication has its own tests (and security.test.ts runs with it on).
+  AUTH_MODE: 'off',
   CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
   CACHE_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
   ...extra,
@@ -64,6 +66,8 @@ export interface HttpAnswer {
 /** A small HTTP client for one origin (undici Pool); a request that hangs fails after `timeoutMs`. */
 export class Http {
   readonly pool: Pool;
+  /** Sent with every call unless the call names the header itself (e.g. an API key). */
+  defaultHeaders: Record<string, string> = {};
   constructor(
     readonly origin: string,
     readonly timeoutMs = 15_000,
@@ -75,7 +79,7 @@ export class Http {
     const res = await this.pool.request({
       method,
       path,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...this.defaultHeaders, ...headers },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
     const text = await res.body.text();

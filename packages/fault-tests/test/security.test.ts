@@ -42,6 +42,9 @@ afterAll(async () => {
 const PASSWORD = 'pw-S3cr3t-7d1e0b';
 const WRONG_PASSWORD = 'wrong-S3cr3t-91ab4c';
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
+/** A user's password, and the API keys and session tokens made in a run: none may show in a log line or an answer but the one that made it. */
+const USER_PASSWORD = 'user-Pw-secret-7c41a9e2';
+const credentials: string[] = [];
 
 function expectNoSecrets(where: string, text: string, secrets: string[]): void {
   for (const s of secrets) {
@@ -78,6 +81,21 @@ describe('Redis AUTH: the three services as processes (NODE_ENV=production, JSON
     const p = new Http(s['retrieval-proxy'].url);
     const a = new Http(s['ai-agents'].url);
     try {
+      // Authentication is on (production): a user with a password, an API key and a session, made by the admin.
+      const user = keep(await a.call('POST', '/api/v1/auth/users', { username: `sec-${randomUUID().slice(0, 8)}`, password: USER_PASSWORD, tenant: 'sec' }, ADMIN));
+      expect(user.status, user.text).toBe(201);
+      const username = user.json<{ username: string; id: string }>().username;
+      const created = keep(await a.call('POST', '/api/v1/auth/keys', { name: 'sec', scopes: ['write'], userId: user.json<{ id: string }>().id }, ADMIN));
+      expect(created.status, created.text).toBe(201);
+      const apiKey = created.json<{ key: string }>().key;
+      const login = await a.call('POST', '/api/v1/auth/login', { username, password: USER_PASSWORD });
+      expect(login.status, login.text).toBe(200);
+      const session = login.json<{ token: string }>().token;
+      credentials.push(apiKey, session);
+      for (const h of [w, p]) h.defaultHeaders = { authorization: `Bearer ${apiKey}` };
+      a.defaultHeaders = { authorization: `Bearer ${session}` };
+      expect((await a.call('POST', '/api/v1/auth/login', { username, password: `${USER_PASSWORD}-wrong` })).status).toBe(401);
+
       const input = `auth test ${randomUUID()}`;
       const e1 = keep(await w.call('POST', '/api/v1/embeddings', { input }));
       const e2 = keep(await w.call('POST', '/api/v1/embeddings', { input }));
@@ -104,7 +122,7 @@ describe('Redis AUTH: the three services as processes (NODE_ENV=production, JSON
       for (const h of [w, p, a]) {
         const probe = keep(await h.call('POST', '/api/v1/cache/test', undefined, ADMIN));
         expect(probe.status, probe.text).toBe(expectCache ? 200 : 503);
-        keep(await h.call('GET', '/api/v1/cache/stats'));
+        keep(await h.call('GET', '/api/v1/cache/stats', undefined, ADMIN));
         keep(await h.call('GET', '/metrics'));
         keep(await h.call('POST', '/api/v1/cache/invalidate', { category: 'nope' }, ADMIN));
         keep(await h.call('POST', '/api/v1/cache/invalidate', { category: 'nope' }, { authorization: `Bearer ${PASSWORD}` }));
@@ -127,8 +145,8 @@ describe('Redis AUTH: the three services as processes (NODE_ENV=production, JSON
     const s = await stack(() => ({ REDIS_URL: url }));
     const bodies = await exercise(s, true);
     await Promise.all(Object.values(s).map((p) => p.stop()));
-    expectNoSecrets('an HTTP answer', bodies.join('\n'), [PASSWORD, ADMIN_TOKEN]);
-    for (const p of Object.values(s)) expectNoSecrets(`${p.name} log`, p.output, [PASSWORD, ADMIN_TOKEN]);
+    expectNoSecrets('an HTTP answer', bodies.filter((b) => !/"key":"aik_|"token":"ses_/.test(b)).join('\n'), [PASSWORD, ADMIN_TOKEN, USER_PASSWORD, ...credentials]);
+    for (const p of Object.values(s)) expectNoSecrets(`${p.name} log`, p.output, [PASSWORD, ADMIN_TOKEN, USER_PASSWORD, ...credentials]);
   });
 
   it('wrong cache password: services answer from origin, /ready says degraded, the password appears in no log or answer', async () => {
@@ -138,9 +156,9 @@ describe('Redis AUTH: the three services as processes (NODE_ENV=production, JSON
     const s = await stack(() => ({ REDIS_URL: wrong, REDIS_STATE_URL: state }));
     const bodies = await exercise(s, false);
     await Promise.all(Object.values(s).map((p) => p.stop()));
-    expectNoSecrets('an HTTP answer', bodies.join('\n'), [WRONG_PASSWORD, PASSWORD, ADMIN_TOKEN]);
+    expectNoSecrets('an HTTP answer', bodies.filter((b) => !/"key":"aik_|"token":"ses_/.test(b)).join('\n'), [WRONG_PASSWORD, PASSWORD, ADMIN_TOKEN, USER_PASSWORD, ...credentials]);
     for (const p of Object.values(s)) {
-      expectNoSecrets(`${p.name} log`, p.output, [WRONG_PASSWORD, PASSWORD, ADMIN_TOKEN]);
+      expectNoSecrets(`${p.name} log`, p.output, [WRONG_PASSWORD, PASSWORD, ADMIN_TOKEN, USER_PASSWORD, ...credentials]);
       // The operator is told why the cache is not used.
       expect(p.output, `${p.name} log does not say the cache could not authenticate`).toMatch(/WRONGPASS|NOAUTH|invalid username-password/i);
     }
@@ -174,9 +192,11 @@ export const STATE_COMMANDS = [
   'client|setname', // ioredis connectionName of the state client
   'multi', 'exec', 'exists', 'hset', 'incr', 'zadd', 'zcard', 'zrange', 'zrem', 'llen', 'lrange', 'ltrim', 'rpush',
 ];
-const KEY_PATTERNS = ['~multimodal-worker:*', '~retrieval-proxy:*', '~ai-agents:*', '~state:*'];
+/** Users, keys, sessions, limits and the audit stream (packages/auth), and the revocation channel every service subscribes to. */
+export const AUTH_COMMANDS = ['subscribe', 'publish', 'smembers', 'srem', 'expire', 'pexpireat', 'incrby', 'xadd', 'xrevrange'];
+const KEY_PATTERNS = ['~multimodal-worker:*', '~retrieval-proxy:*', '~ai-agents:*', '~state:*', '~auth:*'];
 const APP_PASSWORD = 'app-Pw-4b7f2c';
-const MINIMAL_APP_USER = `user app on >${APP_PASSWORD} ${KEY_PATTERNS.join(' ')} resetchannels -@all ${[...CACHE_COMMANDS, ...STATE_COMMANDS].map((c) => `+${c}`).join(' ')}`;
+const MINIMAL_APP_USER = `user app on >${APP_PASSWORD} ${KEY_PATTERNS.join(' ')} resetchannels &auth:* -@all ${[...CACHE_COMMANDS, ...STATE_COMMANDS, ...AUTH_COMMANDS].map((c) => `+${c}`).join(' ')}`;
 const ADMIN_USER = 'user admin on >admin-Pw-0c1d ~* &* +@all';
 
 /** A server whose ACL turns the default user off, with an admin that reads the ACL LOG. */
@@ -419,10 +439,10 @@ describe('TLS: rediss:// with a CA made by openssl', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-describe('admin routes are rate-limited (default 60 a minute per client)', () => {
-  it.each(['multimodal-worker', 'retrieval-proxy', 'ai-agents'] as const)('%s: calls 1..60 are answered, the 61st is 429, the rest of the service is not limited', async (name) => {
+describe('guessing credentials is locked out per address (AUTH_LOGIN_MAX_FAILURES_PER_IP an hour)', () => {
+  it.each(['multimodal-worker', 'retrieval-proxy', 'ai-agents'] as const)('%s: guesses 1..59 are 401, the 60th locks the address: 429, then for any credential from it; the rest of the service is not limited', async (name) => {
     const redis = await servers.start();
-    const env = { REDIS_URL: redis.url, MULTIMODAL_WORKER_URL: 'http://127.0.0.1:1', RETRIEVAL_PROXY_URL: 'http://127.0.0.1:1' };
+    const env = { REDIS_URL: redis.url, MULTIMODAL_WORKER_URL: 'http://127.0.0.1:1', RETRIEVAL_PROXY_URL: 'http://127.0.0.1:1', AUTH_LOGIN_MAX_FAILURES_PER_IP: '60' };
     const app: FastifyInstance =
       name === 'multimodal-worker'
         ? await buildWorker(workerCfg(env), { logger: false, underPressure: false })
@@ -431,16 +451,17 @@ describe('admin routes are rate-limited (default 60 a minute per client)', () =>
           : await buildAgents(agentsCfg(env), { logger: false, underPressure: false });
     try {
       const statuses: number[] = [];
-      // A wrong token: guessing the admin token is limited too.
-      for (let i = 0; i < 61; i++) {
+      // Wrong tokens: guessing any credential (the admin token included) locks the address out.
+      for (let i = 0; i < 60; i++) {
         const r = await app.inject({ method: 'POST', url: '/api/v1/cache/invalidate', headers: { authorization: 'Bearer guess' }, payload: { category: 'x' } });
         statuses.push(r.statusCode);
       }
-      expect(statuses.slice(0, 60).every((s) => s === 401), JSON.stringify(statuses)).toBe(true);
+      expect(statuses.slice(0, 59).every((s) => s === 401), JSON.stringify(statuses)).toBe(true);
       const limited = await app.inject({ method: 'POST', url: '/api/v1/cache/invalidate', headers: ADMIN, payload: { category: 'x' } });
-      expect(statuses[60]).toBe(429);
+      expect(statuses[59]).toBe(429);
       expect(limited.statusCode).toBe(429);
       expect(limited.json<{ code: string }>().code).toMatch(/RATE_LIMIT/);
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
       expect((await app.inject('/health')).statusCode).toBe(200);
     } finally {
       await app.close();

@@ -87,6 +87,8 @@ export async function startOpsStack(opts: { env?: Partial<Record<ServiceName, Re
     CACHE_ADMIN_TOKEN: token,
     LOG_LEVEL: 'warn',
     NODE_ENV: 'test',
+    // These tests are about metrics and alerts; authentication has its own tests.
+    AUTH_MODE: 'off',
     MULTIMODAL_WORKER_URL: `http://127.0.0.1:${ports['multimodal-worker']}`,
     RETRIEVAL_PROXY_URL: `http://127.0.0.1:${ports['retrieval-proxy']}`,
   };

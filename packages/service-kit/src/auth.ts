@@ -1,5 +1,5 @@
 import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
-import { authPlugin, createAuth, type AuthParts, type PrincipalLimits } from '@aicache/auth';
+import { authPlugin, createAuth, Limits, LoginLimiter, principalLimits, type AuthParts, type Principal, type ServiceTokens } from '@aicache/auth';
 import type { FastifyInstance } from 'fastify';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
@@ -17,6 +17,11 @@ export type AuthConfig = StateRedisConfig &
     | 'SERVICE_TOKEN_SECRET'
     | 'AUDIT_MAX_ENTRIES'
     | 'CACHE_ADMIN_TOKEN'
+    | 'AUTH_RATE_LIMIT_PER_MINUTE'
+    | 'AUTH_LOGIN_MAX_FAILURES'
+    | 'AUTH_LOGIN_LOCKOUT_SECONDS'
+    | 'AUTH_LOGIN_MAX_FAILURES_PER_IP'
+    | 'EMBEDDINGS_INPUTS_PER_MINUTE'
   >;
 
 /** A session's expiry is pushed out at most this often per process (each push is one EXPIRE). */
@@ -33,7 +38,8 @@ export interface AuthOptions {
   service: string;
   /** An existing client for the auth records (left open on close); default a state connection on REDIS_DB_AUTH. */
   client?: RedisClient;
-  limits?: (parts: AuthParts) => PrincipalLimits;
+  /** false: no limits (tests that are not about them). */
+  limits?: false;
 }
 
 /**
@@ -58,7 +64,33 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
     timeoutMs: config.AUTH_TIMEOUT_MS,
     logger: app.log,
   });
-  const limits = opts.limits?.(parts);
+  const limits =
+    opts.limits === false
+      ? undefined
+      : principalLimits(
+          new Limits({
+            redis,
+            keyPrefix: parts.store.prefix,
+            timeoutMs: Math.min(250, config.AUTH_TIMEOUT_MS),
+            onRedisError: ({ op, message }) => app.log.warn({ op, err: { message } }, 'auth limits: Redis trouble, allowing (degraded)'),
+            requests: { limit: config.AUTH_RATE_LIMIT_PER_MINUTE, windowMs: 60_000 },
+            logins: {
+              maxFailuresPerUser: config.AUTH_LOGIN_MAX_FAILURES,
+              userWindowMs: config.AUTH_LOGIN_LOCKOUT_SECONDS * 1000,
+              userLockMs: config.AUTH_LOGIN_LOCKOUT_SECONDS * 1000,
+              maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
+            },
+            inputs: { limit: config.EMBEDDINGS_INPUTS_PER_MINUTE, windowMs: 60_000 },
+          }),
+          // Invalid bearer credentials per address: the same budget as failed logins per address.
+          new LoginLimiter({
+            redis,
+            keyPrefix: `${parts.store.prefix}bearer:`,
+            timeoutMs: Math.min(250, config.AUTH_TIMEOUT_MS),
+            maxFailuresPerUser: Number.MAX_SAFE_INTEGER,
+            maxFailuresPerIp: config.AUTH_LOGIN_MAX_FAILURES_PER_IP,
+          }),
+        );
   app.addHook('onClose', async () => {
     await limits?.close();
     await parts.authenticator.close();
@@ -72,9 +104,24 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
     timeoutMs: config.AUTH_TIMEOUT_MS,
     securityScheme: ADMIN_SECURITY_SCHEME,
   });
-  app.addReadinessCheck('auth', async () => {
-    const ok = redis.status === 'ready' && (await redis.ping().then((r) => r === 'PONG').catch(() => false));
-    return ok ? { ok } : { ok, detail: 'the Redis holding users, keys and sessions does not answer' };
-  });
+  // With AUTH_MODE=on no credential can be checked without this Redis: not ready. Off, it only degrades.
+  const required = config.AUTH_MODE === 'on';
+  app.addReadinessCheck(
+    'auth',
+    async () => {
+      const ok = redis.status === 'ready' && (await redis.ping().then((r) => r === 'PONG').catch(() => false));
+      return ok ? { ok } : { ok, degraded: !required, detail: 'the Redis holding users, keys and sessions does not answer' };
+    },
+    { required },
+  );
   return parts;
+}
+
+/**
+ * Headers for a call to a peer service on behalf of `principal`: a signed service token naming its tenant, user and
+ * scopes (none for the anonymous principal of AUTH_MODE=off, which the peer, also off, accepts as it is).
+ */
+export async function serviceTokenHeaders(tokens: ServiceTokens, principal: Principal | undefined): Promise<Record<string, string>> {
+  if (!principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return {};
+  return { authorization: `Bearer ${await tokens.mint(principal)}` };
 }

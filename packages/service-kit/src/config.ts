@@ -71,6 +71,15 @@ export const BaseConfig = Type.Object({
   AUTH_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1 }),
   /** Signs the short-lived tokens services send each other; unset: one generated secret kept on the state Redis. */
   SERVICE_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** Requests per credential (API key; a user's sessions and service tokens together) per minute, across replicas; 0 = no limit. */
+  AUTH_RATE_LIMIT_PER_MINUTE: Type.Integer({ default: 6000, minimum: 0 }),
+  /** Failed logins of one username within AUTH_LOGIN_LOCKOUT_SECONDS before it is locked for as long. */
+  AUTH_LOGIN_MAX_FAILURES: Type.Integer({ default: 10, minimum: 1 }),
+  AUTH_LOGIN_LOCKOUT_SECONDS: Type.Integer({ default: 900, minimum: 1 }),
+  /** Failed logins from one address (IPv6: one /64) per hour before it is locked for an hour. */
+  AUTH_LOGIN_MAX_FAILURES_PER_IP: Type.Integer({ default: 100, minimum: 1 }),
+  /** Embedding inputs per principal per minute (multimodal-worker), across replicas; 0 = no limit. */
+  EMBEDDINGS_INPUTS_PER_MINUTE: Type.Integer({ default: 60_000, minimum: 0 }),
   /** Entries kept in the audit stream (approximate trim). */
   AUDIT_MAX_ENTRIES: Type.Integer({ default: 10_000, minimum: 100 }),
 });

@@ -35,8 +35,15 @@ async function waitFor(stack: Stack, pattern: RegExp, ms: number): Promise<void>
   }
 }
 
-async function postJson(url: string, body: unknown): Promise<{ status: number; cache: string | null; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+/** The API key npm start made for the walk-through (read once the stack is ready). */
+let apiKey = '';
+
+async function postJson(url: string, body?: unknown): Promise<{ status: number; cache: string | null; json: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   return { status: res.status, cache: res.headers.get('x-cache'), json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -63,6 +70,7 @@ describe('npm start (scripts/stack.mjs) end to end, against a private Redis', ()
     });
     stack = startStack(env);
     await waitFor(stack, READY_LINE, 100_000);
+    apiKey = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
   }, 120_000);
 
   afterAll(async () => {
@@ -97,6 +105,25 @@ describe('npm start (scripts/stack.mjs) end to end, against a private Redis', ()
     const token = readFileSync(file, 'utf8').trim();
     expect(token).toMatch(/^[0-9a-f]{64}$/);
     expect(stack.output()).not.toContain(token);
+  });
+
+  it('made user demo with an API key and a password, kept 0600 and never printed; routes refuse a request without one', async () => {
+    for (const name of ['api-key', 'demo-password']) {
+      const file = join(dataDir, name);
+      expect(statSync(file).mode & 0o077).toBe(0);
+      expect(stack.output()).not.toContain(readFileSync(file, 'utf8').trim());
+    }
+    expect(apiKey).toMatch(/^aik_/);
+    const open = await fetch(`${urls['retrieval-proxy']}/api/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"x"}' });
+    expect(open.status).toBe(401);
+    const login = await fetch(`${urls['ai-agents']}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'demo', password: readFileSync(join(dataDir, 'demo-password'), 'utf8').trim() }),
+    });
+    expect(login.status).toBe(200);
+    const me = await fetch(`${urls['multimodal-worker']}/api/v1/auth/me`, { headers: { authorization: `Bearer ${((await login.json()) as { token: string }).token}` } });
+    expect(((await me.json()) as { principal: { username: string; tenant: string } }).principal).toMatchObject({ username: 'demo', tenant: 'default' });
   });
 
   /** Runs an infra script against this stack, as the walk-through tells a user to. */
@@ -138,9 +165,9 @@ describe('npm start (scripts/stack.mjs) end to end, against a private Redis', ()
 
     const agent = await postJson(`${agents}/api/v1/agents`, { name: 'helper', instructions: 'Answer from the documents.' });
     expect(agent.status, JSON.stringify(agent.json)).toBe(201);
-    const conv = await fetch(`${agents}/api/v1/agents/${String(agent.json.id)}/conversations`, { method: 'POST' });
+    const conv = await postJson(`${agents}/api/v1/agents/${String(agent.json.id)}/conversations`);
     expect(conv.status).toBe(201);
-    const convId = String(((await conv.json()) as Record<string, unknown>).id);
+    const convId = String(conv.json.id);
     const answer = await postJson(`${agents}/api/v1/conversations/${convId}/messages`, { content: 'How does Redis keep data?' });
     expect(answer.status, JSON.stringify(answer.json)).toBe(201);
     expect(JSON.stringify(answer.json)).toMatch(/redis-intro/);

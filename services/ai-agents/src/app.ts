@@ -1,10 +1,10 @@
-import { createService, registerAuth, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerAuth, serviceTokenHeaders, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { AgentService } from './domain/agent-service.js';
 import { ConversationService } from './domain/conversation-service.js';
-import type { ContextPeer } from './domain/retrieval.js';
+import { contextPeer, type ContextPeer, type ProxyCredentials } from './domain/retrieval.js';
 import { AgentStore } from './domain/store.js';
 import { createProvider, type ChatProvider } from './providers/index.js';
 import type { RouteDeps } from './routes/deps.js';
@@ -29,6 +29,8 @@ export interface BuildOverrides {
   stateClient?: Redis;
   /** retrieval-proxy client; default a PeerClient on RETRIEVAL_PROXY_URL. */
   proxy?: ContextPeer & { ready?: () => Promise<boolean> };
+  /** The headers each call to the default retrieval-proxy client carries for whom it acts; default a service token. */
+  proxyCredentials?: ProxyCredentials;
   /** Chat provider; default from LLM_* settings (built-in extractive when LLM_BASE_URL is unset). */
   provider?: ChatProvider;
   logger?: false | FastifyBaseLogger;
@@ -47,7 +49,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 
   try {
     // Before any route: every route but /health, /ready, /metrics and /docs needs a principal.
-    await registerAuth(app, config, { service: SERVICE });
+    const auth = await registerAuth(app, config, { service: SERVICE });
     const redis = await registerRedis(app, config, {
       cache: {
         service: SERVICE,
@@ -72,13 +74,19 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     );
     app.addHook('onClose', async () => store.calls.detach());
 
-    const peer = overrides.proxy ?? new PeerClient({
-      name: 'retrieval-proxy',
-      baseUrl: config.RETRIEVAL_PROXY_URL,
-      timeoutMs: config.PEER_TIMEOUT_MS,
-      retries: config.PEER_RETRIES,
-    });
-    if (!overrides.proxy) app.addHook('onClose', async () => (peer as PeerClient).close());
+    let peer: ContextPeer & { ready?: () => Promise<boolean> };
+    if (overrides.proxy) peer = overrides.proxy;
+    else {
+      const client = new PeerClient({
+        name: 'retrieval-proxy',
+        baseUrl: config.RETRIEVAL_PROXY_URL,
+        timeoutMs: config.PEER_TIMEOUT_MS,
+        retries: config.PEER_RETRIES,
+      });
+      app.addHook('onClose', async () => client.close());
+      // The proxy is called with a short-lived service token naming the tenant and user this request acts for.
+      peer = contextPeer(client, overrides.proxyCredentials ?? (({ principal }) => serviceTokenHeaders(auth.tokens, principal)));
+    }
 
     const provider = overrides.provider ?? createProvider(config);
     if (!overrides.provider && provider.close) app.addHook('onClose', async () => provider.close?.());

@@ -224,7 +224,7 @@ describe('retrieval-proxy down', () => {
     const res = await f.app.inject({ method: 'GET', url: '/ready' });
     expect(res.statusCode).toBe(200);
     expect(res.json().status).toBe('ready');
-    expect(Object.keys(res.json().checks).sort()).toEqual(['redis', 'retrieval-proxy', 'state']);
+    expect(Object.keys(res.json().checks).sort()).toEqual(['auth', 'redis', 'retrieval-proxy', 'state']);
   });
 });
 

@@ -31,6 +31,8 @@ export const SECTIONS = [
 export interface ContextCall {
   body: ContextRequest;
   requestId: string | undefined;
+  /** Every header of the call, to see whom it said it acts for. */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export interface FakeProxy {
@@ -55,7 +57,7 @@ export async function startFakeProxy(): Promise<FakeProxy> {
   app.post<{ Body: ContextRequest }>('/api/v1/context', { schema: { body: ContextRequest } }, async (req) => {
     const body = req.body;
     const header = req.headers['x-request-id'];
-    calls.push({ body, requestId: typeof header === 'string' ? header : undefined });
+    calls.push({ body, requestId: typeof header === 'string' ? header : undefined, headers: { ...req.headers } });
     if (gate) await gate;
     const sections = /unrelated gibberish/i.test(body.query) ? [] : SECTIONS.slice(0, body.limit ?? 5);
     return {
@@ -93,7 +95,7 @@ export function testConfig(redisUrl: string, db: number, extra: Record<string, s
   return loadConfig(ConfigSchema, {
     env: {
       NODE_ENV: 'test',
-    AUTH_MODE: 'off',
+      AUTH_MODE: 'off',
       LOG_LEVEL: 'silent',
       REDIS_URL: redisUrl,
       REDIS_DB_AI_AGENTS: String(db),

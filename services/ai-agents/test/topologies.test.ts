@@ -3,6 +3,12 @@ import { startRedisCluster, startRedisSentinel } from '@aicache/test-redis';
 import { loadConfig } from '@aicache/service-kit';
 import { Cluster, Redis } from 'ioredis';
 import { ConfigSchema } from '../src/config.js';
+import { AgentService } from '../src/domain/agent-service.js';
+import { ConversationService } from '../src/domain/conversation-service.js';
+import { contextPeer } from '../src/domain/retrieval.js';
+import { AgentStore } from '../src/domain/store.js';
+import { BuiltinExtractiveProvider } from '../src/providers/index.js';
+import { PeerClient } from '@aicache/service-kit';
 import { build, startFakeProxy, type FakeProxy } from './helpers.js';
 
 /**
@@ -123,5 +129,39 @@ describe.each(modes)('ai-agents on a $name', (mode) => {
 
     expect((await app.inject({ method: 'DELETE', url: `/api/v1/agents/${agent.id}` })).statusCode).toBe(204);
     expect(await started.keys('state:*')).toEqual([]);
+  });
+
+  it("keeps another tenant's records beside the default tenant's, under the same hash tag, and deletes them alone", async () => {
+    const client = new PeerClient({ name: 'retrieval-proxy', baseUrl: proxy.url, timeoutMs: 2000, retries: 0 });
+    const store = new AgentStore(started.raw, 600);
+    try {
+      const agents = new AgentService(store);
+      const conversations = new ConversationService({ store, proxy: contextPeer(client, () => ({})), provider: new BuiltinExtractiveProvider() });
+      const mine = (await app.inject({ method: 'POST', url: '/api/v1/agents', payload: { name: 'Default' } })).json();
+      const theirs = await agents.create('acme', { name: 'Acme' });
+      const conv = await conversations.create('acme', theirs.id, 'ops');
+      await conversations.send({ tenant: 'acme' }, conv.id, 'What is AOF?');
+      expect((await agents.memory('acme', theirs.id)).items).toHaveLength(2);
+      expect((await app.inject(`/api/v1/agents/${theirs.id}`)).statusCode).toBe(404);
+      expect((await app.inject('/api/v1/cache/stats')).json().state).toMatchObject({ agents: 2, agent_memory: { keys: 1 } });
+
+      const t = `${mode.prefix}tenant:acme:`;
+      expect(await started.keys(`${mode.prefix}tenant:*`)).toEqual(
+        [`${t}agent:${theirs.id}`, `${t}agent:${theirs.id}:conversations`, `${t}agents`, `${t}conversation:${conv.id}`, `${t}conversation:${conv.id}:messages`, `${t}memory:${theirs.id}`].sort(),
+      );
+      if (started.raw instanceof Cluster) {
+        const slots = new Set(await Promise.all((await started.keys('state:*')).map((k) => (started.raw as Cluster).cluster('KEYSLOT', k))));
+        expect(slots.size).toBe(1);
+      }
+
+      await agents.delete('acme', theirs.id);
+      expect(await started.keys(`${mode.prefix}tenant:*`)).toEqual([]);
+      expect((await app.inject(`/api/v1/agents/${mine.id}`)).statusCode).toBe(200);
+      expect((await app.inject({ method: 'DELETE', url: `/api/v1/agents/${mine.id}` })).statusCode).toBe(204);
+      expect(await started.keys('state:*')).toEqual([]);
+    } finally {
+      store.calls.detach();
+      await client.close();
+    }
   });
 });

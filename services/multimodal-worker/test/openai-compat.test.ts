@@ -16,13 +16,25 @@ let fake: FakeOpenAI;
 let app: FastifyInstance;
 let url: string;
 let client: OpenAI;
+const ADMIN = 'admin-token-of-the-sdk-test';
+
+/** A user and an API key with the write scope, made as an operator would, through the auth routes. */
+async function apiKeyFor(app: FastifyInstance, username: string): Promise<string> {
+  const admin = { authorization: `Bearer ${ADMIN}` };
+  const user = await app.inject({ method: 'POST', url: '/api/v1/auth/users', headers: admin, payload: { username, password: 'a long enough password', tenant: 'sdk' } });
+  expect(user.statusCode, user.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: admin, payload: { name: 'openai-sdk', scopes: ['write'], userId: user.json().id } });
+  expect(key.statusCode, key.body).toBe(201);
+  return key.json().key as string;
+}
 
 beforeAll(async () => {
   fake = await startFakeOpenAI({ dims: 8, model: REMOTE });
-  env = await testEnv(12, { EMBEDDINGS_BASE_URL: fake.url, EMBEDDINGS_MODEL: REMOTE, EMBEDDINGS_DIMENSIONS: '8' });
+  // Authentication on, as in production: the SDK sends its apiKey as a bearer token, and that is an API key of ours.
+  env = await testEnv(12, { EMBEDDINGS_BASE_URL: fake.url, EMBEDDINGS_MODEL: REMOTE, EMBEDDINGS_DIMENSIONS: '8', AUTH_MODE: 'on', CACHE_ADMIN_TOKEN: ADMIN });
   app = await buildApp(env.config, { logger: false, underPressure: false, adminRateLimit: false });
   url = await app.listen({ host: '127.0.0.1', port: 0 });
-  client = new OpenAI({ baseURL: `${url}/api/v1`, apiKey: 'not-checked-by-the-worker', maxRetries: 0, timeout: 10_000 });
+  client = new OpenAI({ baseURL: `${url}/api/v1`, apiKey: await apiKeyFor(app, `sdk-${Date.now()}`), maxRetries: 0, timeout: 10_000 });
 });
 
 afterAll(async () => {
@@ -42,6 +54,14 @@ async function caught(call: Promise<unknown>): Promise<APIError> {
 }
 
 describe('the official openai SDK against the worker', () => {
+  it('is refused with a wrong API key: an OpenAI-shaped 401 the SDK reads as an authentication error', async () => {
+    const wrong = new OpenAI({ baseURL: `${url}/api/v1`, apiKey: 'aik_not-a-key', maxRetries: 0, timeout: 10_000 });
+    const err = await caught(wrong.embeddings.create({ model: LOCAL, input: 'hello' }));
+    expect(err.status).toBe(401);
+    expect(err.message).toMatch(/Invalid, expired or revoked credential/);
+    expect((err.error as { type?: string }).type).toBe('authentication_error');
+  });
+
   it('creates float embeddings', async () => {
     const res = await client.embeddings.create({ model: LOCAL, input: ['caching embeddings in redis', 'second input'], encoding_format: 'float' });
     expect(res.object).toBe('list');
@@ -122,7 +142,8 @@ describe('error shapes over HTTP', () => {
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, {
       method,
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      headers: { authorization: `Bearer ${client.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
@@ -174,7 +195,7 @@ describe('model routes in the OpenAPI document', () => {
     [REMOTE, `/api/v1/models/${REMOTE}`],
     [REMOTE, `/api/v1/models/${encodeURIComponent(REMOTE)}`],
   ])('GET of %s by %s answers it', async (id, path) => {
-    const res = await fetch(`${url}${path}`);
+    const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${client.apiKey}` } });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id, object: 'model' });
   });

@@ -16,11 +16,14 @@ function mergeSettings(base: AgentSettings, given: Partial<AgentSettings> | unde
   return settings;
 }
 
-/** Agents: creation with the default settings, changes setting by setting, deletion with everything they own. */
+/**
+ * Agents: creation with the default settings, changes setting by setting, deletion with everything they own.
+ * Every call acts within one tenant: another tenant's agent is not found, exactly like an id never used.
+ */
 export class AgentService {
   constructor(private readonly store: AgentStore) {}
 
-  async create(input: AgentInput): Promise<Agent> {
+  async create(tenant: string, input: AgentInput): Promise<Agent> {
     if (input.name.trim().length === 0) throw errors.BadRequest('name must not be blank');
     const agent: Agent = {
       id: randomUUID(),
@@ -29,24 +32,24 @@ export class AgentService {
       settings: mergeSettings(DEFAULT_SETTINGS, input.settings),
       createdAt: new Date().toISOString(),
     };
-    await this.store.createAgent(agent);
+    await this.store.createAgent(tenant, agent);
     return agent;
   }
 
-  list(limit: number, offset: number) {
-    return this.store.listAgents(limit, offset);
+  list(tenant: string, limit: number, offset: number) {
+    return this.store.listAgents(tenant, limit, offset);
   }
 
-  async get(id: string): Promise<Agent> {
-    const agent = await this.store.getAgent(id);
+  async get(tenant: string, id: string): Promise<Agent> {
+    const agent = await this.store.getAgent(tenant, id);
     if (!agent) throw errors.NotFound('agent', id);
     return agent;
   }
 
-  async update(id: string, change: Partial<AgentInput>): Promise<Agent> {
+  async update(tenant: string, id: string, change: Partial<AgentInput>): Promise<Agent> {
     const { name, instructions, settings } = change;
     if (name !== undefined && name.trim().length === 0) throw errors.BadRequest('name must not be blank');
-    const agent = await this.store.updateAgent(id, (current) => ({
+    const agent = await this.store.updateAgent(tenant, id, (current) => ({
       ...current,
       ...(name !== undefined ? { name } : {}),
       ...(instructions !== undefined ? { instructions } : {}),
@@ -56,17 +59,17 @@ export class AgentService {
     return agent;
   }
 
-  async memory(id: string) {
-    await this.get(id);
-    return this.store.readMemory(id);
+  async memory(tenant: string, id: string) {
+    await this.get(tenant, id);
+    return this.store.readMemory(tenant, id);
   }
 
-  async clearMemory(id: string): Promise<void> {
-    await this.get(id);
-    await this.store.clearMemory(id);
+  async clearMemory(tenant: string, id: string): Promise<void> {
+    await this.get(tenant, id);
+    await this.store.clearMemory(tenant, id);
   }
 
-  async delete(id: string): Promise<void> {
-    if (!(await this.store.deleteAgent(id))) throw errors.NotFound('agent', id);
+  async delete(tenant: string, id: string): Promise<void> {
+    if (!(await this.store.deleteAgent(tenant, id))) throw errors.NotFound('agent', id);
   }
 }

@@ -1,11 +1,44 @@
 import { ContextResponse, Filters, QUERY_MAX_LENGTH, type ContextRequest, type ContextSection } from '@aicache/contracts';
-import { errors } from '@aicache/service-kit';
+import type { Principal } from '@aicache/auth';
+import { errors, type PeerClient } from '@aicache/service-kit';
 import { Compile } from 'typebox/compile';
 import type { Agent } from './types.js';
 
-/** The part of the kit's PeerClient this service uses. */
+/**
+ * Who a call to retrieval-proxy acts for: the tenant whose documents it may search and, when the request had one,
+ * the principal behind it.
+ */
+export interface ActingFor {
+  tenant: string;
+  principal?: Principal;
+}
+
+/** What a context call carries besides its body. Every call says whom it acts for: none goes out for nobody. */
+export interface ContextCallOptions {
+  requestId?: string;
+  idempotent?: boolean;
+  actingFor: ActingFor;
+}
+
+/** retrieval-proxy as the domain calls it. */
 export interface ContextPeer {
-  post<T>(path: string, body: unknown, opts?: { requestId?: string; idempotent?: boolean }): Promise<T>;
+  post<T>(path: string, body: unknown, opts: ContextCallOptions): Promise<T>;
+}
+
+/**
+ * The headers that prove to retrieval-proxy whom a call acts for: app.ts sends a signed service token naming the
+ * principal's tenant, user and scopes (the kit's serviceTokenHeaders); NO_CREDENTIALS sends none (tests of a fake proxy).
+ */
+export type ProxyCredentials = (actingFor: ActingFor) => Promise<Record<string, string>> | Record<string, string>;
+export const NO_CREDENTIALS: ProxyCredentials = () => ({});
+
+/** A ContextPeer on the kit's PeerClient: each call gets the headers `credentials` gives for whom it acts for. */
+export function contextPeer(client: Pick<PeerClient, 'post' | 'ready'>, credentials: ProxyCredentials): ContextPeer & { ready: () => Promise<boolean> } {
+  return {
+    post: async <T>(path: string, body: unknown, { actingFor, ...opts }: ContextCallOptions) =>
+      client.post<T>(path, body, { ...opts, headers: await credentials(actingFor) }),
+    ready: () => client.ready(),
+  };
 }
 
 const PROXY = 'retrieval-proxy';
@@ -61,12 +94,14 @@ export function contextRequest(agent: Agent, message: string): ContextRequest {
 /**
  * The context sections for a message, as the proxy numbered and cited them. The call only reads, so it is
  * marked idempotent and may be retried by the peer client; a dead proxy surfaces as the kit's
- * PeerUnavailable (503), an answer that does not match the contract as PeerError (502).
+ * PeerUnavailable (503), an answer that does not match the contract as PeerError (502). The call acts for
+ * `actingFor`, whose documents are the only ones it may search.
  */
-export async function fetchContext(peer: ContextPeer, agent: Agent, message: string, requestId?: string): Promise<ContextSection[]> {
+export async function fetchContext(peer: ContextPeer, actingFor: ActingFor, agent: Agent, message: string, requestId?: string): Promise<ContextSection[]> {
   const answer = await peer.post<unknown>('/api/v1/context', contextRequest(agent, message), {
     ...(requestId ? { requestId } : {}),
     idempotent: true,
+    actingFor,
   });
   if (!contextAnswer.Check(answer)) {
     const first = contextAnswer.Errors(answer)[0];

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { AgentSchema, pageOf, Paging, SettingsInput, Uuid } from '../schemas.js';
-import type { RouteDeps } from './deps.js';
+import { tenant, type RouteDeps } from './deps.js';
 
 const CreateAgentBody = Type.Object(
   {
@@ -42,7 +42,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents
         response: { 201: AgentSchema, ...errorResponses(400) },
       },
     },
-    async (req, reply) => reply.code(201).send(await agents.create(req.body)),
+    async (req, reply) => reply.code(201).send(await agents.create(tenant(req), req.body)),
   );
 
   app.get(
@@ -57,7 +57,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents
     },
     async (req) => {
       const { limit, offset } = req.query;
-      return { ...(await agents.list(limit, offset)), limit, offset };
+      return { ...(await agents.list(tenant(req), limit, offset)), limit, offset };
     },
   );
 
@@ -71,7 +71,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents
         response: { 200: AgentSchema, ...errorResponses(400, 404) },
       },
     },
-    async (req) => agents.get(req.params.id),
+    async (req) => agents.get(tenant(req), req.params.id),
   );
 
   app.patch(
@@ -88,7 +88,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents
         response: { 200: AgentSchema, ...errorResponses(400, 404, 409) },
       },
     },
-    async (req) => agents.update(req.params.id, req.body),
+    async (req) => agents.update(tenant(req), req.params.id, req.body),
   );
 
   app.delete(
@@ -102,7 +102,7 @@ export const agentRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agents
       },
     },
     async (req, reply) => {
-      await agents.delete(req.params.id);
+      await agents.delete(tenant(req), req.params.id);
       return reply.code(204).send(null);
     },
   );

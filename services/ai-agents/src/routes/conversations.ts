@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { ConversationSchema, pageOf, Paging, Uuid } from '../schemas.js';
-import type { RouteDeps } from './deps.js';
+import { tenant, type RouteDeps } from './deps.js';
 
 const AgentParams = Type.Object({ agentId: Uuid });
 const IdParams = Type.Object({ id: Uuid });
@@ -31,7 +31,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 201: ConversationSchema, ...errorResponses(400, 404) },
       },
     },
-    async (req, reply) => reply.code(201).send(await conversations.create(req.params.agentId, req.body.title)),
+    async (req, reply) => reply.code(201).send(await conversations.create(tenant(req), req.params.agentId, req.body.title)),
   );
 
   app.get(
@@ -47,7 +47,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
     },
     async (req) => {
       const { limit, offset } = req.query;
-      return { ...(await conversations.list(req.params.agentId, limit, offset)), limit, offset };
+      return { ...(await conversations.list(tenant(req), req.params.agentId, limit, offset)), limit, offset };
     },
   );
 
@@ -61,7 +61,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 200: Type.Object({ deleted: Type.Integer() }), ...errorResponses(400, 404) },
       },
     },
-    async (req) => ({ deleted: await conversations.deleteAll(req.params.agentId) }),
+    async (req) => ({ deleted: await conversations.deleteAll(tenant(req), req.params.agentId) }),
   );
 
   app.get(
@@ -74,7 +74,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
         response: { 200: ConversationDetail, ...errorResponses(400, 404) },
       },
     },
-    async (req) => conversations.get(req.params.id),
+    async (req) => conversations.get(tenant(req), req.params.id),
   );
 
   app.delete(
@@ -88,7 +88,7 @@ export const conversationRoutes: FastifyPluginAsync<RouteDeps> = async (scope, {
       },
     },
     async (req, reply) => {
-      await conversations.delete(req.params.id);
+      await conversations.delete(tenant(req), req.params.id);
       return reply.code(204).send(null);
     },
   );

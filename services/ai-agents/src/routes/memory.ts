@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { MemoryItemSchema, Uuid } from '../schemas.js';
-import type { RouteDeps } from './deps.js';
+import { tenant, type RouteDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Uuid });
 
@@ -28,7 +28,7 @@ export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agent
       },
     },
     async (req) => {
-      const { items, ttlSeconds } = await agents.memory(req.params.id);
+      const { items, ttlSeconds } = await agents.memory(tenant(req), req.params.id);
       return { items, ttl_seconds: ttlSeconds };
     },
   );
@@ -44,7 +44,7 @@ export const memoryRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { agent
       },
     },
     async (req, reply) => {
-      await agents.clearMemory(req.params.id);
+      await agents.clearMemory(tenant(req), req.params.id);
       return reply.code(204).send(null);
     },
   );

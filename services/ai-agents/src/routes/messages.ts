@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { errorResponses } from '@aicache/service-kit';
 import { Type } from 'typebox';
 import { Citation, MessageSchema, Uuid } from '../schemas.js';
-import type { RouteDeps } from './deps.js';
+import { actingFor, tenant, type RouteDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Uuid });
 const PostBody = Type.Object({ content: Type.String({ minLength: 1, maxLength: 16000 }) }, { additionalProperties: false });
@@ -53,7 +53,7 @@ export const messageRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { conv
         response: { 201: PostResponse, ...errorResponses(400, 404, 409, 502, 503) },
       },
     },
-    async (req, reply) => reply.code(201).send(await conversations.send(req.params.id, req.body.content, String(req.id))),
+    async (req, reply) => reply.code(201).send(await conversations.send(actingFor(req), req.params.id, req.body.content, String(req.id))),
   );
 
   app.get(
@@ -68,6 +68,6 @@ export const messageRoutes: FastifyPluginAsync<RouteDeps> = async (scope, { conv
       },
     },
     async (req) =>
-      conversations.history(req.params.id, req.query.limit, req.query.before === undefined ? undefined : Number(req.query.before)),
+      conversations.history(tenant(req), req.params.id, req.query.limit, req.query.before === undefined ? undefined : Number(req.query.before)),
   );
 };

@@ -61,12 +61,14 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
           'Header `x-cache`: hit (all inputs cached), partial, or miss (none). usage counts are rough (words and punctuation). ' +
           'Errors come in OpenAI\'s shape: `{"error": {"message", "type", "param", "code"}}`.',
         body: EmbeddingsBody,
-        response: { 200: withCacheHeader(EmbeddingsAnswer, ['hit', 'partial', 'miss']), ...openAIErrorResponses(400, 413, 415, 502, 503) },
+        response: { 200: withCacheHeader(EmbeddingsAnswer, ['hit', 'partial', 'miss']), ...openAIErrorResponses(400, 401, 403, 413, 415, 429, 502, 503) },
       },
     },
     async (request, reply) => {
       const body = request.body;
       const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+      // Inputs per minute per principal (EMBEDDINGS_INPUTS_PER_MINUTE), counted across replicas.
+      await scope.auth.chargeInputs(request, reply, inputs.length);
       const result = await opts.embeddings.embedRequest(inputs, { model: body.model, dimensions: body.dimensions });
       const tokens = await countTokens(inputs);
       const encode = body.encoding_format === 'base64' ? (v: Float32Array) => `"${vectorBase64(v)}"` : vectorJson;
