@@ -33,6 +33,8 @@ export interface FakeWorker {
   app: FastifyInstance;
   /** Every POST /api/v1/embeddings body received. */
   calls: Array<{ input: string | string[]; encoding_format?: string; model?: string }>;
+  /** The Authorization header of each of those calls ('' when there was none). */
+  authorizations: string[];
   /** Answer embeddings as JSON numbers even when base64 was asked. */
   forceFloat: boolean;
   /** Answer 200 with a body that is not embeddings. */
@@ -47,6 +49,7 @@ export async function startFakeWorker(): Promise<FakeWorker> {
     url: '',
     app,
     calls: [],
+    authorizations: [],
     forceFloat: false,
     garbage: false,
     close: () => app.close(),
@@ -55,6 +58,7 @@ export async function startFakeWorker(): Promise<FakeWorker> {
   app.post('/api/v1/embeddings', async (request) => {
     const body = request.body as { input: string | string[]; encoding_format?: 'float' | 'base64'; model?: string };
     worker.calls.push(body);
+    worker.authorizations.push(request.headers.authorization ?? '');
     if (worker.garbage) return { data: 'nope' };
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
     const base64 = body.encoding_format === 'base64' && !worker.forceFloat;

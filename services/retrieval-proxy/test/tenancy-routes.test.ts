@@ -99,6 +99,13 @@ describe('documents, search and context per tenant through the routes', () => {
 
     const globex = await search('globex', { query: 'refunds' });
     expect(globex.headers['x-cache']).toBe('miss');
+    // The worker was asked for the query's embedding on Globex's behalf: a service token naming its tenant, not
+    // the caller's own key.
+    const authorization = worker.authorizations.at(-1) ?? '';
+    expect(authorization).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(authorization).not.toContain(keys.globex);
+    const claims = JSON.parse(Buffer.from(authorization.split('.')[1]!, 'base64url').toString()) as { tenant: string };
+    expect(claims.tenant).toBe('globex');
     expect(globex.json<{ results: Array<{ title: string }> }>().results.map((r) => r.title)).toEqual(['Globex handbook']);
 
     const context = await app.inject({ method: 'POST', url: '/api/v1/context', headers: bearer(keys.globex), payload: { query: 'refunds' } });

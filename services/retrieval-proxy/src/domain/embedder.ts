@@ -13,7 +13,8 @@ export interface Embeddings {
 
 /** What the routes need from the worker; tests may hand in their own. */
 export interface Embedder {
-  embed(inputs: string[], opts?: { requestId?: string; timeoutMs?: number }): Promise<Embeddings>;
+  /** `headers`: what proves to the worker whom the call acts for (a service token), sent as they are. */
+  embed(inputs: string[], opts?: { requestId?: string; timeoutMs?: number; headers?: Record<string, string> }): Promise<Embeddings>;
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -59,13 +60,14 @@ export class WorkerEmbedder implements Embedder {
     this.client = new PeerClient({ name: WORKER_PEER, baseUrl: opts.baseUrl, timeoutMs: opts.timeoutMs, retries: opts.retries });
   }
 
-  async embed(inputs: string[], opts: { requestId?: string; timeoutMs?: number } = {}): Promise<Embeddings> {
+  async embed(inputs: string[], opts: { requestId?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Embeddings> {
     const body: EmbeddingsRequest = { input: inputs, encoding_format: 'base64', ...(this.model ? { model: this.model } : {}) };
     // Same input, same vectors: safe to retry.
     const res = await this.client.post<unknown>('/api/v1/embeddings', body, {
       idempotent: true,
       ...(opts.requestId ? { requestId: opts.requestId } : {}),
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.headers ? { headers: opts.headers } : {}),
     });
     return decodeEmbeddings(res, inputs.length);
   }

@@ -24,6 +24,26 @@ export interface IngestInput {
   chunkOverlap?: number | undefined;
 }
 
+/** What a call into the service carries for the worker calls it may make. */
+export interface PeerCall {
+  requestId?: string | undefined;
+  /**
+   * The headers that prove to the worker whom the call acts for (a service token for the request's principal).
+   * Asked for only when the worker is called: a cached answer needs none.
+   */
+  credentials?: (() => Promise<Record<string, string>>) | undefined;
+}
+
+/** The embedder's options for a call: its request id and credentials. */
+async function embedOptions(call: PeerCall, timeoutMs?: number) {
+  const headers = call.credentials ? await call.credentials() : undefined;
+  return {
+    ...(call.requestId ? { requestId: call.requestId } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(headers && Object.keys(headers).length > 0 ? { headers } : {}),
+  };
+}
+
 export interface CachedAnswer {
   body: Buffer;
   /** True when the answer came from the cache (the loader did not run). */
@@ -88,7 +108,7 @@ export class RetrievalService {
     this.index = opts.index;
   }
 
-  async ingest(tenant: string, input: IngestInput, requestId?: string) {
+  async ingest(tenant: string, input: IngestInput, call: PeerCall = {}) {
     const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
     if (chunkOverlap > chunkSize / 2) {
@@ -112,7 +132,7 @@ export class RetrievalService {
     }
 
     // One worker call for every chunk; a dead worker fails here, before anything is written.
-    const embeddings = await this.opts.embedder.embed(texts, { timeoutMs: this.opts.ingestTimeoutMs, ...(requestId ? { requestId } : {}) });
+    const embeddings = await this.opts.embedder.embed(texts, await embedOptions(call, this.opts.ingestTimeoutMs));
     const chunks: StoredChunk[] = texts.map((text, i) => ({ text, vector: embeddings.vectors[i] as Float32Array }));
 
     const meta: DocumentMeta = {
@@ -175,8 +195,9 @@ export class RetrievalService {
   }
 
   /** Ranks chunks against the corpus at `stamp` (the value just read from Redis). */
-  private async rank(req: NormalizedRequest, stamp: CorpusStamp, requestId?: string) {
-    const [embedding] = await Promise.all([this.opts.embedder.embed([req.query], requestId ? { requestId } : {}), this.index.prepare?.(stamp)]);
+  private async rank(req: NormalizedRequest, stamp: CorpusStamp, call: PeerCall) {
+    const embedQuery = async () => this.opts.embedder.embed([req.query], await embedOptions(call));
+    const [embedding] = await Promise.all([embedQuery(), this.index.prepare?.(stamp)]);
     const vector = embedding.vectors[0] as Float32Array;
     const outcome = await this.index.search(req.tenant, vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
     if (outcome.skippedDimensionMismatch > 0) {
@@ -224,10 +245,10 @@ export class RetrievalService {
     }
   }
 
-  search(tenant: string, q: SearchRequest, requestId?: string): Promise<CachedAnswer> {
+  search(tenant: string, q: SearchRequest, call: PeerCall = {}): Promise<CachedAnswer> {
     const req = this.normalized(tenant, 'search', q, 10);
     return this.cached(this.opts.searchCache, req, async (stamp) => {
-      const { hits, total } = await this.rank(req, stamp, requestId);
+      const { hits, total } = await this.rank(req, stamp, call);
       return {
         query: req.query,
         results: hits.map((h, i) => ({
@@ -244,10 +265,10 @@ export class RetrievalService {
     });
   }
 
-  context(tenant: string, q: ContextRequest, requestId?: string): Promise<CachedAnswer> {
+  context(tenant: string, q: ContextRequest, call: PeerCall = {}): Promise<CachedAnswer> {
     const req = this.normalized(tenant, 'context', q, 5);
     return this.cached(this.opts.contextCache, req, async (stamp) => {
-      const { hits } = await this.rank(req, stamp, requestId);
+      const { hits } = await this.rank(req, stamp, call);
       const bundle = buildContext(
         hits.map((h) => ({ documentId: h.meta.id, title: h.meta.title, source: h.meta.source, chunkIndex: h.chunkIndex, text: h.text, score: h.score })),
         req.maxChars ?? 4000,

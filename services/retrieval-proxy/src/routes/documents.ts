@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { requestTenant } from './tenant.js';
+import { peerCall, requestTenant } from './tenant.js';
 import { errorResponses } from '@aicache/service-kit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -88,7 +88,7 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
       },
     },
     async (request, reply) => {
-      const result = await retrieval.ingest(requestTenant(request), request.body, request.id);
+      const result = await retrieval.ingest(requestTenant(request), request.body, peerCall(request));
       return reply.code(201).send(result);
     },
   );

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuthRouteConfig } from '@aicache/auth';
-import { requestTenant } from './tenant.js';
+import { peerCall, requestTenant } from './tenant.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SearchRequest, SearchResponse } from '@aicache/contracts';
 import { withCacheHeader, errorResponses, sendCachedJson } from '@aicache/service-kit';
@@ -30,7 +30,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
       },
     },
     async (request, reply) => {
-      const answer = await opts.retrieval.search(requestTenant(request), request.body, request.id);
+      const answer = await opts.retrieval.search(requestTenant(request), request.body, peerCall(request));
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
