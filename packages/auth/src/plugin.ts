@@ -214,7 +214,11 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     app.addHook('onRoute', (route: RouteOptions) => {
       const config = route.config as AuthRouteConfig | undefined;
       if (PUBLIC.test(route.url) || config?.auth === false) return;
-      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }] });
+      // `x-scope`: the least scope a credential needs here (a host's admin-only routes may raise it).
+      const methods = ([] as string[]).concat(route.method);
+      const declared = (route.schema as Record<string, unknown> | undefined)?.['x-scope'] as Scope | undefined;
+      const scope = declared ?? config?.auth ?? (methods.every((m) => m === 'GET' || m === 'HEAD') ? 'read' : 'write');
+      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }], 'x-scope': scope });
     });
   }
 
