@@ -341,7 +341,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
 
       r.post(
         '/logout',
-        { schema: { tags, summary: 'End this session', response: { 204: Type.Null(), ...errors(401, 403, 503) } } },
+        { config: { auth: 'read' }, schema: { tags, summary: 'End this session', response: { 204: Type.Null(), ...errors(401, 403, 503) } } },
         async (request, reply) => {
           const p = request.principal!;
           if (p.kind !== 'session') throw new Forbidden('Only a session can log out; revoke an API key with DELETE /api/v1/auth/keys/:keyId');
@@ -354,6 +354,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       r.post(
         '/logout-all',
         {
+          config: { auth: 'read' },
           schema: {
             tags,
             summary: "End every session of this credential's user, on every device",
