@@ -214,7 +214,11 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     app.addHook('onRoute', (route: RouteOptions) => {
       const config = route.config as AuthRouteConfig | undefined;
       if (PUBLIC.test(route.url) || config?.auth === false) return;
-      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }] });
+      // `x-scope`: the least scope a credential needs here (a host's admin-only routes may raise it).
+      const methods = ([] as string[]).concat(route.method);
+      const declared = (route.schema as Record<string, unknown> | undefined)?.['x-scope'] as Scope | undefined;
+      const scope = declared ?? config?.auth ?? (methods.every((m) => m === 'GET' || m === 'HEAD') ? 'read' : 'write');
+      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }], 'x-scope': scope });
     });
   }
 
@@ -337,7 +341,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
 
       r.post(
         '/logout',
-        { schema: { tags, summary: 'End this session', response: { 204: Type.Null(), ...errors(401, 403, 503) } } },
+        { config: { auth: 'read' }, schema: { tags, summary: 'End this session', response: { 204: Type.Null(), ...errors(401, 403, 503) } } },
         async (request, reply) => {
           const p = request.principal!;
           if (p.kind !== 'session') throw new Forbidden('Only a session can log out; revoke an API key with DELETE /api/v1/auth/keys/:keyId');
@@ -350,6 +354,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       r.post(
         '/logout-all',
         {
+          config: { auth: 'read' },
           schema: {
             tags,
             summary: "End every session of this credential's user, on every device",

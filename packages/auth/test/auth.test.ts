@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '@aicache/test-redis';
-import { authPlugin, createAuth, tenantOf, type AuthParts } from '../src/index.js';
+import { authPlugin, createAuth, Limits, LoginLimiter, principalLimits, tenantOf, type AuthParts } from '../src/index.js';
 
 let server: RedisServer;
 let raw: Redis;
@@ -26,7 +26,7 @@ afterEach(async () => {
 });
 
 /** One service replica: a Fastify app with the auth plugin and a few tenant routes, on the shared Redis. */
-async function replica(opts: { mode?: 'on' | 'off'; cacheTtlMs?: number; sessionTtlSeconds?: number; timeoutMs?: number; url?: string } = {}) {
+async function replica(opts: { mode?: 'on' | 'off'; cacheTtlMs?: number; sessionTtlSeconds?: number; timeoutMs?: number; url?: string; limits?: boolean } = {}) {
   const redis = new Redis(opts.url ?? server.url, { maxRetriesPerRequest: 1 });
   clients.push(redis);
   const parts: AuthParts = await createAuth({
@@ -42,7 +42,14 @@ async function replica(opts: { mode?: 'on' | 'off'; cacheTtlMs?: number; session
   const app = Fastify({ logger: false });
   apps.push(app);
   app.addHook('onClose', async () => parts.authenticator.close());
-  await app.register(authPlugin, { service: 'test-service', mode: opts.mode ?? 'on', ...parts, timeoutMs: opts.timeoutMs ?? 1000 });
+  const limits = opts.limits
+    ? principalLimits(
+        new Limits({ redis, keyPrefix: 'auth:', logins: { maxFailuresPerUser: 5, maxFailuresPerIp: 50 }, requests: { limit: 30, windowMs: 60_000 } }),
+        new LoginLimiter({ redis, keyPrefix: 'auth:bearer:', maxFailuresPerUser: Number.MAX_SAFE_INTEGER, maxFailuresPerIp: 20 }),
+      )
+    : undefined;
+  if (limits) app.addHook('onClose', async () => limits.close());
+  await app.register(authPlugin, { service: 'test-service', mode: opts.mode ?? 'on', ...parts, ...(limits ? { limits } : {}), timeoutMs: opts.timeoutMs ?? 1000 });
   app.get('/data', async (req) => ({ tenant: tenantOf(req) }));
   app.post('/data', async (req) => ({ wrote: tenantOf(req) }));
   app.get('/health', async () => ({ ok: true }));
@@ -218,6 +225,44 @@ describe('revocation', () => {
     const res = await app.inject({ method: 'DELETE', url: `/api/v1/auth/keys/${one.keyId}`, headers: bearer(two.key) });
     expect(res.statusCode).toBe(404);
     expect((await app.inject({ url: '/data', headers: bearer(one.key) })).statusCode).toBe(200);
+  });
+});
+
+describe('limits', () => {
+  it('locks a username out after repeated failed logins, even for the right password, and says when to retry', async () => {
+    const { app } = await replica({ limits: true });
+    await userWithKey(app, 'nina', 'acme');
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await login(app, 'nina', `wrong password ${i}`)).statusCode);
+    expect(statuses).toEqual([401, 401, 401, 401, 401]);
+    const locked = await login(app, 'nina');
+    expect(locked.statusCode).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    expect(locked.json().message).toMatch(/Too many failed logins/);
+    // Another user from the same address is not locked by nina's failures.
+    await userWithKey(app, 'oscar', 'acme');
+    expect((await login(app, 'oscar')).statusCode).toBe(200);
+  });
+
+  it('limits requests per credential across two replicas sharing the count (429 with Retry-After)', async () => {
+    const one = await replica({ limits: true });
+    const two = await replica({ limits: true });
+    const { key } = await userWithKey(one.app, 'pia', 'acme');
+    let allowed = 0;
+    let refused: { statusCode: number; headers: Record<string, unknown> } | undefined;
+    for (let i = 0; i < 40 && !refused; i++) {
+      for (const { app } of [one, two]) {
+        const res = await app.inject({ url: '/data', headers: bearer(key) });
+        if (res.statusCode === 200) allowed++;
+        else refused ??= res;
+      }
+      await new Promise((r) => setTimeout(r, 60)); // past a flush, so each replica sees the other's count
+    }
+    expect(refused?.statusCode).toBe(429);
+    expect(Number(refused?.headers['retry-after'])).toBeGreaterThan(0);
+    // 30 a minute together, not 30 each.
+    expect(allowed).toBeGreaterThanOrEqual(30);
+    expect(allowed).toBeLessThan(40);
   });
 });
 

@@ -199,7 +199,7 @@ describe('every route of every service, walked from its OpenAPI document with ba
 
   beforeAll(async () => {
     stack = await startStack();
-    sender = new Sender(stack.token);
+    sender = new Sender(stack.token, stack.user.key);
     for (const i of [0, 1, 2]) dbs[i] = stack.db(i);
 
     const doc = await call(stack.proxy.url, 'POST', '/api/v1/documents', {

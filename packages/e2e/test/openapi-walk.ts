@@ -43,7 +43,7 @@ export interface Operation {
   queryParams: ParamSpec[];
   bodySchema?: Schema;
   bodyContentTypes: string[];
-  /** Admin routes get the bearer token, so a 4xx comes from validation and not auth. */
+  /** Admin routes (`x-scope: admin`) get the admin token, the others a user's API key, so a 4xx comes from validation and not auth. */
   admin: boolean;
   /** May receive schema-VALID odd requests (reads, and calls that only fill a cache). */
   safe: boolean;
@@ -88,7 +88,7 @@ export function operationsOf(service: string, baseUrl: string, doc: any): Operat
         queryParams: params.filter((p) => p.in === 'query').map(toSpec),
         bodySchema: content['application/json']?.schema,
         bodyContentTypes: Object.keys(content),
-        admin: path.startsWith('/api/v1/cache/') && !(M === 'GET' && path === '/api/v1/cache/stats'),
+        admin: op['x-scope'] === 'admin',
         safe: M === 'GET' || (M === 'POST' && SAFE_POSTS.has(path)),
         destructive: M === 'DELETE' || path === '/api/v1/cache/invalidate' || path === '/api/v1/cache/clear',
       });
@@ -493,7 +493,12 @@ export class Sender {
   private agents = new Map<string, Agent>();
   private adminCount = 0;
 
-  constructor(private readonly token: string, private readonly timeoutMs = 10_000) {}
+  constructor(
+    private readonly token: string,
+    /** The API key sent to every route that is not an admin route. */
+    private readonly userKey: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
 
   private dispatcher(admin: boolean): Agent {
     let addr = '127.0.0.1';
@@ -518,7 +523,7 @@ export class Sender {
   async send(v: Variant): Promise<Outcome> {
     if (v.large) return this.sendLarge(v);
     const headers: Record<string, string> = {};
-    if (v.op.admin) headers.authorization = `Bearer ${this.token}`;
+    headers.authorization = `Bearer ${v.op.admin ? this.token : this.userKey}`;
     let body: string | Buffer | undefined;
     if (v.body) {
       body = v.body.data;
@@ -555,7 +560,7 @@ export class Sender {
       const data = Buffer.from(v.body?.data ?? '');
       const head =
         `${v.op.method} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: ${v.body?.contentType ?? 'application/json'}\r\n` +
-        `Content-Length: ${data.length}\r\n${v.op.admin ? `Authorization: Bearer ${this.token}\r\n` : ''}Connection: close\r\n\r\n`;
+        `Content-Length: ${data.length}\r\nAuthorization: Bearer ${v.op.admin ? this.token : this.userKey}\r\nConnection: close\r\n\r\n`;
       let received = Buffer.alloc(0);
       let settled = false;
       const sock = connect(Number(u.port), u.hostname);

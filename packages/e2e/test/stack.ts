@@ -160,6 +160,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     CACHE_ADMIN_TOKEN: token,
     LOG_LEVEL: 'warn',
     NODE_ENV: 'test',
+    // Authentication on (the default), without limits the walks and loads here would reach: the limits have tests of their own.
+    AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_LOGIN_MAX_FAILURES_PER_IP: '1000000',
+    EMBEDDINGS_INPUTS_PER_MINUTE: '0',
     MULTIMODAL_WORKER_URL: workerUrl,
     RETRIEVAL_PROXY_URL: proxyUrl,
   };

@@ -144,6 +144,7 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
       schema: {
         tags: TAGS,
         summary: 'Cache statistics',
+        ...(opts.adminHook ? { 'x-scope': 'admin' } : {}),
         description:
           'Per-category hits/misses/hit rate of this service (all replicas), plus Redis INFO figures that are server-wide across all DBs.',
         response: { 200: opts.state ? CacheStatsWithStateSchema : CacheStatsSchema, 429: ErrorResponseSchema },
@@ -170,6 +171,8 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
       appendOnRequest(route, admin);
       // `security` is @fastify/swagger's addition to the route schema (not a dependency here).
       if (opts.securityScheme) route.schema = Object.assign({}, route.schema, { security: [{ [opts.securityScheme]: [] }] });
+      // With the host's own check, the OpenAPI document says these need its admin scope.
+      if (opts.adminHook) route.schema = Object.assign({}, route.schema, { 'x-scope': 'admin' });
     });
 
     const g = guarded.withTypeProvider<TypeBoxTypeProvider>();

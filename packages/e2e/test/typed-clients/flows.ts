@@ -24,11 +24,12 @@ export interface Clients {
   urls: Urls;
 }
 
-/** Clients of the three services; every answer they get is noted in `seen`. */
-export function typedClients(urls: Urls, seen: Seen[]): Clients {
-  const worker = createClient<WorkerPaths>({ baseUrl: urls.worker });
-  const proxy = createClient<ProxyPaths>({ baseUrl: urls.proxy });
-  const agents = createClient<AgentsPaths>({ baseUrl: urls.agents });
+/** Clients of the three services, sending `apiKey`; every answer they get is noted in `seen`. */
+export function typedClients(urls: Urls, seen: Seen[], apiKey: string): Clients {
+  const headers = { authorization: `Bearer ${apiKey}` };
+  const worker = createClient<WorkerPaths>({ baseUrl: urls.worker, headers });
+  const proxy = createClient<ProxyPaths>({ baseUrl: urls.proxy, headers });
+  const agents = createClient<AgentsPaths>({ baseUrl: urls.agents, headers });
   worker.use(recorder('worker', seen));
   proxy.use(recorder('proxy', seen));
   agents.use(recorder('agents', seen));
