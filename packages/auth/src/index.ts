@@ -5,6 +5,7 @@ export { ServiceTokens, SERVICE_TOKEN_TTL_SECONDS } from './service-token.js';
 export { AuditLog, type AuditEntry } from './audit.js';
 export { hashPassword, verifyPassword, digestOf, sameSecret, KEY_PREFIX, SESSION_PREFIX, SCRYPT } from './secrets.js';
 export { createAuth, type AuthSettings, type AuthParts } from './create.js';
-export { authPlugin, Unauthorized, Forbidden, RateLimited, AuthUnavailable, type AuthApi, type AuthPluginOptions, type AuthRouteConfig } from './plugin.js';
+export { Unauthorized, Forbidden, RateLimited, AuthUnavailable } from './errors.js';
+export { authPlugin, type AuthApi, type AuthPluginOptions, type AuthRouteConfig } from './plugin.js';
 export { principalLimits, type PrincipalLimits, type LimitVerdict } from './limits-port.js';
 export * from './limits.js';

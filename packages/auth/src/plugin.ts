@@ -1,20 +1,16 @@
-import createError from '@fastify/error';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorResponse } from '@aicache/contracts';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { AuditLog } from './audit.js';
+import { AuthUnavailable, Forbidden, RateLimited, Unauthorized } from './errors.js';
 import type { Authenticator } from './authenticator.js';
 import { allows, DEFAULT_TENANT, TENANT_PATTERN, type Principal, type Scope } from './principal.js';
 import { MIN_PASSWORD_LENGTH, type AuthStore, AuthError, type Revocation, type User } from './store.js';
 import type { ServiceTokens } from './service-token.js';
 import type { PrincipalLimits } from './limits-port.js';
 
-export const Unauthorized = createError<'UNAUTHORIZED', 401, [message: string]>('UNAUTHORIZED', '%s', 401);
-export const Forbidden = createError<'FORBIDDEN', 403, [message: string]>('FORBIDDEN', '%s', 403);
-export const RateLimited = createError<'RATE_LIMITED', 429, [message: string]>('RATE_LIMITED', '%s', 429);
-export const AuthUnavailable = createError<'AUTH_UNAVAILABLE', 503, [detail: string]>('AUTH_UNAVAILABLE', 'authentication is unavailable: %s', 503);
 
 /** Route config: `auth: false` for an open route, or the scope it needs (default: read for GET/HEAD, write otherwise). */
 export interface AuthRouteConfig {

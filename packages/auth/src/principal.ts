@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { Forbidden } from './errors.js';
 
 /** What a credential may do. `admin` implies `write`, which implies `read`, within the principal's own tenant. */
 export type Scope = 'read' | 'write' | 'admin';
@@ -44,11 +45,14 @@ export function allows(scopes: readonly Scope[], needed: Scope): boolean {
 
 /**
  * The tenant a request acts for. Routes pass it to the domain, which keys and filters every read and write by it.
- * Throws on a route the auth plugin did not guard (a programming error, not a user's).
+ * The bootstrap admin token belongs to no tenant: a 403. Throws a plain error on a route the auth plugin did not guard
+ * (a programming error, not a user's).
  */
 export function tenantOf(request: FastifyRequest): string {
   const principal = request.principal;
   if (!principal) throw new Error(`no principal on ${request.method} ${request.routeOptions.url}: is the auth plugin registered?`);
-  if (principal.kind === 'bootstrap') throw new Error('the bootstrap admin token carries no tenant');
+  if (principal.kind === 'bootstrap') {
+    throw new Forbidden("The admin token (CACHE_ADMIN_TOKEN) belongs to no tenant: tenants' data needs a user's API key or session");
+  }
   return principal.tenant;
 }

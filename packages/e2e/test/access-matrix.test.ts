@@ -25,9 +25,11 @@ let aRead: Principal;
 let b: Principal;
 let revokedKey: string;
 const ops: Op[] = [];
-/** Tenant B's resources, and strings that exist only in B's data. */
+/** Tenant B's resources. */
 const bIds = { document: '', agent: '', conversation: '' };
-const bMarkers: string[] = [];
+/** A word of B's document that A searches for (so A's answers echo it), and strings only B's data holds, which A never sends. */
+let lure = '';
+const bSecrets: string[] = [];
 
 async function ok<T = any>(res: Promise<{ status: number; json: T; text: string }>, status = 201): Promise<T> {
   const r = await res;
@@ -49,15 +51,15 @@ beforeAll(async () => {
   revokedKey = doomed.key;
 
   // B's data: a document with a word nobody else has, an agent, a conversation with a message.
-  const marker = `zebra${randomBytes(4).toString('hex')}`;
-  bMarkers.push(marker, b.userId, b.keyId);
+  lure = `zebra${randomBytes(4).toString('hex')}`;
+  const secret = `okapi${randomBytes(4).toString('hex')}`;
+  bSecrets.push(secret, b.username);
   const asB = bearer(b.key);
   bIds.document = `doc-${randomBytes(3).toString('hex')}`;
-  await ok(call(stack.proxy.url, 'POST', '/api/v1/documents', { headers: asB, body: { id: bIds.document, title: `${marker} notes`, text: `The ${marker} migrates across the plain every spring.` } }));
-  bIds.agent = (await ok<{ id: string }>(call(stack.agents.url, 'POST', '/api/v1/agents', { headers: asB, body: { name: `${marker}-agent`, instructions: marker } }))).id;
-  bIds.conversation = (await ok<{ id: string }>(call(stack.agents.url, 'POST', `/api/v1/agents/${bIds.agent}/conversations`, { headers: asB }))).id;
-  await ok(call(stack.agents.url, 'POST', `/api/v1/conversations/${bIds.conversation}/messages`, { headers: asB, body: { content: `where does the ${marker} go?` } }));
-  bMarkers.push(bIds.agent, bIds.conversation);
+  await ok(call(stack.proxy.url, 'POST', '/api/v1/documents', { headers: asB, body: { id: bIds.document, title: `${secret} notes`, text: `The ${lure} migrates across the plain every spring with the ${secret}.` } }));
+  bIds.agent = (await ok<{ id: string }>(call(stack.agents.url, 'POST', '/api/v1/agents', { headers: asB, body: { name: `${secret}-agent`, instructions: secret } }))).id;
+  bIds.conversation = (await ok<{ id: string }>(call(stack.agents.url, 'POST', `/api/v1/agents/${bIds.agent}/conversations`, { headers: asB, body: { title: secret } }))).id;
+  await ok(call(stack.agents.url, 'POST', `/api/v1/conversations/${bIds.conversation}/messages`, { headers: asB, body: { content: `where does the ${lure} go, ${secret}?` } }));
 
   for (const service of SERVICES) {
     const doc = (await call<Doc>(stack.byName[service].url, 'GET', '/docs/json', { auth: false })).json;
@@ -97,8 +99,8 @@ function bodyFor(op: Op): unknown {
     'PATCH /api/v1/agents/{id}': { name: 'renamed by A' },
     'POST /api/v1/agents/{agentId}/conversations': undefined,
     'POST /api/v1/conversations/{id}/messages': { content: 'hello' },
-    'POST /api/v1/search': { query: bMarkers[0] },
-    'POST /api/v1/context': { query: bMarkers[0] },
+    'POST /api/v1/search': { query: lure },
+    'POST /api/v1/context': { query: lure },
   };
   return key in bodies ? bodies[key] : op.method === 'GET' || op.method === 'DELETE' ? undefined : {};
 }
@@ -152,34 +154,36 @@ describe('the access matrix, from the OpenAPI documents', () => {
       }
     }
     expect(wrong).toEqual([]);
-    const leaked = bMarkers.filter((m) => answers.some((text) => text.includes(m)));
+    const leaked = bSecrets.filter((m) => answers.some((text) => text.includes(m)));
     expect(leaked, "B's data in an answer to A").toEqual([]);
+    // The lure found nothing for A: no answer names B's document.
+    expect(answers.filter((text) => text.includes(`"${bIds.document}"`) && !text.includes('not found'))).toEqual([]);
   });
 
   it("B's resources are untouched, and B still reads them", async () => {
     const asB = bearer(b.key);
     const docRes = await call(stack.proxy.url, 'GET', `/api/v1/documents/${bIds.document}`, { headers: asB });
     expect(docRes.status).toBe(200);
-    expect(docRes.text).toContain(bMarkers[0]);
+    expect(docRes.text).toContain(bSecrets[0]);
     const agent = await call(stack.agents.url, 'GET', `/api/v1/agents/${bIds.agent}`, { headers: asB });
     expect(agent.status).toBe(200);
     expect(agent.text).not.toContain('renamed by A');
     expect((await call(stack.agents.url, 'GET', `/api/v1/conversations/${bIds.conversation}`, { headers: asB })).status).toBe(200);
-    const search = await call<{ results: Array<{ documentId: string }> }>(stack.proxy.url, 'POST', '/api/v1/search', { headers: asB, body: { query: bMarkers[0] } });
+    const search = await call(stack.proxy.url, 'POST', '/api/v1/search', { headers: asB, body: { query: lure } });
     expect(search.status).toBe(200);
     expect(search.text).toContain(bIds.document);
     expect((await call(stack.agents.url, 'GET', '/api/v1/auth/me', { headers: asB })).status).toBe(200);
   });
 
   it("the same search by A and by B is cached apart: A's answer never holds B's document", async () => {
-    const query = { query: `${bMarkers[0]} migrates` };
+    const query = { query: `${lure} migrates` };
     for (let i = 0; i < 2; i++) {
       const asB = await call(stack.proxy.url, 'POST', '/api/v1/search', { headers: bearer(b.key), body: query });
       expect(asB.text).toContain(bIds.document);
       const asA = await call(stack.proxy.url, 'POST', '/api/v1/search', { headers: bearer(a.key), body: query });
       expect(asA.status).toBe(200);
       expect(asA.text).not.toContain(bIds.document);
-      expect(asA.text).not.toContain(bMarkers[0]);
+      expect(asA.text).not.toContain(bSecrets[0]);
     }
   });
 
@@ -188,9 +192,10 @@ describe('the access matrix, from the OpenAPI documents', () => {
     // ai-agents asking on A's behalf never brings B's document: the message's context is A's (empty) corpus.
     const agent = await ok<{ id: string }>(call(stack.agents.url, 'POST', '/api/v1/agents', { headers: bearer(a.key), body: { name: 'a-agent' } }));
     const conv = await ok<{ id: string }>(call(stack.agents.url, 'POST', `/api/v1/agents/${agent.id}/conversations`, { headers: bearer(a.key) }));
-    const answer = await call(stack.agents.url, 'POST', `/api/v1/conversations/${conv.id}/messages`, { headers: bearer(a.key), body: { content: `where does the ${bMarkers[0]} go?` } });
+    const answer = await call(stack.agents.url, 'POST', `/api/v1/conversations/${conv.id}/messages`, { headers: bearer(a.key), body: { content: `where does the ${lure} go?` } });
     expect(answer.status, answer.text).toBe(201);
     expect(answer.text).not.toContain(bIds.document);
     expect(answer.text).not.toContain('migrates across the plain');
+    expect(answer.text).not.toContain(bSecrets[0]);
   });
 });

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { Value } from 'typebox/value';
 import { EmbeddingsRequest, EmbeddingsResponse } from '@aicache/contracts';
 import { scanKeys } from '@aicache/test-redis';
-import { call, startStack, type Stack } from './stack.js';
+import { bearer, call, startStack, type Stack } from './stack.js';
 
 /**
  * The contracts between the services, over real HTTP between real processes: ai-agents accepts exactly what the
@@ -118,7 +118,7 @@ describe('ai-agents and retrieval-proxy, as real processes', () => {
   });
 
   it('shows agent memory under state in the stats of ai-agents, not as a cache category', async () => {
-    const stats = await agents('GET', '/api/v1/cache/stats');
+    const stats = await agents('GET', '/api/v1/cache/stats', { headers: bearer(stack.token) });
     expect(stats.status).toBe(200);
     expect(stats.json.service_stats.categories).toEqual({});
     expect(stats.json.state.agent_memory).toMatchObject({ ttl: 2_592_000, sliding: true });

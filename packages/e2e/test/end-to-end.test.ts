@@ -46,7 +46,7 @@ const proxy = (m: string, p: string, o?: Parameters<typeof call>[3]) => call(sta
 const agents = (m: string, p: string, o?: Parameters<typeof call>[3]) => call(stack.agents.url, m, p, o);
 
 async function searchStats(): Promise<{ hits: number; misses: number }> {
-  const res = await proxy('GET', '/api/v1/cache/stats');
+  const res = await proxy('GET', '/api/v1/cache/stats', { headers: bearer(stack.token) });
   expect(res.status).toBe(200);
   const c = res.json.service_stats.categories.search_results;
   return { hits: c.hits, misses: c.misses };

@@ -53,6 +53,8 @@ export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = asy
     '/api/v1/embeddings',
     {
       bodyLimit: opts.bodyLimit,
+      // Embedding changes no one's data: a read key may (counted against EMBEDDINGS_INPUTS_PER_MINUTE).
+      config: { auth: 'read' },
       schema: {
         tags: ['embeddings'],
         summary: 'Create embeddings (OpenAI-compatible)',

@@ -164,6 +164,8 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/text',
     {
+      // Processing changes no one's data: a read key may.
+      config: { auth: 'read' },
       // 2 MiB of text grows when JSON-escaped; the handler checks the UTF-8 size of the text itself.
       bodyLimit: 4 * MAX_TEXT_BYTES,
       schema: {
@@ -186,6 +188,8 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/file',
     {
+      // Processing changes no one's data: a read key may.
+      config: { auth: 'read' },
       schema: {
         tags: ['process'],
         summary: 'Chunk and embed an uploaded text document',
