@@ -89,18 +89,28 @@ export class Authenticator {
     }
   }
 
+  /**
+   * The principal of a credential verified in this process lately, without any I/O (the hot path of every request),
+   * or undefined when it must be looked up (`authenticate`).
+   */
+  cached(secret: string): Principal | undefined {
+    if (!this.listening) return undefined;
+    const now = Date.now();
+    const entry = this.cache.get(digestOf(secret));
+    if (!entry || entry.endsAt <= now) return undefined;
+    if (entry.session && now - entry.session.touchedAt >= this.opts.sessionTouchMs) {
+      entry.session.touchedAt = now;
+      this.opts.store.touchSession(entry.session.digest).catch(() => undefined);
+    }
+    return entry.principal;
+  }
+
   /** The principal for a bearer secret, or null. Throws only when the state Redis cannot answer. */
   async authenticate(secret: string): Promise<Principal | null> {
+    const hit = this.cached(secret);
+    if (hit) return hit;
     const now = Date.now();
     const digest = digestOf(secret);
-    const cached = this.listening ? this.cache.get(digest) : undefined;
-    if (cached && cached.endsAt > now) {
-      if (cached.session && now - cached.session.touchedAt >= this.opts.sessionTouchMs) {
-        cached.session.touchedAt = now;
-        this.opts.store.touchSession(cached.session.digest).catch(() => undefined);
-      }
-      return cached.principal;
-    }
     const entry = await this.lookup(secret, digest, now);
     if (!entry) return null;
     if (this.listening) this.cache.set(digest, entry);

@@ -151,7 +151,8 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       if (until > Date.now()) refuseLockedOut(request, reply, until);
       lockedOut.delete(request.ip);
     }
-    const principal = await bounded('credential check', () => authenticator.authenticate(secret));
+    // Verified lately in this process: no Redis, no timer (the common case); else looked up within the bound.
+    const principal = authenticator.cached(secret) ?? (await bounded('credential check', () => authenticator.authenticate(secret)));
     if (!principal) {
       const verdict = limits ? await limits.credentialFailed(request.ip) : { allowed: true as const };
       if (!verdict.allowed) {
@@ -214,7 +215,9 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       const methods = ([] as string[]).concat(route.method);
       const declared = (route.schema as Record<string, unknown> | undefined)?.['x-scope'] as Scope | undefined;
       const scope = declared ?? config?.auth ?? (methods.every((m) => m === 'GET' || m === 'HEAD') ? 'read' : 'write');
-      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }], 'x-scope': scope });
+      // The answers the check itself may give, declared where the route has not declared its own.
+      const response = { ...errors(401, 403, 429, 503), ...(route.schema?.response as Record<string, unknown> | undefined) };
+      route.schema = Object.assign({}, route.schema, { security: [{ [scheme]: [] }], 'x-scope': scope, response });
     });
   }
 

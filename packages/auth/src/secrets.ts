@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, hash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /**
  * Passwords are hashed with scrypt (memory-hard, in node:crypto): N=2^15, r=8, p=1 takes 32 MiB and ~60-100 ms per
@@ -44,9 +44,12 @@ export function newId(prefix: string): string {
   return prefix + randomBytes(9).toString('base64url');
 }
 
-/** The stored form of a bearer secret: its SHA-256. The secret itself is shown once and kept nowhere. */
+/**
+ * The stored form of a bearer secret: its SHA-256. The secret itself is shown once and kept nowhere. One-shot
+ * `crypto.hash` (about 3x cheaper than a Hash object): it runs on every authenticated request.
+ */
 export function digestOf(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+  return hash('sha256', secret, 'base64url');
 }
 
 /** Constant-time equality of two strings of any length (compares their digests). */

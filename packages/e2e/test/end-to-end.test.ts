@@ -190,7 +190,7 @@ describe('the three services as real processes', () => {
     expect(basaltAgain.headers.get('x-cache')).toBe('hit');
   });
 
-  it('answers 401 on every mutating admin route without the token (or with a wrong one), and removes nothing', async () => {
+  it("answers 401 on every mutating admin route without a credential (or with a wrong one), 403 to a user's write key, and removes nothing", async () => {
     const before = { 0: await scanKeys(db0), 1: await scanKeys(db1), 2: await scanKeys(db2) };
     const hash = 'a'.repeat(64);
     const routes: Array<[string, string, string, unknown?]> = [];
@@ -206,9 +206,15 @@ describe('the three services as real processes', () => {
 
     const failures: string[] = [];
     for (const [url, method, path, body] of routes) {
-      for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: stack.token }] as Array<Record<string, string>>) {
-        const res = await call(url, method, path, { headers, ...(body ? { body } : {}) });
-        if (res.status !== 401) failures.push(`${method} ${url}${path} ${JSON.stringify(headers)} -> ${res.status} ${res.text.slice(0, 200)}`);
+      const variants: Array<[Record<string, string>, number]> = [
+        [{}, 401],
+        [{ authorization: 'Bearer wrong-token' }, 401],
+        [{ authorization: stack.token }, 401],
+        [bearer(stack.user.key), 403],
+      ];
+      for (const [headers, expected] of variants) {
+        const res = await call(url, method, path, { headers, auth: 'authorization' in headers ? undefined : false, ...(body ? { body } : {}) });
+        if (res.status !== expected) failures.push(`${method} ${url}${path} ${JSON.stringify(headers)} -> ${res.status} ${res.text.slice(0, 200)}`);
       }
     }
     expect(failures).toEqual([]);
