@@ -13,7 +13,7 @@
 //    what a revocation takes to reach another replica.
 //
 // BENCH_AUTH_ROUNDS, BENCH_AUTH_SECONDS, BENCH_AUTH_TRIALS tune the run; BENCH_AUTH_CPU_PROF=<dir> starts the
-// AUTH_MODE=on proxy under node --cpu-prof and leaves its profile in <dir> (written when it exits).
+// off and the on proxy under node --cpu-prof and leaves their profiles in <dir> (written when they exit).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ interface Load {
   errors: number;
   timeouts: number;
 }
-type Sample = Load & { cpuUsPerReq: number };
+type Sample = Load & { cpuUsPerReq: number; counted: number };
 
 /** user + system CPU of a process so far, µs (from /proc/<pid>/stat; clock ticks of 10 ms). */
 function cpuUs(pid: number): number {
@@ -117,6 +117,7 @@ async function expect(what: string, p: Promise<{ status: number; json: unknown; 
 const load0 = loadavg();
 const redis = await startRedisServer();
 const started: ChildProcess[] = [];
+const closers: Array<() => Promise<void>> = [];
 const load = forkChild('http-load', {});
 try {
   const common = {
@@ -131,14 +132,17 @@ try {
   const worker = await startService('multimodal-worker', { ...common, AUTH_MODE: 'off' }, redis.dir);
   started.push(worker.proc);
   const proxyOn = { ...common, AUTH_MODE: 'on', MULTIMODAL_WORKER_URL: worker.url, AUTH_RATE_LIMIT_PER_MINUTE: '1000000000' };
-  const off = await startService('retrieval-proxy', { ...common, AUTH_MODE: 'off', MULTIMODAL_WORKER_URL: worker.url }, redis.dir);
-  started.push(off.proc);
   const profArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.INIT_CWD ?? process.cwd(), CPU_PROF_DIR)}`] : [];
+  const off = await startService('retrieval-proxy', { ...common, AUTH_MODE: 'off', MULTIMODAL_WORKER_URL: worker.url }, redis.dir, profArgs);
+  started.push(off.proc);
   const on = await startService('retrieval-proxy', proxyOn, redis.dir, profArgs);
   started.push(on.proc);
   const replica = await startService('retrieval-proxy', proxyOn, redis.dir);
   started.push(replica.proc);
   await load.firstMessage();
+  if (CPU_PROF_DIR) process.stdout.write(`CPU profiles in ${CPU_PROF_DIR}: AUTH_MODE=off proxy pid ${off.proc.pid}, AUTH_MODE=on proxy pid ${on.proc.pid}\n`);
+  const authDb = new Redis(`${redis.url}/${AUTH_DB}`, { maxRetriesPerRequest: 1 });
+  closers.push(async () => void authDb.disconnect());
 
   // A user and its credentials, made as an operator would: the bootstrap admin token creates them.
   const user = await expect(
@@ -175,18 +179,51 @@ try {
   // Without a credential the on proxy refuses: the load below is really authenticated.
   await expect('search without a credential (on)', call(`${on.url}/api/v1/search`, 'POST', query), 401);
 
-  let authenticated = 0;
+  // The request-rate counts in the state Redis, per key (one key per credential and minute window).
+  const limiterCounts = async (): Promise<Map<string, number>> => {
+    const counts = new Map<string, number>();
+    for await (const keys of authDb.scanStream({ match: '*rl:req:*', count: 1000 }) as AsyncIterable<string[]>) {
+      const values = keys.length ? await authDb.mget(keys) : [];
+      keys.forEach((k, i) => counts.set(k, Number(values[i] ?? 0)));
+    }
+    return counts;
+  };
+  const served = new Map<Service, number>();
+  const commandsPerReq = new Map<Mode, string>();
+  // Redis commands the whole private server ran, by command (INFO commandstats): per request, what a search costs Redis.
+  const commandCounts = async (): Promise<Map<string, number>> => {
+    const info = await authDb.info('commandstats');
+    return new Map([...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((x) => [x[1]!, Number(x[2])]));
+  };
   const run = async (m: Mode, seconds: number): Promise<Sample> => {
     const { svc, bearer } = targets[m];
     const pid = svc.proc.pid!;
+    // With a credential, the limiter's flushes (every 50 ms) must have counted every request of the run into Redis:
+    // the counting is part of what is measured. Counts before and after, each once the last flush is in.
+    await sleep(150);
+    const before = bearer ? await limiterCounts() : new Map<string, number>();
+    const k0 = await commandCounts();
     const c0 = cpuUs(pid);
     const res = await load.request<Load>(
       { type: 'load', url: `${svc.url}/api/v1/search`, seconds, connections: CONNECTIONS, jsonBody: search, ...(bearer ? { headers: { authorization: `Bearer ${bearer}` } } : {}) },
       (seconds + 30) * 1000,
     );
     if (res.non2xx || res.errors || res.timeouts) throw new Error(`${m}: ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts`);
-    if (bearer) authenticated += res.ok;
-    return { ...res, cpuUsPerReq: (cpuUs(pid) - c0) / Math.max(1, res.ok) };
+    const cpuUsPerReq = (cpuUs(pid) - c0) / Math.max(1, res.ok);
+    const k1 = await commandCounts();
+    const redisPerReq = [...k1].map(([c, n]) => `${c} ${((n - (k0.get(c) ?? 0)) / Math.max(1, res.ok)).toFixed(2)}`).filter((x) => !x.endsWith(' 0.00'));
+    commandsPerReq.set(m, redisPerReq.join(', '));
+    served.set(svc, (served.get(svc) ?? 0) + res.ok);
+    let counted = 0;
+    if (bearer) {
+      await sleep(150);
+      // A window's key only grows, and one that expired during the run was not counted into during it.
+      for (const [k, n] of await limiterCounts()) counted += n - (before.get(k) ?? 0);
+      // A flush Redis does not settle in time is given up on with its counts (the limiter's design), so a few may
+      // be missing on a loaded machine; far fewer would mean the limiter was not counting.
+      if (counted < 0.99 * res.ok) throw new Error(`${m}: the limiter counted ${counted} requests into Redis for ${res.ok} answered`);
+    }
+    return { ...res, cpuUsPerReq, counted };
   };
   for (const m of modes) await run(m, 2); // warm-up: JIT, connections, the credential cache
   const samples: Record<Mode, Sample[]> = { off: [], key: [], session: [] };
@@ -214,21 +251,11 @@ try {
       line('session', 'AUTH_MODE=on, session token'),
   );
 
-  // The limiter counted every authenticated request of the load into the state Redis (its flushes every 50 ms):
-  // the counting was part of what was measured.
-  await sleep(200);
-  const auth = new Redis(`${redis.url}/${AUTH_DB}`, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  let counted = 0;
-  try {
-    await auth.connect();
-    for await (const keys of auth.scanStream({ match: '*rl:req:*', count: 1000 }) as AsyncIterable<string[]>) {
-      for (const v of keys.length ? await auth.mget(keys) : []) counted += Number(v ?? 0);
-    }
-  } finally {
-    auth.disconnect();
-  }
-  process.stdout.write(`  request-rate counts the limiter flushed to Redis: ${fmtNum(counted)} for the ${fmtNum(authenticated)} authenticated requests of the load (and a few set-up calls)\n`);
-  if (counted < authenticated) throw new Error(`the limiter counted ${counted} requests, fewer than the ${authenticated} authenticated ones: it was not in the measurement`);
+  const counted = samples.key.concat(samples.session).reduce((n, x) => n + x.counted, 0);
+  const answered = samples.key.concat(samples.session).reduce((n, x) => n + x.ok, 0);
+  for (const m of modes) process.stdout.write(`  Redis commands per request, ${m} (last round): ${commandsPerReq.get(m)}\n`);
+  if (CPU_PROF_DIR) process.stdout.write(`  searches answered under load (for the profiles): off ${served.get(off) ?? 0}, on ${served.get(on) ?? 0}\n`);
+  process.stdout.write(`  the limiter counted ${fmtNum(counted)} requests into Redis for the ${fmtNum(answered)} authenticated answers of the rounds\n`);
 
   // Revocation: the key is used on the replica until that process holds it, then revoked through the other proxy.
   const latencies: number[] = [];
@@ -268,6 +295,7 @@ try {
       `  all: ${latencies.map((x) => x.toFixed(1)).join(' ')} ms\n`,
   );
 } finally {
+  for (const close of closers) await close();
   for (const p of started) p.kill('SIGTERM');
   await Promise.all(started.map((p) => (p.exitCode === null && p.signalCode === null ? once(p, 'exit') : undefined)));
   await load.stop();
