@@ -135,6 +135,8 @@ try {
   const profArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.INIT_CWD ?? process.cwd(), CPU_PROF_DIR)}`] : [];
   const off = await startService('retrieval-proxy', { ...common, AUTH_MODE: 'off', MULTIMODAL_WORKER_URL: worker.url }, redis.dir, profArgs);
   started.push(off.proc);
+  const control = await startService('retrieval-proxy', { ...common, AUTH_MODE: 'off', MULTIMODAL_WORKER_URL: worker.url }, redis.dir);
+  started.push(control.proc);
   const on = await startService('retrieval-proxy', proxyOn, redis.dir, profArgs);
   started.push(on.proc);
   const replica = await startService('retrieval-proxy', proxyOn, redis.dir);
@@ -166,16 +168,25 @@ try {
   const query = { query: 'how does a sourdough starter leaven bread', limit: 3 };
   const search = JSON.stringify(query);
 
-  const modes = ['off', 'key', 'session'] as const;
+  // 'control' is a second AUTH_MODE=off process: how far two processes doing the same work differ on this machine.
+  const modes = ['off', 'key', 'session', 'control'] as const;
   type Mode = (typeof modes)[number];
-  const targets: Record<Mode, { svc: Service; bearer?: string }> = { off: { svc: off }, key: { svc: on, bearer: apiKey }, session: { svc: on, bearer: session } };
+  const targets: Record<Mode, { svc: Service; bearer?: string }> = {
+    off: { svc: off },
+    key: { svc: on, bearer: apiKey },
+    session: { svc: on, bearer: session },
+    control: { svc: control },
+  };
+  const bodies = new Set<number>();
   for (const m of modes) {
     // The first search of each may be a miss; after that every answer must be the cached one.
     const { svc, bearer } = targets[m];
     await call(`${svc.url}/api/v1/search`, 'POST', query, bearer);
     const again = await call(`${svc.url}/api/v1/search`, 'POST', query, bearer);
     if (again.status !== 200 || again.cache !== 'hit') throw new Error(`${m}: search answered ${again.status}, x-cache ${again.cache}`);
+    bodies.add(JSON.stringify(again.json).length);
   }
+  process.stdout.write(`search answer sizes (JSON characters) across modes: ${[...bodies].join(', ')}\n`);
   // Without a credential the on proxy refuses: the load below is really authenticated.
   await expect('search without a credential (on)', call(`${on.url}/api/v1/search`, 'POST', query), 401);
 
@@ -226,7 +237,7 @@ try {
     return { ...res, cpuUsPerReq, counted };
   };
   for (const m of modes) await run(m, 2); // warm-up: JIT, connections, the credential cache
-  const samples: Record<Mode, Sample[]> = { off: [], key: [], session: [] };
+  const samples: Record<Mode, Sample[]> = { off: [], key: [], session: [], control: [] };
   process.stdout.write(`cost: ${ROUNDS} rounds x ${SECONDS} s per mode, ${CONNECTIONS} connections; per round, vs off: req/s, p50, p99, CPU/request\n`);
   for (let round = 0; round < ROUNDS; round++) {
     for (const m of rotation(modes, round)) samples[m].push(await run(m, SECONDS));
@@ -235,7 +246,7 @@ try {
       const s = samples[m].at(-1)!;
       return `${m} ${fmtNum(s.rps)} req/s (${(s.rps / o.rps).toFixed(2)}x, p50 ${(s.p50 / o.p50).toFixed(2)}x, p99 ${(s.p99 / o.p99).toFixed(2)}x, CPU ${(s.cpuUsPerReq / o.cpuUsPerReq).toFixed(2)}x)`;
     };
-    process.stdout.write(`  round ${round + 1}/${ROUNDS}: off ${fmtNum(o.rps)} req/s p50 ${fmtMs(o.p50)} p99 ${fmtMs(o.p99)}; ${rel('key')}; ${rel('session')}\n`);
+    process.stdout.write(`  round ${round + 1}/${ROUNDS}: off ${fmtNum(o.rps)} req/s p50 ${fmtMs(o.p50)} p99 ${fmtMs(o.p99)}; ${rel('key')}; ${rel('session')}; ${rel('control')}\n`);
   }
   const med = (m: Mode, f: (s: Sample) => number): number => median(samples[m].map(f));
   const ratio = (m: Mode, f: (s: Sample) => number): string => median(samples[m].map((s, i) => f(s) / f(samples.off[i]!))).toFixed(2);
@@ -248,7 +259,8 @@ try {
     `cached search (POST /api/v1/search, x-cache: hit) on retrieval-proxy; medians of ${ROUNDS} rounds, ratios per round:\n` +
       line('off', 'AUTH_MODE=off, no credential') +
       line('key', 'AUTH_MODE=on, API key') +
-      line('session', 'AUTH_MODE=on, session token'),
+      line('session', 'AUTH_MODE=on, session token') +
+      line('control', 'control: a second AUTH_MODE=off process'),
   );
 
   const counted = samples.key.concat(samples.session).reduce((n, x) => n + x.counted, 0);
