@@ -200,6 +200,7 @@ try {
     return counts;
   };
   const served = new Map<Service, number>();
+  let missed = 0;
   const commandsPerReq = new Map<Mode, string>();
   // Redis commands the whole private server ran, by command (INFO commandstats): per request, what a search costs Redis.
   const commandCounts = async (): Promise<Map<string, number>> => {
@@ -214,6 +215,7 @@ try {
     await sleep(150);
     const before = bearer ? await limiterCounts() : new Map<string, number>();
     const k0 = await commandCounts();
+    const t0 = Date.now();
     const c0 = cpuUs(pid);
     const res = await load.request<Load>(
       { type: 'load', url: `${svc.url}/api/v1/search`, seconds, connections: CONNECTIONS, jsonBody: search, ...(bearer ? { headers: { authorization: `Bearer ${bearer}` } } : {}) },
@@ -230,9 +232,13 @@ try {
       await sleep(150);
       // A window's key only grows, and one that expired during the run was not counted into during it.
       for (const [k, n] of await limiterCounts()) counted += n - (before.get(k) ?? 0);
-      // A flush Redis does not settle in time is given up on with its counts (the limiter's design), so a few may
-      // be missing on a loaded machine; far fewer would mean the limiter was not counting.
-      if (counted < 0.99 * res.ok) throw new Error(`${m}: the limiter counted ${counted} requests into Redis for ${res.ok} answered`);
+      // The counts of a minute window not yet flushed when the next window starts are dropped (they can no longer
+      // refuse anything), so each window boundary the run crossed may miss up to one flush interval of requests
+      // (two allowed here, for a late timer); fewer still would mean the limiter was not counting.
+      const boundaries = Math.floor(Date.now() / 60_000) - Math.floor(t0 / 60_000);
+      const allowed = Math.ceil(boundaries * res.rps * 0.1) + Math.ceil(res.ok * 0.001);
+      if (counted < res.ok - allowed) throw new Error(`${m}: the limiter counted ${counted} requests into Redis for ${res.ok} answered`);
+      missed += Math.max(0, res.ok - counted);
     }
     return { ...res, cpuUsPerReq, counted };
   };
@@ -267,7 +273,7 @@ try {
   const answered = samples.key.concat(samples.session).reduce((n, x) => n + x.ok, 0);
   for (const m of modes) process.stdout.write(`  Redis commands per request, ${m} (last round): ${commandsPerReq.get(m)}\n`);
   if (CPU_PROF_DIR) process.stdout.write(`  searches answered under load (for the profiles): off ${served.get(off) ?? 0}, on ${served.get(on) ?? 0}\n`);
-  process.stdout.write(`  the limiter counted ${fmtNum(counted)} requests into Redis for the ${fmtNum(answered)} authenticated answers of the rounds\n`);
+  process.stdout.write(`  the limiter counted ${fmtNum(counted)} requests into Redis for the ${fmtNum(answered)} authenticated answers of the rounds (${fmtNum(missed)} short, at minute-window boundaries)\n`);
 
   // Revocation: the key is used on the replica until that process holds it, then revoked through the other proxy.
   const latencies: number[] = [];
