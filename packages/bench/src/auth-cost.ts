@@ -4,9 +4,11 @@
 // 1. Cost. One retrieval-proxy with AUTH_MODE=off (asked without a credential) and one with AUTH_MODE=on (asked with
 //    an API key, then with a session token of the same user) answer the same search, checked first to be a cache
 //    hit. The request limit is set far above what the load reaches, so every request is counted (and the counts
-//    flushed to Redis) but none is refused. autocannon (its own process) loads off, on-key and on-session in turn,
-//    the order rotated each round; each ratio is taken within a round and the median of the rounds is reported.
-//    Server CPU per request comes from /proc (Linux), steadier than req/s on a busy machine.
+//    flushed to Redis) but none is refused. A second AUTH_MODE=off process is the control: it does what off does, so
+//    its ratio is how far two identical processes differ here. autocannon (its own process) loads off, on-key,
+//    on-session and the control in turn, the order rotated each round; each ratio is taken within a round and the
+//    median of the rounds is reported. Server CPU per request comes from /proc (Linux), steadier than req/s on a
+//    busy machine.
 // 2. Revocation across replicas. A second AUTH_MODE=on proxy shares the Redis. For each trial a fresh key is made,
 //    used on the second proxy until it is held in that process, then revoked through the first
 //    (DELETE /api/v1/auth/keys/:id) while the second is polled with it every POLL_MS; the time to its first 401 is
