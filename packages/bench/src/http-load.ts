@@ -9,11 +9,14 @@ interface LoadRequest {
   connections: number;
   /** A POST with this JSON body; a GET when absent. */
   jsonBody?: string;
+  /** Extra request headers (e.g. authorization), sent on every request. */
+  headers?: Record<string, string>;
 }
 
 serveRequests(async (msg) => {
-  const { url, seconds, connections, jsonBody } = msg as unknown as LoadRequest;
-  const post = jsonBody === undefined ? {} : { method: 'POST' as const, body: jsonBody, headers: { 'content-type': 'application/json' } };
+  const { url, seconds, connections, jsonBody, headers = {} } = msg as unknown as LoadRequest;
+  const post =
+    jsonBody === undefined ? { headers } : { method: 'POST' as const, body: jsonBody, headers: { 'content-type': 'application/json', ...headers } };
   // autocannon's own histogram keeps whole milliseconds, too coarse for sub-millisecond answers:
   // take each response time (hrtime, float ms) from its 'response' event instead.
   const times: number[] = [];
