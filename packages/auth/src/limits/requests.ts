@@ -86,6 +86,8 @@ export class RequestRateLimiter {
   private readonly timeoutMs: number;
   private readonly onRedisError: OnLimitsRedisError | undefined;
   private readonly counters = new Map<string, Counter>();
+  /** Counters of a window that ended with counts not yet sent (replaced by check() before a flush took them). */
+  private readonly leftovers: Array<{ key: string; counter: Counter }> = [];
   private readonly timer: NodeJS.Timeout | undefined;
   private flushSeq = 0;
   /** The flush in flight, if any: its number and when it was sent. */
@@ -125,6 +127,8 @@ export class RequestRateLimiter {
     const window = Math.floor(now / windowMs);
     let c = this.counters.get(principalKey);
     if (!c || c.window !== window) {
+      // The last window's counts not sent yet still go to its key at the next flush.
+      if (c && c.pending > 0) this.leftovers.push({ key: principalKey, counter: c });
       c = { window, remote: 0, pending: 0, sending: 0, own: 0 };
       this.counters.set(principalKey, c);
     }
@@ -146,8 +150,11 @@ export class RequestRateLimiter {
     }
     const window = Math.floor(now / this.settings.windowMs);
     const batch: Batch[] = [];
+    for (const { key, counter } of this.leftovers.splice(0)) batch.push({ key, counter, n: counter.pending });
     for (const [key, c] of this.counters) {
       if (c.window < window) {
+        // A window just over: its pending counts are still sent (to its own key), then it is forgotten.
+        if (c.pending > 0) batch.push({ key, counter: c, n: c.pending });
         this.counters.delete(key);
         continue;
       }

@@ -38,7 +38,7 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
     return describe(p);
   }
 
-  const responses = { 200: ModelMetadataSchema, ...openAIErrorResponses(400, 404) };
+  const responses = { 200: ModelMetadataSchema, ...openAIErrorResponses(400, 401, 403, 404, 429, 503) };
 
   app.get(
     '/api/v1/models',
@@ -46,7 +46,7 @@ export const modelsRoutes: FastifyPluginAsync<ModelsRoutesOptions> = async (scop
       schema: {
         tags: ['models'],
         summary: 'Embedding models this worker serves',
-        response: { 200: ModelListSchema },
+        response: { 200: ModelListSchema, ...openAIErrorResponses(401, 403, 429, 503) },
       },
     },
     async () => ({ object: 'list' as const, data: await Promise.all(opts.registry.all().map(describe)) }),
