@@ -44,7 +44,7 @@ async function replica(opts: { mode?: 'on' | 'off'; cacheTtlMs?: number; session
   app.addHook('onClose', async () => parts.authenticator.close());
   const limits = opts.limits
     ? principalLimits(
-        new Limits({ redis, keyPrefix: 'auth:', logins: { maxFailuresPerUser: 5, maxFailuresPerIp: 50 }, requests: { limit: 30, windowMs: 60_000 } }),
+        new Limits({ redis, keyPrefix: 'auth:', logins: { maxFailuresPerUser: 5, maxFailuresPerIp: 50 }, requests: { limit: 30, windowMs: 60_000 }, inputs: { limit: 10, windowMs: 60_000 } }),
         new LoginLimiter({ redis, keyPrefix: 'auth:bearer:', maxFailuresPerUser: Number.MAX_SAFE_INTEGER, maxFailuresPerIp: 20 }),
       )
     : undefined;
@@ -53,6 +53,11 @@ async function replica(opts: { mode?: 'on' | 'off'; cacheTtlMs?: number; session
   app.get('/data', async (req) => ({ tenant: tenantOf(req) }));
   app.post('/data', async (req) => ({ wrote: tenantOf(req) }));
   app.get('/health', async () => ({ ok: true }));
+  app.post('/embed', { config: { auth: 'read' } }, async (req, reply) => {
+    const inputs = (req.body as { input: string[] }).input;
+    await app.auth.chargeInputs(req, reply, inputs.length);
+    return { embedded: inputs.length };
+  });
   app.delete('/admin/thing', { onRequest: app.auth.require('admin') }, async () => ({ done: true }));
   await app.ready();
   // The revocation subscription is up before the test relies on it.
@@ -242,6 +247,21 @@ describe('limits', () => {
     // Another user from the same address is not locked by nina's failures.
     await userWithKey(app, 'oscar', 'acme');
     expect((await login(app, 'oscar')).statusCode).toBe(200);
+  });
+
+  it('counts embedding inputs per principal: 429 with Retry-After past the budget, 413 for one batch above all of it', async () => {
+    const one = await replica({ limits: true });
+    const two = await replica({ limits: true });
+    const { key } = await userWithKey(one.app, 'quinn', 'acme', ['read'], 'read');
+    const embed = (app: FastifyInstance, n: number) => app.inject({ method: 'POST', url: '/embed', headers: bearer(key), payload: { input: Array(n).fill('x') } });
+    expect((await embed(one.app, 11)).statusCode).toBe(413);
+    expect((await embed(one.app, 6)).statusCode).toBe(200);
+    expect((await embed(two.app, 4)).statusCode).toBe(200);
+    // 10 used across the two replicas: the next input is refused on either.
+    const refused = await embed(one.app, 1);
+    expect(refused.statusCode).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(refused.json().message).toMatch(/Embedding inputs per minute/);
   });
 
   it('limits requests per credential across two replicas sharing the count (429 with Retry-After)', async () => {
