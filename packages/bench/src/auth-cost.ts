@@ -16,15 +16,14 @@
 //
 // BENCH_AUTH_ROUNDS, BENCH_AUTH_SECONDS, BENCH_AUTH_TRIALS tune the run; BENCH_AUTH_CPU_PROF=<dir> starts the
 // off and the on proxy under node --cpu-prof and leaves their profiles in <dir> (written when they exit).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort, startRedisServer } from '@aicache/test-redis';
+import { startRedisServer } from '@aicache/test-redis';
 import { forkChild } from './child.js';
+import { call, cpuUs, expect, startService, type Load, type Service } from './service-process.js';
 import { fmtMs, fmtNum } from './results.js';
 import { max, median, nowMs, rotation, sleep } from './stats.js';
 
@@ -34,87 +33,15 @@ const TRIALS = Number(process.env.BENCH_AUTH_TRIALS ?? 20);
 const CPU_PROF_DIR = process.env.BENCH_AUTH_CPU_PROF;
 const CONNECTIONS = 8;
 const POLL_MS = 2;
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const CLOCK_TICKS_PER_S = 100;
 /** REDIS_DB_AUTH's default: where the services keep users, keys, sessions and the limits' counts. */
 const AUTH_DB = 3;
 const ADMIN_TOKEN = 'bench-auth-admin-token-0123456789abcdef';
 const PASSWORD = 'bench-password-0123456789';
 
-interface Load {
-  rps: number;
-  p50: number;
-  p99: number;
-  ok: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
 type Sample = Load & { cpuUsPerReq: number; counted: number };
 
-/** user + system CPU of a process so far, µs (from /proc/<pid>/stat; clock ticks of 10 ms). */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S) * 1e6;
-}
 
-async function ready(url: string, proc: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`exited before /ready:\n${output()}`);
-    try {
-      if ((await fetch(`${url}/ready`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(150);
-  }
-  throw new Error(`not ready within 60 s:\n${output()}`);
-}
 
-interface Service {
-  url: string;
-  proc: ChildProcess;
-}
-
-async function startService(name: string, env: Record<string, string>, cwd: string, nodeArgs: string[] = []): Promise<Service> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [...nodeArgs, `${REPO}services/${name}/dist/server.js`], {
-    cwd,
-    // AUTH_MODE=off is refused in production, so every process of the comparison runs as development (the
-    // difference is only the log format on a terminal, and these write to a pipe).
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'development', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-20_000)));
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-20_000)));
-  const url = `http://127.0.0.1:${port}`;
-  await ready(url, proc, () => out.slice(-3000));
-  return { url, proc };
-}
-
-async function call(url: string, method: string, body: unknown, bearer?: string): Promise<{ status: number; json: unknown; cache: string | null }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (bearer) headers.authorization = `Bearer ${bearer}`;
-  const res = await fetch(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    // not JSON: keep the text for the error message
-  }
-  return { status: res.status, json, cache: res.headers.get('x-cache') };
-}
-
-async function expect(what: string, p: Promise<{ status: number; json: unknown; cache: string | null }>, status: number): Promise<Record<string, unknown>> {
-  const r = await p;
-  if (r.status !== status) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.json)}`);
-  return r.json as Record<string, unknown>;
-}
 
 const load0 = loadavg();
 const redis = await startRedisServer();
@@ -123,6 +50,9 @@ const closers: Array<() => Promise<void>> = [];
 const load = forkChild('http-load', {});
 try {
   const common = {
+    // AUTH_MODE=off is refused in production, so every process of the comparison runs as development (the difference
+    // is only the log format on a terminal, and these write to a pipe).
+    NODE_ENV: 'development',
     REDIS_URL: redis.url,
     CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
     SERVICE_TOKEN_SECRET: 'bench-auth-service-token-secret-0123456789abcdef',

@@ -4,68 +4,21 @@
 // it loads no OpenTelemetry at all. autocannon (its own process) posts the same search, a cache hit, to
 // each in alternating rounds; the ratio is the median of the per-round ratios. Server CPU per request
 // comes from /proc (Linux), steadier than req/s on a busy machine.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { freePort, startRedisServer } from '@aicache/test-redis';
+import { startRedisServer } from '@aicache/test-redis';
 import { forkChild } from './child.js';
+import { apiKeyFor, cpuUs, startService, type Load } from './service-process.js';
 import { fmtMs, fmtNum } from './results.js';
 import { median, rotation, sleep } from './stats.js';
 
 const ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 8);
 const SECONDS = Number(process.env.BENCH_TRACING_SECONDS ?? 3);
 const CONNECTIONS = 8;
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const CLOCK_TICKS_PER_S = 100;
 
-interface Load {
-  rps: number;
-  p50: number;
-  p99: number;
-  ok: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
 
-/** user + system CPU of a process so far, µs (from /proc/<pid>/stat; clock ticks of 10 ms). */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S) * 1e6;
-}
-
-async function ready(url: string, proc: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`exited before /ready:\n${output()}`);
-    try {
-      if ((await fetch(`${url}/ready`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(150);
-  }
-  throw new Error(`not ready within 60 s:\n${output()}`);
-}
-
-async function startService(name: string, env: Record<string, string>, cwd: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [`${REPO}services/${name}/dist/server.js`], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'production', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const url = `http://127.0.0.1:${port}`;
-  await ready(url, proc, () => out.slice(-3000));
-  return { url, proc };
-}
 
 // The OTLP sink: takes export requests and counts them; what it costs is this process's, not the proxy's.
 let exports = 0;
@@ -85,7 +38,8 @@ const redis = await startRedisServer();
 const started: ChildProcess[] = [];
 const load = forkChild('http-load', {});
 try {
-  const common = { REDIS_URL: redis.url, CACHE_ADMIN_TOKEN: 'bench-tracing-token-0123456789abcdef' };
+  const adminToken = 'bench-tracing-token-0123456789abcdef';
+  const common = { REDIS_URL: redis.url, CACHE_ADMIN_TOKEN: adminToken };
   const worker = await startService('multimodal-worker', common, redis.dir);
   started.push(worker.proc);
   const proxyEnv = { ...common, MULTIMODAL_WORKER_URL: worker.url };
@@ -102,9 +56,11 @@ try {
   const tenth = await startService('retrieval-proxy', traced({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }), redis.dir);
   started.push(tenth.proc);
   await load.firstMessage();
+  // Authentication is on (production) in every mode: one API key, the same for all.
+  const auth = { authorization: `Bearer ${await apiKeyFor(off.url, adminToken, 'bench')}` };
 
   const doc = { id: 'bench-doc', title: 'Sourdough', text: 'A sourdough starter is a culture of wild yeast and lactic acid bacteria that leavens bread dough through fermentation.' };
-  const ingest = await fetch(`${off.url}/api/v1/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(doc) });
+  const ingest = await fetch(`${off.url}/api/v1/documents`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(doc) });
   if (ingest.status !== 201) throw new Error(`ingest: ${ingest.status} ${await ingest.text()}`);
   const search = JSON.stringify({ query: 'how does a sourdough starter leaven bread', limit: 3 });
   const targets = { off, on, tenth };
@@ -112,15 +68,15 @@ try {
   const modes: Mode[] = ['off', 'on', 'tenth'];
   for (const m of modes) {
     // The first search of each proxy may be a miss; after that every answer must be the cached one.
-    await fetch(`${targets[m].url}/api/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: search });
-    const again = await fetch(`${targets[m].url}/api/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: search });
+    await fetch(`${targets[m].url}/api/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: search });
+    const again = await fetch(`${targets[m].url}/api/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: search });
     if (again.status !== 200 || again.headers.get('x-cache') !== 'hit') throw new Error(`${m}: search answered ${again.status}, x-cache ${again.headers.get('x-cache')}`);
   }
 
   const run = async (m: Mode, seconds: number): Promise<Load & { cpuUsPerReq: number }> => {
     const pid = targets[m].proc.pid!;
     const c0 = cpuUs(pid);
-    const res = await load.request<Load>({ type: 'load', url: `${targets[m].url}/api/v1/search`, seconds, connections: CONNECTIONS, jsonBody: search }, (seconds + 30) * 1000);
+    const res = await load.request<Load>({ type: 'load', url: `${targets[m].url}/api/v1/search`, seconds, connections: CONNECTIONS, jsonBody: search, headers: auth }, (seconds + 30) * 1000);
     if (res.non2xx || res.errors || res.timeouts) throw new Error(`${m}: ${res.non2xx} non-2xx, ${res.errors} errors, ${res.timeouts} timeouts`);
     return { ...res, cpuUsPerReq: (cpuUs(pid) - c0) / Math.max(1, res.ok) };
   };

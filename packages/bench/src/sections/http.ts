@@ -1,21 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import { forkChild } from '../child.js';
+import type { Load } from '../service-process.js';
 import { fmtMs, fmtNum, ROW_TITLES, spread, type Row } from '../results.js';
 import { median, rotation } from '../stats.js';
 import type { SectionContext } from './context.js';
 import { probeL1, type L1Probe } from './l1.js';
 
-interface Load {
-  /** Server process CPU (user + system) per answered request, µs: barely moved by other processes' load. */
-  cpuUsPerReq?: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  ok: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-}
 
 type Route = 'nocache' | 'redis' | 'raw' | 'l1';
 
