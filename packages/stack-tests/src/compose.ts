@@ -144,10 +144,17 @@ export interface HttpAnswer {
 }
 
 /** One HTTP call with a JSON body; a network error or a timeout is status 0. */
+/** The bearer credential `call` and `callInside` send when a call names none (a user's API key); '' sends none. */
+let defaultToken = '';
+export function useToken(token: string): void {
+  defaultToken = token;
+}
+
 export async function call(base: string, method: string, path: string, opts: { body?: unknown; token?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = {};
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const token = opts.token ?? defaultToken;
+  if (token) headers.authorization = `Bearer ${token}`;
   try {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -179,7 +186,8 @@ fetch(u, { method: m, headers, body: b || undefined, signal: AbortSignal.timeout
  * A token goes as a bearer token (in the exec's argv: test secrets only).
  */
 export async function callInside(container: string, port: number, method: string, path: string, body?: unknown, token?: string): Promise<HttpAnswer> {
-  const argv = [method, `http://127.0.0.1:${port}${path}`, body === undefined ? '' : JSON.stringify(body), ...(token ? [token] : [])];
+  const bearer = token ?? defaultToken;
+  const argv = [method, `http://127.0.0.1:${port}${path}`, body === undefined ? '' : JSON.stringify(body), ...(bearer ? [bearer] : [])];
   const r = await docker(['exec', container, 'node', '-e', IN_CONTAINER_FETCH, ...argv]);
   const answer = JSON.parse(r.output.trim().split('\n').at(-1) as string) as Omit<HttpAnswer, 'json'>;
   let json: unknown;

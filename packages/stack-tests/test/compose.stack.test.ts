@@ -27,6 +27,7 @@ import {
   run,
   sleep,
   startLoad,
+  useToken,
   until,
   type ComposeCli,
 } from '../src/index.js';
@@ -83,7 +84,7 @@ function stackSuite(cli: ComposeCli, index: number): void {
   const sql = async (query: string): Promise<string> =>
     (await docker(['exec', await only('postgres'), 'psql', '-U', 'aicache', '-d', 'aicache', '-tAc', query])).output.trim().split('\n').at(-1) as string;
   const searchStats = async (container: string) => {
-    const r = await callInside(container, 8002, 'GET', '/api/v1/cache/stats');
+    const r = await callInside(container, 8002, 'GET', '/api/v1/cache/stats', undefined, secrets.CACHE_ADMIN_TOKEN);
     expect(r.status, r.text).toBe(200);
     return r.json.service_stats.categories.search_results as { hits: number; misses: number; sets: number };
   };
@@ -131,6 +132,14 @@ function stackSuite(cli: ComposeCli, index: number): void {
     expect(await project.containers('retrieval-proxy')).toHaveLength(3);
     expect(await project.containers('ai-agents')).toHaveLength(2);
     expect(await project.containers('multimodal-worker')).toHaveLength(1);
+    // Authentication is on: a first user and API key, made with the admin token as the README says; every call of
+    // this suite that names no credential sends it.
+    const user = await call(url.agents, 'POST', '/api/v1/auth/users', { token: secrets.CACHE_ADMIN_TOKEN, body: { username: 'compose', password: randomBytes(12).toString('hex'), tenant: 'compose' } });
+    expect(user.status, user.text).toBe(201);
+    const key = await call(url.agents, 'POST', '/api/v1/auth/keys', { token: secrets.CACHE_ADMIN_TOKEN, body: { name: 'compose-test', scopes: ['write'], userId: (user.json as { id: string }).id } });
+    expect(key.status, key.text).toBe(201);
+    useToken((key.json as { key: string }).key);
+    expect((await call(url.proxy, 'GET', '/api/v1/documents', { token: '' })).status).toBe(401);
     for (const image of images) {
       const bytes = Number(await inspect(image, '{{.Size}}'));
       figure(`image size ${image}`, `${(bytes / 1e6).toFixed(0)} MB`);
@@ -179,7 +188,7 @@ function stackSuite(cli: ComposeCli, index: number): void {
     const second = await call(url.proxy, 'POST', '/api/v1/search', { body: { query: 'how does redis persist data?' } });
     expect(second.cache).toBe('hit');
     expect(second.json).toEqual(first.json);
-    expect((await call(url.proxy, 'GET', '/api/v1/cache/stats')).status).toBe(200);
+    expect((await call(url.proxy, 'GET', '/api/v1/cache/stats', { token: secrets.CACHE_ADMIN_TOKEN })).status).toBe(200);
 
     const agent = await call(url.agents, 'POST', '/api/v1/agents', { body: { name: 'helper', instructions: 'Answer from the documents.' } });
     expect(agent.status, agent.text).toBe(201);
@@ -191,7 +200,9 @@ function stackSuite(cli: ComposeCli, index: number): void {
 
     const test = await call(url.proxy, 'POST', '/api/v1/cache/test', { token: secrets.CACHE_ADMIN_TOKEN });
     expect(test.json?.status, test.text).toBe('ok');
-    expect((await call(url.proxy, 'POST', '/api/v1/cache/test')).status).toBe(401);
+    expect((await call(url.proxy, 'POST', '/api/v1/cache/test', { token: '' })).status).toBe(401);
+    // A user's key is not an admin credential.
+    expect((await call(url.proxy, 'POST', '/api/v1/cache/test')).status).toBe(403);
     const clear = await call(url.proxy, 'DELETE', '/api/v1/cache/clear', { token: secrets.CACHE_ADMIN_TOKEN });
     expect(clear.status, clear.text).toBe(200);
     const docs = await call(url.worker, 'GET', '/docs/json');
