@@ -18,6 +18,13 @@ export type ServiceApp = FastifyInstance<RawServerDefault, IncomingMessage, Serv
 /** The settings createService reads; services pass their whole config. */
 export type ServiceConfig = Pick<BaseConfig, 'NODE_ENV' | 'LOG_LEVEL' | 'BODY_LIMIT_BYTES'> & Partial<BaseConfig>;
 
+/** TRUST_PROXY as Fastify takes it: a boolean, or a list of addresses, CIDRs and proxy-addr names. */
+export function trustProxyOf(value: string | undefined): boolean | string[] {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  return value.split(',').map((v) => v.trim());
+}
+
 export interface CreateServiceOptions {
   name: string;
   version: string;
@@ -132,7 +139,7 @@ export async function createService(opts: CreateServiceOptions): Promise<Service
         : { logger: loggerOptions(config, opts.logger ?? {}) as FastifyServerOptions['logger'] };
 
   const app = Fastify({
-    trustProxy: false,
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
     ...opts.fastify,
     ...logging,
     bodyLimit: config.BODY_LIMIT_BYTES,

@@ -59,6 +59,13 @@ export const BaseConfig = Type.Object({
   /** Longest WAIT of a state write, ms; a write whose replicas did not confirm in time is still acknowledged (logged). */
   STATE_WAIT_TIMEOUT_MS: Type.Integer({ default: 500, minimum: 1 }),
   SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * Behind a load balancer: the balancer's addresses, CIDRs or proxy-addr names (`loopback`, `uniquelocal` for the
+   * private ranges), comma-separated, or `true`. A request from one of them is taken to be from the address its
+   * X-Forwarded-For names (per-address login and guessing limits, logs); any other keeps its socket address. Unset: the
+   * socket's address. (Fastify refuses a hop count: it cannot tell the balancer from a client.)
+   */
+  TRUST_PROXY: Type.Optional(Type.String({ pattern: '^(true|false|[0-9a-zA-Z:./]+(,\\s*[0-9a-zA-Z:./]+)*)$' })),
   /** on: every route but /health, /ready, /metrics and /docs needs a credential. off: development only (refused in production). */
   AUTH_MODE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   /** DB index of users, keys, sessions, service-token secret, limits and the audit stream on the state Redis (shared by all services). */
