@@ -77,6 +77,8 @@ beforeAll(async () => {
       CACHE_ADMIN_TOKEN: `e2e-${randomBytes(16).toString('hex')}`,
       LOG_LEVEL: 'info',
       NODE_ENV: 'test',
+      // About shutdown, not who may call: the held request needs no credential.
+      AUTH_MODE: 'off',
       EMBEDDINGS_BASE_URL: backend.url,
       EMBEDDINGS_MODEL: 'gated-embed',
       EMBEDDINGS_DIMENSIONS: String(DIMS),
