@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isCluster, type RedisClient } from '@aicache/cache';
 import { DEFAULT_TENANT, SCOPES, TENANT_RE, type Scope } from './principal.js';
 import { digestOf, hashPassword, KEY_PREFIX, newId, newSecret, SESSION_PREFIX, verifyPassword } from './secrets.js';
@@ -241,6 +242,18 @@ export class AuthStore {
     const results = (await tx.exec()) ?? [];
     const ended = digests.length ? Number(results[1]?.[1] ?? 0) : 0;
     return { ended, revocation: { userId } };
+  }
+
+  /**
+   * A random secret of this name, made once (SET NX) and shared by every replica of every service through the state
+   * Redis: signing keys that must agree across replicas without anything to configure.
+   */
+  async sharedSecret(name: string): Promise<string> {
+    const key = `${this.prefix}secret:${name}`;
+    await this.redis.set(key, randomBytes(32).toString('base64url'), 'NX');
+    const value = await this.redis.get(key);
+    if (!value) throw new Error(`shared secret ${name} missing on the state Redis`);
+    return value;
   }
 
   async announce(revocations: Revocation[]): Promise<void> {

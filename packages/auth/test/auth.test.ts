@@ -316,6 +316,17 @@ describe('service tokens', () => {
   });
 });
 
+describe('shared secrets', () => {
+  it('are made once and are the same for every replica', async () => {
+    const a = await replica();
+    const b = await replica();
+    const [one, two] = await Promise.all([a.parts.store.sharedSecret('dashboard'), b.parts.store.sharedSecret('dashboard')]);
+    expect(one).toBe(two);
+    expect(Buffer.from(one, 'base64url').length).toBe(32);
+    expect(await a.parts.store.sharedSecret('other')).not.toBe(one);
+  });
+});
+
 describe('audit', () => {
   it('records user and key changes and admin actions, in a bounded stream an admin can read', async () => {
     const { app } = await replica();
