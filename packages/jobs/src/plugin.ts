@@ -10,6 +10,7 @@ import {
   CANCELLED,
   jobIdOf,
   JobQueue,
+  JobsRefusedError,
   type JobContext,
   type JobData,
   type JobsSettings,
@@ -28,8 +29,8 @@ export interface JobKind<I = unknown> {
    * Turns the validated body into the job's input at submission (e.g. fixing ids so a re-run writes the same
    * records); throw a 4xx error for input the schema cannot judge.
    */
-  prepare?: (body: unknown, request: FastifyRequest) => I;
-  run: (ctx: JobContext<I>) => Promise<unknown>;
+  prepare?(body: unknown, request: FastifyRequest): I;
+  run(ctx: JobContext<I>): Promise<unknown>;
 }
 
 export interface JobsPluginOptions {
@@ -37,7 +38,7 @@ export interface JobsPluginOptions {
   /** The state Redis (BullMQ gets its own copies of the connection). */
   redis: RedisClient;
   settings: JobsSettings;
-  kinds: JobKind<never>[];
+  kinds: JobKind<unknown>[];
   /** Bound of each Redis call a route makes; past it, 503. */
   timeoutMs?: number;
   /** Interval of the SSE stream's progress reads. */
@@ -138,13 +139,39 @@ export async function viewOf(job: Job, cancelRequested = false): Promise<JobView
 const DONE = new Set(['completed', 'failed', 'cancelled']);
 
 /**
+ * Refuses an evicting Redis. A Redis that does not answer at boot does not stop the service from starting: the jobs
+ * wait for it like every other state call (and the policy is logged as unchecked).
+ */
+async function checkPolicy(app: FastifyInstance, redis: RedisClient, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const unanswered = Symbol('unanswered');
+  const outcome = await Promise.race([
+    assertNoEviction(redis).then(
+      () => undefined,
+      (err: unknown) => err,
+    ),
+    new Promise<typeof unanswered>((r) => {
+      timer = setTimeout(() => r(unanswered), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (outcome === unanswered) {
+    app.log.warn({ timeoutMs }, 'jobs: the state Redis did not answer INFO at boot; maxmemory-policy is unchecked');
+  } else if (outcome instanceof JobsRefusedError) {
+    throw outcome;
+  } else if (outcome) {
+    app.log.warn({ err: { message: (outcome as Error).message } }, 'jobs: maxmemory-policy could not be read at boot; unchecked');
+  }
+}
+
+/**
  * `app.jobs` and the routes under /api/v1/jobs: start (one route per kind), read, list, cancel, retry, and follow a
  * job's progress as Server-Sent Events. Every route acts for the request's tenant: another tenant's job answers
  * exactly as an unknown id (404). Refuses to start on a Redis that may evict keys (JobsRefusedError).
  */
 export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<void> {
-  await assertNoEviction(opts.redis);
-  const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, k.run as (ctx: JobContext<unknown>) => Promise<unknown>]));
+  await checkPolicy(scope, opts.redis, opts.timeoutMs ?? 5000);
+  const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
   const jobs = new JobQueue({
     service: opts.service,
     redis: opts.redis,

@@ -22,6 +22,8 @@ export interface JobsSettings {
   stalledIntervalMs: number;
   /** How long a job's lock lasts without renewal (renewed every half of it while the job runs). */
   lockDurationMs: number;
+  /** On close, how long running jobs may take to finish before they are left to another process. */
+  closeGraceMs: number;
 }
 
 export const DEFAULT_SETTINGS: JobsSettings = {
@@ -34,6 +36,7 @@ export const DEFAULT_SETTINGS: JobsSettings = {
   keepFailedCount: 1000,
   stalledIntervalMs: 30_000,
   lockDurationMs: 30_000,
+  closeGraceMs: 8000,
 };
 
 /** What a job's code sees: who it acts for, its input, and how it reports progress and learns of a cancel. */
@@ -128,7 +131,8 @@ export function canonicalJson(value: unknown): string {
 /** A blocking-safe copy of the state connection for BullMQ (it needs commands that wait, never given up on). */
 function duplicateFor(redis: RedisClient): RedisClient {
   if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
-    return (redis as Cluster).duplicate(undefined, { maxRetriesPerRequest: null } as never);
+    const cluster = redis as Cluster;
+    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, maxRetriesPerRequest: null } });
   }
   return (redis as Redis).duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
 }
@@ -282,11 +286,29 @@ export class JobQueue {
    * Stops taking jobs and waits for the running ones to finish (a job still running when the process is killed
    * is handed to another process by stalled-job detection), then closes the connections.
    */
-  async close(): Promise<void> {
-    await this.worker?.close().catch(() => undefined);
-    await this.queue.close().catch(() => undefined);
+  async close(graceMs = this.opts.settings.closeGraceMs): Promise<void> {
+    const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), ms);
+        }),
+      ]);
+      clearTimeout(timer);
+      return done;
+    };
+    if (this.worker && !(await within(this.worker.close(), graceMs))) {
+      // Past the grace (or Redis away): the running jobs are left to stalled-job detection in another process.
+      this.opts.logger?.warn({ graceMs }, 'jobs: running jobs did not finish within the close grace; they will be handed over');
+      void this.worker.close(true).catch(() => undefined);
+    }
+    await within(this.queue.close(), 1000);
     for (const c of this.conns) {
-      await c.quit().catch(() => c.disconnect());
+      if (!(await within(c.quit(), 1000))) c.disconnect();
     }
   }
 }
