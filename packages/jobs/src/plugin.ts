@@ -139,38 +139,11 @@ export async function viewOf(job: Job, cancelRequested = false): Promise<JobView
 const DONE = new Set(['completed', 'failed', 'cancelled']);
 
 /**
- * Refuses an evicting Redis. A Redis that does not answer at boot does not stop the service from starting: the jobs
- * wait for it like every other state call (and the policy is logged as unchecked).
- */
-async function checkPolicy(app: FastifyInstance, redis: RedisClient, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const unanswered = Symbol('unanswered');
-  const outcome = await Promise.race([
-    assertNoEviction(redis).then(
-      () => undefined,
-      (err: unknown) => err,
-    ),
-    new Promise<typeof unanswered>((r) => {
-      timer = setTimeout(() => r(unanswered), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (outcome === unanswered) {
-    app.log.warn({ timeoutMs }, 'jobs: the state Redis did not answer INFO at boot; maxmemory-policy is unchecked');
-  } else if (outcome instanceof JobsRefusedError) {
-    throw outcome;
-  } else if (outcome) {
-    app.log.warn({ err: { message: (outcome as Error).message } }, 'jobs: maxmemory-policy could not be read at boot; unchecked');
-  }
-}
-
-/**
  * `app.jobs` and the routes under /api/v1/jobs: start (one route per kind), read, list, cancel, retry, and follow a
  * job's progress as Server-Sent Events. Every route acts for the request's tenant: another tenant's job answers
  * exactly as an unknown id (404). Refuses to start on a Redis that may evict keys (JobsRefusedError).
  */
 export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<void> {
-  await checkPolicy(scope, opts.redis, opts.timeoutMs ?? 5000);
   const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
   const jobs = new JobQueue({
     service: opts.service,
@@ -181,8 +154,35 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     logger: scope.log,
   });
   scope.decorate('jobs', jobs);
-  scope.addHook('onReady', async () => jobs.start());
-  scope.addHook('onClose', async () => jobs.close());
+  // The policy is checked without holding up the boot (a Redis away at boot answers once it is back); the worker
+  // starts only once it passed, and an evicting Redis turns every job route into a 503 that says why.
+  let refusal: JobsRefusedError | undefined;
+  let checked = false;
+  let check: Promise<void> | undefined;
+  scope.addHook('onReady', async () => {
+    check = assertNoEviction(opts.redis).then(
+      () => {
+        checked = true;
+        if (!closed) jobs.start();
+      },
+      (err: unknown) => {
+        checked = true;
+        if (err instanceof JobsRefusedError) {
+          refusal = err;
+          scope.log.error({ err: { message: err.message } }, 'background jobs are off');
+          return;
+        }
+        if (closed) return;
+        scope.log.warn({ err: { message: (err as Error).message } }, 'jobs: maxmemory-policy could not be read; jobs run unchecked');
+        jobs.start();
+      },
+    );
+  });
+  let closed = false;
+  scope.addHook('onClose', async () => {
+    closed = true;
+    await jobs.close();
+  });
 
   const timeoutMs = opts.timeoutMs ?? 5000;
   const bounded = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -201,7 +201,12 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       clearTimeout(timer);
     }
   };
+  const gate = async (): Promise<void> => {
+    if (!checked) await bounded('the maxmemory-policy check', () => check ?? Promise.resolve());
+    if (refusal) throw errors.PeerUnavailable('background jobs', refusal.message);
+  };
   const mine = async (request: FastifyRequest, id: string): Promise<Job> => {
+    await gate();
     const job = await bounded('reading the job', () => jobs.get(tenantOf(request), id));
     if (!job) throw errors.NotFound('job', id);
     return job;
@@ -226,6 +231,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         },
       },
       async (request, reply) => {
+        await gate();
         const tenant = tenantOf(request);
         const key = request.headers['idempotency-key'];
         const id = jobIdOf(tenant, kind.name, typeof key === 'string' && key ? `key:${key}` : `body:${canonicalJson(request.body)}`);
@@ -249,6 +255,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       },
     },
     async (request) => {
+      await gate();
       const { state, kind } = request.query;
       const offset = request.query.offset ?? 0;
       const limit = request.query.limit ?? 20;

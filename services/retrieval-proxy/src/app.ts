@@ -1,7 +1,7 @@
-import { createService, createStateRedis, errors, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import { quitOrDisconnect } from '@aicache/cache';
 import type { ServiceTokens } from '@aicache/auth';
-import { JobsRefusedError, registerJobs } from '@aicache/jobs';
+import { registerJobs } from '@aicache/jobs';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
@@ -137,35 +137,25 @@ async function registerJobRoutes(
     app.addHook('onClose', async () => quitOrDisconnect(own));
     redis = own;
   }
-  try {
-    await registerJobs(app, {
-      service: SERVICE,
-      redis,
-      timeoutMs: config.STATE_TIMEOUT_MS,
-      work: config.JOBS_WORKER,
-      settings: {
-        concurrency: config.JOBS_CONCURRENCY,
-        attempts: config.JOBS_ATTEMPTS,
-        backoffMs: config.JOBS_BACKOFF_MS,
-        keepCompletedSeconds: config.JOBS_KEEP_COMPLETED_SECONDS,
-        keepCompletedCount: config.JOBS_KEEP_COMPLETED_COUNT,
-        keepFailedSeconds: config.JOBS_KEEP_FAILED_SECONDS,
-        keepFailedCount: config.JOBS_KEEP_FAILED_COUNT,
-        stalledIntervalMs: config.JOBS_STALLED_INTERVAL_MS,
-        lockDurationMs: config.JOBS_LOCK_DURATION_MS,
-        closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
-      },
-      kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
-    });
-  } catch (err) {
-    if (!(err instanceof JobsRefusedError)) throw err;
-    app.log.error({ err: { message: err.message } }, 'background jobs are off');
-    const refused = async () => {
-      throw errors.PeerUnavailable('background jobs', err.message);
-    };
-    app.all('/api/v1/jobs', refused);
-    app.all('/api/v1/jobs/*', refused);
-  }
+  await registerJobs(app, {
+    service: SERVICE,
+    redis,
+    timeoutMs: config.STATE_TIMEOUT_MS,
+    work: config.JOBS_WORKER,
+    settings: {
+      concurrency: config.JOBS_CONCURRENCY,
+      attempts: config.JOBS_ATTEMPTS,
+      backoffMs: config.JOBS_BACKOFF_MS,
+      keepCompletedSeconds: config.JOBS_KEEP_COMPLETED_SECONDS,
+      keepCompletedCount: config.JOBS_KEEP_COMPLETED_COUNT,
+      keepFailedSeconds: config.JOBS_KEEP_FAILED_SECONDS,
+      keepFailedCount: config.JOBS_KEEP_FAILED_COUNT,
+      stalledIntervalMs: config.JOBS_STALLED_INTERVAL_MS,
+      lockDurationMs: config.JOBS_LOCK_DURATION_MS,
+      closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
+    },
+    kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
+  });
 }
 
 /** The configured engine; pgvector gets its own readiness check and is closed with the app. */
