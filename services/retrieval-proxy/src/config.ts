@@ -51,7 +51,7 @@ export const ConfigSchema = Type.Object({
   JOBS_CLOSE_GRACE_MS: Type.Integer({ default: 8000, minimum: 0 }),
   /** Documents one bulk ingest job may carry, and the body limit of its start route. */
   JOBS_INGEST_MAX_DOCUMENTS: Type.Integer({ default: 10_000, minimum: 1, maximum: 100_000 }),
-  JOBS_INGEST_BODY_LIMIT_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 }),
+  JOBS_INGEST_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 
