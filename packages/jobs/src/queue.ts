@@ -132,9 +132,10 @@ export function canonicalJson(value: unknown): string {
 function duplicateFor(redis: RedisClient): RedisClient {
   if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
     const cluster = redis as Cluster;
-    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, maxRetriesPerRequest: null } });
+    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined } });
   }
-  return (redis as Redis).duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  // No command timeout: the worker's BZPOPMIN waits for a job by design (the routes bound their own calls).
+  return (redis as Redis).duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined });
 }
 
 export interface JobQueueOptions {
