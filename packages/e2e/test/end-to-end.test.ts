@@ -108,7 +108,7 @@ describe('the three services as real processes', () => {
     const owners: Record<number, string> = { 0: 'multimodal-worker', 1: 'retrieval-proxy', 2: 'ai-agents' };
     for (const [dbIndex, keys] of Object.entries(all)) {
       const own = owners[Number(dbIndex)]!;
-      const foreign = keys.filter((k) => !k.startsWith(`${own}:`) && !k.startsWith(`state:${own}:`));
+      const foreign = keys.filter((k) => !k.startsWith(`${own}:`) && !k.startsWith(`state:${own}:`) && !k.startsWith(`jobs:{${own}}:`));
       expect(foreign, `DB ${dbIndex} holds keys of another service`).toEqual([]);
     }
     expect(all[0].some((k) => k.startsWith('retrieval-proxy:'))).toBe(false);

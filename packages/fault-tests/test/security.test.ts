@@ -194,9 +194,19 @@ export const STATE_COMMANDS = [
 ];
 /** Users, keys, sessions, limits and the audit stream (packages/auth), and the revocation channel every service subscribes to. */
 export const AUTH_COMMANDS = ['subscribe', 'publish', 'smembers', 'srem', 'expire', 'pexpireat', 'incrby', 'xadd', 'xrevrange'];
-const KEY_PATTERNS = ['~multimodal-worker:*', '~retrieval-proxy:*', '~ai-agents:*', '~state:*', '~auth:*'];
+/** BullMQ's queue of retrieval-proxy's background jobs (packages/jobs) on the state Redis: the commands its Lua scripts call. */
+export const JOBS_COMMANDS = [
+  'eval', 'evalsha', 'script|load', 'bzpopmin', 'client|setname', 'client|getname', // the worker's own calls; its scripts call:
+  'del', 'exists', 'get', 'hdel', 'hexists', 'hget', 'hgetall', 'hincrby', 'hlen', 'hmget', 'hmset', 'hset', 'incr',
+  'incrby', 'lindex', 'llen', 'lpop', 'lpos', 'lpush', 'lrange', 'lrem', 'lset', 'ltrim', 'persist', 'pexpire',
+  'pexpireat', 'pttl', 'rename', 'rpop', 'rpoplpush', 'rpush', 'sadd', 'scard', 'set', 'sismember', 'smembers',
+  'srem', 'time', 'type', 'unlink', 'xadd', 'xdel', 'xlen', 'xrange', 'xread', 'xtrim', 'zadd', 'zcard', 'zcount',
+  'zlexcount', 'zpopmin', 'zrange', 'zrangebylex', 'zrangebyscore', 'zrem', 'zremrangebyrank', 'zremrangebyscore',
+  'zrevrange', 'zrevrangebyscore', 'zscore',
+];
+const KEY_PATTERNS = ['~multimodal-worker:*', '~retrieval-proxy:*', '~ai-agents:*', '~state:*', '~auth:*', '~jobs:*'];
 const APP_PASSWORD = 'app-Pw-4b7f2c';
-const MINIMAL_APP_USER = `user app on >${APP_PASSWORD} ${KEY_PATTERNS.join(' ')} resetchannels &auth:* -@all ${[...CACHE_COMMANDS, ...STATE_COMMANDS, ...AUTH_COMMANDS].map((c) => `+${c}`).join(' ')}`;
+const MINIMAL_APP_USER = `user app on >${APP_PASSWORD} ${KEY_PATTERNS.join(' ')} resetchannels &auth:* -@all ${[...CACHE_COMMANDS, ...STATE_COMMANDS, ...AUTH_COMMANDS, ...JOBS_COMMANDS].map((c) => `+${c}`).join(' ')}`;
 const ADMIN_USER = 'user admin on >admin-Pw-0c1d ~* &* +@all';
 
 /** A server whose ACL turns the default user off, with an admin that reads the ACL LOG. */
@@ -530,7 +540,7 @@ describe('body size limits on every POST/PUT route of /docs/json', () => {
       expect(larger).toEqual(
         {
           'multimodal-worker': ['POST /api/v1/embeddings', 'POST /api/v1/process/text'],
-          'retrieval-proxy': ['POST /api/v1/documents'],
+          'retrieval-proxy': ['POST /api/v1/documents', 'POST /api/v1/jobs/ingest'],
           'ai-agents': [],
         }[name],
       );

@@ -1,4 +1,7 @@
-import { createService, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
+import { quitOrDisconnect } from '@aicache/cache';
+import type { ServiceTokens } from '@aicache/auth';
+import { registerJobs } from '@aicache/jobs';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
@@ -12,6 +15,7 @@ import { cacheAdminRoutes } from './routes/cache-admin.js';
 import { contextRoutes } from './routes/context.js';
 import { documentRoutes } from './routes/documents.js';
 import { searchRoutes } from './routes/search.js';
+import { ingestJob } from './routes/ingest-job.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
@@ -50,7 +54,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 
   try {
     // Before any route: every route but /health, /ready, /metrics and /docs needs a principal.
-    await registerAuth(app, config, { service: SERVICE });
+    const auth = await registerAuth(app, config, { service: SERVICE });
     const redis = await registerRedis(app, config, {
       cache: {
         service: SERVICE,
@@ -107,11 +111,51 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     await app.register(documentRoutes, { retrieval, bodyLimit: config.DOCUMENT_BODY_LIMIT_BYTES });
     await app.register(searchRoutes, { retrieval });
     await app.register(contextRoutes, { retrieval });
+    if (config.JOBS_ENABLED) await registerJobRoutes(app, config, redis.state, retrieval, auth.tokens, overrides.stateClient);
     return app;
   } catch (err) {
     await app.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Background jobs on the state Redis (its own connection when the index is pgvector and no state client is open).
+ * An evicting state Redis refuses jobs: the service still serves everything else, and the job routes answer 503 with why.
+ */
+async function registerJobRoutes(
+  app: ServiceApp,
+  config: Config,
+  state: RedisClient | undefined,
+  retrieval: RetrievalService,
+  tokens: ServiceTokens,
+  stateClient: Redis | undefined,
+): Promise<void> {
+  let redis = state ?? stateClient;
+  if (!redis) {
+    const own = createStateRedis(config, { db: config.REDIS_DB_RETRIEVAL_PROXY, logger: app.log });
+    app.addHook('onClose', async () => quitOrDisconnect(own));
+    redis = own;
+  }
+  await registerJobs(app, {
+    service: SERVICE,
+    redis,
+    timeoutMs: config.STATE_TIMEOUT_MS,
+    work: config.JOBS_WORKER,
+    settings: {
+      concurrency: config.JOBS_CONCURRENCY,
+      attempts: config.JOBS_ATTEMPTS,
+      backoffMs: config.JOBS_BACKOFF_MS,
+      keepCompletedSeconds: config.JOBS_KEEP_COMPLETED_SECONDS,
+      keepCompletedCount: config.JOBS_KEEP_COMPLETED_COUNT,
+      keepFailedSeconds: config.JOBS_KEEP_FAILED_SECONDS,
+      keepFailedCount: config.JOBS_KEEP_FAILED_COUNT,
+      stalledIntervalMs: config.JOBS_STALLED_INTERVAL_MS,
+      lockDurationMs: config.JOBS_LOCK_DURATION_MS,
+      closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
+    },
+    kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
+  });
 }
 
 /** The configured engine; pgvector gets its own readiness check and is closed with the app. */

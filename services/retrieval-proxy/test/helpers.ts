@@ -39,6 +39,8 @@ export interface FakeWorker {
   forceFloat: boolean;
   /** Answer 200 with a body that is not embeddings. */
   garbage: boolean;
+  /** Wait this long before answering each embeddings call. */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,7 @@ export async function startFakeWorker(): Promise<FakeWorker> {
     authorizations: [],
     forceFloat: false,
     garbage: false,
+    delayMs: 0,
     close: () => app.close(),
   };
   app.get('/health', async () => ({ status: 'ok' }));
@@ -59,6 +62,7 @@ export async function startFakeWorker(): Promise<FakeWorker> {
     const body = request.body as { input: string | string[]; encoding_format?: 'float' | 'base64'; model?: string };
     worker.calls.push(body);
     worker.authorizations.push(request.headers.authorization ?? '');
+    if (worker.delayMs > 0) await new Promise((r) => setTimeout(r, worker.delayMs));
     if (worker.garbage) return { data: 'nope' };
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
     const base64 = body.encoding_format === 'base64' && !worker.forceFloat;

@@ -13,6 +13,20 @@ import type { Embedder } from './embedder.js';
 
 export const MAX_TEXT_BYTES = 1_048_576;
 const DEFAULT_CHUNK_SIZE = 800;
+/** The worker takes up to 2048 inputs a call. */
+export const EMBED_INPUTS_PER_CALL = 2048;
+
+interface Prepared {
+  texts: string[];
+  metadata: Metadata;
+  chunkSize: number;
+  chunkOverlap: number;
+}
+
+/** One document of an ingestMany: stored, or refused for its input. */
+export type BatchOutcome =
+  | { ok: true; id: string; chunkCount: number; corpusVersion: number }
+  | { ok: false; id?: string; message: string };
 
 export interface IngestInput {
   id?: string | undefined;
@@ -109,6 +123,54 @@ export class RetrievalService {
   }
 
   async ingest(tenant: string, input: IngestInput, call: PeerCall = {}) {
+    const prepared = this.prepare(input);
+    // One worker call for every chunk; a dead worker fails here, before anything is written.
+    const embeddings = await this.opts.embedder.embed(prepared.texts, await embedOptions(call, this.opts.ingestTimeoutMs));
+    return this.store(tenant, input, prepared, embeddings.vectors, embeddings.model);
+  }
+
+  /**
+   * Ingests many documents with as few worker calls as their chunks allow (up to EMBED_INPUTS_PER_CALL inputs each),
+   * then stores them one by one. A document with bad input (too many chunks, reserved metadata, ...) is reported in
+   * its slot and the others go on; a worker or state failure throws (nothing of the documents not yet stored is
+   * written, and re-ingesting those already stored replaces them with the same content).
+   */
+  async ingestMany(tenant: string, inputs: IngestInput[], call: PeerCall = {}): Promise<BatchOutcome[]> {
+    const prepared = inputs.map((input) => {
+      try {
+        return this.prepare(input);
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 400) return { error: (err as Error).message };
+        throw err;
+      }
+    });
+    const texts = prepared.flatMap((p) => ('texts' in p ? p.texts : []));
+    const vectors: Float32Array[] = [];
+    let model = '';
+    for (let i = 0; i < texts.length; i += EMBED_INPUTS_PER_CALL) {
+      const slice = texts.slice(i, i + EMBED_INPUTS_PER_CALL);
+      const embeddings = await this.opts.embedder.embed(slice, await embedOptions(call, this.opts.ingestTimeoutMs));
+      vectors.push(...embeddings.vectors);
+      model = embeddings.model;
+    }
+    const outcomes: BatchOutcome[] = [];
+    let at = 0;
+    for (const [i, p] of prepared.entries()) {
+      const input = inputs[i] as IngestInput;
+      if (!('texts' in p)) {
+        outcomes.push({ ok: false, ...(input.id ? { id: input.id } : {}), message: p.error });
+        continue;
+      }
+      const own = vectors.slice(at, at + p.texts.length);
+      at += p.texts.length;
+      const stored = await this.store(tenant, input, p, own, model);
+      outcomes.push({ ok: true, id: stored.id, chunkCount: stored.chunkCount, corpusVersion: stored.corpusVersion });
+    }
+    return outcomes;
+  }
+
+  /** Checks a document and cuts it into chunks (400 for bad input); nothing is called or written. */
+  private prepare(input: IngestInput): Prepared {
     const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
     const chunkOverlap = input.chunkOverlap ?? defaultChunkOverlap(chunkSize);
     if (chunkOverlap > chunkSize / 2) {
@@ -130,23 +192,23 @@ export class RetrievalService {
         `text makes ${texts.length} chunks; the limit is ${this.opts.maxChunksPerDocument} (use a larger chunkSize or split the document)`,
       );
     }
+    return { texts, metadata, chunkSize, chunkOverlap };
+  }
 
-    // One worker call for every chunk; a dead worker fails here, before anything is written.
-    const embeddings = await this.opts.embedder.embed(texts, await embedOptions(call, this.opts.ingestTimeoutMs));
-    const chunks: StoredChunk[] = texts.map((text, i) => ({ text, vector: embeddings.vectors[i] as Float32Array }));
-
+  private async store(tenant: string, input: IngestInput, p: Prepared, vectors: Float32Array[], model: string) {
+    const chunks: StoredChunk[] = p.texts.map((text, i) => ({ text, vector: vectors[i] as Float32Array }));
     const meta: DocumentMeta = {
       id: input.id ?? randomUUID(),
       title: input.title,
       ...(input.source !== undefined ? { source: input.source } : {}),
-      metadata,
+      metadata: p.metadata,
       createdAt: new Date().toISOString(),
       chunkCount: chunks.length,
       contentHash: textSha256(input.text),
-      model: embeddings.model,
+      model,
       dimensions: chunks[0]?.vector.length ?? 0,
-      chunkSize,
-      chunkOverlap,
+      chunkSize: p.chunkSize,
+      chunkOverlap: p.chunkOverlap,
     };
     const stamp = await this.index.put(tenant, { meta, chunks });
     return { id: meta.id, title: meta.title, chunkCount: meta.chunkCount, corpusVersion: stamp.version };

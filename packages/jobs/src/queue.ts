@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Cluster, Redis } from 'ioredis';
+import type { Principal } from '@aicache/auth';
+
+export type RedisClient = Redis | Cluster;
+
+/** What a service tunes (its config maps the JOBS_* variables here). */
+export interface JobsSettings {
+  /** Jobs one process runs at once. */
+  concurrency: number;
+  /** Tries of a job whose failure may pass (worker down, Redis blip); bad input is never tried again. */
+  attempts: number;
+  /** First retry delay; each further one doubles it. */
+  backoffMs: number;
+  /** Finished jobs are kept at most this long and this many (the older ones are removed first). */
+  keepCompletedSeconds: number;
+  keepCompletedCount: number;
+  keepFailedSeconds: number;
+  keepFailedCount: number;
+  /** How often a process looks for jobs whose process died (their lock expired): they are handed to a live one. */
+  stalledIntervalMs: number;
+  /** How long a job's lock lasts without renewal (renewed every half of it while the job runs). */
+  lockDurationMs: number;
+  /** On close, how long running jobs may take to finish before they are left to another process. */
+  closeGraceMs: number;
+}
+
+export const DEFAULT_SETTINGS: JobsSettings = {
+  concurrency: 2,
+  attempts: 5,
+  backoffMs: 1000,
+  keepCompletedSeconds: 86_400,
+  keepCompletedCount: 1000,
+  keepFailedSeconds: 7 * 86_400,
+  keepFailedCount: 1000,
+  stalledIntervalMs: 30_000,
+  lockDurationMs: 30_000,
+  closeGraceMs: 8000,
+};
+
+/** What a job's code sees: who it acts for, its input, and how it reports progress and learns of a cancel. */
+export interface JobContext<I> {
+  id: string;
+  kind: string;
+  tenant: string;
+  /** The principal that started the job (for service tokens to peers); undefined with authentication off. */
+  principal: Principal | undefined;
+  input: I;
+  /** 1 on the first try. */
+  attempt: number;
+  /** The last progress saved (after a retry or a hand-over: where the previous run got to). */
+  resumeFrom: number;
+  progress(current: number, total: number): Promise<void>;
+  /** Throws JobCancelled when the job was cancelled: call it between batches. */
+  checkCancelled(): Promise<void>;
+}
+
+export interface JobData<I = unknown> {
+  tenant: string;
+  principal?: Principal;
+  input: I;
+}
+
+export interface Progress {
+  current: number;
+  total: number;
+  percentage: number;
+}
+
+export const CANCELLED = 'cancelled';
+
+/** Thrown by checkCancelled: the job fails for good with the reason 'cancelled'. */
+export class JobCancelled extends UnrecoverableError {
+  constructor() {
+    super(CANCELLED);
+  }
+}
+
+/** A job's input is wrong: it fails at once, with no retry. */
+export class BadJobInput extends UnrecoverableError {}
+
+export type JobRunner = (ctx: JobContext<unknown>) => Promise<unknown>;
+
+export class JobsRefusedError extends Error {
+  readonly code = 'JOBS_REFUSED';
+}
+
+/** maxmemory_policy from INFO memory (CONFIG GET may be denied by an ACL; INFO rarely is). */
+export async function evictionPolicy(redis: RedisClient): Promise<string | undefined> {
+  const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis as Cluster).nodes('master') : [redis as Redis];
+  const policies = new Set<string>();
+  for (const node of nodes) {
+    const info = await node.info('memory');
+    const m = /^maxmemory_policy:(\S+)/m.exec(info);
+    if (m?.[1]) policies.add(m[1]);
+  }
+  if (policies.size === 0) return undefined;
+  // On a Cluster every master must be noeviction: report the first that is not.
+  return [...policies].find((p) => p !== 'noeviction') ?? 'noeviction';
+}
+
+/** Refuses to run jobs on a Redis that may evict keys: a queue whose keys are evicted loses or corrupts jobs. */
+export async function assertNoEviction(redis: RedisClient): Promise<void> {
+  const policy = await evictionPolicy(redis);
+  if (policy !== 'noeviction') {
+    throw new JobsRefusedError(
+      `background jobs refused: the state Redis has maxmemory-policy ${policy ?? '(unknown: INFO memory gave none)'}; ` +
+        'jobs need noeviction (an evicted queue key loses or corrupts jobs). Set maxmemory-policy noeviction on the state Redis.',
+    );
+  }
+}
+
+/** The job id for an idempotent submission: the same tenant, kind and key (or body) always give the same id. */
+export function jobIdOf(tenant: string, kind: string, keyOrBody: string): string {
+  return `${kind}-${createHash('sha256').update(`${tenant}\n${kind}\n${keyOrBody}`).digest('hex').slice(0, 40)}`;
+}
+
+/** JSON with object keys sorted, so two equal bodies hash the same whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A blocking-safe copy of the state connection for BullMQ (it needs commands that wait, never given up on). */
+function duplicateFor(redis: RedisClient): RedisClient {
+  if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
+    const cluster = redis as Cluster;
+    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined } });
+  }
+  // No command timeout: the worker's BZPOPMIN waits for a job by design (the routes bound their own calls).
+  return (redis as Redis).duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, commandTimeout: undefined });
+}
+
+export interface JobQueueOptions {
+  service: string;
+  redis: RedisClient;
+  settings: JobsSettings;
+  runners: Record<string, JobRunner>;
+  /** false: this process only enqueues and reads (no worker). */
+  work?: boolean;
+  logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+}
+
+/**
+ * One BullMQ queue per service on the state Redis, under the prefix `jobs:{<service>}` (the hash tag keeps every key
+ * of the queue in one Cluster slot), with a worker that runs the service's job kinds. Per tenant, a sorted set of its
+ * job ids (newest first) serves the list route; a cancel is a flag the running job reads between batches.
+ */
+export class JobQueue {
+  readonly prefix: string;
+  readonly queue: Queue;
+  readonly worker: Worker | undefined;
+  private readonly conns: RedisClient[] = [];
+  private readonly plain: RedisClient;
+
+  constructor(private readonly opts: JobQueueOptions) {
+    this.prefix = `jobs:{${opts.service}}`;
+    const s = opts.settings;
+    this.plain = this.own(duplicateFor(opts.redis));
+    this.queue = new Queue('jobs', {
+      connection: this.plain as never,
+      prefix: this.prefix,
+      defaultJobOptions: {
+        attempts: s.attempts,
+        backoff: { type: 'exponential', delay: s.backoffMs },
+        removeOnComplete: { age: s.keepCompletedSeconds, count: s.keepCompletedCount },
+        removeOnFail: { age: s.keepFailedSeconds, count: s.keepFailedCount },
+      },
+    });
+    this.queue.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: queue connection trouble'));
+    if (opts.work !== false) {
+      this.worker = new Worker('jobs', (job) => this.run(job), {
+        connection: this.own(duplicateFor(opts.redis)) as never,
+        prefix: this.prefix,
+        concurrency: s.concurrency,
+        stalledInterval: s.stalledIntervalMs,
+        lockDuration: s.lockDurationMs,
+        maxStalledCount: 2,
+        autorun: false,
+      });
+      this.worker.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: worker connection trouble'));
+      this.worker.on('failed', (job, err) =>
+        opts.logger?.warn({ jobId: job?.id, kind: job?.name, attempts: job?.attemptsMade, err: { message: err.message } }, 'job failed'),
+      );
+      this.worker.on('stalled', (jobId) => opts.logger?.warn({ jobId }, 'job stalled (its process stopped): handed to another'));
+    }
+  }
+
+  private own(c: RedisClient): RedisClient {
+    this.conns.push(c);
+    return c;
+  }
+
+  /** Starts taking jobs (after the boot checks). */
+  start(): void {
+    if (this.worker) void this.worker.run().catch((err: Error) => this.opts.logger?.error({ err: { message: err.message } }, 'jobs: worker stopped'));
+  }
+
+  private tenantKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}`;
+  }
+
+  private cancelKey(id: string): string {
+    return `${this.prefix}:cancel:${id}`;
+  }
+
+  /** Adds a job, or answers the existing one with the same id (`created` false). */
+  async add(kind: string, id: string, data: JobData): Promise<{ job: Job; created: boolean }> {
+    const existing = await this.queue.getJob(id);
+    if (existing) return { job: existing, created: false };
+    const job = await this.queue.add(kind, data, { jobId: id });
+    await this.plain.zadd(this.tenantKey(data.tenant), Date.now(), id);
+    // Bounded: the list reaches back this far at most (finished jobs are removed by retention anyway).
+    await this.plain.zremrangebyrank(this.tenantKey(data.tenant), 0, -10_001);
+    return { job, created: true };
+  }
+
+  /** The tenant's job, or undefined for an unknown id and for another tenant's. */
+  async get(tenant: string, id: string): Promise<Job | undefined> {
+    const job = await this.queue.getJob(id);
+    if (!job || (job.data as JobData).tenant !== tenant) return undefined;
+    return job;
+  }
+
+  /** The tenant's most recent job ids, newest first (at most `max`); ids whose job is gone are dropped. */
+  async recent(tenant: string, max: number): Promise<Job[]> {
+    const ids = await this.plain.zrevrange(this.tenantKey(tenant), 0, max - 1);
+    const jobs: Job[] = [];
+    const gone: string[] = [];
+    for (const id of ids) {
+      const job = await this.queue.getJob(id);
+      if (job && (job.data as JobData).tenant === tenant) jobs.push(job);
+      else gone.push(id);
+    }
+    if (gone.length > 0) await this.plain.zrem(this.tenantKey(tenant), ...gone);
+    return jobs;
+  }
+
+  async requestCancel(id: string): Promise<void> {
+    await this.plain.set(this.cancelKey(id), '1', 'EX', 7 * 86_400);
+  }
+
+  async clearCancel(id: string): Promise<void> {
+    await this.plain.del(this.cancelKey(id));
+  }
+
+  async isCancelled(id: string): Promise<boolean> {
+    return (await this.plain.exists(this.cancelKey(id))) === 1;
+  }
+
+  async forget(tenant: string, id: string): Promise<void> {
+    await this.plain.zrem(this.tenantKey(tenant), id);
+    await this.clearCancel(id);
+  }
+
+  private async run(job: Job): Promise<unknown> {
+    const runner = this.opts.runners[job.name];
+    if (!runner) throw new BadJobInput(`no job kind '${job.name}' in this service`);
+    const data = job.data as JobData;
+    const saved = job.progress as Partial<Progress> | number | undefined;
+    const ctx: JobContext<unknown> = {
+      id: job.id as string,
+      kind: job.name,
+      tenant: data.tenant,
+      principal: data.principal,
+      input: data.input,
+      attempt: job.attemptsMade + 1,
+      resumeFrom: typeof saved === 'object' && saved && typeof saved.current === 'number' ? saved.current : 0,
+      progress: (current, total) =>
+        job.updateProgress({ current, total, percentage: total > 0 ? Math.round((current / total) * 10_000) / 100 : 100 }),
+      checkCancelled: async () => {
+        if (await this.isCancelled(job.id as string)) throw new JobCancelled();
+      },
+    };
+    await ctx.checkCancelled();
+    return runner(ctx);
+  }
+
+  /**
+   * Stops taking jobs and waits for the running ones to finish (a job still running when the process is killed
+   * is handed to another process by stalled-job detection), then closes the connections.
+   */
+  async close(graceMs = this.opts.settings.closeGraceMs): Promise<void> {
+    const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), ms);
+        }),
+      ]);
+      clearTimeout(timer);
+      return done;
+    };
+    if (this.worker && !(await within(this.worker.close(), graceMs))) {
+      // Past the grace (or Redis away): the running jobs are left to stalled-job detection in another process.
+      this.opts.logger?.warn({ graceMs }, 'jobs: running jobs did not finish within the close grace; they will be handed over');
+      void this.worker.close(true).catch(() => undefined);
+    }
+    await within(this.queue.close(), 1000);
+    for (const c of this.conns) {
+      if (!(await within(c.quit(), 1000))) c.disconnect();
+    }
+  }
+}

@@ -1,0 +1,276 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import type { ServiceApp } from '@aicache/service-kit';
+import { loadConfig } from '../src/config.js';
+import { ADMIN_TOKEN, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
+
+/**
+ * Bulk ingest through the job routes, on a private redis-server (noeviction, AOF) with authentication on: progress
+ * followed over Server-Sent Events on a real socket, cancel, idempotency, tenancy, retry, and the eviction refusal.
+ */
+const DB = 3;
+const AUTH_DB = 4;
+
+let server: RedisServer;
+let raw: Redis;
+let worker: FakeWorker;
+let app: ServiceApp;
+let base = '';
+const keys = { acme: '', globex: '' };
+
+const configOf = (url: string, extra: Record<string, string> = {}) =>
+  loadConfig({
+    NODE_ENV: 'test',
+    AUTH_MODE: 'on',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: url,
+    REDIS_DB_RETRIEVAL_PROXY: String(DB),
+    REDIS_DB_AUTH: String(AUTH_DB),
+    MULTIMODAL_WORKER_URL: worker.url,
+    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
+    PEER_TIMEOUT_MS: '5000',
+    PEER_RETRIES: '0',
+    JOBS_CONCURRENCY: '1',
+    JOBS_ATTEMPTS: '2',
+    JOBS_BACKOFF_MS: '100',
+    ...extra,
+  });
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function userKey(username: string, tenant: string): Promise<string> {
+  const user = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/users',
+    headers: bearer(ADMIN_TOKEN),
+    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
+  });
+  expect(user.statusCode, user.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'jobs', scopes: ['write'], userId: user.json().id } });
+  expect(key.statusCode, key.body).toBe(201);
+  return key.json().key as string;
+}
+
+type As = keyof typeof keys;
+const call = (as: As, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
+  app.inject({ method, url, headers: { ...bearer(keys[as]), ...headers }, ...(payload ? { payload } : {}) });
+
+function documents(n: number, tag: string) {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `${tag}-${i}`,
+    title: `${tag} document ${i}`,
+    text: `Document ${i} of the ${tag} set talks about topic ${i % 17} and refund rule ${i % 5}. `.repeat(3),
+  }));
+}
+
+interface Event {
+  event: string;
+  data: { state: string; progress: { current: number; total: number; percentage: number }; result?: Record<string, unknown> };
+}
+
+/** Reads the job's SSE stream over HTTP until the server ends it. */
+async function follow(as: As, id: string): Promise<{ status: number; type: string | null; events: Event[] }> {
+  const res = await fetch(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
+  const text = await res.text();
+  const events = text
+    .split('\n\n')
+    .filter((block) => block.startsWith('event: '))
+    .map((block) => {
+      const [eventLine, dataLine] = block.split('\n');
+      return { event: (eventLine as string).slice('event: '.length), data: JSON.parse((dataLine as string).slice('data: '.length)) } as Event;
+    });
+  return { status: res.status, type: res.headers.get('content-type'), events };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const jobOf = async (as: As, id: string) => (await call(as, 'GET', `/api/v1/jobs/${id}`)).json();
+const documentCount = async (as: As) => (await call(as, 'GET', '/api/v1/documents?limit=1')).json().total as number;
+
+beforeAll(async () => {
+  server = await startRedisServer({ appendfsync: 'everysec', args: ['--maxmemory-policy', 'noeviction'] });
+  raw = new Redis(server.url, { db: DB });
+  worker = await startFakeWorker();
+  app = await makeApp(configOf(server.url));
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  keys.acme = await userKey('acme-writer', 'acme');
+  keys.globex = await userKey('globex-writer', 'globex');
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+  await worker?.close();
+  raw?.disconnect();
+  await server?.stop();
+});
+
+describe('bulk ingest through the job route', () => {
+  it('ingests 1,000 documents with monotone progress over SSE ending at 100 %, acting for the user at the worker', async () => {
+    worker.delayMs = 20;
+    const callsBefore = worker.calls.length;
+    const start = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(1000, 'bulk'), batchSize: 50 });
+    expect(start.statusCode, start.body).toBe(202);
+    const job = start.json();
+    expect(job).toMatchObject({ kind: 'ingest', duplicate: false });
+    expect(['waiting', 'active']).toContain(job.state);
+    expect(start.headers.location).toBe(`/api/v1/jobs/${job.id}`);
+
+    const { status, type, events } = await follow('acme', job.id);
+    expect(status).toBe(200);
+    expect(type).toMatch(/^text\/event-stream/);
+    const progress = events.filter((e) => e.event === 'progress').map((e) => e.data.progress.percentage);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1] as number);
+    const last = events.at(-1)!;
+    expect(last.event).toBe('completed');
+    expect(last.data.progress).toEqual({ current: 1000, total: 1000, percentage: 100 });
+    expect(last.data.result).toMatchObject({ documents: 1000, ingested: 1000, failedCount: 0 });
+
+    expect(await documentCount('acme')).toBe(1000);
+    expect(await documentCount('globex')).toBe(0);
+    // 20 batches, each one worker call carrying a service token for the user (not the user's own key).
+    const calls = worker.authorizations.slice(callsBefore);
+    expect(calls).toHaveLength(20);
+    for (const a of calls) {
+      expect(a).toMatch(/^Bearer /);
+      expect(a).not.toBe(`Bearer ${keys.acme}`);
+    }
+    const done = await jobOf('acme', job.id);
+    expect(done).toMatchObject({ state: 'completed', attempts: 1 });
+    expect(done.durationMs).toBeGreaterThan(0);
+    expect(Date.parse(done.finishedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+    worker.delayMs = 0;
+  }, 120_000);
+
+  it('does not ingest twice: the same body, or the same Idempotency-Key, answers the job already started', async () => {
+    const body = { documents: documents(30, 'idem'), batchSize: 10 };
+    const first = await call('acme', 'POST', '/api/v1/jobs/ingest', body);
+    const again = await call('acme', 'POST', '/api/v1/jobs/ingest', { batchSize: 10, documents: body.documents });
+    expect(first.statusCode).toBe(202);
+    expect(again.statusCode).toBe(202);
+    expect(again.json()).toMatchObject({ id: first.json().id, duplicate: true });
+    await follow('acme', first.json().id);
+    const calls = worker.calls.length;
+    const third = await call('acme', 'POST', '/api/v1/jobs/ingest', body);
+    expect(third.json()).toMatchObject({ id: first.json().id, duplicate: true, state: 'completed' });
+    expect(worker.calls.length).toBe(calls);
+
+    const k1 = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(2, 'key-a') }, { 'idempotency-key': 'upload-42' });
+    const k2 = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(3, 'key-b') }, { 'idempotency-key': 'upload-42' });
+    expect(k2.json()).toMatchObject({ id: k1.json().id, duplicate: true });
+    // The same key from another tenant is another job.
+    const other = await call('globex', 'POST', '/api/v1/jobs/ingest', { documents: documents(2, 'key-a') }, { 'idempotency-key': 'upload-42' });
+    expect(other.json().id).not.toBe(k1.json().id);
+    await follow('acme', k1.json().id);
+    await follow('globex', other.json().id);
+  }, 60_000);
+
+  it("answers another tenant's job exactly as an unknown one (read, list, cancel, retry, events)", async () => {
+    const mine = (await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(3, 'private') })).json();
+    const unknown = await call('globex', 'GET', '/api/v1/jobs/ingest-0000');
+    expect(unknown.statusCode).toBe(404);
+    const foreign = await call('globex', 'GET', `/api/v1/jobs/${mine.id}`);
+    expect(foreign.statusCode).toBe(404);
+    expect(foreign.json()).toMatchObject({ code: 'NOT_FOUND', message: `job '${mine.id}' not found` });
+    expect((await call('globex', 'DELETE', `/api/v1/jobs/${mine.id}`)).statusCode).toBe(404);
+    expect((await call('globex', 'POST', `/api/v1/jobs/${mine.id}/retry`)).statusCode).toBe(404);
+    expect((await fetch(`${base}/api/v1/jobs/${mine.id}/events`, { headers: bearer(keys.globex) })).status).toBe(404);
+    const theirs = (await call('globex', 'GET', '/api/v1/jobs?limit=100')).json();
+    expect(theirs.jobs.map((j: { id: string }) => j.id)).not.toContain(mine.id);
+    const ours = (await call('acme', 'GET', '/api/v1/jobs?kind=ingest&limit=100')).json();
+    expect(ours.jobs.map((j: { id: string }) => j.id)).toContain(mine.id);
+    await follow('acme', mine.id);
+    expect((await call('acme', 'GET', '/api/v1/jobs?state=completed&limit=100')).json().jobs.every((j: { state: string }) => j.state === 'completed')).toBe(true);
+    expect((await app.inject({ method: 'GET', url: `/api/v1/jobs/${mine.id}` })).statusCode).toBe(401);
+  }, 60_000);
+
+  it('cancels: a running job stops at its next batch, a waiting one is removed', async () => {
+    worker.delayMs = 150;
+    const running = (await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(200, 'cancel'), batchSize: 5 })).json();
+    const queued = (await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(5, 'queued') })).json();
+    await waitFor('the job to make progress', async () => ((await jobOf('acme', running.id)).progress.current >= 10 ? true : undefined));
+
+    // Concurrency 1: the second job waits behind the first.
+    expect((await jobOf('acme', queued.id)).state).toBe('waiting');
+    const removed = await call('acme', 'DELETE', `/api/v1/jobs/${queued.id}`);
+    expect(removed.statusCode).toBe(200);
+    expect(removed.json().state).toBe('cancelled');
+    expect((await call('acme', 'GET', `/api/v1/jobs/${queued.id}`)).statusCode).toBe(404);
+
+    const cancel = await call('acme', 'DELETE', `/api/v1/jobs/${running.id}`);
+    expect(cancel.statusCode).toBe(202);
+    expect(cancel.json()).toMatchObject({ state: 'active', cancelRequested: true });
+    const { events } = await follow('acme', running.id);
+    const last = events.at(-1)!;
+    expect(last.event).toBe('cancelled');
+    expect(last.data.progress.current).toBeLessThan(200);
+    const stoppedAt = last.data.progress.current;
+    await new Promise((r) => setTimeout(r, 400));
+    const docs = (await call('acme', 'GET', '/api/v1/documents?limit=100&offset=0')).json();
+    const cancelDocs = (await Promise.all(Array.from({ length: 200 }, (_, i) => call('acme', 'GET', `/api/v1/documents/cancel-${i}`)))).filter((r) => r.statusCode === 200);
+    expect(cancelDocs.length).toBe(stoppedAt);
+    expect(docs.total).toBeGreaterThan(0);
+    expect((await call('acme', 'DELETE', `/api/v1/jobs/${running.id}`)).statusCode).toBe(409);
+    worker.delayMs = 0;
+
+    // A cancelled job can be run again: it resumes after its last batch and finishes.
+    const retry = await call('acme', 'POST', `/api/v1/jobs/${running.id}/retry`);
+    expect(retry.statusCode, retry.body).toBe(202);
+    const resumed = await follow('acme', running.id);
+    expect(resumed.events.at(-1)).toMatchObject({ event: 'completed', data: { progress: { current: 200, total: 200 }, result: { resumedFrom: stoppedAt } } });
+  }, 60_000);
+
+  it('retries a failing worker with backoff, then fails; a retry after the worker is back completes', async () => {
+    worker.garbage = true;
+    const job = (await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(4, 'flaky') })).json();
+    const { events } = await follow('acme', job.id);
+    expect(events.at(-1)!.event).toBe('failed');
+    expect((await jobOf('acme', job.id)).attempts).toBe(2);
+    expect((await call('acme', 'POST', `/api/v1/jobs/${job.id}/retry`)).statusCode).toBe(202);
+    worker.garbage = false;
+    const again = await follow('acme', job.id);
+    expect(again.events.at(-1)).toMatchObject({ event: 'completed', data: { result: { ingested: 4 } } });
+    expect((await call('acme', 'POST', `/api/v1/jobs/${job.id}/retry`)).statusCode).toBe(409);
+  }, 60_000);
+
+  it('answers bad input with 400 and a clear message, starting nothing', async () => {
+    const empty = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: [] });
+    expect(empty.statusCode).toBe(400);
+    const dup = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: [documents(1, 'd')[0], documents(1, 'd')[0]] });
+    expect(dup.statusCode).toBe(400);
+    expect(dup.json().message).toBe("documents[1].id 'd-0' appears more than once in this request");
+    expect((await call('acme', 'GET', '/api/v1/jobs?state=nope')).statusCode).toBe(400);
+    // A document the chunker refuses is reported, the others are ingested.
+    const mixed = (
+      await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: [{ id: 'ok-1', title: 't', text: 'fine text' }, { id: 'bad-1', title: 't', text: 'x', metadata: { source: 'reserved' } }] })
+    ).json();
+    const { events } = await follow('acme', mixed.id);
+    expect(events.at(-1)!.data.result).toMatchObject({ ingested: 1, failedCount: 1, failed: [{ id: 'bad-1' }] });
+  }, 30_000);
+});
+
+describe('an evicting state Redis', () => {
+  it('keeps the service up and answers the job routes 503 naming the policy', async () => {
+    const lru = await startRedisServer({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] });
+    const other = await makeApp(configOf(lru.url, { AUTH_MODE: 'off' }));
+    try {
+      const res = await other.inject({ method: 'POST', url: '/api/v1/jobs/ingest', payload: { documents: documents(1, 'x') } });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().message).toMatch(/maxmemory-policy allkeys-lru.*noeviction/);
+      expect((await other.inject({ method: 'GET', url: '/api/v1/jobs' })).statusCode).toBe(503);
+      expect((await other.inject({ method: 'POST', url: '/api/v1/documents', payload: { title: 't', text: 'still served' } })).statusCode).toBe(201);
+    } finally {
+      await other.close();
+      await lru.stop();
+    }
+  }, 30_000);
+});
