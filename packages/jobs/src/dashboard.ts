@@ -1,0 +1,225 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+
+/** An admin check, as `app.auth.require('admin')` gives: throws (with a statusCode) when the request may not pass. */
+export type DashboardAuthHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void> | void;
+
+export interface QueueDashboardOptions {
+  /** The BullMQ queues to show. */
+  queues: readonly Queue[];
+  /** Runs before every dashboard request that carries no valid dashboard cookie, and on sign-in; must refuse non-admins. */
+  onRequest: DashboardAuthHook;
+  /** Where the UI is mounted. Default `/admin/queues`. */
+  basePath?: string;
+  /** How long the cookie given by the sign-in form is valid, in seconds. Default 900 (15 minutes). */
+  cookieTtlSeconds?: number;
+  /**
+   * Key that signs the dashboard cookie. Default: random, made once per process, so a cookie is
+   * valid only on the process that gave it; replicas behind one balancer pass a shared secret
+   * (at least 32 characters) so that a cookie made by one is honoured by the others.
+   */
+  cookieSecret?: string | Buffer;
+  /** Marks the cookie Secure. Default: when the request came over https (as Fastify's trustProxy sees it). */
+  secureCookie?: boolean;
+  /** Hides the buttons that change queues (retry, remove, clean, pause...). Default false. */
+  readOnly?: boolean;
+  /** Title shown in the page header. Default "aicache queues". */
+  title?: string;
+}
+
+export interface QueueDashboard {
+  /** The path the UI answers on, without a trailing slash. */
+  readonly basePath: string;
+  /** Shows one more queue. */
+  addQueue(queue: Queue): void;
+  /** Stops showing a queue, by name. */
+  removeQueue(name: string): void;
+}
+
+export const DASHBOARD_COOKIE = 'aicache_queues';
+const DEFAULT_BASE_PATH = '/admin/queues';
+const DEFAULT_COOKIE_TTL_S = 900;
+// Kept out of the OpenAPI document, as bull-board's own routes are (`hide` is read by @fastify/swagger).
+const HIDDEN = { hide: true } as FastifySchema;
+
+/*
+ * Signing in from a browser. A browser opening the page cannot add an Authorization header. The
+ * credential is not taken in the address (`?token=`): Fastify logs every request's URL before any hook
+ * runs, and an address also stays in the history and goes out in Referer headers. Instead
+ * `<basePath>/login` is a small form that POSTs the credential in the body; that request is checked by the
+ * admin hook exactly as if the credential had come as `Authorization: Bearer`, and when it passes the
+ * answer is a 303 to the dashboard with a cookie that stands in for the credential:
+ *   - the cookie holds no credential, only an expiry and a random id signed with HMAC-SHA256, so stealing
+ *     it gives at most its remaining lifetime (15 minutes by default), and it cannot be made or extended
+ *     without the signing key;
+ *   - HttpOnly (no script on any page reads it), SameSite=Strict (no other site can make the browser send
+ *     it, which is what guards the dashboard's POST/PUT actions against cross-site requests),
+ *     Path=<basePath> (sent to nothing else on the service), Secure over https.
+ * A request with an Authorization header is always checked by the hook, cookie or not (scripts and curl
+ * use the dashboard's API that way). A valid cookie lets requests through without running the hook: a
+ * credential revoked after sign-in is honoured until the cookie expires, which is why it is short.
+ */
+
+function base64url(buf: Buffer): string {
+  return buf.toString('base64url');
+}
+
+function makeSigner(secret: string | Buffer | undefined): { sign(payload: string): string; verify(value: string, now: number): boolean } {
+  const key = secret === undefined ? randomBytes(32) : Buffer.from(secret);
+  if (key.length < 32) throw new Error('cookieSecret must be at least 32 bytes long');
+  const mac = (payload: string): Buffer => createHmac('sha256', key).update(payload).digest();
+  return {
+    sign(payload) {
+      return `${payload}.${base64url(mac(payload))}`;
+    },
+    verify(value, now) {
+      const dot = value.lastIndexOf('.');
+      if (dot <= 0) return false;
+      const payload = value.slice(0, dot);
+      let given: Buffer;
+      try {
+        given = Buffer.from(value.slice(dot + 1), 'base64url');
+      } catch {
+        return false;
+      }
+      const expected = mac(payload);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
+      const expires = Number(payload.split('.')[0]);
+      return Number.isFinite(expires) && expires > now;
+    },
+  };
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function loginPage(basePath: string, title: string, problem?: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}: sign in</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
+input{width:100%;box-sizing:border-box;padding:.5rem;margin:.5rem 0}button{padding:.5rem 1rem}.problem{color:#b00020}</style>
+</head><body>
+<h1>${escapeHtml(title)}</h1>
+${problem ? `<p class="problem" role="alert">${escapeHtml(problem)}</p>` : ''}
+<form method="post" action="${escapeHtml(basePath)}/login">
+<label for="token">Admin credential (CACHE_ADMIN_TOKEN or an API key with the admin scope)</label>
+<input id="token" name="token" type="password" autocomplete="off" required autofocus>
+<button type="submit">Sign in</button>
+</form>
+</body></html>
+`;
+}
+
+function normalizeBasePath(path: string): string {
+  if (!path.startsWith('/')) throw new Error(`basePath must start with "/": ${path}`);
+  const trimmed = path.replace(/\/+$/, '');
+  if (!trimmed) throw new Error('basePath cannot be "/": the dashboard needs a path of its own');
+  return trimmed;
+}
+
+/**
+ * Mounts the BullMQ queue UI (bull-board) at `basePath` (default `/admin/queues`), every page, asset and
+ * API route behind `onRequest` (the admin check) or a short-lived cookie given by the sign-in form at
+ * `<basePath>/login`.
+ * Call before `app.listen()`/`app.ready()`.
+ */
+export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashboardOptions): Promise<QueueDashboard> {
+  const basePath = normalizeBasePath(opts.basePath ?? DEFAULT_BASE_PATH);
+  const ttlS = opts.cookieTtlSeconds ?? DEFAULT_COOKIE_TTL_S;
+  if (!Number.isInteger(ttlS) || ttlS <= 0) throw new Error(`cookieTtlSeconds must be a positive whole number: ${ttlS}`);
+  const signer = makeSigner(opts.cookieSecret);
+  const check = opts.onRequest;
+  const readOnlyMode = opts.readOnly ?? false;
+  const title = opts.title ?? 'aicache queues';
+
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(basePath);
+  const board = createBullBoard({
+    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode })),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: title } },
+  });
+  // bull-board answers every error of its routes itself, with a body of its own and the error's message
+  // even on a 500; throwing here hands the error to the application's error handler instead (Fastify
+  // passes an error thrown by a scope's handler to the parent's), so a refused credential or a Redis
+  // failure reads as everywhere else on the service.
+  serverAdapter.setErrorHandler((error) => {
+    throw error;
+  });
+
+  const giveCookie = (request: FastifyRequest, reply: FastifyReply): void => {
+    const expires = Date.now() + ttlS * 1000;
+    const value = signer.sign(`${expires}.${base64url(randomBytes(12))}`);
+    const secure = opts.secureCookie ?? request.protocol === 'https';
+    reply.header(
+      'set-cookie',
+      `${DASHBOARD_COOKIE}=${value}; Max-Age=${ttlS}; Path=${basePath}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
+    );
+  };
+
+  await app.register(async (scope) => {
+    // The sign-in form posts application/x-www-form-urlencoded, which Fastify does not read by itself.
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+
+    scope.get(`${basePath}/login`, { schema: HIDDEN }, async (_request, reply) => {
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(basePath, title));
+    });
+
+    scope.post(`${basePath}/login`, { schema: HIDDEN }, async (request, reply) => {
+      const body = request.body as Record<string, unknown> | undefined;
+      const token = body && typeof body === 'object' ? body['token'] : undefined;
+      if (typeof token !== 'string' || token.trim() === '') {
+        const err = new Error('Send the admin credential as the form field "token" (application/x-www-form-urlencoded)');
+        throw Object.assign(err, { statusCode: 400, code: 'INVALID_LOGIN' });
+      }
+      request.headers.authorization = `Bearer ${token.trim()}`;
+      try {
+        await check(request, reply);
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        // A wrong or insufficient credential shows the form again, saying so; anything else (the auth store
+        // unreachable...) is the application's error handler's to answer.
+        if (status !== 401 && status !== 403) throw err;
+        const problem = status === 401 ? 'That credential was not accepted.' : 'That credential may not open the queue dashboard (it needs the admin scope).';
+        return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(basePath, title, problem));
+      }
+      giveCookie(request, reply);
+      return reply.header('cache-control', 'no-store').redirect(`${basePath}/`, 303);
+    });
+
+    await scope.register(async (guarded) => {
+      guarded.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization === undefined) {
+          const cookie = readCookie(request.headers.cookie, DASHBOARD_COOKIE);
+          if (cookie && signer.verify(cookie, Date.now())) return;
+        }
+        await check(request, reply);
+      });
+      await guarded.register(serverAdapter.registerPlugin(), { prefix: basePath });
+    });
+  });
+
+  return {
+    basePath,
+    addQueue: (queue) => board.addQueue(new BullMQAdapter(queue, { readOnlyMode })),
+    removeQueue: (name) => board.removeQueue(name),
+  };
+}
