@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import type { AppControllerRoute } from '@bull-board/api/typings/app';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
@@ -29,6 +30,8 @@ export interface QueueDashboardOptions {
   readOnly?: boolean;
   /** Title shown in the page header. Default "aicache queues". */
   title?: string;
+  /** How long a dashboard API call may wait on the queues' Redis before it answers 503. Default 5000. */
+  timeoutMs?: number;
 }
 
 export interface QueueDashboard {
@@ -126,6 +129,52 @@ ${problem ? `<p class="problem" role="alert">${escapeHtml(problem)}</p>` : ''}
 `;
 }
 
+function unavailable(message: string, cause?: unknown): Error {
+  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { statusCode: 503, code: 'QUEUES_UNAVAILABLE', headers: { 'retry-after': '5' } });
+}
+
+/**
+ * bull-board's API calls wait on the queues' Redis for as long as its client retries (for ever, on a
+ * connection made for a BullMQ worker). Each is bounded here: past `timeoutMs`, or when Redis fails it,
+ * the call answers 503 and the page (which needs no Redis) stays up and says the data is unavailable.
+ */
+class BoundedFastifyAdapter extends FastifyAdapter {
+  readonly #timeoutMs: number;
+
+  constructor(timeoutMs: number) {
+    super();
+    this.#timeoutMs = timeoutMs;
+  }
+
+  override setApiRoutes(routes: AppControllerRoute[]): FastifyAdapter {
+    const timeoutMs = this.#timeoutMs;
+    return super.setApiRoutes(
+      routes.map((route) => ({
+        ...route,
+        handler: async (request) => {
+          let timer: NodeJS.Timeout | undefined;
+          const work = Promise.resolve().then(() => route.handler(request));
+          // A call given up on may still fail later: that failure is no longer anyone's to answer.
+          work.catch(() => undefined);
+          const deadline = new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(() => reject(unavailable(`The queues' Redis did not answer within ${timeoutMs} ms; try again shortly`)), timeoutMs);
+          });
+          try {
+            return await Promise.race([work, deadline]);
+          } catch (err) {
+            const status = (err as { statusCode?: unknown }).statusCode;
+            if (typeof status === 'number' && status < 500) throw err;
+            if ((err as { code?: unknown }).code === 'QUEUES_UNAVAILABLE') throw err;
+            throw unavailable(`The queues' Redis failed the request: ${(err as Error).message}`, err);
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      })),
+    );
+  }
+}
+
 function normalizeBasePath(path: string): string {
   if (!path.startsWith('/')) throw new Error(`basePath must start with "/": ${path}`);
   const trimmed = path.replace(/\/+$/, '');
@@ -148,7 +197,9 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
   const readOnlyMode = opts.readOnly ?? false;
   const title = opts.title ?? 'aicache queues';
 
-  const serverAdapter = new FastifyAdapter();
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error(`timeoutMs must be a positive whole number: ${timeoutMs}`);
+  const serverAdapter = new BoundedFastifyAdapter(timeoutMs);
   serverAdapter.setBasePath(basePath);
   const board = createBullBoard({
     queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode })),

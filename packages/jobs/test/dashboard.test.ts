@@ -193,6 +193,49 @@ describe('queue dashboard over HTTP', () => {
   });
 });
 
+describe('queue dashboard when Redis is in trouble', () => {
+  it('answers 503 within its timeout while Redis hangs or is down, keeps serving the page, and recovers', async () => {
+    const own = await startRedisServer();
+    const q = new Queue(uniqueName('dash-trouble'), { connection: { host: own.host, port: own.port } });
+    q.on('error', () => undefined);
+    const trouble = Fastify({ logger: false });
+    try {
+      await q.add('one', {});
+      await mountQueueDashboard(trouble, { queues: [q], onRequest: requireAdmin, timeoutMs: 1000 });
+      await trouble.ready();
+      const ask = async () => {
+        const t0 = performance.now();
+        const res = await trouble.inject({ url: '/admin/queues/api/queues', headers: bearer(ADMIN_TOKEN) });
+        return { status: res.statusCode, body: res.json() as { code?: string; message?: string }, ms: performance.now() - t0 };
+      };
+      expect((await ask()).status).toBe(200);
+
+      own.pause();
+      const hung = await ask();
+      expect(hung.status).toBe(503);
+      expect(hung.body.code).toBe('QUEUES_UNAVAILABLE');
+      expect(hung.body.message).toMatch(/did not answer within 1000 ms/);
+      expect(hung.ms).toBeLessThan(3000);
+      // The page itself needs no Redis.
+      expect((await trouble.inject({ url: '/admin/queues/', headers: bearer(ADMIN_TOKEN) })).statusCode).toBe(200);
+      own.resume();
+
+      await own.kill();
+      const down = await ask();
+      expect(down.status).toBe(503);
+      expect(down.body.code).toBe('QUEUES_UNAVAILABLE');
+      expect(down.ms).toBeLessThan(3000);
+
+      await own.restart();
+      await expect.poll(async () => (await ask()).status, { timeout: 10_000, interval: 200 }).toBe(200);
+    } finally {
+      await trouble.close();
+      await q.close();
+      await own.stop();
+    }
+  });
+});
+
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`queue dashboard browser test skipped: ${CHROMIUM} is absent (apt-get install chromium)`);
 
