@@ -225,6 +225,13 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
   };
 
   await app.register(async (scope) => {
+    // A service's own authentication (packages/auth) runs on every route and wants a bearer header; the
+    // dashboard's routes opt out of it (`config.auth = false`, its convention for routes that check for
+    // themselves), so that the sign-in form and cookie-carrying requests reach the dashboard's check below,
+    // which runs the admin hook whenever there is no valid cookie.
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...(route.config as object | undefined), auth: false } as typeof route.config;
+    });
     // The sign-in form posts application/x-www-form-urlencoded, which Fastify does not read by itself.
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));

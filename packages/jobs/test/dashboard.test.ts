@@ -4,6 +4,8 @@ import { Queue, Worker, type Job } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { authPlugin, createAuth } from '@aicache/auth';
 import { startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
 import { DASHBOARD_COOKIE, mountQueueDashboard } from '../src/dashboard.js';
 
@@ -190,6 +192,50 @@ describe('queue dashboard over HTTP', () => {
       await Promise.all([a.close(), b.close(), c.close()]);
     }
     await expect(mountQueueDashboard(Fastify(), { queues: [queue], onRequest: requireAdmin, cookieSecret: 'short' })).rejects.toThrow(/at least 32 bytes/);
+  });
+});
+
+describe('queue dashboard behind the services\' authentication (packages/auth)', () => {
+  it('takes app.auth.require(\'admin\') as its hook: admins in by bearer or cookie, others refused, the rest of the service still guarded', async () => {
+    const authRedis = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    const svc = Fastify({ logger: false });
+    try {
+      const parts = await createAuth({ redis: authRedis, service: 'dashboard-test', sessionTtlSeconds: 3600, cacheTtlMs: 5000, sessionTouchMs: 0, adminToken: ADMIN_TOKEN, auditMaxEntries: 100, timeoutMs: 1000 });
+      svc.addHook('onClose', async () => parts.authenticator.close());
+      await svc.register(authPlugin, { service: 'dashboard-test', mode: 'on', ...parts, timeoutMs: 1000 });
+      svc.get('/data', async () => ({ ok: true }));
+      await mountQueueDashboard(svc, { queues: [queue], onRequest: svc.auth.require('admin') });
+      await svc.ready();
+
+      const user = await svc.inject({ method: 'POST', url: '/api/v1/auth/users', headers: bearer(ADMIN_TOKEN), payload: { username: uniqueName('reader'), password: 'correct horse battery', role: 'write' } });
+      expect(user.statusCode, user.body).toBe(201);
+      const key = await svc.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'k', scopes: ['write'], userId: user.json().id } });
+      expect(key.statusCode, key.body).toBe(201);
+      const writeKey = key.json().key as string;
+
+      const none = await svc.inject('/admin/queues/api/queues');
+      expect(none.statusCode).toBe(401);
+      expect(none.json().message).toMatch(/Missing credential/);
+      expect((await svc.inject({ url: '/admin/queues/api/queues', headers: bearer('aik_nope') })).statusCode).toBe(401);
+      const notAdmin = await svc.inject({ url: '/admin/queues/api/queues', headers: bearer(writeKey) });
+      expect(notAdmin.statusCode).toBe(403);
+      expect((await svc.inject({ url: '/admin/queues/api/queues', headers: bearer(ADMIN_TOKEN) })).statusCode).toBe(200);
+
+      const form = { method: 'POST' as const, url: '/admin/queues/login', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+      expect((await svc.inject({ ...form, payload: `token=${writeKey}` })).statusCode).toBe(403);
+      const ok = await svc.inject({ ...form, payload: `token=${ADMIN_TOKEN}` });
+      expect(ok.statusCode).toBe(303);
+      const cookie = String(ok.headers['set-cookie']).split(';')[0]!;
+      // The service-wide check, which wants a bearer header, leaves the dashboard's routes to the dashboard.
+      expect((await svc.inject({ url: '/admin/queues/api/queues', headers: { cookie } })).statusCode).toBe(200);
+      expect((await svc.inject({ url: '/admin/queues/', headers: { cookie } })).statusCode).toBe(200);
+      // ...and nothing else: the cookie opens no other route.
+      expect((await svc.inject({ url: '/data', headers: { cookie } })).statusCode).toBe(401);
+      expect((await svc.inject({ url: '/data', headers: bearer(writeKey) })).statusCode).toBe(200);
+    } finally {
+      await svc.close();
+      authRedis.disconnect();
+    }
   });
 });
 
