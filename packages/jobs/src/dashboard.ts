@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import type { AppControllerRoute } from '@bull-board/api/typings/app';
@@ -12,16 +12,17 @@ export type DashboardAuthHook = (request: FastifyRequest, reply: FastifyReply) =
 export interface QueueDashboardOptions {
   /** The BullMQ queues to show. */
   queues: readonly Queue[];
-  /** Runs before every dashboard request that carries no valid dashboard cookie, and on sign-in; must refuse non-admins. */
+  /** Runs before every dashboard request (on the bearer header, or on the credential in the sign-in cookie); must refuse non-admins. */
   onRequest: DashboardAuthHook;
   /** Where the UI is mounted. Default `/admin/queues`. */
   basePath?: string;
   /** How long the cookie given by the sign-in form is valid, in seconds. Default 900 (15 minutes). */
   cookieTtlSeconds?: number;
   /**
-   * Key that signs the dashboard cookie. Default: random, made once per process, so a cookie is
-   * valid only on the process that gave it; replicas behind one balancer pass a shared secret
-   * (at least 32 characters) so that a cookie made by one is honoured by the others.
+   * Secret the dashboard cookie is sealed with. Default: a random key made once per process, so a
+   * cookie is valid only on the process that gave it (and none survives a restart); replicas behind
+   * one balancer pass a shared secret (at least 32 bytes) so that a cookie made by one is honoured by
+   * the others.
    */
   cookieSecret?: string | Buffer;
   /** Marks the cookie Secure. Default: when the request came over https (as Fastify's trustProxy sees it). */
@@ -53,46 +54,55 @@ const HIDDEN = { hide: true } as FastifySchema;
  * Signing in from a browser. A browser opening the page cannot add an Authorization header. The
  * credential is not taken in the address (`?token=`): Fastify logs every request's URL before any hook
  * runs, and an address also stays in the history and goes out in Referer headers. Instead
- * `<basePath>/login` is a small form that POSTs the credential in the body; that request is checked by the
- * admin hook exactly as if the credential had come as `Authorization: Bearer`, and when it passes the
- * answer is a 303 to the dashboard with a cookie that stands in for the credential:
- *   - the cookie holds no credential, only an expiry and a random id signed with HMAC-SHA256, so stealing
- *     it gives at most its remaining lifetime (15 minutes by default), and it cannot be made or extended
- *     without the signing key;
+ * `<basePath>/login` is a small form that POSTs the credential in the body; when the admin hook accepts
+ * it (as if it had come as `Authorization: Bearer`), the answer is a 303 to the dashboard with a cookie:
+ *   - the cookie is the credential and an expiry sealed with AES-256-GCM under a key only the server holds:
+ *     unreadable outside it (a copy taken from a browser profile does not reveal the long-lived
+ *     credential) and refused once expired (15 minutes by default) or altered in any way;
+ *   - on every dashboard request the server opens it and runs the admin hook on the credential inside, as
+ *     for a bearer header: a credential revoked or stripped of its admin scope stops working at once, and
+ *     the service's own bookkeeping (who did what: the audit of admin actions) sees the same principal;
  *   - HttpOnly (no script on any page reads it), SameSite=Strict (no other site can make the browser send
  *     it, which is what guards the dashboard's POST/PUT actions against cross-site requests),
  *     Path=<basePath> (sent to nothing else on the service), Secure over https.
- * A request with an Authorization header is always checked by the hook, cookie or not (scripts and curl
- * use the dashboard's API that way). A valid cookie lets requests through without running the hook: a
- * credential revoked after sign-in is honoured until the cookie expires, which is why it is short.
+ * A request with an Authorization header is checked on that header, cookie or not (scripts and curl use
+ * the dashboard's API that way).
  */
 
 function base64url(buf: Buffer): string {
   return buf.toString('base64url');
 }
 
-function makeSigner(secret: string | Buffer | undefined): { sign(payload: string): string; verify(value: string, now: number): boolean } {
-  const key = secret === undefined ? randomBytes(32) : Buffer.from(secret);
-  if (key.length < 32) throw new Error('cookieSecret must be at least 32 bytes long');
-  const mac = (payload: string): Buffer => createHmac('sha256', key).update(payload).digest();
+interface Sealer {
+  seal(credential: string, expiresAt: number): string;
+  /** The credential inside a cookie made by seal(), or undefined when it is expired, altered or not one. */
+  open(value: string, now: number): string | undefined;
+}
+
+function makeSealer(secret: string | Buffer | undefined): Sealer {
+  if (secret !== undefined && Buffer.from(secret).length < 32) throw new Error('cookieSecret must be at least 32 bytes long');
+  // A key of its own for this use, whatever else the shared secret may serve.
+  const key = secret === undefined ? randomBytes(32) : createHash('sha256').update('aicache queue dashboard cookie\0').update(Buffer.from(secret)).digest();
   return {
-    sign(payload) {
-      return `${payload}.${base64url(mac(payload))}`;
+    seal(credential, expiresAt) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const sealed = Buffer.concat([cipher.update(JSON.stringify({ e: expiresAt, c: credential }), 'utf8'), cipher.final()]);
+      return base64url(Buffer.concat([iv, cipher.getAuthTag(), sealed]));
     },
-    verify(value, now) {
-      const dot = value.lastIndexOf('.');
-      if (dot <= 0) return false;
-      const payload = value.slice(0, dot);
-      let given: Buffer;
+    open(value, now) {
+      const raw = Buffer.from(value, 'base64url');
+      if (raw.length < 12 + 16 + 1) return undefined;
       try {
-        given = Buffer.from(value.slice(dot + 1), 'base64url');
+        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+        decipher.setAuthTag(raw.subarray(12, 28));
+        const plain = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+        const { e, c } = JSON.parse(plain) as { e?: unknown; c?: unknown };
+        if (typeof e !== 'number' || typeof c !== 'string' || e <= now) return undefined;
+        return c;
       } catch {
-        return false;
+        return undefined;
       }
-      const expected = mac(payload);
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
-      const expires = Number(payload.split('.')[0]);
-      return Number.isFinite(expires) && expires > now;
     },
   };
 }
@@ -184,15 +194,15 @@ function normalizeBasePath(path: string): string {
 
 /**
  * Mounts the BullMQ queue UI (bull-board) at `basePath` (default `/admin/queues`), every page, asset and
- * API route behind `onRequest` (the admin check) or a short-lived cookie given by the sign-in form at
- * `<basePath>/login`.
+ * API route behind `onRequest` (the admin check), run on the bearer header or on the credential sealed in
+ * the short-lived cookie the sign-in form at `<basePath>/login` gives.
  * Call before `app.listen()`/`app.ready()`.
  */
 export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashboardOptions): Promise<QueueDashboard> {
   const basePath = normalizeBasePath(opts.basePath ?? DEFAULT_BASE_PATH);
   const ttlS = opts.cookieTtlSeconds ?? DEFAULT_COOKIE_TTL_S;
   if (!Number.isInteger(ttlS) || ttlS <= 0) throw new Error(`cookieTtlSeconds must be a positive whole number: ${ttlS}`);
-  const signer = makeSigner(opts.cookieSecret);
+  const sealer = makeSealer(opts.cookieSecret);
   const check = opts.onRequest;
   const readOnlyMode = opts.readOnly ?? false;
   const title = opts.title ?? 'aicache queues';
@@ -214,9 +224,8 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
     throw error;
   });
 
-  const giveCookie = (request: FastifyRequest, reply: FastifyReply): void => {
-    const expires = Date.now() + ttlS * 1000;
-    const value = signer.sign(`${expires}.${base64url(randomBytes(12))}`);
+  const giveCookie = (request: FastifyRequest, reply: FastifyReply, credential: string): void => {
+    const value = sealer.seal(credential, Date.now() + ttlS * 1000);
     const secure = opts.secureCookie ?? request.protocol === 'https';
     reply.header(
       'set-cookie',
@@ -228,7 +237,7 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
     // A service's own authentication (packages/auth) runs on every route and wants a bearer header; the
     // dashboard's routes opt out of it (`config.auth = false`, its convention for routes that check for
     // themselves), so that the sign-in form and cookie-carrying requests reach the dashboard's check below,
-    // which runs the admin hook whenever there is no valid cookie.
+    // which runs the admin hook on the bearer header or on the credential sealed in the cookie.
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config as object | undefined), auth: false } as typeof route.config;
     });
@@ -248,7 +257,8 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
         const err = new Error('Send the admin credential as the form field "token" (application/x-www-form-urlencoded)');
         throw Object.assign(err, { statusCode: 400, code: 'INVALID_LOGIN' });
       }
-      request.headers.authorization = `Bearer ${token.trim()}`;
+      const credential = token.trim();
+      request.headers.authorization = `Bearer ${credential}`;
       try {
         await check(request, reply);
       } catch (err) {
@@ -259,7 +269,7 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
         const problem = status === 401 ? 'That credential was not accepted.' : 'That credential may not open the queue dashboard (it needs the admin scope).';
         return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(basePath, title, problem));
       }
-      giveCookie(request, reply);
+      giveCookie(request, reply, credential);
       return reply.header('cache-control', 'no-store').redirect(`${basePath}/`, 303);
     });
 
@@ -267,7 +277,8 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
       guarded.addHook('onRequest', async (request, reply) => {
         if (request.headers.authorization === undefined) {
           const cookie = readCookie(request.headers.cookie, DASHBOARD_COOKIE);
-          if (cookie && signer.verify(cookie, Date.now())) return;
+          const credential = cookie === undefined ? undefined : sealer.open(cookie, Date.now());
+          if (credential !== undefined) request.headers.authorization = `Bearer ${credential}`;
         }
         await check(request, reply);
       });
