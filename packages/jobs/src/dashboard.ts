@@ -275,12 +275,20 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
 
     await scope.register(async (guarded) => {
       guarded.addHook('onRequest', async (request, reply) => {
-        if (request.headers.authorization === undefined) {
-          const cookie = readCookie(request.headers.cookie, DASHBOARD_COOKIE);
-          const credential = cookie === undefined ? undefined : sealer.open(cookie, Date.now());
-          if (credential !== undefined) request.headers.authorization = `Bearer ${credential}`;
+        const bearerSent = request.headers.authorization !== undefined;
+        const cookie = bearerSent ? undefined : readCookie(request.headers.cookie, DASHBOARD_COOKIE);
+        const credential = cookie === undefined ? undefined : sealer.open(cookie, Date.now());
+        if (credential !== undefined) request.headers.authorization = `Bearer ${credential}`;
+        try {
+          await check(request, reply);
+        } catch (err) {
+          // A person opening a page without a (still valid) sign-in gets the sign-in form, still as a 401;
+          // scripts, the UI's own API calls and assets get the application's error.
+          const page = request.method === 'GET' && !bearerSent && (request.headers.accept ?? '').includes('text/html');
+          if (!page || (err as { statusCode?: number }).statusCode !== 401) throw err;
+          const problem = cookie === undefined ? undefined : 'Your sign-in has expired or its credential was revoked: sign in again.';
+          return reply.code(401).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(basePath, title, problem));
         }
-        await check(request, reply);
       });
       await guarded.register(serverAdapter.registerPlugin(), { prefix: basePath });
     });

@@ -86,6 +86,15 @@ async function signIn(token: string): Promise<Response> {
 }
 
 describe('queue dashboard over HTTP', () => {
+  it('shows a person opening the page without a credential the sign-in form, still as a 401', async () => {
+    const res = await fetch(`${base}/admin/queues/queue/${queue.name}`, { headers: { accept: 'text/html,application/xhtml+xml' } });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('action="/admin/queues/login"');
+    expect(html).not.toContain('__UI_CONFIG__');
+  });
+
   it('refuses the page, its assets and its API without the admin credential, in the application error format', async () => {
     for (const path of ['/admin/queues', '/admin/queues/', `/admin/queues/queue/${queue.name}`, '/admin/queues/api/queues', '/admin/queues/static/images/logo.svg']) {
       const res = await fetch(`${base}${path}`);
@@ -328,10 +337,15 @@ describe.skipIf(!hasChromium)('queue dashboard in a headless browser', () => {
       if (res.status() >= 400 && res.url().includes('/static/')) failures.push(`${res.status()} ${res.url()}`);
     });
 
+    // Refused, and shown the sign-in form instead; a wrong credential is refused again.
     const refused = await page.goto(`${base}/admin/queues`);
     expect(refused?.status()).toBe(401);
+    expect(await page.textContent('body')).not.toContain(queue.name);
+    await page.fill('#token', 'not-a-token');
+    const [again] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    expect(again?.status()).toBe(401);
+    await page.getByText('That credential was not accepted.').waitFor();
 
-    await page.goto(`${base}/admin/queues/login`);
     await page.fill('#token', ADMIN_TOKEN);
     await Promise.all([page.waitForURL(`${base}/admin/queues/`), page.click('button[type=submit]')]);
     const cookies = await context.cookies();
