@@ -241,10 +241,13 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config as object | undefined), auth: false } as typeof route.config;
     });
-    // The sign-in form posts application/x-www-form-urlencoded, which Fastify does not read by itself.
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    // The sign-in form posts application/x-www-form-urlencoded, which Fastify does not read by itself
+    // (unless the application already taught it to).
+    if (!scope.hasContentTypeParser('application/x-www-form-urlencoded')) {
+      scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      });
+    }
 
     scope.get(`${basePath}/login`, { schema: HIDDEN }, async (_request, reply) => {
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(loginPage(basePath, title));

@@ -192,11 +192,13 @@ describe('queue dashboard over HTTP', () => {
     try {
       await mountQueueDashboard(a, { queues: [queue], onRequest: requireAdmin, cookieSecret: secret });
       await mountQueueDashboard(b, { queues: [queue], onRequest: requireAdmin, cookieSecret: secret });
-      await mountQueueDashboard(c, { queues: [queue], onRequest: requireAdmin });
+      await mountQueueDashboard(c, { queues: [queue], onRequest: requireAdmin, secureCookie: true });
       const ok = await a.inject({ method: 'POST', url: '/admin/queues/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${ADMIN_TOKEN}` });
       const cookie = String(ok.headers['set-cookie']).split(';')[0]!;
       expect((await b.inject({ url: '/admin/queues/api/queues', headers: { cookie } })).statusCode).toBe(200);
       expect((await c.inject({ url: '/admin/queues/api/queues', headers: { cookie } })).statusCode).toBe(401);
+      const secure = await c.inject({ method: 'POST', url: '/admin/queues/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${ADMIN_TOKEN}` });
+      expect(String(secure.headers['set-cookie'])).toMatch(/; HttpOnly; SameSite=Strict; Secure$/);
     } finally {
       await Promise.all([a.close(), b.close(), c.close()]);
     }
