@@ -51,6 +51,27 @@ const DEFAULT_COOKIE_TTL_S = 900;
 const HIDDEN = { hide: true } as FastifySchema;
 
 /*
+ * The dashboard's pages are admin pages: they may not be framed (clickjacking of its retry/remove/clean
+ * buttons), and load nothing from elsewhere. bull-board's page asks Google for its fonts; that link is taken
+ * out (the UI falls back to the system fonts), so opening the dashboard tells no third party who the
+ * admins are and works offline. Inline styles are the UI's own (style attributes React sets); its scripts
+ * all come from its static files.
+ */
+const PAGE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+const EXTERNAL_FONTS = /<link[^>]+href="https:\/\/fonts\.(?:googleapis|gstatic)\.com[^"]*"[^>]*>\s*/g;
+
+/*
  * Signing in from a browser. A browser opening the page cannot add an Authorization header. The
  * credential is not taken in the address (`?token=`): Fastify logs every request's URL before any hook
  * runs, and an address also stays in the history and goes out in Referer headers. Instead
@@ -125,6 +146,7 @@ function loginPage(basePath: string, title: string, problem?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}: sign in</title>
+<link rel="icon" href="data:,">
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
 input{width:100%;box-sizing:border-box;padding:.5rem;margin:.5rem 0}button{padding:.5rem 1rem}.problem{color:#b00020}</style>
 </head><body>
@@ -241,6 +263,15 @@ export async function mountQueueDashboard(app: FastifyInstance, opts: QueueDashb
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config as object | undefined), auth: false } as typeof route.config;
     });
+    scope.addHook('onSend', async (_request, reply, payload) => {
+      const type = reply.getHeader('content-type');
+      if (typeof type !== 'string' || !type.startsWith('text/html')) return payload;
+      reply.header('content-security-policy', PAGE_CSP);
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header('referrer-policy', 'same-origin');
+      return typeof payload === 'string' ? payload.replace(EXTERNAL_FONTS, '') : payload;
+    });
+
     // The sign-in form posts application/x-www-form-urlencoded, which Fastify does not read by itself
     // (unless the application already taught it to).
     if (!scope.hasContentTypeParser('application/x-www-form-urlencoded')) {

@@ -112,8 +112,10 @@ describe('queue dashboard over HTTP', () => {
     const page = await fetch(`${base}/admin/queues`, { headers: bearer(ADMIN_TOKEN) });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(page.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
     const html = await page.text();
     expect(html).toContain('<base href="/admin/queues/" />');
+    expect(html).not.toContain('fonts.googleapis.com');
     // The UI's script, loaded relative to that base, is served too.
     const script = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)?.[1];
     expect(script).toBeDefined();
@@ -335,8 +337,14 @@ describe.skipIf(!hasChromium)('queue dashboard in a headless browser', () => {
     const page = await context.newPage();
     const failures: string[] = [];
     page.on('pageerror', (err) => failures.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && !/status of 401/.test(msg.text())) failures.push(`console: ${msg.text()}`);
+    });
+    page.on('request', (req) => {
+      if (!req.url().startsWith(base)) failures.push(`off-site request: ${req.url()}`);
+    });
     page.on('response', (res) => {
-      if (res.status() >= 400 && res.url().includes('/static/')) failures.push(`${res.status()} ${res.url()}`);
+      if (res.status() >= 400 && res.status() !== 401) failures.push(`${res.status()} ${res.url()}`);
     });
 
     // Refused, and shown the sign-in form instead; a wrong credential is refused again.
