@@ -2,6 +2,7 @@ import { createService, createStateRedis, registerAuth, registerRedis, stateKeyP
 import { quitOrDisconnect } from '@aicache/cache';
 import type { ServiceTokens } from '@aicache/auth';
 import { registerJobs } from '@aicache/jobs';
+import { mountQueueDashboard } from '@aicache/jobs/dashboard';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
@@ -156,6 +157,27 @@ async function registerJobRoutes(
     },
     kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
   });
+
+  // The queue dashboard at /admin/queues, for admins (CACHE_ADMIN_TOKEN or an admin key; a browser signs in once). Its
+  // cookie is sealed with a secret every replica shares through the state Redis, so any replica behind the balancer
+  // honours it; with that Redis away at boot, a per-process secret (the cookie then works on this replica only).
+  const cookieSecret = await sharedDashboardSecret(app, config.STATE_TIMEOUT_MS);
+  await mountQueueDashboard(app, { queues: [app.jobs.queue], onRequest: app.auth.require('admin'), ...(cookieSecret ? { cookieSecret } : {}) });
+}
+
+async function sharedDashboardSecret(app: ServiceApp, timeoutMs: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      app.auth.store.sharedSecret('queue-dashboard'),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs))),
+    ]);
+  } catch (err) {
+    app.log.warn({ err: { message: (err as Error).message } }, 'queue dashboard: shared cookie secret unavailable; sign-ins hold on this replica only');
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The configured engine; pgvector gets its own readiness check and is closed with the app. */

@@ -258,6 +258,23 @@ describe('bulk ingest through the job route', () => {
   }, 30_000);
 });
 
+describe('the queue dashboard of the proxy', () => {
+  it("is at /admin/queues for admins only, and lists the proxy's job queue with its jobs", async () => {
+    expect((await fetch(`${base}/admin/queues/api/queues`)).status).toBe(401);
+    expect((await fetch(`${base}/admin/queues/api/queues`, { headers: bearer(keys.acme) })).status).toBe(403);
+    const res = await fetch(`${base}/admin/queues/api/queues`, { headers: bearer(ADMIN_TOKEN) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { queues: Array<{ name: string; counts: Record<string, number> }> };
+    const queue = body.queues.find((q) => q.name === 'jobs');
+    expect(queue, JSON.stringify(body).slice(0, 300)).toBeDefined();
+    expect(queue!.counts.completed).toBeGreaterThan(0);
+    // The page itself: a browser without a credential gets the sign-in form.
+    const page = await fetch(`${base}/admin/queues`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(401);
+    expect(await page.text()).toMatch(/<form/i);
+  });
+});
+
 describe('an evicting state Redis', () => {
   it('keeps the service up and answers the job routes 503 naming the policy', async () => {
     const lru = await startRedisServer({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] });
