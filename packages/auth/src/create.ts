@@ -28,7 +28,7 @@ export interface AuthParts {
 /** The store, the authenticator (subscribed to revocations), service tokens and the audit stream, on one Redis. */
 export async function createAuth(s: AuthSettings): Promise<AuthParts> {
   const store = new AuthStore(s.redis, { sessionTtlSeconds: s.sessionTtlSeconds });
-  const tokens = new ServiceTokens({ service: s.service, redis: s.redis, secretKey: `${store.prefix}service-token-secret`, secret: s.serviceTokenSecret });
+  const tokens = new ServiceTokens({ service: s.service, sharedSecret: () => store.sharedSecret('service-token'), secret: s.serviceTokenSecret });
   const authenticator = new Authenticator({
     store,
     tokens,

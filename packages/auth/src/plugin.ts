@@ -8,7 +8,7 @@ import { AuthUnavailable, Forbidden, RateLimited, Unauthorized } from './errors.
 import type { Authenticator } from './authenticator.js';
 import { allows, DEFAULT_TENANT, TENANT_PATTERN, type Principal, type Scope } from './principal.js';
 import { MIN_PASSWORD_LENGTH, type AuthStore, AuthError, type Revocation, type User } from './store.js';
-import type { ServiceTokens } from './service-token.js';
+import { serviceTokenHeaders, type ServiceTokens } from './service-token.js';
 import type { PrincipalLimits } from './limits-port.js';
 
 
@@ -241,13 +241,8 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
         if (scope === 'admin' && request.method !== 'GET' && request.method !== 'HEAD') request.adminAction = true;
       };
     },
-    async peerHeaders(request) {
-      const principal = request.principal;
-      const headers: Record<string, string> = {};
-      if (principal && principal.kind !== 'anonymous' && principal.kind !== 'bootstrap') {
-        headers.authorization = `Bearer ${await bounded('service token', () => tokens.mint(principal))}`;
-      }
-      return headers;
+    peerHeaders(request) {
+      return bounded('service token', () => serviceTokenHeaders(tokens, request.principal));
     },
     async chargeInputs(request, reply, count) {
       const principal = request.principal;

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
-import type { RedisClient } from '@aicache/cache';
 import { SCOPES, TENANT_RE, type Principal, type Scope } from './principal.js';
 
 /** Audience of every service token: only the stack's own services accept them. */
@@ -20,21 +18,24 @@ export class ServiceTokens {
   private readonly minted = new Map<string, { token: string; renewAt: number }>();
 
   constructor(
-    private readonly opts: { service: string; redis: RedisClient; secretKey: string; secret?: string | undefined },
+    private readonly opts: {
+      service: string;
+      /** The secret every replica shares when SERVICE_TOKEN_SECRET is not set (AuthStore.sharedSecret). */
+      sharedSecret: () => Promise<string>;
+      secret?: string | undefined;
+    },
   ) {
     if (opts.secret) this.secret = Promise.resolve(new TextEncoder().encode(opts.secret));
   }
 
   private key(): Promise<Uint8Array> {
-    this.secret ??= (async () => {
-      await this.opts.redis.set(this.opts.secretKey, randomBytes(32).toString('base64url'), 'NX');
-      const stored = await this.opts.redis.get(this.opts.secretKey);
-      if (!stored) throw new Error('service token secret missing on the state Redis');
-      return new TextEncoder().encode(stored);
-    })().catch((err: unknown) => {
-      this.secret = undefined; // try again on the next call
-      throw err;
-    });
+    this.secret ??= this.opts
+      .sharedSecret()
+      .then((stored) => new TextEncoder().encode(stored))
+      .catch((err: unknown) => {
+        this.secret = undefined; // try again on the next call
+        throw err;
+      });
     return this.secret;
   }
 
@@ -78,4 +79,13 @@ export class ServiceTokens {
       throw err;
     }
   }
+}
+
+/**
+ * Headers for a call to a peer service on behalf of `principal`: a signed service token naming its tenant, user and
+ * scopes (none for the anonymous principal of AUTH_MODE=off, which the peer, also off, accepts as it is).
+ */
+export async function serviceTokenHeaders(tokens: ServiceTokens, principal: Principal | undefined): Promise<Record<string, string>> {
+  if (!principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return {};
+  return { authorization: `Bearer ${await tokens.mint(principal)}` };
 }

@@ -305,7 +305,7 @@ describe('service tokens', () => {
     const { app, parts } = await replica();
     // The first token minted creates the shared secret on the state Redis.
     await parts.tokens.mint({ kind: 'key', tenant: 'acme', scopes: ['write'] });
-    const secret = new TextEncoder().encode((await raw.get('auth:service-token-secret'))!);
+    const secret = new TextEncoder().encode((await raw.get('auth:secret:service-token'))!);
     const base = () => new SignJWT({ tenant: 'acme', scopes: ['write'] }).setProtectedHeader({ alg: 'HS256' }).setIssuer('x').setAudience('aicache-services').setSubject('usr_1');
     const expired = await base().setIssuedAt(Math.floor(Date.now() / 1000) - 120).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(secret);
     const forged = await base().setExpirationTime('60s').sign(new TextEncoder().encode('x'.repeat(43)));

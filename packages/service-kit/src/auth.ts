@@ -1,5 +1,5 @@
 import { quitOrDisconnect, type RedisClient } from '@aicache/cache';
-import { authPlugin, createAuth, Limits, LoginLimiter, principalLimits, type AuthParts, type Principal, type ServiceTokens } from '@aicache/auth';
+import { authPlugin, createAuth, Limits, LoginLimiter, principalLimits, type AuthParts } from '@aicache/auth';
 import type { FastifyInstance } from 'fastify';
 import type { BaseConfig } from './config.js';
 import { ADMIN_SECURITY_SCHEME } from './docs.js';
@@ -117,11 +117,3 @@ export async function registerAuth(app: FastifyInstance, config: AuthConfig, opt
   return parts;
 }
 
-/**
- * Headers for a call to a peer service on behalf of `principal`: a signed service token naming its tenant, user and
- * scopes (none for the anonymous principal of AUTH_MODE=off, which the peer, also off, accepts as it is).
- */
-export async function serviceTokenHeaders(tokens: ServiceTokens, principal: Principal | undefined): Promise<Record<string, string>> {
-  if (!principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return {};
-  return { authorization: `Bearer ${await tokens.mint(principal)}` };
-}

@@ -40,4 +40,4 @@ export {
 // Re-exported so that importing the kit also brings the cache plugin's `app.cache` type.
 export type { CachePluginOptions } from '@aicache/cache/fastify';
 export { runServer, type ServerConfig, type RunServerOptions } from './server.js';
-export { registerAuth, serviceTokenHeaders, AuthModeRefusedError, SESSION_TOUCH_MS, type AuthConfig, type AuthOptions } from './auth.js';
+export { registerAuth, AuthModeRefusedError, SESSION_TOUCH_MS, type AuthConfig, type AuthOptions } from './auth.js';

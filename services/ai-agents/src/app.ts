@@ -1,4 +1,5 @@
-import { createService, registerAuth, serviceTokenHeaders, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
+import { createService, registerAuth, PeerClient, registerRedis, stateReplication, type CreateServiceOptions, type ServiceApp } from '@aicache/service-kit';
+import { serviceTokenHeaders } from '@aicache/auth';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';

@@ -27,7 +27,7 @@ export interface ContextPeer {
 
 /**
  * The headers that prove to retrieval-proxy whom a call acts for: app.ts sends a signed service token naming the
- * principal's tenant, user and scopes (the kit's serviceTokenHeaders); NO_CREDENTIALS sends none (tests of a fake proxy).
+ * principal's tenant, user and scopes (`serviceTokenHeaders` of @aicache/auth); NO_CREDENTIALS sends none (tests of a fake proxy).
  */
 export type ProxyCredentials = (actingFor: ActingFor) => Promise<Record<string, string>> | Record<string, string>;
 export const NO_CREDENTIALS: ProxyCredentials = () => ({});

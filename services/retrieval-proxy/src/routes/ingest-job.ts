@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import type { ServiceTokens } from '@aicache/auth';
 import { BadJobInput, type JobContext, type JobKind } from '@aicache/jobs';
-import { errors, serviceTokenHeaders } from '@aicache/service-kit';
+import { serviceTokenHeaders } from '@aicache/auth';
+import { errors } from '@aicache/service-kit';
 import type { IngestInput, RetrievalService } from '../domain/retrieval-service.js';
 import { DocumentId, Metadata } from '../schemas.js';
 
