@@ -1,4 +1,5 @@
 import type { RedisClient } from '@aicache/cache';
+import { within } from './limits/shared.js';
 
 export interface AuditEntry {
   /** Stream id (`<ms>-<seq>`): the order of record across every service. */
@@ -38,16 +39,10 @@ export class AuditLog {
     const full = { at: new Date().toISOString(), service: this.service, ...entry };
     logger.info({ audit: full }, 'audit');
     const fields = Object.entries(full).flat();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', ...fields),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs))),
-      ]);
+      await within(this.redis.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', ...fields), this.timeoutMs);
     } catch (err) {
       logger.warn({ err: { message: (err as Error).message }, audit: full }, 'audit: the entry could not be written to the stream');
-    } finally {
-      clearTimeout(timer);
     }
   }
 

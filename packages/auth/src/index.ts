@@ -5,7 +5,8 @@ export { ServiceTokens, SERVICE_TOKEN_TTL_SECONDS, serviceTokenHeaders } from '.
 export { AuditLog, type AuditEntry } from './audit.js';
 export { hashPassword, verifyPassword, digestOf, sameSecret, KEY_PREFIX, SESSION_PREFIX, SCRYPT } from './secrets.js';
 export { createAuth, type AuthSettings, type AuthParts } from './create.js';
-export { Unauthorized, Forbidden, RateLimited, AuthUnavailable } from './errors.js';
+export { Unauthorized, Forbidden, NotFound, RateLimited, AuthUnavailable } from './errors.js';
+export { within, DeadlineError } from './limits/shared.js';
 export { authPlugin, type AuthApi, type AuthPluginOptions, type AuthRouteConfig } from './plugin.js';
 export { principalLimits, type PrincipalLimits, type LimitVerdict } from './limits-port.js';
 export * from './limits.js';

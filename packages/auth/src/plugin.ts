@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import type { AuditLog } from './audit.js';
-import { AuthUnavailable, Forbidden, RateLimited, Unauthorized } from './errors.js';
+import { AuthUnavailable, BodyTooLarge, Forbidden, NotFound, RateLimited, Unauthorized } from './errors.js';
+import { within } from './limits/shared.js';
 import type { Authenticator } from './authenticator.js';
 import { allows, DEFAULT_TENANT, TENANT_PATTERN, type Principal, type Scope } from './principal.js';
 import { MIN_PASSWORD_LENGTH, type AuthStore, AuthError, type Revocation, type User } from './store.js';
@@ -115,19 +116,13 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
 
   /** Every auth Redis call is bounded: Redis trouble is a 503 with Retry-After, never a hang. */
   async function bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        work(),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${opts.timeoutMs} ms`)), opts.timeoutMs))),
-      ]);
+      return await within(work(), opts.timeoutMs);
     } catch (err) {
       if (err instanceof AuthError || (err as { statusCode?: number }).statusCode) throw err;
       const e = new AuthUnavailable(`${what} failed`);
       (e as unknown as { headers: Record<string, string> }).headers = { 'retry-after': '1' };
       throw e;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -250,10 +245,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       const verdict = await limits.inputs(principal, count);
       if (verdict.allowed) return;
       if (verdict.tooLarge !== undefined) {
-        throw Object.assign(new Error(`${count} inputs is more than the ${verdict.tooLarge} allowed per minute (EMBEDDINGS_INPUTS_PER_MINUTE): send fewer at a time`), {
-          statusCode: 413,
-          code: 'BODY_TOO_LARGE',
-        });
+        throw new BodyTooLarge(`${count} inputs is more than the ${verdict.tooLarge} allowed per minute (EMBEDDINGS_INPUTS_PER_MINUTE): send fewer at a time`);
       }
       const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
       reply.header('retry-after', String(seconds));
@@ -274,14 +266,6 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     await bounded('revocation', () => store.announce(revocations)).catch((err: unknown) => {
       request.log.warn({ err: { message: (err as Error).message } }, 'auth: revocation not announced; other replicas drop the credential within AUTH_CACHE_TTL_MS');
     });
-  }
-
-  function asHttp(err: unknown): never {
-    if (err instanceof AuthError) {
-      const e = Object.assign(new Error(err.message), { statusCode: err.statusCode, code: err.code });
-      throw e;
-    }
-    throw err;
   }
 
   /** The user a request acts for (a session's or a key's owner); 403 for credentials that are not a user's. */
@@ -405,7 +389,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
           },
         },
         async (request, reply) => {
-          const user = await bounded('user create', () => store.createUser(request.body)).catch(asHttp);
+          const user = await bounded('user create', () => store.createUser(request.body));
           await api.audit(request, 'user.create', `${user.id} ${user.username} tenant=${user.tenant} role=${user.role}`, 201);
           return reply.code(201).send(user);
         },
@@ -438,7 +422,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
         },
         async (request, reply) => {
           const revocations = await bounded('user delete', () => store.deleteUser(request.params.userId));
-          if (!revocations) throw Object.assign(new Error(`user '${request.params.userId}' not found`), { statusCode: 404, code: 'NOT_FOUND' });
+          if (!revocations) throw new NotFound('user', request.params.userId);
           await announce(request, revocations);
           await api.audit(request, 'user.delete', request.params.userId, 204);
           return reply.code(204).send(null);
@@ -470,7 +454,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
           if (userId !== undefined && userId !== request.principal?.userId) {
             if (!isAdmin(request)) throw new Forbidden('Only an admin may create a key for another user');
             const found = await bounded('user read', () => store.getUser(userId));
-            if (!found) throw Object.assign(new Error(`user '${userId}' not found`), { statusCode: 404, code: 'NOT_FOUND' });
+            if (!found) throw new NotFound('user', userId);
             user = found;
           } else {
             user = await currentUser(request);
@@ -479,7 +463,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
           if (request.principal?.kind !== 'bootstrap') {
             for (const s of input.scopes) refuseScope(request.principal!, s, request);
           }
-          const created = await bounded('key create', () => store.createKey(user, input)).catch(asHttp);
+          const created = await bounded('key create', () => store.createKey(user, input));
           await api.audit(request, 'key.create', `${created.record.id} user=${user.id} scopes=${created.record.scopes.join(',')}`, 201);
           return reply.code(201).send(created);
         },
@@ -518,7 +502,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
           const owner = isAdmin(request) ? undefined : (await currentUser(request)).id;
           const revoked = await bounded('key revoke', () => store.revokeKey(request.params.keyId, owner));
           // Another user's key answers like a key that does not exist.
-          if (!revoked) throw Object.assign(new Error(`key '${request.params.keyId}' not found`), { statusCode: 404, code: 'NOT_FOUND' });
+          if (!revoked) throw new NotFound('key', request.params.keyId);
           await announce(request, [revoked.revocation]);
           await api.audit(request, 'key.revoke', `${revoked.record.id} user=${revoked.record.userId}`, 204);
           return reply.code(204).send(null);

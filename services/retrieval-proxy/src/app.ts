@@ -1,6 +1,6 @@
 import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import { quitOrDisconnect } from '@aicache/cache';
-import type { ServiceTokens } from '@aicache/auth';
+import { within, type ServiceTokens } from '@aicache/auth';
 import { registerJobs } from '@aicache/jobs';
 import { mountQueueDashboard } from '@aicache/jobs/dashboard';
 import type { RedisClient } from '@aicache/cache';
@@ -166,17 +166,11 @@ async function registerJobRoutes(
 }
 
 async function sharedDashboardSecret(app: ServiceApp, timeoutMs: number): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      app.auth.store.sharedSecret('queue-dashboard'),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs))),
-    ]);
+    return await within(app.auth.store.sharedSecret('queue-dashboard'), timeoutMs);
   } catch (err) {
     app.log.warn({ err: { message: (err as Error).message } }, 'queue dashboard: shared cookie secret unavailable; sign-ins hold on this replica only');
     return undefined;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
