@@ -94,9 +94,12 @@ export class Authenticator {
    * or undefined when it must be looked up (`authenticate`).
    */
   cached(secret: string): Principal | undefined {
+    return this.fromCache(digestOf(secret), Date.now());
+  }
+
+  private fromCache(digest: string, now: number): Principal | undefined {
     if (!this.listening) return undefined;
-    const now = Date.now();
-    const entry = this.cache.get(digestOf(secret));
+    const entry = this.cache.get(digest);
     if (!entry || entry.endsAt <= now) return undefined;
     if (entry.session && now - entry.session.touchedAt >= this.opts.sessionTouchMs) {
       entry.session.touchedAt = now;
@@ -107,10 +110,10 @@ export class Authenticator {
 
   /** The principal for a bearer secret, or null. Throws only when the state Redis cannot answer. */
   async authenticate(secret: string): Promise<Principal | null> {
-    const hit = this.cached(secret);
-    if (hit) return hit;
     const now = Date.now();
     const digest = digestOf(secret);
+    const hit = this.fromCache(digest, now);
+    if (hit) return hit;
     const entry = await this.lookup(secret, digest, now);
     if (!entry) return null;
     if (this.listening) this.cache.set(digest, entry);

@@ -1,5 +1,6 @@
 import type { Principal } from '../principal.js';
-import { isCluster, positiveInt, redisReady, report, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
+import { isCluster } from '@aicache/cache';
+import { positiveInt, redisReady, report, within, type LimitsRedis, type OnLimitsRedisError } from './shared.js';
 
 export interface RequestRateSettings {
   /** Requests one principal may make per window, across all replicas together. 0 turns the limit off. Default 1200. */

@@ -49,10 +49,6 @@ export function redisReady(redis: LimitsRedis): boolean {
   return redis.status === 'ready';
 }
 
-export function isCluster(redis: LimitsRedis): redis is Cluster {
-  return (redis as { isCluster?: boolean }).isCluster === true;
-}
-
 /** An error's message only: ioredis errors can carry the command and its arguments (keys, usernames) as fields. */
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
