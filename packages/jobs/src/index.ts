@@ -8,6 +8,11 @@ export {
   jobIdOf,
   canonicalJson,
   CANCELLED,
+  SYSTEM_TENANT,
+  KEEP_SCHEDULED_COUNT,
+  scanAll,
+  type Schedule,
+  type JobsSweep,
   DEFAULT_SETTINGS,
   type JobsSettings,
   type JobContext,
@@ -15,4 +20,4 @@ export {
   type Progress,
   type RedisClient,
 } from './queue.js';
-export { registerJobs, viewOf, JobView, type JobKind, type JobsPluginOptions } from './plugin.js';
+export { registerJobs, viewOf, JobView, type JobKind, type ScheduledKind, type JobsPluginOptions } from './plugin.js';

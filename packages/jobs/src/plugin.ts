@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
 import type { Job } from 'bullmq';
-import { tenantOf } from '@aicache/auth';
+import { allows, Forbidden, tenantOf } from '@aicache/auth';
 import { errorResponses, errors, StateUnavailable } from '@aicache/service-kit';
 import {
   assertNoEviction,
@@ -16,6 +16,7 @@ import {
   type JobsSettings,
   type Progress,
   type RedisClient,
+  SYSTEM_TENANT,
 } from './queue.js';
 
 /** One kind of job a service offers: its start route's body and the code that runs it. */
@@ -33,12 +34,26 @@ export interface JobKind<I = unknown> {
   run(ctx: JobContext<I>): Promise<unknown>;
 }
 
+/**
+ * A kind that runs on a schedule rather than on a request: one job per `everyMs` across every replica, acting for
+ * the system tenant (SYSTEM_TENANT) with no principal. 0 turns it off and removes its scheduler.
+ */
+export interface ScheduledKind<I = unknown> {
+  name: string;
+  summary: string;
+  everyMs: number;
+  input?: I;
+  run(ctx: JobContext<I>): Promise<unknown>;
+}
+
 export interface JobsPluginOptions {
   service: string;
   /** The state Redis (BullMQ gets its own copies of the connection). */
   redis: RedisClient;
   settings: JobsSettings;
   kinds: JobKind<unknown>[];
+  /** Housekeeping: kinds run by job schedulers, with the admin routes /api/v1/jobs/schedules. */
+  schedules?: ScheduledKind<unknown>[];
   /** Bound of each Redis call a route makes; past it, 503. */
   timeoutMs?: number;
   /** Interval of the SSE stream's progress reads. */
@@ -83,9 +98,16 @@ export const JobView = Type.Object({
 });
 
 const Accepted = Type.Object({ ...JobView.properties, duplicate: Type.Boolean({ description: 'True when the same request had already started this job' }) });
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' }) }, { additionalProperties: false });
+// A scheduler's tick is `repeat:<kind>:<time>`, hence the colon.
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_:-]+$' }) }, { additionalProperties: false });
+const TenantQuery = Type.String({
+  pattern: `^(${SYSTEM_TENANT}|[a-z0-9][a-z0-9_-]{0,62})$`,
+  description: `Admins only: another tenant's jobs (\`${SYSTEM_TENANT}\`: the scheduled housekeeping jobs)`,
+});
+const GetQuery = Type.Object({ tenant: Type.Optional(TenantQuery) }, { additionalProperties: false });
 const ListQuery = Type.Object(
   {
+    tenant: Type.Optional(TenantQuery),
     state: Type.Optional(Type.Union(STATES.map((s) => Type.Literal(s)), { description: 'One of ' + STATES.join(', ') })),
     kind: Type.Optional(Type.String({ maxLength: 100 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
@@ -145,11 +167,14 @@ const DONE = new Set(['completed', 'failed', 'cancelled']);
  */
 export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<void> {
   const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
+  const schedules = opts.schedules ?? [];
+  const scheduledRunners = Object.fromEntries(schedules.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
   const jobs = new JobQueue({
     service: opts.service,
     redis: opts.redis,
     settings: opts.settings,
     runners,
+    ...(schedules.length > 0 ? { scheduledRunners } : {}),
     ...(opts.work === false ? { work: false } : {}),
     logger: scope.log,
   });
@@ -159,10 +184,19 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
   let refusal: JobsRefusedError | undefined;
   let checked = false;
   let check: Promise<void> | undefined;
+  // Every replica makes the schedulers match its settings: the last to boot decides an interval that was changed.
+  const applySchedules = () => {
+    if (schedules.length === 0 || closed) return;
+    void jobs.applySchedules(schedules.map((k) => ({ kind: k.name, everyMs: k.everyMs, input: k.input }))).then(
+      (applied) => scope.log.info(applied, 'jobs: schedules applied'),
+      (err: Error) => scope.log.warn({ err: { message: err.message } }, 'jobs: schedules could not be applied'),
+    );
+  };
   scope.addHook('onReady', async () => {
     check = assertNoEviction(opts.redis).then(
       () => {
         checked = true;
+        applySchedules();
         if (!closed) jobs.start();
       },
       (err: unknown) => {
@@ -174,6 +208,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         }
         if (closed) return;
         scope.log.warn({ err: { message: (err as Error).message } }, 'jobs: maxmemory-policy could not be read; jobs run unchecked');
+        applySchedules();
         jobs.start();
       },
     );
@@ -205,9 +240,20 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     if (!checked) await bounded('the maxmemory-policy check', () => check ?? Promise.resolve());
     if (refusal) throw errors.PeerUnavailable('background jobs', refusal.message);
   };
-  const mine = async (request: FastifyRequest, id: string): Promise<Job> => {
+  /** The tenant a read acts for: the request's own, or for an admin the one `?tenant=` names. */
+  const readerTenant = (request: FastifyRequest, asked: string | undefined): string => {
+    if (asked === undefined) return tenantOf(request);
+    const p = request.principal;
+    // Without the auth plugin (a bare queue) there is no principal to judge: the query is taken as given.
+    if (p && p.kind !== 'bootstrap' && !allows(p.scopes, 'admin') && asked !== p.tenant) {
+      throw new Forbidden("?tenant= names another tenant's jobs: admins only");
+    }
+    return asked;
+  };
+  const mine = async (request: FastifyRequest, id: string, asked?: string): Promise<Job> => {
     await gate();
-    const job = await bounded('reading the job', () => jobs.get(tenantOf(request), id));
+    const tenant = readerTenant(request, asked);
+    const job = await bounded('reading the job', () => jobs.get(tenant, id));
     if (!job) throw errors.NotFound('job', id);
     return job;
   };
@@ -244,14 +290,69 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     );
   }
 
+  if (schedules.length > 0) {
+    const names = schedules.map((k) => k.name);
+    const ScheduleView = Type.Object({
+      kind: Type.String(),
+      summary: Type.String(),
+      everyMs: Type.Integer({ description: 'The interval this process was configured with; 0 = off' }),
+      scheduled: Type.Boolean({ description: 'Whether the state Redis holds a scheduler for it' }),
+      next: Type.Optional(Type.String({ format: 'date-time', description: 'When the next tick is due' })),
+    });
+    app.get(
+      '/api/v1/jobs/schedules',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          tags: TAGS,
+          summary: 'The scheduled housekeeping kinds and their next run',
+          description: `Each runs once per interval across all replicas, as tenant \`${SYSTEM_TENANT}\`: its jobs are listed by GET /api/v1/jobs?tenant=${SYSTEM_TENANT}.`,
+          response: { 200: Type.Object({ schedules: Type.Array(ScheduleView) }), ...errorResponses(503) },
+        },
+      },
+      async () => {
+        await gate();
+        const inRedis = await bounded('reading the schedulers', () => jobs.schedulers());
+        return {
+          schedules: schedules.map((k) => {
+            const s = inRedis.find((r) => r.kind === k.name);
+            const next = s?.next ? iso(s.next) : undefined;
+            return { kind: k.name, summary: k.summary, everyMs: k.everyMs, scheduled: s !== undefined, ...(next ? { next } : {}) };
+          }),
+        };
+      },
+    );
+    app.post(
+      '/api/v1/jobs/schedules/:kind/run',
+      {
+        config: { auth: 'admin' },
+        schema: {
+          tags: TAGS,
+          summary: 'Run a scheduled kind now, besides its schedule',
+          description: `One job of the kind at once (202), as tenant \`${SYSTEM_TENANT}\`; follow it with GET /api/v1/jobs/{id}?tenant=${SYSTEM_TENANT}.`,
+          params: Type.Object({ kind: Type.Union(names.map((n) => Type.Literal(n))) }, { additionalProperties: false }),
+          response: { 202: JobView, ...errorResponses(400, 503) },
+        },
+      },
+      async (request, reply) => {
+        await gate();
+        const kind = schedules.find((k) => k.name === request.params.kind)!;
+        const job = await bounded('adding the job', () => jobs.runNow(kind.name, kind.input ?? {}));
+        const view = await bounded('reading the job', () => viewOf(job));
+        return reply.code(202).header('location', `/api/v1/jobs/${job.id as string}?tenant=${SYSTEM_TENANT}`).send(view);
+      },
+    );
+  }
+
   app.get(
     '/api/v1/jobs',
     {
       schema: {
         tags: TAGS,
         summary: "List the tenant's jobs (newest first)",
+        description: `Admins may list another tenant's with \`?tenant=\`; \`?tenant=${SYSTEM_TENANT}\` lists the scheduled housekeeping jobs.`,
         querystring: ListQuery,
-        response: { 200: ListResponse, ...errorResponses(400, 503) },
+        response: { 200: ListResponse, ...errorResponses(400, 403, 503) },
       },
     },
     async (request) => {
@@ -259,7 +360,8 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const { state, kind } = request.query;
       const offset = request.query.offset ?? 0;
       const limit = request.query.limit ?? 20;
-      const all = await bounded('listing jobs', () => jobs.recent(tenantOf(request), 1000));
+      const tenant = readerTenant(request, request.query.tenant);
+      const all = await bounded('listing jobs', () => jobs.recent(tenant, 1000));
       const views = [];
       for (const job of all) {
         if (kind && job.name !== kind) continue;
@@ -277,12 +379,14 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       schema: {
         tags: TAGS,
         summary: 'A job: state, progress, result or error, timings',
+        description: `Admins may read another tenant's job with \`?tenant=\` (\`${SYSTEM_TENANT}\`: a scheduled housekeeping job).`,
         params: IdParams,
-        response: { 200: JobView, ...errorResponses(400, 404, 503) },
+        querystring: GetQuery,
+        response: { 200: JobView, ...errorResponses(400, 403, 404, 503) },
       },
     },
     async (request) => {
-      const job = await mine(request, request.params.id);
+      const job = await mine(request, request.params.id, request.query.tenant);
       return bounded('reading the job', async () => viewOf(job, await jobs.isCancelled(request.params.id)));
     },
   );

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { Principal } from '@aicache/auth';
@@ -38,6 +38,22 @@ export const DEFAULT_SETTINGS: JobsSettings = {
   lockDurationMs: 30_000,
   closeGraceMs: 8000,
 };
+
+/**
+ * The tenant of scheduled jobs. It cannot be a user's tenant (those start with a letter or digit), so a user's list
+ * never shows them; admins read them with `?tenant=_system`.
+ */
+export const SYSTEM_TENANT = '_system';
+
+/** Scheduled jobs kept after they finish, in their own queue (retention counts are per queue, not per kind). */
+export const KEEP_SCHEDULED_COUNT = 200;
+
+/** A scheduled kind's interval: one job per `everyMs` across every replica; 0 turns it off (its scheduler is removed). */
+export interface Schedule {
+  kind: string;
+  everyMs: number;
+  input?: unknown;
+}
 
 /** What a job's code sees: who it acts for, its input, and how it reports progress and learns of a cancel. */
 export interface JobContext<I> {
@@ -128,6 +144,32 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+export interface JobsSweep {
+  /** Tenant job lists looked at. */
+  tenantLists: number;
+  /** Ids removed from them: their job was gone. */
+  staleIds: number;
+  /** Cancel flags removed: their job had finished or was gone. */
+  cancelFlags: number;
+  complete: boolean;
+}
+
+/**
+ * The keys matching `match`, by SCAN in pages of `count`, on every master of a Cluster (a queue's keys share one hash
+ * tag, so one master answers them; the others answer nothing).
+ */
+export async function* scanAll(redis: RedisClient, match: string, count = 200): AsyncGenerator<string> {
+  const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis as Cluster).nodes('master') : [redis as Redis];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', String(count));
+      cursor = next;
+      for (const key of keys) yield key;
+    } while (cursor !== '0');
+  }
+}
+
 /** A blocking-safe copy of the state connection for BullMQ (it needs commands that wait, never given up on). */
 function duplicateFor(redis: RedisClient): RedisClient {
   if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
@@ -143,6 +185,8 @@ export interface JobQueueOptions {
   redis: RedisClient;
   settings: JobsSettings;
   runners: Record<string, JobRunner>;
+  /** The scheduled kinds' code: with any, a second queue (`scheduled`) holds their jobs. */
+  scheduledRunners?: Record<string, JobRunner>;
   /** false: this process only enqueues and reads (no worker). */
   work?: boolean;
   logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
@@ -152,11 +196,18 @@ export interface JobQueueOptions {
  * One BullMQ queue per service on the state Redis, under the prefix `jobs:{<service>}` (the hash tag keeps every key
  * of the queue in one Cluster slot), with a worker that runs the service's job kinds. Per tenant, a sorted set of its
  * job ids (newest first) serves the list route; a cancel is a flag the running job reads between batches.
+ *
+ * Scheduled kinds (housekeeping) live in a second queue, `scheduled`, under the same prefix: BullMQ's retention trims
+ * a queue's whole finished set, so a job every few minutes sharing the first queue would push users' jobs out of it.
+ * Each scheduled kind has one job scheduler (its id is the kind), whatever the number of replicas that upsert it: a
+ * tick is one delayed job with an id made of the scheduler and the tick's time, taken by one worker only.
  */
 export class JobQueue {
   readonly prefix: string;
   readonly queue: Queue;
   readonly worker: Worker | undefined;
+  readonly scheduled: Queue | undefined;
+  readonly scheduledWorker: Worker | undefined;
   private readonly conns: RedisClient[] = [];
   private readonly plain: RedisClient;
 
@@ -191,6 +242,32 @@ export class JobQueue {
       );
       this.worker.on('stalled', (jobId) => opts.logger?.warn({ jobId }, 'job stalled (its process stopped): handed to another'));
     }
+    if (opts.scheduledRunners && Object.keys(opts.scheduledRunners).length > 0) {
+      this.scheduled = new Queue('scheduled', {
+        connection: this.plain as never,
+        prefix: this.prefix,
+        defaultJobOptions: {
+          // The next tick runs it again: a failed tick is not retried.
+          attempts: 1,
+          removeOnComplete: { age: s.keepCompletedSeconds, count: KEEP_SCHEDULED_COUNT },
+          removeOnFail: { age: s.keepFailedSeconds, count: KEEP_SCHEDULED_COUNT },
+        },
+      });
+      this.scheduled.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: scheduled queue connection trouble'));
+      if (opts.work !== false) {
+        this.scheduledWorker = new Worker('scheduled', (job) => this.run(job, opts.scheduledRunners!), {
+          connection: this.own(duplicateFor(opts.redis)) as never,
+          prefix: this.prefix,
+          concurrency: 1,
+          stalledInterval: s.stalledIntervalMs,
+          lockDuration: s.lockDurationMs,
+          maxStalledCount: 1,
+          autorun: false,
+        });
+        this.scheduledWorker.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: scheduled worker connection trouble'));
+        this.scheduledWorker.on('failed', (job, err) => opts.logger?.warn({ jobId: job?.id, kind: job?.name, err: { message: err.message } }, 'scheduled job failed'));
+      }
+    }
   }
 
   private own(c: RedisClient): RedisClient {
@@ -200,7 +277,50 @@ export class JobQueue {
 
   /** Starts taking jobs (after the boot checks). */
   start(): void {
-    if (this.worker) void this.worker.run().catch((err: Error) => this.opts.logger?.error({ err: { message: err.message } }, 'jobs: worker stopped'));
+    for (const worker of [this.worker, this.scheduledWorker]) {
+      if (worker) void worker.run().catch((err: Error) => this.opts.logger?.error({ err: { message: err.message } }, 'jobs: worker stopped'));
+    }
+  }
+
+  /**
+   * Makes the queue's job schedulers match `schedules`: one per kind with an interval (created, or updated when the
+   * interval changed), none for a kind at 0 nor for one no longer offered. Every replica calls it at boot; upserting
+   * the same scheduler again keeps one scheduler and one pending tick.
+   */
+  async applySchedules(schedules: Schedule[]): Promise<{ active: string[]; removed: string[] }> {
+    const queue = this.scheduled;
+    if (!queue) return { active: [], removed: [] };
+    const active: string[] = [];
+    const removed: string[] = [];
+    for (const s of schedules) {
+      if (s.everyMs > 0) {
+        await queue.upsertJobScheduler(s.kind, { every: s.everyMs }, { name: s.kind, data: { tenant: SYSTEM_TENANT, input: s.input ?? {} } satisfies JobData });
+        active.push(s.kind);
+      } else if (await queue.removeJobScheduler(s.kind)) {
+        removed.push(s.kind);
+      }
+    }
+    for (const existing of await queue.getJobSchedulers(0, 99)) {
+      const id = existing.key;
+      if (!active.includes(id) && !removed.includes(id) && (await queue.removeJobScheduler(id))) removed.push(id);
+    }
+    return { active, removed };
+  }
+
+  /** The schedulers in Redis: kind, interval and the next tick's time. */
+  async schedulers(): Promise<Array<{ kind: string; everyMs: number | undefined; next: number | undefined }>> {
+    if (!this.scheduled) return [];
+    const all = await this.scheduled.getJobSchedulers(0, 99, true);
+    return all.map((s) => ({ kind: s.key, everyMs: s.every ?? undefined, next: s.next ?? undefined }));
+  }
+
+  /** A scheduled kind's job now, besides its ticks (an admin's "run now"). */
+  async runNow(kind: string, input: unknown = {}): Promise<Job> {
+    if (!this.scheduled) throw new Error('no scheduled kinds in this service');
+    const id = `${kind}-now-${Date.now()}-${randomBytes(3).toString('hex')}`;
+    const job = await this.scheduled.add(kind, { tenant: SYSTEM_TENANT, input } satisfies JobData, { jobId: id });
+    await this.index(SYSTEM_TENANT, id);
+    return job;
   }
 
   private tenantKey(tenant: string): string {
@@ -216,15 +336,24 @@ export class JobQueue {
     const existing = await this.queue.getJob(id);
     if (existing) return { job: existing, created: false };
     const job = await this.queue.add(kind, data, { jobId: id });
-    await this.plain.zadd(this.tenantKey(data.tenant), Date.now(), id);
-    // Bounded: the list reaches back this far at most (finished jobs are removed by retention anyway).
-    await this.plain.zremrangebyrank(this.tenantKey(data.tenant), 0, -10_001);
+    await this.index(data.tenant, id);
     return { job, created: true };
+  }
+
+  private async index(tenant: string, id: string): Promise<void> {
+    await this.plain.zadd(this.tenantKey(tenant), Date.now(), id);
+    // Bounded: the list reaches back this far at most (finished jobs are removed by retention anyway).
+    await this.plain.zremrangebyrank(this.tenantKey(tenant), 0, -10_001);
+  }
+
+  /** A job of either queue, whoever it belongs to. */
+  async find(id: string): Promise<Job | undefined> {
+    return (await this.queue.getJob(id)) ?? (this.scheduled ? await this.scheduled.getJob(id) : undefined) ?? undefined;
   }
 
   /** The tenant's job, or undefined for an unknown id and for another tenant's. */
   async get(tenant: string, id: string): Promise<Job | undefined> {
-    const job = await this.queue.getJob(id);
+    const job = await this.find(id);
     if (!job || (job.data as JobData).tenant !== tenant) return undefined;
     return job;
   }
@@ -235,7 +364,7 @@ export class JobQueue {
     const jobs: Job[] = [];
     const gone: string[] = [];
     for (const id of ids) {
-      const job = await this.queue.getJob(id);
+      const job = await this.find(id);
       if (job && (job.data as JobData).tenant === tenant) jobs.push(job);
       else gone.push(id);
     }
@@ -255,13 +384,64 @@ export class JobQueue {
     return (await this.plain.exists(this.cancelKey(id))) === 1;
   }
 
+  /**
+   * Removes what the queue leaves behind: ids in the tenants' job lists whose job retention (or a cancel) removed,
+   * and cancel flags of jobs that finished or are gone. Bounded: at most `maxKeys` keys looked at per kind of
+   * leftover, in pages of `batch`; `complete` is false when a run stopped at the bound (the next run goes on).
+   */
+  async sweep(opts: { maxKeys?: number; batch?: number } = {}): Promise<JobsSweep> {
+    const maxKeys = opts.maxKeys ?? 10_000;
+    const batch = opts.batch ?? 200;
+    const out: JobsSweep = { tenantLists: 0, staleIds: 0, cancelFlags: 0, complete: true };
+    const exists = async (ids: string[]): Promise<boolean[]> => {
+      const tx = this.plain.pipeline();
+      for (const id of ids) tx.exists(`${this.prefix}:jobs:${id}`, `${this.prefix}:scheduled:${id}`);
+      return ((await tx.exec()) ?? []).map(([err, n]) => err !== null || Number(n) > 0);
+    };
+
+    let seen = 0;
+    for await (const key of scanAll(this.plain, `${this.prefix}:tenant:*`, batch)) {
+      if (seen >= maxKeys) {
+        out.complete = false;
+        break;
+      }
+      out.tenantLists++;
+      // A tenant's list is capped at 10,000 ids: read in pages, oldest first (those are the ones retention removed).
+      for (let start = 0; seen < maxKeys; start += batch) {
+        const ids = await this.plain.zrange(key, String(start), String(start + batch - 1));
+        if (ids.length === 0) break;
+        seen += ids.length;
+        const live = await exists(ids);
+        const gone = ids.filter((_, i) => !live[i]);
+        if (gone.length > 0) {
+          out.staleIds += await this.plain.zrem(key, ...gone);
+          start -= gone.length;
+        }
+        if (ids.length < batch) break;
+      }
+    }
+
+    let flags = 0;
+    for await (const key of scanAll(this.plain, `${this.prefix}:cancel:*`, batch)) {
+      if (flags++ >= maxKeys) {
+        out.complete = false;
+        break;
+      }
+      const id = key.slice(`${this.prefix}:cancel:`.length);
+      const state = await this.queue.getJobState(id);
+      // A flag matters only while its job may still run: waiting, delayed or active (a retry clears it itself).
+      if (state === 'unknown' || state === 'completed' || state === 'failed') out.cancelFlags += await this.plain.del(key);
+    }
+    return out;
+  }
+
   async forget(tenant: string, id: string): Promise<void> {
     await this.plain.zrem(this.tenantKey(tenant), id);
     await this.clearCancel(id);
   }
 
-  private async run(job: Job): Promise<unknown> {
-    const runner = this.opts.runners[job.name];
+  private async run(job: Job, runners: Record<string, JobRunner> = this.opts.runners): Promise<unknown> {
+    const runner = runners[job.name];
     if (!runner) throw new BadJobInput(`no job kind '${job.name}' in this service`);
     const data = job.data as JobData;
     const saved = job.progress as Partial<Progress> | number | undefined;
@@ -280,6 +460,8 @@ export class JobQueue {
       },
     };
     await ctx.checkCancelled();
+    // A scheduler's tick is added by BullMQ, not by add(): it enters the system tenant's list when it starts.
+    if (runners !== this.opts.runners && job.attemptsMade === 0 && data.tenant === SYSTEM_TENANT) await this.index(SYSTEM_TENANT, job.id as string);
     return runner(ctx);
   }
 
@@ -302,12 +484,14 @@ export class JobQueue {
       clearTimeout(timer);
       return done;
     };
-    if (this.worker && !(await within(this.worker.close(), graceMs))) {
+    const workers = [this.worker, this.scheduledWorker].filter((w): w is Worker => w !== undefined);
+    const closing = workers.map((w) => w.close());
+    if (workers.length > 0 && !(await within(Promise.all(closing), graceMs))) {
       // Past the grace (or Redis away): the running jobs are left to stalled-job detection in another process.
       this.opts.logger?.warn({ graceMs }, 'jobs: running jobs did not finish within the close grace; they will be handed over');
-      void this.worker.close(true).catch(() => undefined);
+      for (const w of workers) void w.close(true).catch(() => undefined);
     }
-    await within(this.queue.close(), 1000);
+    await within(Promise.all([this.queue.close(), this.scheduled?.close()]), 1000);
     for (const c of this.conns) {
       if (!(await within(c.quit(), 1000))) c.disconnect();
     }
