@@ -245,6 +245,54 @@ export class AuthStore {
   }
 
   /**
+   * Drops what expiry leaves behind in users' sets: session digests whose session timed out (sliding TTL, never
+   * removed from user:<id>:sessions) and key ids whose key expired (listKeys drops them only when the user lists).
+   * Bounded: at most `maxKeys` sets per run, members read by SSCAN in pages of `batch`; `complete` is false when a
+   * run stopped at the bound.
+   */
+  async sweepOrphans(opts: { maxKeys?: number; batch?: number } = {}): Promise<{ userSets: number; sessionRefs: number; keyRefs: number; complete: boolean }> {
+    const maxKeys = opts.maxKeys ?? 10_000;
+    const batch = opts.batch ?? 200;
+    const out = { userSets: 0, sessionRefs: 0, keyRefs: 0, complete: true };
+    const sweepSet = async (set: string, target: (member: string) => string): Promise<number> => {
+      let removed = 0;
+      let cursor = '0';
+      do {
+        const [next, members] = await this.redis.sscan(set, cursor, 'COUNT', batch);
+        cursor = next;
+        if (members.length === 0) continue;
+        const tx = this.redis.pipeline();
+        for (const m of members) tx.exists(target(m));
+        const live = ((await tx.exec()) ?? []).map(([err, n]) => err !== null || Number(n) > 0);
+        const gone = members.filter((_, i) => !live[i]);
+        if (gone.length > 0) removed += await this.redis.srem(set, ...gone);
+      } while (cursor !== '0');
+      return removed;
+    };
+    const nodes = isCluster(this.redis) ? this.redis.nodes('master') : [this.redis];
+    scan: for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}user:*`, 'COUNT', batch);
+        cursor = next;
+        for (const key of keys) {
+          const isSessions = key.endsWith(':sessions');
+          if (!isSessions && !key.endsWith(':keys')) continue;
+          if (out.userSets >= maxKeys) {
+            out.complete = false;
+            break scan;
+          }
+          out.userSets++;
+          // Both are written in the same MULTI as the set's member, so a member without its record is past its expiry.
+          if (isSessions) out.sessionRefs += await sweepSet(key, this.k.session);
+          else out.keyRefs += await sweepSet(key, this.k.keyId);
+        }
+      } while (cursor !== '0');
+    }
+    return out;
+  }
+
+  /**
    * A random secret of this name, made once (SET NX) and shared by every replica of every service through the state
    * Redis: signing keys that must agree across replicas without anything to configure.
    */

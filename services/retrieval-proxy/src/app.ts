@@ -17,6 +17,8 @@ import { contextRoutes } from './routes/context.js';
 import { documentRoutes } from './routes/documents.js';
 import { searchRoutes } from './routes/search.js';
 import { ingestJob } from './routes/ingest-job.js';
+import { StatsHistory, housekeepingKinds } from './domain/housekeeping.js';
+import { statsHistoryRoutes } from './routes/stats-history.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
@@ -138,6 +140,9 @@ async function registerJobRoutes(
     app.addHook('onClose', async () => quitOrDisconnect(own));
     redis = own;
   }
+  const statsEveryMs = config.JOBS_STATS_SNAPSHOT_INTERVAL_MS ?? config.JOBS_HOUSEKEEPING_INTERVAL_MS;
+  const cleanupEveryMs = config.JOBS_CLEANUP_INTERVAL_MS ?? config.JOBS_HOUSEKEEPING_INTERVAL_MS;
+  const history = new StatsHistory(redis, `${stateKeyPrefix(SERVICE, redis)}stats:history`, config.JOBS_STATS_SNAPSHOT_KEEP);
   await registerJobs(app, {
     service: SERVICE,
     redis,
@@ -156,13 +161,24 @@ async function registerJobRoutes(
       closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
     },
     kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
+    // Kinds at 0 stay listed so their scheduler, if an earlier boot made one, is removed.
+    schedules: housekeepingKinds({
+      history,
+      cache: app.cache,
+      index: retrieval.index,
+      jobs: () => app.jobs,
+      auth: app.auth.store,
+      statsEveryMs,
+      cleanupEveryMs,
+    }),
   });
+  await app.register(statsHistoryRoutes, { history, timeoutMs: config.STATE_TIMEOUT_MS, everyMs: statsEveryMs });
 
   // The queue dashboard at /admin/queues, for admins (CACHE_ADMIN_TOKEN or an admin key; a browser signs in once). Its
   // cookie is sealed with a secret every replica shares through the state Redis, so any replica behind the balancer
   // honours it; with that Redis away at boot, a per-process secret (the cookie then works on this replica only).
   const cookieSecret = await sharedDashboardSecret(app, config.STATE_TIMEOUT_MS);
-  await mountQueueDashboard(app, { queues: [app.jobs.queue], onRequest: app.auth.require('admin'), ...(cookieSecret ? { cookieSecret } : {}) });
+  await mountQueueDashboard(app, { queues: [app.jobs.queue, ...(app.jobs.scheduled ? [app.jobs.scheduled] : [])], onRequest: app.auth.require('admin'), ...(cookieSecret ? { cookieSecret } : {}) });
 }
 
 async function sharedDashboardSecret(app: ServiceApp, timeoutMs: number): Promise<string | undefined> {

@@ -52,6 +52,13 @@ export const ConfigSchema = Type.Object({
   /** Documents one bulk ingest job may carry, and the body limit of its start route. */
   JOBS_INGEST_MAX_DOCUMENTS: Type.Integer({ default: 10_000, minimum: 1, maximum: 100_000 }),
   JOBS_INGEST_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),
+  /** Interval (ms) of the scheduled housekeeping jobs, run once per interval across all replicas; 0 turns them off. */
+  JOBS_HOUSEKEEPING_INTERVAL_MS: Type.Integer({ default: 300_000, minimum: 0 }),
+  /** Per job, instead of JOBS_HOUSEKEEPING_INTERVAL_MS (0 turns that one off). */
+  JOBS_STATS_SNAPSHOT_INTERVAL_MS: Type.Optional(Type.Integer({ minimum: 0 })),
+  JOBS_CLEANUP_INTERVAL_MS: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** Stats snapshots kept in the history stream (about: Redis trims whole stream nodes); 2016 = a week at 5 min. */
+  JOBS_STATS_SNAPSHOT_KEEP: Type.Integer({ default: 2016, minimum: 1, maximum: 1_000_000 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 

@@ -69,6 +69,13 @@ export class CorpusIndex {
     return n;
   }
 
+  /** Chunks held, of every tenant. */
+  get chunkCount(): number {
+    let n = 0;
+    for (const docs of this.tenants.values()) for (const d of docs.values()) n += d.texts.length;
+    return n;
+  }
+
   /** Loads unconditionally (boot). */
   async reload(): Promise<void> {
     if (!this.reloading) {

@@ -191,6 +191,15 @@ export class PgVectorIndex implements RetrievalIndex {
     }
   }
 
+  async size() {
+    return this.use('corpus size', async (c) => {
+      const { rows } = await c.query<{ documents: string; chunks: string }>(
+        `SELECT (SELECT count(*) FROM ${this.s}.documents) AS documents, (SELECT count(*) FROM ${this.s}.chunks) AS chunks`,
+      );
+      return { documents: Number(rows[0]?.documents ?? 0), chunks: Number(rows[0]?.chunks ?? 0) };
+    });
+  }
+
   async warmUp() {
     await this.migrate();
     const { rows } = await this.pool.query<{ documents: string; chunks: string; dimensions: number | null }>(

@@ -29,6 +29,8 @@ export interface RetrievalIndex {
   prepare?(stamp: CorpusStamp): Promise<void>;
   /** Ranks the tenant's chunks, and no other's, against the corpus at `stamp` (just read) or newer. */
   search(tenant: string, query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome>;
+  /** Documents and chunks of every tenant, at the corpus's current stamp (housekeeping's snapshots). */
+  size(): Promise<{ documents: number; chunks: number }>;
   /** Boot work (load, migrate); a failure is logged by the caller and retried by the first request. */
   warmUp(): Promise<{ documents: number } & Record<string, unknown>>;
   close?(): Promise<void>;
@@ -98,6 +100,11 @@ export class RedisRetrievalIndex implements RetrievalIndex {
   async search(tenant: string, query: Float32Array, opts: SearchOptions, stamp: CorpusStamp): Promise<SearchOutcome> {
     await this.caughtUp(stamp);
     return this.copy.search(tenant, query, opts);
+  }
+
+  async size() {
+    await this.caughtUp(await this.stamp());
+    return { documents: this.copy.size, chunks: this.copy.chunkCount };
   }
 
   async warmUp() {
