@@ -407,7 +407,11 @@ export class JobQueue {
       }
       out.tenantLists++;
       // A tenant's list is capped at 10,000 ids: read in pages, oldest first (those are the ones retention removed).
-      for (let start = 0; seen < maxKeys; start += batch) {
+      for (let start = 0; ; start += batch) {
+        if (seen >= maxKeys) {
+          out.complete = false;
+          break;
+        }
         const ids = await this.plain.zrange(key, String(start), String(start + batch - 1));
         if (ids.length === 0) break;
         seen += ids.length;

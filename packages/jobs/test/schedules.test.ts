@@ -105,7 +105,8 @@ describe('scheduled kinds', () => {
       await waitFor('the run', () => (runs.length > before ? true : undefined));
       const job = await waitFor('completed', async () => {
         const res = await a.app.inject({ method: 'GET', url: `/api/v1/jobs/${id}?tenant=${SYSTEM_TENANT}` });
-        return res.json().state === 'completed' ? res.json() : undefined;
+        const body = res.json() as { state: string; result?: unknown };
+        return body.state === 'completed' ? body : undefined;
       });
       expect(job.result).toEqual({ replica: 'a' });
       const list = await a.app.inject({ method: 'GET', url: `/api/v1/jobs?tenant=${SYSTEM_TENANT}&limit=100` });
