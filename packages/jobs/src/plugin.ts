@@ -102,7 +102,7 @@ const Accepted = Type.Object({ ...JobView.properties, duplicate: Type.Boolean({ 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_:-]+$' }) }, { additionalProperties: false });
 const TenantQuery = Type.String({
   pattern: `^(${SYSTEM_TENANT}|[a-z0-9][a-z0-9_-]{0,62})$`,
-  description: `Admins only: another tenant's jobs (\`${SYSTEM_TENANT}\`: the scheduled housekeeping jobs)`,
+  description: `\`${SYSTEM_TENANT}\`: the scheduled housekeeping jobs (admins only); another tenant's: 403`,
 });
 const GetQuery = Type.Object({ tenant: Type.Optional(TenantQuery) }, { additionalProperties: false });
 const ListQuery = Type.Object(
@@ -240,14 +240,20 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     if (!checked) await bounded('the maxmemory-policy check', () => check ?? Promise.resolve());
     if (refusal) throw errors.PeerUnavailable('background jobs', refusal.message);
   };
-  /** The tenant a read acts for: the request's own, or for an admin the one `?tenant=` names. */
+  /**
+   * The tenant a read acts for: the request's own, or the system tenant's scheduled jobs for an admin. No credential
+   * reads another tenant's jobs, an admin's neither (tenants never read each other's data).
+   */
   const readerTenant = (request: FastifyRequest, asked: string | undefined): string => {
     if (asked === undefined) return tenantOf(request);
     const p = request.principal;
     // Without the auth plugin (a bare queue) there is no principal to judge: the query is taken as given.
-    if (p && p.kind !== 'bootstrap' && !allows(p.scopes, 'admin') && asked !== p.tenant) {
-      throw new Forbidden("?tenant= names another tenant's jobs: admins only");
+    if (!p) return asked;
+    if (asked === SYSTEM_TENANT) {
+      if (p.kind !== 'bootstrap' && !allows(p.scopes, 'admin')) throw new Forbidden(`?tenant=${SYSTEM_TENANT} (the scheduled housekeeping jobs): admins only`);
+      return asked;
     }
+    if (asked !== tenantOf(request)) throw new Forbidden("?tenant= names another tenant: a credential reads its own tenant's jobs only");
     return asked;
   };
   const mine = async (request: FastifyRequest, id: string, asked?: string): Promise<Job> => {
@@ -350,7 +356,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       schema: {
         tags: TAGS,
         summary: "List the tenant's jobs (newest first)",
-        description: `Admins may list another tenant's with \`?tenant=\`; \`?tenant=${SYSTEM_TENANT}\` lists the scheduled housekeeping jobs.`,
+        description: `\`?tenant=${SYSTEM_TENANT}\` lists the scheduled housekeeping jobs (admins only).`,
         querystring: ListQuery,
         response: { 200: ListResponse, ...errorResponses(400, 403, 503) },
       },
@@ -379,7 +385,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       schema: {
         tags: TAGS,
         summary: 'A job: state, progress, result or error, timings',
-        description: `Admins may read another tenant's job with \`?tenant=\` (\`${SYSTEM_TENANT}\`: a scheduled housekeeping job).`,
+        description: `\`?tenant=${SYSTEM_TENANT}\` reads a scheduled housekeeping job (admins only).`,
         params: IdParams,
         querystring: GetQuery,
         response: { 200: JobView, ...errorResponses(400, 403, 404, 503) },

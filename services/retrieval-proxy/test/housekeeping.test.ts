@@ -125,6 +125,9 @@ describe('stats snapshots', () => {
     expect(mine.jobs.filter((j: { kind: string }) => j.kind === 'stats-snapshot')).toEqual([]);
     expect((await as(keys.write, 'GET', '/api/v1/jobs?tenant=_system')).statusCode).toBe(403);
     expect((await as(keys.write, 'GET', '/api/v1/jobs?tenant=globex')).statusCode).toBe(403);
+    // An admin reads the system's jobs, but no other tenant's; its own tenant by name is its usual list.
+    expect((await as(keys.admin, 'GET', '/api/v1/jobs?tenant=globex')).statusCode).toBe(403);
+    expect((await as(keys.write, 'GET', '/api/v1/jobs?tenant=acme')).statusCode).toBe(200);
     const system = (await as(keys.admin, 'GET', '/api/v1/jobs?tenant=_system&kind=stats-snapshot&limit=5')).json();
     expect(system.jobs.length).toBeGreaterThan(0);
     const done = system.jobs.find((j: { state: string }) => j.state === 'completed');
