@@ -132,6 +132,11 @@ describe('stats snapshots', () => {
     expect(system.jobs.length).toBeGreaterThan(0);
     const done = system.jobs.find((j: { state: string }) => j.state === 'completed');
     expect(done.result).toMatchObject({ documents: 2 });
+    // On the queue dashboard, as a queue of its own beside the users' jobs.
+    const board = await as(ADMIN_TOKEN, 'GET', '/admin/queues/api/queues');
+    expect(board.statusCode).toBe(200);
+    const scheduled = (board.json().queues as Array<{ name: string; counts: Record<string, number> }>).find((q) => q.name === 'scheduled');
+    expect(scheduled?.counts.completed).toBeGreaterThan(0);
     const schedules = (await as(ADMIN_TOKEN, 'GET', '/api/v1/jobs/schedules')).json().schedules;
     expect(schedules).toEqual([
       expect.objectContaining({ kind: 'stats-snapshot', everyMs: 300, scheduled: true }),
