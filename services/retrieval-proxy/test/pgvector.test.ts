@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceApp } from '@aicache/service-kit';
 import { ConfigError } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
-import { docs, makeApp, startFakeWorker, testConfig, testRedis, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, docs, makeApp, rawClient, startFakeWorker, testConfig, testRedis, type FakeWorker } from './helpers.js';
 import type { TestRedis } from '@aicache/test-redis';
 
 /**
@@ -98,6 +98,27 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     const after = await search(app, { query: 'refund within 30 days', limit: 2 });
     expect(after.headers['x-cache']).toBe('miss');
     expect(ids(after)).not.toContain('refund-policy');
+  });
+
+  it('counts documents and chunks for the stats snapshot', async () => {
+    const app = await proxy(newSchema());
+    for (const d of [docs.refunds, docs.shipping]) expect((await ingest(app, d)).statusCode).toBe(201);
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const started = await app.inject({ method: 'POST', url: '/api/v1/jobs/schedules/stats-snapshot/run', headers: admin });
+    expect(started.statusCode, started.body).toBe(202);
+    let job: { state: string; result?: { id: string; documents: number; chunks: number } } = { state: '' };
+    for (let i = 0; i < 200 && job.state !== 'completed' && job.state !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await app.inject({ method: 'GET', url: `/api/v1/jobs/${started.json().id}?tenant=_system`, headers: admin })).json();
+    }
+    expect(job.state).toBe('completed');
+    expect(job.result?.documents).toBe(2);
+    const chunks = (await Promise.all(['refund-policy', 'shipping'].map(async (id) => (await app.inject({ method: 'GET', url: `/api/v1/documents/${id}` })).json().chunks.length as number))).reduce((a, b) => a + b, 0);
+    expect(job.result?.chunks).toBe(chunks);
+    // The snapshot went to the shared test Redis: not left there.
+    const raw = rawClient(redis, DB);
+    expect(await raw.del('state:retrieval-proxy:stats:history')).toBe(1);
+    raw.disconnect();
   });
 
   it('pushes filters into SQL with the Redis engine\'s meaning: typed, any-of, string[] membership, documentId and source', async () => {
