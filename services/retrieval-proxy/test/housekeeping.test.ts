@@ -65,6 +65,7 @@ beforeAll(async () => {
       // Snapshots every 300 ms; the cleanup only when asked (run now), so the planted leftovers are there until then.
       JOBS_HOUSEKEEPING_INTERVAL_MS: '300',
       JOBS_CLEANUP_INTERVAL_MS: '0',
+      STATE_TIMEOUT_MS: '1000',
     }),
   );
   const user = await as(ADMIN_TOKEN, 'POST', '/api/v1/auth/users', { username: 'hk-writer', password: PASSWORD, tenant: 'acme', role: 'admin' });
@@ -225,4 +226,26 @@ describe('cleanup of leftovers', () => {
     expect((await as(keys.write, 'GET', '/api/v1/jobs/schedules')).statusCode).toBe(403);
     expect((await as(ADMIN_TOKEN, 'POST', '/api/v1/jobs/schedules/nope/run')).statusCode).toBe(400);
   });
+});
+
+describe('a state Redis that does not answer', () => {
+  it('turns the history route and run-now into 503s within the state timeout, and recovers', async () => {
+    server.pause();
+    try {
+      const t0 = Date.now();
+      const history = await as(ADMIN_TOKEN, 'GET', '/api/v1/cache/stats/history');
+      expect(history.statusCode).toBe(503);
+      expect(history.json().message).toMatch(/stats history/);
+      const run = await as(ADMIN_TOKEN, 'POST', '/api/v1/jobs/schedules/stats-snapshot/run');
+      expect(run.statusCode).toBe(503);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      server.resume();
+    }
+    const back = await waitFor('the route to answer again', async () => {
+      const res = await as(ADMIN_TOKEN, 'GET', '/api/v1/cache/stats/history?limit=1');
+      return res.statusCode === 200 ? (res.json() as { snapshots: unknown[] }) : undefined;
+    });
+    expect(back.snapshots).toHaveLength(1);
+  }, 30_000);
 });
