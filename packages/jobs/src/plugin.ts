@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
-import type { Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { tenantOf } from '@aicache/auth';
 import { errorResponses, errors, StateUnavailable } from '@aicache/service-kit';
 import {
@@ -116,8 +116,19 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undef
 
 export type JobViewT = Static<typeof JobView>;
 
-export async function viewOf(job: Job, cancelRequested = false): Promise<JobViewT> {
-  const state = stateOf(await job.getState(), job);
+/**
+ * The job as the routes answer it. `queue`: where to read the job again when it finished after `job` was read (the
+ * hash is read before the state, so without it a job finishing in between reads as completed with the progress of
+ * its last step but one and no result).
+ */
+export async function viewOf(job: Job, cancelRequested = false, queue?: Queue): Promise<JobViewT> {
+  const raw = await job.getState();
+  if ((raw === 'completed' || raw === 'failed') && !job.finishedOn && queue) {
+    // A finished job's hash is final, so this second read agrees with the state.
+    const fresh = await queue.getJob(job.id as string);
+    if (fresh) job = fresh;
+  }
+  const state = stateOf(raw, job);
   const startedAt = iso(job.processedOn);
   const finishedAt = state === 'completed' || state === 'failed' || state === 'cancelled' ? iso(job.finishedOn) : undefined;
   return {
@@ -238,7 +249,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         const input = kind.prepare ? kind.prepare(request.body, request) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
         const { job, created } = await bounded('adding the job', () => jobs.add(kind.name, id, data));
-        const view = await bounded('reading the job', () => viewOf(job));
+        const view = await bounded('reading the job', () => viewOf(job, false, jobs.queue));
         return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: !created });
       },
     );
@@ -263,7 +274,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const views = [];
       for (const job of all) {
         if (kind && job.name !== kind) continue;
-        const view = await bounded('reading a job', () => viewOf(job));
+        const view = await bounded('reading a job', () => viewOf(job, false, jobs.queue));
         if (state && view.state !== state) continue;
         views.push(view);
       }
@@ -283,7 +294,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     },
     async (request) => {
       const job = await mine(request, request.params.id);
-      return bounded('reading the job', async () => viewOf(job, await jobs.isCancelled(request.params.id)));
+      return bounded('reading the job', async () => viewOf(job, await jobs.isCancelled(request.params.id), jobs.queue));
     },
   );
 
@@ -303,7 +314,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     async (request, reply) => {
       const { id } = request.params;
       const job = await mine(request, id);
-      const before = await bounded('reading the job', () => viewOf(job));
+      const before = await bounded('reading the job', () => viewOf(job, false, jobs.queue));
       if (DONE.has(before.state)) throw errors.Conflict(`job '${id}' has already finished (${before.state}); nothing to cancel`);
       await bounded('cancelling the job', () => jobs.requestCancel(id));
       if (before.state === 'waiting' || before.state === 'delayed') {
@@ -318,7 +329,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         }
       }
       const fresh = await mine(request, id);
-      const view = await bounded('reading the job', () => viewOf(fresh, true));
+      const view = await bounded('reading the job', () => viewOf(fresh, true, jobs.queue));
       return reply.code(DONE.has(view.state) ? 200 : 202).send(view);
     },
   );
@@ -337,14 +348,14 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     async (request, reply) => {
       const { id } = request.params;
       const job = await mine(request, id);
-      const view = await bounded('reading the job', () => viewOf(job));
+      const view = await bounded('reading the job', () => viewOf(job, false, jobs.queue));
       if (view.state !== 'failed' && view.state !== 'cancelled') throw errors.Conflict(`job '${id}' is ${view.state}: only a failed or cancelled job can be retried`);
       await bounded('retrying the job', async () => {
         await jobs.clearCancel(id);
         await job.retry('failed');
       });
       const fresh = await mine(request, id);
-      return reply.code(202).send(await bounded('reading the job', () => viewOf(fresh)));
+      return reply.code(202).send(await bounded('reading the job', () => viewOf(fresh, false, jobs.queue)));
     },
   );
 
@@ -381,7 +392,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         let view: JobViewT | undefined;
         try {
           const job = await bounded('reading the job', () => jobs.get(tenant, id));
-          view = job ? await bounded('reading the job', () => viewOf(job)) : undefined;
+          view = job ? await bounded('reading the job', () => viewOf(job, false, jobs.queue)) : undefined;
         } catch {
           view = undefined;
           last = last === 'start' ? 'error' : last;
