@@ -33,13 +33,13 @@ afterAll(async () => {
 });
 
 describe('jobs behind Sentinel', () => {
-  it('runs the queued jobs and the one running on the new primary after a failover, none lost', async () => {
+  const scenario = async (how: 'SENTINEL FAILOVER' | 'kill -9 of the primary', tag: string): Promise<void> => {
     expect(app.jobs.worker?.isRunning()).toBe(true);
     const before = await set.primary();
     // One job running (concurrency 1) while the others wait behind it.
-    const long = await submit(app, { steps: LONG_STEPS, stepMs: 100, tag: 'running-at-failover' });
+    const long = await submit(app, { steps: LONG_STEPS, stepMs: 100, tag: `${tag}-running` });
     const queued: string[] = [];
-    for (let i = 0; i < QUEUED; i++) queued.push((await submit(app, { steps: 2, stepMs: 5, tag: `queued-${i}` })).id);
+    for (let i = 0; i < QUEUED; i++) queued.push((await submit(app, { steps: 2, stepMs: 5, tag: `${tag}-queued-${i}` })).id);
     await waitFor(app, long.id, (j) => j.state === 'active' && j.progress.current >= 3);
     const waiting = (await app.inject({ url: '/api/v1/jobs?state=waiting&limit=100' })).json();
     expect(waiting.total).toBe(QUEUED);
@@ -47,7 +47,8 @@ describe('jobs behind Sentinel', () => {
     await set.waitSynced();
 
     const t0 = Date.now();
-    await askNode(set.sentinels[0]!, undefined, (c) => c.call('SENTINEL', 'FAILOVER', set.name));
+    if (how === 'SENTINEL FAILOVER') await askNode(set.sentinels[0]!, undefined, (c) => c.call('SENTINEL', 'FAILOVER', set.name));
+    else await before.kill();
     let after = before;
     while (after === before && Date.now() - t0 < 30_000) {
       await new Promise((r) => setTimeout(r, 100));
@@ -68,20 +69,25 @@ describe('jobs behind Sentinel', () => {
     for (const r of longRuns.slice(1)) expect(r.resumeFrom).toBeGreaterThan(0);
 
     // The queue lives on the new primary: its completed set holds every job.
-    const completed = await askNode(after, undefined, (c) => c.zcard(`jobs:{${SERVICE}}:jobs:completed`));
-    expect(completed).toBe(QUEUED + 1);
+    const completed = (await askNode(after, undefined, (c) => c.zrange(`jobs:{${SERVICE}}:jobs:completed`, '0', '-1'))) as string[];
+    for (const id of [long.id, ...queued]) expect(completed).toContain(id);
     const role = await askNode(after, undefined, async (c) => parseInfo(await c.info('replication')).role);
     expect(role).toBe('master');
 
     // And it takes new jobs.
-    const next = await submit(app, { steps: 1, stepMs: 1, tag: 'after-failover' });
+    const next = await submit(app, { steps: 1, stepMs: 1, tag: `${tag}-after` });
     expect((await waitFor(app, next.id, (j) => j.state === 'completed')).result).toEqual({ steps: 1 });
     expect((await read(app, next.id)).status).toBe(200);
 
     process.stdout.write(
-      `sentinel failover: primary ${before.port} -> ${after.port} in ${switchedMs} ms; ${QUEUED} queued + 1 running job all completed ` +
-        `${allDoneMs} ms after SENTINEL FAILOVER; the running one ran ${longRuns.length} time(s) (attempts ${done.attempts}, ` +
+      `${how}: primary ${before.port} -> ${after.port} in ${switchedMs} ms; ${QUEUED} queued + 1 running job all completed ` +
+        `${allDoneMs} ms after the ${how}; the running one ran ${longRuns.length} time(s) (attempts ${done.attempts}, ` +
         `resumed from ${longRuns.map((r) => r.resumeFrom).join(', ')}), 0 lost\n`,
     );
-  }, 120_000);
+  };
+
+  it('runs the queued jobs and the one running on the new primary after SENTINEL FAILOVER, none lost', () => scenario('SENTINEL FAILOVER', 'switch'), 120_000);
+
+  // The old primary is now a replica; this time the primary dies (Sentinel votes it down after down-after-milliseconds).
+  it('runs them all on the new primary after the primary is killed, none lost', () => scenario('kill -9 of the primary', 'kill'), 120_000);
 });
