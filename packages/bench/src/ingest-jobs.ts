@@ -12,29 +12,33 @@
 // Every contender's tenant must hold all its documents afterwards. The contenders run in a rotated order each round
 // and the table shows, per contender, the median over the rounds and its ratio to the best synchronous row.
 //
-// BENCH_JOBS_DOCS (default 2000) and BENCH_JOBS_ROUNDS (default 2) tune the run.
+// BENCH_JOBS_DOCS (default 2000) and BENCH_JOBS_ROUNDS (default 3) tune the run; BENCH_JOBS_ONLY=job (or sync) runs
+// only those contenders; BENCH_JOBS_CPU_PROF=<dir> starts the proxy under node --cpu-prof and leaves its profile there.
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { startRedisServer } from '@aicache/test-redis';
 import { apiKeyFor, call, cpuUs, expect, startService } from './service-process.js';
 import { fmtMs, fmtNum } from './results.js';
-import { median, nowMs, rotation, runBounded, sleep } from './stats.js';
+import { median, nowMs, rotation, runBounded } from './stats.js';
 
 const DOCS = Number(process.env.BENCH_JOBS_DOCS ?? 2000);
-const ROUNDS = Number(process.env.BENCH_JOBS_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_JOBS_ROUNDS ?? 3);
 const WARMUP_DOCS = Math.min(DOCS, 200);
-const POLL_MS = 20;
 const ADMIN_TOKEN = 'bench-jobs-admin-token-0123456789abcdef';
 
 type Contender = { name: string; kind: 'sync'; concurrency: number } | { name: string; kind: 'job'; batchSize: number };
-const CONTENDERS: Contender[] = [
+const ALL: Contender[] = [
   { name: 'sync c1', kind: 'sync', concurrency: 1 },
   { name: 'sync c8', kind: 'sync', concurrency: 8 },
   { name: 'sync c32', kind: 'sync', concurrency: 32 },
   { name: 'job b50', kind: 'job', batchSize: 50 },
   { name: 'job b200', kind: 'job', batchSize: 200 },
 ];
+const ONLY = process.env.BENCH_JOBS_ONLY;
+const CPU_PROF_DIR = process.env.BENCH_JOBS_CPU_PROF;
+const CONTENDERS = ALL.filter((c) => !ONLY || c.kind === ONLY);
 
 interface Sample {
   ms: number;
@@ -45,6 +49,8 @@ interface Sample {
   /** Jobs only: submission answered (202), and the job's own start-to-finish (from its timestamps). */
   submitMs?: number;
   runMs?: number;
+  /** Jobs only: one GET /api/v1/jobs/:id of the finished job, median ms. */
+  readMs?: number;
 }
 
 const WORDS = (
@@ -73,6 +79,40 @@ function documentsOf(seed: string, n: number): Array<{ id: string; title: string
   return Array.from({ length: n }, (_, i) => ({ id: `${seed}-${i}`, title: `${seed} ${i}`, text: textOf(seed, i, 400 + ((i * 7919) % 1601)) }));
 }
 
+/**
+ * Follows a job as a client would (GET /api/v1/jobs/:id/events, Server-Sent Events) and answers the job of its final
+ * event (completed, failed or cancelled).
+ */
+async function follow(url: string, bearer: string): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${bearer}` } });
+  if (res.status !== 200 || !res.body) throw new Error(`events: ${res.status} ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const message = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      const event = /^event: (\w+)$/m.exec(message)?.[1];
+      const data = /^data: (.*)$/m.exec(message)?.[1];
+      if (event && event !== 'progress' && data) return JSON.parse(data) as Record<string, unknown>;
+    }
+  }
+  throw new Error('the event stream ended without a final event');
+}
+
+/** Median time of one GET /api/v1/jobs/:id, ms. */
+async function readTime(url: string, bearer: string, reads = 15): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < reads; i++) {
+    const t0 = nowMs();
+    await expect('job read', call(url, 'GET', undefined, bearer), 200);
+    times.push(nowMs() - t0);
+  }
+  return median(times);
+}
+
 const load0 = loadavg();
 const redis = await startRedisServer({ args: ['--maxmemory-policy', 'noeviction'] });
 const started: ChildProcess[] = [];
@@ -91,6 +131,7 @@ try {
     'retrieval-proxy',
     { ...common, MULTIMODAL_WORKER_URL: worker.url, RETRIEVAL_EMBEDDINGS_MODEL: 'local-hash-384', JOBS_CONCURRENCY: '2' },
     redis.dir,
+    CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.INIT_CWD ?? process.cwd(), CPU_PROF_DIR)}`] : [],
   );
   started.push(proxy.proc);
   const cpu = (): number => cpuUs(worker.proc.pid!) + cpuUs(proxy.proc.pid!);
@@ -113,21 +154,20 @@ try {
       const ms = nowMs() - t0;
       sample = { ms, docs: docs.length, chunks, cpuUsPerDoc: (cpu() - c0) / docs.length };
     } else {
+      const wall0 = Date.now();
       const accepted = await expect(`${c.name} submit`, call(`${proxy.url}/api/v1/jobs/ingest`, 'POST', { documents: docs, batchSize: c.batchSize }, key), 202);
       const submitMs = nowMs() - t0;
       const id = String(accepted.id);
-      let job: Record<string, unknown>;
-      for (;;) {
-        job = await expect(`${c.name} read`, call(`${proxy.url}/api/v1/jobs/${id}`, 'GET', undefined, key), 200);
-        if (job.state === 'completed') break;
-        if (job.state === 'failed' || job.state === 'cancelled') throw new Error(`${c.name}: job ${job.state}: ${String(job.error)}`);
-        await sleep(POLL_MS);
-      }
-      const ms = nowMs() - t0;
+      const job = await follow(`${proxy.url}/api/v1/jobs/${id}/events`, key);
+      if (job.state !== 'completed') throw new Error(`${c.name}: job ${String(job.state)}: ${String(job.error)}`);
+      // The stream looks every 250 ms: the job's own finish time (same host, same clock) is the precise end.
+      const ms = Date.parse(String(job.finishedAt)) - wall0;
       const result = job.result as { ingested: number; chunks: number; failedCount: number };
       if (result.ingested !== docs.length || result.failedCount !== 0) throw new Error(`${c.name}: job result ${JSON.stringify(result)}`);
       chunks = result.chunks;
       sample = { ms, docs: docs.length, chunks, cpuUsPerDoc: (cpu() - c0) / docs.length, submitMs, runMs: Number(job.durationMs) };
+      // What one read of the finished job costs (the stream makes one every 250 ms while a client follows it).
+      sample.readMs = await readTime(`${proxy.url}/api/v1/jobs/${id}`, key);
     }
     // Nothing lost: the tenant holds every document.
     const listed = await expect(`${c.name} list`, call(`${proxy.url}/api/v1/documents?limit=1`, 'GET', undefined, key), 200);
@@ -154,7 +194,9 @@ try {
 
   const med = (name: string, f: (s: Sample) => number): number => median(samples.get(name)!.map(f));
   const docsPerS = (s: Sample): number => (s.docs / s.ms) * 1000;
-  const bestSync = CONTENDERS.filter((c) => c.kind === 'sync').reduce((a, b) => (med(a.name, docsPerS) >= med(b.name, docsPerS) ? a : b));
+  const syncs = CONTENDERS.filter((c) => c.kind === 'sync');
+  // With the jobs only (BENCH_JOBS_ONLY=job) the ratios are to the best of them.
+  const bestSync = (syncs.length > 0 ? syncs : CONTENDERS).reduce((a, b) => (med(a.name, docsPerS) >= med(b.name, docsPerS) ? a : b));
   const best = med(bestSync.name, docsPerS);
   const rows = [
     '| route | in flight / batch | documents/s | chunks/s | wall time | vs best sync | proxy+worker CPU per document |',
@@ -169,13 +211,23 @@ try {
         : wall;
     rows.push(
       `| ${c.kind === 'sync' ? '`POST /api/v1/documents`' : '`POST /api/v1/jobs/ingest`'} | ${c.kind === 'sync' ? `${c.concurrency} requests` : `1 job, batchSize ${c.batchSize}`} | ` +
-        `${fmtNum(med(c.name, docsPerS))} | ${fmtNum(med(c.name, (s) => (s.chunks / s.ms) * 1000))} | ${detail} | ${c.name === bestSync.name ? '1.00x (best sync)' : `${ratio.toFixed(2)}x`} | ` +
+        `${fmtNum(med(c.name, docsPerS))} | ${fmtNum(med(c.name, (s) => (s.chunks / s.ms) * 1000))} | ${detail} | ${c.name === bestSync.name ? `1.00x (best${bestSync.kind === 'sync' ? ' sync' : ''})` : `${ratio.toFixed(2)}x`} | ` +
         `${fmtNum(med(c.name, (s) => s.cpuUsPerDoc))} µs |`,
     );
   }
   const chunksPerDoc = med(CONTENDERS[0]!.name, (s) => s.chunks / s.docs);
+  let reads = '';
+  if (CONTENDERS.some((c) => c.kind === 'job')) {
+    // The same read of a job of one document, for scale: a job's read carries its whole input.
+    const key = await apiKeyFor(proxy.url, ADMIN_TOKEN, 'bench-tiny');
+    const tiny = await expect('tiny submit', call(`${proxy.url}/api/v1/jobs/ingest`, 'POST', { documents: documentsOf('tiny', 1) }, key), 202);
+    await follow(`${proxy.url}/api/v1/jobs/${String(tiny.id)}/events`, key);
+    const tinyMs = await readTime(`${proxy.url}/api/v1/jobs/${String(tiny.id)}`, key);
+    const bigMs = median(CONTENDERS.filter((c) => c.kind === 'job').flatMap((c) => samples.get(c.name)!.map((s) => s.readMs!)));
+    reads = `\nGET /api/v1/jobs/:id of a finished job: ${fmtMs(bigMs)} for a job of ${fmtNum(DOCS)} documents, ${fmtMs(tinyMs)} for one of 1 document (${(bigMs / tinyMs).toFixed(0)}x)\n`;
+  }
   process.stdout.write(
-    `\n${fmtNum(DOCS)} documents (${chunksPerDoc.toFixed(2)} chunks each on average), local-hash-384, medians of ${ROUNDS} round(s):\n\n${rows.join('\n')}\n`,
+    `\n${fmtNum(DOCS)} documents (${chunksPerDoc.toFixed(2)} chunks each on average), local-hash-384, medians of ${ROUNDS} round(s):\n\n${rows.join('\n')}\n${reads}`,
   );
 } finally {
   for (const p of started) p.kill('SIGTERM');
