@@ -20,7 +20,7 @@ import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { startRedisServer } from '@aicache/test-redis';
 import { apiKeyFor, call, cpuUs, expect, startService } from './service-process.js';
-import { fmtMs, fmtNum } from './results.js';
+import { fmtMs, fmtNum, spread } from './results.js';
 import { median, nowMs, rotation, runBounded } from './stats.js';
 
 const DOCS = Number(process.env.BENCH_JOBS_DOCS ?? 2000);
@@ -210,13 +210,19 @@ try {
         ? `${wall} (202 after ${fmtMs(med(c.name, (s) => s.submitMs!))}, job ran ${fmtMs(med(c.name, (s) => s.runMs!))})`
         : wall;
     rows.push(
-      `| ${c.kind === 'sync' ? '`POST /api/v1/documents`' : '`POST /api/v1/jobs/ingest`'} | ${c.kind === 'sync' ? `${c.concurrency} requests` : `1 job, batchSize ${c.batchSize}`} | ` +
+      `| ${c.kind === 'sync' ? '`POST /api/v1/documents`' : '`POST /api/v1/jobs/ingest`'} | ${c.kind === 'sync' ? `${c.concurrency} ${c.concurrency === 1 ? 'request' : 'requests'}` : `1 job, batchSize ${c.batchSize}`} | ` +
         `${fmtNum(med(c.name, docsPerS))} | ${fmtNum(med(c.name, (s) => (s.chunks / s.ms) * 1000))} | ${detail} | ${c.name === bestSync.name ? `1.00x (best${bestSync.kind === 'sync' ? ' sync' : ''})` : `${ratio.toFixed(2)}x`} | ` +
         `${fmtNum(med(c.name, (s) => s.cpuUsPerDoc))} µs |`,
     );
   }
-  const chunksPerDoc = med(CONTENDERS[0]!.name, (s) => s.chunks / s.docs);
+  // Each round's ratios to that round's best synchronous row: how far the machine moved them between rounds.
+  const perRound = CONTENDERS.filter((c) => c.kind === 'job' && syncs.length > 0).map((c) => {
+    const ratios = samples.get(c.name)!.map((s, round) => docsPerS(s) / Math.max(...syncs.map((x) => docsPerS(samples.get(x.name)![round]!))));
+    return `${c.name}: ${ratios.map((r) => `${r.toFixed(2)}x`).join(', ')}${ratios.length > 1 ? ` (${spread(ratios)})` : ''}`;
+  });
   let reads = '';
+  const chunksPerDoc = med(CONTENDERS[0]!.name, (s) => s.chunks / s.docs);
+  if (perRound.length > 0) reads += `\nper round, to that round's best synchronous row: ${perRound.join('; ')}\n`;
   if (CONTENDERS.some((c) => c.kind === 'job')) {
     // The same read of a job of one document, for scale: a job's read carries its whole input.
     const key = await apiKeyFor(proxy.url, ADMIN_TOKEN, 'bench-tiny');
@@ -224,7 +230,7 @@ try {
     await follow(`${proxy.url}/api/v1/jobs/${String(tiny.id)}/events`, key);
     const tinyMs = await readTime(`${proxy.url}/api/v1/jobs/${String(tiny.id)}`, key);
     const bigMs = median(CONTENDERS.filter((c) => c.kind === 'job').flatMap((c) => samples.get(c.name)!.map((s) => s.readMs!)));
-    reads = `\nGET /api/v1/jobs/:id of a finished job: ${fmtMs(bigMs)} for a job of ${fmtNum(DOCS)} documents, ${fmtMs(tinyMs)} for one of 1 document (${(bigMs / tinyMs).toFixed(0)}x)\n`;
+    reads += `\nGET /api/v1/jobs/:id of a finished job: ${fmtMs(bigMs)} for a job of ${fmtNum(DOCS)} documents, ${fmtMs(tinyMs)} for one of 1 document (${(bigMs / tinyMs).toFixed(0)}x)\n`;
   }
   process.stdout.write(
     `\n${fmtNum(DOCS)} documents (${chunksPerDoc.toFixed(2)} chunks each on average), local-hash-384, medians of ${ROUNDS} round(s):\n\n${rows.join('\n')}\n${reads}`,
