@@ -99,11 +99,21 @@ const IdempotencyHeaders = Type.Object({
 });
 
 function progressOf(job: Job): Progress {
-  const p = job.progress as Partial<Progress> | number | undefined;
+  return progressFrom(job.progress);
+}
+
+function progressFrom(saved: unknown): Progress {
+  const p = saved as Partial<Progress> | number | undefined;
   if (p && typeof p === 'object' && typeof p.current === 'number' && typeof p.total === 'number') {
     return { current: p.current, total: p.total, percentage: typeof p.percentage === 'number' ? p.percentage : 0 };
   }
   return { current: 0, total: 0, percentage: 0 };
+}
+
+/** A state read without the job: only those a job follows between whole reads (the others need its failure reason). */
+function runningStateOf(raw: string): 'waiting' | 'delayed' | 'active' | undefined {
+  if (raw === 'waiting' || raw === 'prioritized' || raw === 'waiting-children') return 'waiting';
+  return raw === 'delayed' || raw === 'active' ? raw : undefined;
 }
 
 function stateOf(raw: string, job: Job): State | 'unknown' {
@@ -385,24 +395,31 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         open = false;
       });
       const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      // 'start': a job gone before the first read ends the stream too.
-      let last = 'start';
+      let last = '';
       let lastWrite = Date.now();
+      // The last whole read: while the job stays in its state, each tick reads only the state and the progress.
+      let whole: JobViewT | undefined;
       while (open) {
         let view: JobViewT | undefined;
+        let unanswered = false;
         try {
-          const job = await bounded('reading the job', () => jobs.get(tenant, id));
-          view = job ? await bounded('reading the job', () => viewOf(job, false, jobs.queue)) : undefined;
+          const peeked = whole ? await bounded('reading the job', () => jobs.peek(id)) : undefined;
+          if (whole && peeked && runningStateOf(peeked.state) === whole.state) {
+            view = { ...whole, progress: progressFrom(peeked.progress) };
+          } else {
+            const job = await bounded('reading the job', () => jobs.get(tenant, id));
+            view = job ? await bounded('reading the job', () => viewOf(job, false, jobs.queue)) : undefined;
+            whole = view;
+          }
         } catch {
-          view = undefined;
-          last = last === 'start' ? 'error' : last;
+          unanswered = true;
           // Redis trouble: say so and keep following (the job goes on without us).
           if (Date.now() - lastWrite > 5000) {
             res.write(': the job queue does not answer; still following\n\n');
             lastWrite = Date.now();
           }
         }
-        if (view === undefined && last !== 'error') {
+        if (view === undefined && !unanswered) {
           // Removed while followed (a cancel before it started, or retention).
           send('cancelled', { id, state: 'cancelled' });
           break;

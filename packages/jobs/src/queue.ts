@@ -243,6 +243,16 @@ export class JobQueue {
     return jobs;
   }
 
+  /**
+   * The job's state and saved progress only, undefined when it is gone. A whole read of a job carries its input
+   * (megabytes for a large ingest), too much to repeat every tick of a client following it.
+   */
+  async peek(id: string): Promise<{ state: string; progress: unknown } | undefined> {
+    const [state, progress] = await Promise.all([this.queue.getJobState(id), this.plain.hget(this.queue.toKey(id), 'progress')]);
+    if (state === 'unknown') return undefined;
+    return { state, progress: progress === null ? undefined : (JSON.parse(progress) as unknown) };
+  }
+
   async requestCancel(id: string): Promise<void> {
     await this.plain.set(this.cancelKey(id), '1', 'EX', 7 * 86_400);
   }

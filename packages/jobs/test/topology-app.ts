@@ -28,7 +28,12 @@ export interface Runs {
  * progress after every step and resuming after the last saved one (as the ingest job does per batch). The tenant is
  * the request's `x-tenant` header, standing in for the auth plugin's principal.
  */
-export async function jobsApp(redis: RedisClient, service: string, settings: Partial<JobsSettings> = {}): Promise<{ app: FastifyInstance; runs: Runs }> {
+export async function jobsApp(
+  redis: RedisClient,
+  service: string,
+  settings: Partial<JobsSettings> = {},
+  timeoutMs?: number,
+): Promise<{ app: FastifyInstance; runs: Runs }> {
   const runs: Runs = { started: [], finished: new Map() };
   const app = Fastify({ logger: false });
   app.decorateRequest('principal', undefined);
@@ -42,12 +47,20 @@ export async function jobsApp(redis: RedisClient, service: string, settings: Par
     redis,
     settings: { ...DEFAULT_SETTINGS, closeGraceMs: 500, ...settings },
     eventsPollMs: 50,
+    ...(timeoutMs ? { timeoutMs } : {}),
     kinds: [
       {
         name: 'steps',
         summary: 'steps',
         description: 'steps',
-        body: Type.Object({ steps: Type.Integer({ minimum: 1 }), stepMs: Type.Integer({ minimum: 0 }), tag: Type.Optional(Type.String()) }),
+        bodyLimit: 8 * 1024 * 1024,
+        body: Type.Object({
+          steps: Type.Integer({ minimum: 1 }),
+          stepMs: Type.Integer({ minimum: 0 }),
+          tag: Type.Optional(Type.String()),
+          // Ballast: the job's input, as large as a bulk ingest's.
+          padding: Type.Optional(Type.String()),
+        }),
         async run(ctx: JobContext<unknown>) {
           const { steps, stepMs } = ctx.input as StepInput;
           runs.started.push({ id: ctx.id, attempt: ctx.attempt, resumeFrom: ctx.resumeFrom });
@@ -76,7 +89,7 @@ export interface JobViewLike {
   error?: string;
 }
 
-export async function submit(app: FastifyInstance, body: StepInput & { tag?: string }, tenant = 'tenant-a'): Promise<JobViewLike> {
+export async function submit(app: FastifyInstance, body: StepInput & { tag?: string; padding?: string }, tenant = 'tenant-a'): Promise<JobViewLike> {
   const res = await app.inject({ method: 'POST', url: '/api/v1/jobs/steps', headers: { 'x-tenant': tenant }, payload: body });
   if (res.statusCode !== 202) throw new Error(`submit: ${res.statusCode} ${res.body}`);
   return res.json();
