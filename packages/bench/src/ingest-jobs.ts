@@ -7,8 +7,8 @@
 // Each contender ingests the same number of fresh documents (about 1-3 chunks of 800 characters each) into a tenant
 // of its own, with texts of its own (so no contender finds its embeddings already cached by another):
 //   sync cN  POST /api/v1/documents, one document per request, N requests in flight;
-//   job bS   one POST /api/v1/jobs/ingest with every document and batchSize S, timed from the submission to the job
-//            read as completed (GET /api/v1/jobs/:id polled every POLL_MS).
+//   job bS   one POST /api/v1/jobs/ingest with every document and batchSize S, followed through its event stream as a
+//            client does, timed from the submission to the job's own finish time.
 // Every contender's tenant must hold all its documents afterwards. The contenders run in a rotated order each round
 // and the table shows, per contender, the median over the rounds and its ratio to the best synchronous row.
 //
