@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
-import type { Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { allows, Forbidden, tenantOf } from '@aicache/auth';
 import { errorResponses, errors, StateUnavailable } from '@aicache/service-kit';
 import {
@@ -121,11 +121,21 @@ const IdempotencyHeaders = Type.Object({
 });
 
 function progressOf(job: Job): Progress {
-  const p = job.progress as Partial<Progress> | number | undefined;
+  return progressFrom(job.progress);
+}
+
+function progressFrom(saved: unknown): Progress {
+  const p = saved as Partial<Progress> | number | undefined;
   if (p && typeof p === 'object' && typeof p.current === 'number' && typeof p.total === 'number') {
     return { current: p.current, total: p.total, percentage: typeof p.percentage === 'number' ? p.percentage : 0 };
   }
   return { current: 0, total: 0, percentage: 0 };
+}
+
+/** A state read without the job: only those a job follows between whole reads (the others need its failure reason). */
+function runningStateOf(raw: string): 'waiting' | 'delayed' | 'active' | undefined {
+  if (raw === 'waiting' || raw === 'prioritized' || raw === 'waiting-children') return 'waiting';
+  return raw === 'delayed' || raw === 'active' ? raw : undefined;
 }
 
 function stateOf(raw: string, job: Job): State | 'unknown' {
@@ -138,8 +148,19 @@ const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undef
 
 export type JobViewT = Static<typeof JobView>;
 
-export async function viewOf(job: Job, cancelRequested = false): Promise<JobViewT> {
-  const state = stateOf(await job.getState(), job);
+/**
+ * The job as the routes answer it. `queue`: where to read the job again when it finished after `job` was read (the
+ * hash is read before the state, so without it a job finishing in between reads as completed with the progress of
+ * its last step but one and no result).
+ */
+export async function viewOf(job: Job, cancelRequested = false, queue?: Queue): Promise<JobViewT> {
+  const raw = await job.getState();
+  if ((raw === 'completed' || raw === 'failed') && !job.finishedOn && queue) {
+    // A finished job's hash is final, so this second read agrees with the state.
+    const fresh = await queue.getJob(job.id as string);
+    if (fresh) job = fresh;
+  }
+  const state = stateOf(raw, job);
   const startedAt = iso(job.processedOn);
   const finishedAt = state === 'completed' || state === 'failed' || state === 'cancelled' ? iso(job.finishedOn) : undefined;
   return {
@@ -290,7 +311,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         const input = kind.prepare ? kind.prepare(request.body, request) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
         const { job, created } = await bounded('adding the job', () => jobs.add(kind.name, id, data));
-        const view = await bounded('reading the job', () => viewOf(job));
+        const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
         return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: !created });
       },
     );
@@ -344,7 +365,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         await gate();
         const kind = schedules.find((k) => k.name === request.params.kind)!;
         const job = await bounded('adding the job', () => jobs.runNow(kind.name, kind.input ?? {}));
-        const view = await bounded('reading the job', () => viewOf(job));
+        const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
         return reply.code(202).header('location', `/api/v1/jobs/${job.id as string}?tenant=${SYSTEM_TENANT}`).send(view);
       },
     );
@@ -371,7 +392,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const views = [];
       for (const job of all) {
         if (kind && job.name !== kind) continue;
-        const view = await bounded('reading a job', () => viewOf(job));
+        const view = await bounded('reading a job', () => viewOf(job, false, jobs.queueOf(job)));
         if (state && view.state !== state) continue;
         views.push(view);
       }
@@ -393,7 +414,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     },
     async (request) => {
       const job = await mine(request, request.params.id, request.query.tenant);
-      return bounded('reading the job', async () => viewOf(job, await jobs.isCancelled(request.params.id)));
+      return bounded('reading the job', async () => viewOf(job, await jobs.isCancelled(request.params.id), jobs.queueOf(job)));
     },
   );
 
@@ -413,7 +434,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     async (request, reply) => {
       const { id } = request.params;
       const job = await mine(request, id);
-      const before = await bounded('reading the job', () => viewOf(job));
+      const before = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (DONE.has(before.state)) throw errors.Conflict(`job '${id}' has already finished (${before.state}); nothing to cancel`);
       await bounded('cancelling the job', () => jobs.requestCancel(id));
       if (before.state === 'waiting' || before.state === 'delayed') {
@@ -428,7 +449,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         }
       }
       const fresh = await mine(request, id);
-      const view = await bounded('reading the job', () => viewOf(fresh, true));
+      const view = await bounded('reading the job', () => viewOf(fresh, true, jobs.queueOf(fresh)));
       return reply.code(DONE.has(view.state) ? 200 : 202).send(view);
     },
   );
@@ -447,14 +468,14 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     async (request, reply) => {
       const { id } = request.params;
       const job = await mine(request, id);
-      const view = await bounded('reading the job', () => viewOf(job));
+      const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (view.state !== 'failed' && view.state !== 'cancelled') throw errors.Conflict(`job '${id}' is ${view.state}: only a failed or cancelled job can be retried`);
       await bounded('retrying the job', async () => {
         await jobs.clearCancel(id);
         await job.retry('failed');
       });
       const fresh = await mine(request, id);
-      return reply.code(202).send(await bounded('reading the job', () => viewOf(fresh)));
+      return reply.code(202).send(await bounded('reading the job', () => viewOf(fresh, false, jobs.queueOf(fresh))));
     },
   );
 
@@ -484,24 +505,31 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         open = false;
       });
       const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      // 'start': a job gone before the first read ends the stream too.
-      let last = 'start';
+      let last = '';
       let lastWrite = Date.now();
+      // The last whole read: while the job stays in its state, each tick reads only the state and the progress.
+      let whole: JobViewT | undefined;
       while (open) {
         let view: JobViewT | undefined;
+        let unanswered = false;
         try {
-          const job = await bounded('reading the job', () => jobs.get(tenant, id));
-          view = job ? await bounded('reading the job', () => viewOf(job)) : undefined;
+          const peeked = whole ? await bounded('reading the job', () => jobs.peek(id)) : undefined;
+          if (whole && peeked && runningStateOf(peeked.state) === whole.state) {
+            view = { ...whole, progress: progressFrom(peeked.progress) };
+          } else {
+            const job = await bounded('reading the job', () => jobs.get(tenant, id));
+            view = job ? await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job))) : undefined;
+            whole = view;
+          }
         } catch {
-          view = undefined;
-          last = last === 'start' ? 'error' : last;
+          unanswered = true;
           // Redis trouble: say so and keep following (the job goes on without us).
           if (Date.now() - lastWrite > 5000) {
             res.write(': the job queue does not answer; still following\n\n');
             lastWrite = Date.now();
           }
         }
-        if (view === undefined && last !== 'error') {
+        if (view === undefined && !unanswered) {
           // Removed while followed (a cancel before it started, or retention).
           send('cancelled', { id, state: 'cancelled' });
           break;

@@ -351,6 +351,11 @@ export class JobQueue {
     return (await this.queue.getJob(id)) ?? (this.scheduled ? await this.scheduled.getJob(id) : undefined) ?? undefined;
   }
 
+  /** The queue that holds `job` (a scheduled kind's job lives in the second queue). */
+  queueOf(job: Job): Queue {
+    return job.queueName === 'scheduled' && this.scheduled ? this.scheduled : this.queue;
+  }
+
   /** The tenant's job, or undefined for an unknown id and for another tenant's. */
   async get(tenant: string, id: string): Promise<Job | undefined> {
     const job = await this.find(id);
@@ -370,6 +375,16 @@ export class JobQueue {
     }
     if (gone.length > 0) await this.plain.zrem(this.tenantKey(tenant), ...gone);
     return jobs;
+  }
+
+  /**
+   * The job's state and saved progress only, undefined when it is gone. A whole read of a job carries its input
+   * (megabytes for a large ingest), too much to repeat every tick of a client following it.
+   */
+  async peek(id: string): Promise<{ state: string; progress: unknown } | undefined> {
+    const [state, progress] = await Promise.all([this.queue.getJobState(id), this.plain.hget(this.queue.toKey(id), 'progress')]);
+    if (state === 'unknown') return undefined;
+    return { state, progress: progress === null ? undefined : (JSON.parse(progress) as unknown) };
   }
 
   async requestCancel(id: string): Promise<void> {

@@ -1,86 +1,135 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from 'ioredis';
-import { startRedisCluster, type RedisClusterHandle } from '@aicache/test-redis';
-import { DEFAULT_SETTINGS, JobQueue, SYSTEM_TENANT } from '../src/index.js';
+import type { FastifyInstance } from 'fastify';
+import type { Cluster } from 'ioredis';
+import { askNode, startRedisCluster, type RedisClusterHandle } from '@aicache/test-redis';
+import { assertNoEviction, evictionPolicy, JobsRefusedError, viewOf } from '../src/index.js';
+import { jobsApp, read, stateClientOf, submit, waitFor, type Runs } from './topology-app.js';
 
 /**
- * The queue, its schedulers and the sweep on a Redis Cluster: every key under `jobs:{<service>}` sits in one slot, so
- * the scheduler's scripts run, and the sweep's SCAN finds the leftovers on whichever master holds that slot.
+ * The job queue on a real 3-master Cluster (one replica each), through the state client a service builds from
+ * REDIS_CLUSTER_NODES: the hash tag in `jobs:{<service>}` keeps every key of the queue in one slot, so BullMQ's
+ * multi-key scripts run there.
  */
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const SERVICE = 'cl-jobs';
-const P = `jobs:{${SERVICE}}`;
-
+const SERVICE = 'cluster-jobs';
 let cluster: RedisClusterHandle;
-let client: Cluster;
-let queue: JobQueue;
-const ran: string[] = [];
+let redis: Cluster;
+let app: FastifyInstance;
+let runs: Runs;
 
 beforeAll(async () => {
-  cluster = await startRedisCluster({ replicasPerMaster: 0, args: ['--maxmemory-policy', 'noeviction'] });
-  client = new Cluster(cluster.nodes);
-  while (client.status !== 'ready') await sleep(20);
-  queue = new JobQueue({
-    service: SERVICE,
-    redis: client,
-    settings: { ...DEFAULT_SETTINGS, closeGraceMs: 2000 },
-    runners: { work: async () => 'done' },
-    scheduledRunners: {
-      tick: async (ctx) => {
-        ran.push(ctx.id);
-        return ctx.tenant;
-      },
-    },
-  });
-  queue.start();
+  cluster = await startRedisCluster({ args: ['--maxmemory-policy', 'noeviction'] });
+  redis = stateClientOf({ REDIS_CLUSTER_NODES: cluster.nodesEnv }) as Cluster;
+  ({ app, runs } = await jobsApp(redis, SERVICE, { concurrency: 1 }));
+  // The worker starts once the eviction check passed on every master.
+  const deadline = Date.now() + 10_000;
+  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }, 90_000);
 
 afterAll(async () => {
-  await queue?.close();
-  client?.disconnect();
+  await app?.close();
+  redis?.disconnect();
   await cluster?.stop();
-}, 30_000);
-
-async function waitFor(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+});
 
 describe('jobs on a Redis Cluster', () => {
-  it('a scheduler ticks, and the sweep removes stale ids and finished flags whatever master holds the slot', async () => {
-    await queue.applySchedules([{ kind: 'tick', everyMs: 300 }]);
-    await waitFor('3 ticks', () => ran.length >= 3);
-    expect(new Set(ran).size).toBe(ran.length);
+  it('checks the eviction policy of every master, not only the first', async () => {
+    expect(await evictionPolicy(redis)).toBe('noeviction');
+    const masters = await cluster.masters();
+    expect(masters).toHaveLength(3);
+    // The last master evicting is enough to refuse: a queue whose slot lands there would lose keys.
+    const last = masters[masters.length - 1]!;
+    await askNode(last, undefined, (c) => c.config('SET', 'maxmemory-policy', 'allkeys-lru'));
+    try {
+      expect(await evictionPolicy(redis)).toBe('allkeys-lru');
+      await expect(assertNoEviction(redis)).rejects.toBeInstanceOf(JobsRefusedError);
+    } finally {
+      await askNode(last, undefined, (c) => c.config('SET', 'maxmemory-policy', 'noeviction'));
+    }
+    expect(await evictionPolicy(redis)).toBe('noeviction');
+  });
 
-    const { job } = await queue.add('work', 'work-1', { tenant: 'acme', input: {} });
-    await waitFor('the job to complete', async () => (await job.getState()) === 'completed');
-    await client.zadd(`${P}:tenant:acme`, 1, 'work-gone');
-    await client.zadd(`${P}:tenant:globex`, 1, 'work-gone-2');
-    await client.set(`${P}:cancel:work-1`, '1');
-    await client.set(`${P}:cancel:work-gone`, '1');
+  it('runs jobs added through the route, with their progress read back, and every key of the queue in one slot', async () => {
+    expect(app.jobs.worker?.isRunning()).toBe(true);
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await submit(app, { steps: 4, stepMs: 5, tag: `run-${i}` })).id);
+    expect(new Set(ids).size).toBe(12);
+    for (const id of ids) {
+      const job = await waitFor(app, id, (j) => j.state === 'completed');
+      expect(job.progress).toEqual({ current: 4, total: 4, percentage: 100 });
+      expect(job.result).toEqual({ steps: 4 });
+      expect(job.attempts).toBe(1);
+    }
+    for (const id of ids) expect(runs.finished.get(id)).toBe(1);
 
-    const swept = await queue.sweep({ batch: 2 });
-    expect(swept).toMatchObject({ staleIds: 2, cancelFlags: 2, complete: true });
-    expect(swept.tenantLists).toBeGreaterThanOrEqual(3); // acme, globex and the system's
-    expect(await client.zrange(`${P}:tenant:acme`, '0', '-1')).toEqual(['work-1']);
-    expect(await client.exists(`${P}:tenant:globex`)).toBe(0);
-    // The ticks' entries in the system list are live jobs: kept.
-    expect(await client.zcard(`${P}:tenant:${SYSTEM_TENANT}`)).toBeGreaterThanOrEqual(3);
+    // Every key of the queue (BullMQ's and the tenant list) is on the master that serves the hash tag's slot.
+    const owner = await cluster.masterOf(`jobs:{${SERVICE}}`);
+    const perMaster = new Map<number, string[]>();
+    for (const m of await cluster.masters()) perMaster.set(m.port, (await askNode(m, undefined, (c) => c.keys('jobs:*'))) as string[]);
+    const elsewhere = [...perMaster].filter(([port]) => port !== owner.port).flatMap(([, keys]) => keys);
+    expect(elsewhere).toEqual([]);
+    const here = perMaster.get(owner.port)!;
+    expect(here).toContain(`jobs:{${SERVICE}}:jobs:completed`);
+    expect(here).toContain(`jobs:{${SERVICE}}:tenant:tenant-a`);
+    const slots = new Set(await Promise.all(here.map((k) => askNode(owner, undefined, (c) => c.call('CLUSTER', 'KEYSLOT', k)))));
+    expect(slots.size).toBe(1);
+  });
 
-    await queue.applySchedules([{ kind: 'tick', everyMs: 0 }]);
-    expect(await queue.schedulers()).toEqual([]);
-  }, 60_000);
+  it('reads a job that finished after its hash was read as finished with its last progress and its result', async () => {
+    const { id } = await submit(app, { steps: 3, stepMs: 150, tag: 'stale-read' });
+    await waitFor(app, id, (j) => j.state === 'active' && j.progress.current >= 1);
+    const stale = (await app.jobs.queue.getJob(id))!;
+    await waitFor(app, id, (j) => j.state === 'completed');
+    // What the routes answered before: the state of now with the hash of before.
+    const before = await viewOf(stale);
+    expect(before.state).toBe('completed');
+    expect(before.progress.current).toBeLessThan(3);
+    expect(before.result).not.toEqual({ steps: 3 });
+    const now = await viewOf(stale, false, app.jobs.queue);
+    expect(now).toMatchObject({ state: 'completed', progress: { current: 3, total: 3, percentage: 100 }, result: { steps: 3 } });
+  });
 
-  it('stops at its bound and says so', async () => {
-    await client.zadd(`${P}:tenant:many`, ...Array.from({ length: 30 }, (_, i) => [i, `gone-${i}`]).flat());
-    const first = await queue.sweep({ maxKeys: 10, batch: 5 });
-    expect(first.complete).toBe(false);
-    expect(first.staleIds).toBeLessThanOrEqual(10);
-    const rest = await queue.sweep();
-    expect(rest.complete).toBe(true);
-    expect(first.staleIds + rest.staleIds).toBe(30);
-  }, 30_000);
+  it('cancels a running job before its next step and removes a waiting one', async () => {
+    const long = await submit(app, { steps: 400, stepMs: 20, tag: 'cancel-running' });
+    // Concurrency 1: this one waits behind the long one.
+    const queued = await submit(app, { steps: 2, stepMs: 1, tag: 'cancel-waiting' });
+    await waitFor(app, long.id, (j) => j.state === 'active' && j.progress.current > 0);
+    expect((await read(app, queued.id)).job.state).toBe('waiting');
+
+    const removed = await app.inject({ method: 'DELETE', url: `/api/v1/jobs/${queued.id}`, headers: { 'x-tenant': 'tenant-a' } });
+    expect(removed.statusCode).toBe(200);
+    expect(removed.json().state).toBe('cancelled');
+    expect((await read(app, queued.id)).status).toBe(404);
+
+    const asked = await app.inject({ method: 'DELETE', url: `/api/v1/jobs/${long.id}`, headers: { 'x-tenant': 'tenant-a' } });
+    expect(asked.statusCode).toBe(202);
+    expect(asked.json().cancelRequested).toBe(true);
+    const cancelled = await waitFor(app, long.id, (j) => j.state === 'cancelled');
+    expect(cancelled.progress.current).toBeLessThan(400);
+    expect(runs.finished.has(long.id)).toBe(false);
+    expect(runs.started.some((r) => r.id === queued.id)).toBe(false);
+    // A finished job is no longer cancellable.
+    expect((await app.inject({ method: 'DELETE', url: `/api/v1/jobs/${long.id}`, headers: { 'x-tenant': 'tenant-a' } })).statusCode).toBe(409);
+  });
+
+  it("lists a tenant's own jobs only, newest first, filtered by state", async () => {
+    const other = await submit(app, { steps: 1, stepMs: 1, tag: 'tenant-b' }, 'tenant-b');
+    await waitFor(app, other.id, (j) => j.state === 'completed', 20_000, 'tenant-b');
+
+    const listB = (await app.inject({ url: '/api/v1/jobs', headers: { 'x-tenant': 'tenant-b' } })).json();
+    expect(listB.total).toBe(1);
+    expect(listB.jobs[0].id).toBe(other.id);
+    // Tenant a does not see it, not even by id.
+    expect((await read(app, other.id, 'tenant-a')).status).toBe(404);
+
+    const listA = (await app.inject({ url: '/api/v1/jobs?limit=100', headers: { 'x-tenant': 'tenant-a' } })).json();
+    // 13 completed + the cancelled one (the removed waiting one is gone from the list).
+    expect(listA.total).toBe(14);
+    expect(listA.jobs.map((j: { id: string }) => j.id)).not.toContain(other.id);
+    const created = listA.jobs.map((j: { createdAt: string }) => Date.parse(j.createdAt));
+    expect(created).toEqual([...created].sort((a: number, b: number) => b - a));
+    const done = (await app.inject({ url: '/api/v1/jobs?state=completed&limit=100', headers: { 'x-tenant': 'tenant-a' } })).json();
+    expect(done.total).toBe(13);
+    const cancelled = (await app.inject({ url: '/api/v1/jobs?state=cancelled', headers: { 'x-tenant': 'tenant-a' } })).json();
+    expect(cancelled.total).toBe(1);
+  });
 });
