@@ -6,6 +6,7 @@ export {
   evictionPolicy,
   assertNoEviction,
   jobIdOf,
+  queuePrefix,
   canonicalJson,
   CANCELLED,
   DEFAULT_SETTINGS,
@@ -15,4 +16,5 @@ export {
   type Progress,
   type RedisClient,
 } from './queue.js';
-export { registerJobs, viewOf, JobView, type JobKind, type JobsPluginOptions } from './plugin.js';
+export { registerJobs, viewOf, JobView, type JobKind, type JobsPluginOptions, type JobRouteHelpers } from './plugin.js';
+export { JobsConfig, jobsSettingsOf } from './config.js';

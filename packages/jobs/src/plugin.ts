@@ -25,12 +25,25 @@ export interface JobKind<I = unknown> {
   description: string;
   body: TSchema;
   bodyLimit?: number;
+  /** The scope a credential needs to start one (default: write). */
+  auth?: 'read' | 'write';
   /**
    * Turns the validated body into the job's input at submission (e.g. fixing ids so a re-run writes the same
-   * records); throw a 4xx error for input the schema cannot judge.
+   * records, or storing a large input beside the job so that reading the job stays cheap); throw a 4xx error for
+   * input the schema cannot judge. Not called when the job already exists.
    */
-  prepare?(body: unknown, request: FastifyRequest): I;
+  prepare?(body: unknown, request: FastifyRequest, job: { id: string; tenant: string }): I | Promise<I>;
+  /** Undoes what prepare stored when the job turned out to exist already (two equal submissions at once). */
+  discard?(input: I): Promise<void>;
   run(ctx: JobContext<I>): Promise<unknown>;
+}
+
+/** What a service's own routes about its jobs (e.g. reading a large result) share with the job routes. */
+export interface JobRouteHelpers {
+  /** The request tenant's job (404 for an unknown id and for another tenant's; 503 when jobs are refused or Redis does not answer). */
+  mine(request: FastifyRequest, id: string): Promise<Job>;
+  /** Runs a Redis call within the routes' bound: 503 past it or on a failure without a status. */
+  bounded<T>(what: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface JobsPluginOptions {
@@ -143,7 +156,7 @@ const DONE = new Set(['completed', 'failed', 'cancelled']);
  * job's progress as Server-Sent Events. Every route acts for the request's tenant: another tenant's job answers
  * exactly as an unknown id (404). Refuses to start on a Redis that may evict keys (JobsRefusedError).
  */
-export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<void> {
+export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<JobRouteHelpers> {
   const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
   const jobs = new JobQueue({
     service: opts.service,
@@ -219,6 +232,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       `/api/v1/jobs/${kind.name}`,
       {
         ...(kind.bodyLimit ? { bodyLimit: kind.bodyLimit } : {}),
+        ...(kind.auth ? { config: { auth: kind.auth } } : {}),
         schema: {
           tags: TAGS,
           summary: kind.summary,
@@ -235,9 +249,16 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         const tenant = tenantOf(request);
         const key = request.headers['idempotency-key'];
         const id = jobIdOf(tenant, kind.name, typeof key === 'string' && key ? `key:${key}` : `body:${canonicalJson(request.body)}`);
-        const input = kind.prepare ? kind.prepare(request.body, request) : request.body;
+        // A submission that is already a job is answered before prepare does any work (or stores anything).
+        const existing = await bounded('reading the job', () => jobs.find(id));
+        if (existing) {
+          const view = await bounded('reading the job', () => viewOf(existing));
+          return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: true });
+        }
+        const input = kind.prepare ? await kind.prepare(request.body, request, { id, tenant }) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
         const { job, created } = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+        if (!created && kind.discard) await kind.discard(input);
         const view = await bounded('reading the job', () => viewOf(job));
         return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: !created });
       },
@@ -416,4 +437,6 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       res.end();
     },
   );
+
+  return { mine, bounded };
 }

@@ -128,6 +128,11 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Where a service's queue keeps its keys; a service may keep its jobs' own data beside them (`<prefix>:<name>:...`). */
+export function queuePrefix(service: string): string {
+  return `jobs:{${service}}`;
+}
+
 /** A blocking-safe copy of the state connection for BullMQ (it needs commands that wait, never given up on). */
 function duplicateFor(redis: RedisClient): RedisClient {
   if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
@@ -161,7 +166,7 @@ export class JobQueue {
   private readonly plain: RedisClient;
 
   constructor(private readonly opts: JobQueueOptions) {
-    this.prefix = `jobs:{${opts.service}}`;
+    this.prefix = queuePrefix(opts.service);
     const s = opts.settings;
     this.plain = this.own(duplicateFor(opts.redis));
     this.queue = new Queue('jobs', {
@@ -209,6 +214,11 @@ export class JobQueue {
 
   private cancelKey(id: string): string {
     return `${this.prefix}:cancel:${id}`;
+  }
+
+  /** The job with this id, whoever's it is (for the submission's duplicate check; routes use get). */
+  async find(id: string): Promise<Job | undefined> {
+    return (await this.queue.getJob(id)) ?? undefined;
   }
 
   /** Adds a job, or answers the existing one with the same id (`created` false). */
