@@ -58,6 +58,11 @@ export interface JobsPluginOptions {
   eventsPollMs?: number;
   /** false: this process enqueues and answers, but runs no job. */
   work?: boolean;
+  /**
+   * The scope a credential needs to cancel or retry a job (default: write). A service whose kinds all start with a
+   * read key (work that changes no one's data) lets the same key stop and restart them.
+   */
+  manageScope?: 'read' | 'write';
 }
 
 declare module 'fastify' {
@@ -311,6 +316,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
   app.delete(
     '/api/v1/jobs/:id',
     {
+      ...(opts.manageScope ? { config: { auth: opts.manageScope } } : {}),
       schema: {
         tags: TAGS,
         summary: 'Cancel a job',
@@ -347,6 +353,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
   app.post(
     '/api/v1/jobs/:id/retry',
     {
+      ...(opts.manageScope ? { config: { auth: opts.manageScope } } : {}),
       schema: {
         tags: TAGS,
         summary: 'Run a failed or cancelled job again',

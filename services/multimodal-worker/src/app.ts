@@ -112,10 +112,13 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   app.addHook('onClose', async () => registry.close());
   for (const p of registry.all()) if (p instanceof LocalSemanticProvider) watchModelLoad(app, p);
 
-  const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'));
+  const embeddingsHint = config.JOBS_ENABLED
+    ? `; more goes to a background job: POST /api/v1/jobs/embeddings (up to ${config.EMBEDDINGS_JOB_MAX_INPUTS} inputs in ${config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES} bytes)`
+    : '';
+  const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'), embeddingsHint);
   const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));
 
-  await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES });
+  await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES, ...(embeddingsHint ? { tooLargeHint: embeddingsHint } : {}) });
   await app.register(modelsRoutes, { registry });
   await app.register(processRoutes, { processor });
   if (config.JOBS_ENABLED) await registerJobRoutes(app, config, auth.store.redis, embeddings, registry);
@@ -136,6 +139,8 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
     redis,
     timeoutMs: config.STATE_TIMEOUT_MS,
     work: config.JOBS_WORKER,
+    // Embedding changes no one's data: the read key that may start a job may also cancel or retry it.
+    manageScope: 'read',
     settings,
     kinds: [
       embeddingsJob({
