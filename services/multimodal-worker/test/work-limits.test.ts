@@ -33,7 +33,7 @@ describe('work one request may ask for', () => {
     f.provider.reset();
     const res = await embeddings(Array.from({ length: MAX_INPUTS + 1 }, (_, i) => `input ${i}`));
     expect(res.statusCode).toBe(413);
-    expect(messageOf(res.body)).toBe(`input has ${MAX_INPUTS + 1} items; one request takes at most ${MAX_INPUTS}: split the batch`);
+    expect(messageOf(res.body)).toBe(`input has ${MAX_INPUTS + 1} items; one request takes at most ${MAX_INPUTS}: split the batch; more goes to a background job: POST /api/v1/jobs/embeddings (up to 100000 inputs in 67108864 bytes)`);
     expect(f.provider.computed).toBe(0);
   });
 
@@ -43,7 +43,7 @@ describe('work one request may ask for', () => {
     const count = Math.floor(MAX_BATCH_CHARS / each) + 1;
     const res = await embeddings(Array.from({ length: count }, (_, i) => `${i} ${'x'.repeat(each - String(i).length - 1)}`));
     expect(res.statusCode).toBe(413);
-    expect(messageOf(res.body)).toBe(`input has ${count * each} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`);
+    expect(messageOf(res.body)).toBe(`input has ${count * each} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch; more goes to a background job: POST /api/v1/jobs/embeddings (up to 100000 inputs in 67108864 bytes)`);
     expect(f.provider.computed).toBe(0);
   });
 
