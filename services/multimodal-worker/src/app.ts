@@ -17,6 +17,7 @@ import { frameworkErrors } from './routes/openai-errors.js';
 import { modelsRoutes } from './routes/models.js';
 import { processRoutes } from './routes/process.js';
 import { embeddingsJob, embeddingsJobRoutes } from './jobs/embeddings-job.js';
+import { processJob, processJobRoutes } from './jobs/process-job.js';
 import { JobStore } from './jobs/job-store.js';
 
 export const VERSION = '0.1.0';
@@ -116,11 +117,14 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
     ? `; more goes to a background job: POST /api/v1/jobs/embeddings (up to ${config.EMBEDDINGS_JOB_MAX_INPUTS} inputs in ${config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES} bytes)`
     : '';
   const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'), embeddingsHint);
-  const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));
+  const processHint = config.JOBS_ENABLED
+    ? `; larger texts go to a background job: POST /api/v1/jobs/process (up to ${config.PROCESS_JOB_MAX_TEXT_BYTES} bytes and ${config.PROCESS_JOB_MAX_CHUNKS} chunks)`
+    : '';
+  const processor = new FileProcessor(registry, embeddings, app.cache.category('files'), processHint);
 
   await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES, ...(embeddingsHint ? { tooLargeHint: embeddingsHint } : {}) });
   await app.register(modelsRoutes, { registry });
-  await app.register(processRoutes, { processor });
+  await app.register(processRoutes, { processor, ...(processHint ? { tooLargeHint: processHint } : {}) });
   if (config.JOBS_ENABLED) await registerJobRoutes(app, config, auth.store.redis, embeddings, registry);
   return app;
 }
@@ -151,9 +155,19 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
         bodyLimit: config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES,
         keepCompletedSeconds: settings.keepCompletedSeconds,
       }),
+      processJob({
+        embeddings,
+        registry,
+        store,
+        maxBytes: config.PROCESS_JOB_MAX_TEXT_BYTES,
+        maxChunks: config.PROCESS_JOB_MAX_CHUNKS,
+        bodyLimit: config.PROCESS_JOB_BODY_LIMIT_BYTES,
+        keepCompletedSeconds: settings.keepCompletedSeconds,
+      }),
     ],
   });
   embeddingsJobRoutes(app, { helpers, store });
+  processJobRoutes(app, { helpers, store });
 }
 
 /**

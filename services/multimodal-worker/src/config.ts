@@ -45,6 +45,10 @@ export const ConfigSchema = Type.Object({
   /** Inputs one embeddings job may carry, and the body limit of its start route. */
   EMBEDDINGS_JOB_MAX_INPUTS: Type.Integer({ default: 100_000, minimum: 1, maximum: 1_000_000 }),
   EMBEDDINGS_JOB_BODY_LIMIT_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 }),
+  /** UTF-8 bytes of the text of one process job, the chunks it may make, and the body limit of its start route. */
+  PROCESS_JOB_MAX_TEXT_BYTES: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024, maximum: 256 * 1024 * 1024 }),
+  PROCESS_JOB_MAX_CHUNKS: Type.Integer({ default: 200_000, minimum: 1, maximum: 2_000_000 }),
+  PROCESS_JOB_BODY_LIMIT_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 

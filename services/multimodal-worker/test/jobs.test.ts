@@ -6,6 +6,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
+import { chunkTextAsync, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { ADMIN_TOKEN } from './helpers.js';
 
 /**
@@ -336,7 +337,7 @@ describe('bad input', () => {
   });
 
   it('past EMBEDDINGS_JOB_MAX_INPUTS or the body limit is refused before anything is stored', async () => {
-    const small = await buildApp(configOf(server.url, { AUTH_MODE: 'off', SERVICE_NAME: uniqueName('mmw-small'), EMBEDDINGS_JOB_MAX_INPUTS: '10', EMBEDDINGS_JOB_BODY_LIMIT_BYTES: '2048' }), {
+    const small = await buildApp(configOf(server.url, { AUTH_MODE: 'off', SERVICE_NAME: uniqueName('mmw-small'), EMBEDDINGS_JOB_MAX_INPUTS: '10', EMBEDDINGS_JOB_BODY_LIMIT_BYTES: '2048', PROCESS_JOB_MAX_TEXT_BYTES: '1024' }), {
       providers: [new LocalHashProvider()],
       logger: false,
       underPressure: false,
@@ -346,9 +347,87 @@ describe('bad input', () => {
       expect(many.statusCode).toBe(400);
       const big = await small.inject({ method: 'POST', url: '/api/v1/jobs/embeddings', payload: { input: ['y'.repeat(3000)] } });
       expect(big.statusCode).toBe(413);
+      const text = await small.inject({ method: 'POST', url: '/api/v1/jobs/process', payload: { text: 'é'.repeat(600) } });
+      expect(text.statusCode).toBe(413);
+      expect(text.json().message).toBe('text is 1200 bytes; the limit is 1024 bytes');
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('a process job', () => {
+  // About 3 MB: over the 2 MiB the synchronous route takes.
+  const text = Array.from(
+    { length: 9000 },
+    (_, i) => `Paragraph ${i} of the handbook. Refunds are granted within ${i % 30} days of delivery; order ${i * 13} ships from depot ${i % 7}. ` +
+      'Customers keep their receipt, and the support desk answers within two working days, every week of the year, holidays aside.\n\n',
+  ).join('');
+  let id = '';
+
+  it('is what the synchronous route points a too-large text to', async () => {
+    expect(Buffer.byteLength(text)).toBeGreaterThan(2 * 1024 * 1024);
+    const sync = await call('acme', 'POST', '/api/v1/process/text', { text });
+    expect(sync.statusCode).toBe(413);
+    expect(sync.json().message).toMatch(/^text is \d+ bytes; the limit is 2097152 bytes \(2 MiB\); larger texts go to a background job: POST \/api\/v1\/jobs\/process/);
+  });
+
+  it('chunks and embeds a 3 MB text in batches; its chunks and embeddings are read in pages', async () => {
+    const start = await call('acme', 'POST', '/api/v1/jobs/process', { text, filename: 'handbook.md', includeEmbeddings: true, batchSize: 500 });
+    expect(start.statusCode, start.body.slice(0, 300)).toBe(202);
+    id = start.json().id;
+    const events = await follow('acme', id);
+    const progress = events.filter((e) => e.event === 'progress').map((e) => e.data.progress.current);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1] as number);
+    const last = events.at(-1)!;
+    expect(last.event, JSON.stringify(last.data).slice(0, 300)).toBe('completed');
+
+    const expected = await chunkTextAsync(text, { chunkSize: 1000, chunkOverlap: defaultChunkOverlap(1000) });
+    expect(expected.length).toBeGreaterThan(2048);
+    expect(last.data.progress).toMatchObject({ current: expected.length, total: expected.length, percentage: 100 });
+    expect(last.data.result).toMatchObject({
+      filename: 'handbook.md',
+      fileHash: textSha256(text),
+      bytes: Buffer.byteLength(text),
+      chunkSize: 1000,
+      chunkOverlap: 150,
+      chunkCount: expected.length,
+      uniqueChunks: new Set(expected.map((c) => c.text)).size,
+      model: 'local-hash-384',
+      dimensions: 384,
+      includeEmbeddings: true,
+      read: `/api/v1/jobs/${id}/chunks`,
+    });
+
+    for (const [offset, limit] of [
+      [0, 700],
+      [1990, 30],
+      [expected.length - 5, 100],
+    ] as const) {
+      const res = await call('acme', 'GET', `/api/v1/jobs/${id}/chunks?offset=${offset}&limit=${limit}`);
+      expect(res.statusCode, res.body.slice(0, 300)).toBe(200);
+      const got = res.json() as { data: Array<{ index: number; text: string; hash: string; start: number; end: number; embedding: number[] }>; total: number; has_more: boolean };
+      const want = expected.slice(offset, offset + limit);
+      expect(got.total).toBe(expected.length);
+      expect(got.has_more).toBe(offset + limit < expected.length);
+      expect(got.data.map(({ index, text: t, start, end }) => ({ index, text: t, start, end }))).toEqual(want.map(({ index, text: t, start, end }) => ({ index, text: t, start, end })));
+      expect(got.data.map((c) => c.hash)).toEqual(want.map((c) => textSha256(c.text)));
+      expect(got.data.map((c) => c.embedding)).toEqual(await syncVectors(want.map((c) => c.text)));
+    }
+    expect((await call('globex', 'GET', `/api/v1/jobs/${id}/chunks`)).statusCode).toBe(404);
+    // An embeddings job's pages are not a process job's, and the other way round.
+    expect((await call('acme', 'GET', `/api/v1/jobs/${id}/embeddings`)).statusCode).toBe(404);
+    expect(await keysMatching(`jobs:{${service}}:input:*`)).toEqual([]);
+  }, 120_000);
+
+  it('refuses bad input at submission', async () => {
+    const overlap = await call('acme', 'POST', '/api/v1/jobs/process', { text: 'some text', chunkSize: 400, chunkOverlap: 300 });
+    expect(overlap.statusCode).toBe(400);
+    expect(overlap.json().message).toMatch(/chunkOverlap must be a whole number from 0 to chunkSize \/ 2 = 200/);
+    const model = await call('acme', 'POST', '/api/v1/jobs/process', { text: 'some text', model: 'no-such-model' });
+    expect(model.statusCode).toBe(400);
+    expect((await call('acme', 'POST', '/api/v1/jobs/process', { text: '' })).statusCode).toBe(400);
+    expect(await keysMatching(`jobs:{${service}}:input:*`)).toEqual([]);
   });
 });
 

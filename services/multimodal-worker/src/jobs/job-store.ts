@@ -9,7 +9,7 @@ const PUSH_GROUP = 1000;
  * it shares the queue's slot): its input list, and its output per batch. The job record holds only the keys, so
  * reading a job (every poll of its progress) never carries tens of megabytes.
  *
- * - `<prefix>:input:<job id>:<nonce>`: a LIST of the inputs, written at submission; the nonce keeps two equal
+ * - `<prefix>:input:<job id>:<nonce>`: a LIST of the inputs (or a STRING: one text), written at submission; the nonce keeps two equal
  *   submissions racing each other from writing into the same list (the loser's list is dropped).
  * - `<prefix>:out:<job id>:<batch>`: one STRING per batch, written once the batch is done; its presence is what a
  *   resumed run trusts, so a batch is never half-written (one SET).
@@ -35,6 +35,18 @@ export class JobStore {
       throw err;
     }
     return key;
+  }
+
+  /** Writes one text (a document to process) to a new key; answers its key. */
+  async putText(jobId: string, text: string): Promise<string> {
+    const key = `${this.prefix}:input:${jobId}:${randomUUID()}`;
+    await this.redis.set(key, text, 'EX', this.keepSeconds);
+    return key;
+  }
+
+  /** The text under this key, or undefined when it is gone. */
+  async text(key: string): Promise<string | undefined> {
+    return (await this.redis.get(key)) ?? undefined;
   }
 
   /** Inputs [from, to) of a job, or undefined when the list is gone (expired, or the job already completed). */
@@ -65,7 +77,7 @@ export class JobStore {
    * Stores one batch's output and its token count in one MULTI (with the retention of an unfinished job), so a
    * batch done twice (a run that stopped before saving its progress) counts once.
    */
-  async putBatch(jobId: string, batch: number, bytes: Buffer, tokens: number): Promise<void> {
+  async putBatch(jobId: string, batch: number, bytes: Buffer, tokens = 0): Promise<void> {
     const answers = await this.redis
       .multi()
       .set(this.outKey(jobId, batch), bytes, 'EX', this.keepSeconds)
@@ -96,6 +108,11 @@ export class JobStore {
     const answers = (await pipe.exec()) ?? [];
     const missing = answers.findIndex(([err, n]) => err || n !== 1);
     return missing < 0 ? count : missing;
+  }
+
+  /** One batch's whole output; undefined when it is gone. */
+  async batch(jobId: string, batch: number): Promise<Buffer | undefined> {
+    return (await this.redis.getBuffer(this.outKey(jobId, batch))) ?? undefined;
   }
 
   /** Bytes [start, end) of one batch's output; undefined when the batch is gone (or shorter than it should be). */
