@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
 import { chunkTextAsync, defaultChunkOverlap, textSha256 } from '@aicache/text';
-import { ADMIN_TOKEN } from './helpers.js';
+import { ADMIN_TOKEN, startWorkerProcess } from './helpers.js';
 
 /**
  * Embeddings of more inputs than one request takes, as background jobs: on a private redis-server (noeviction) with
@@ -309,6 +309,79 @@ describe('cancel and resume', () => {
     for (const offset of [0, stoppedAt - 100, 3000]) {
       const got = await page('acme', job.id, `offset=${offset}&limit=200`);
       expect(got.data.map((d) => d.embedding)).toEqual(await syncVectors(inputs.slice(offset, offset + 200)));
+    }
+  }, 120_000);
+});
+
+describe('a job whose process is killed', () => {
+  it('is handed to another process, which resumes after the stored batches without computing them again', async () => {
+    const HANDOVER_CACHE_DB = 4;
+    const HANDOVER_AUTH_DB = 5;
+    const name = uniqueName('mmw-handover');
+    const env = {
+      NODE_ENV: 'test',
+      AUTH_MODE: 'off',
+      LOG_LEVEL: 'silent',
+      REDIS_URL: server.url,
+      REDIS_DB_MULTIMODAL_WORKER: String(HANDOVER_CACHE_DB),
+      REDIS_DB_AUTH: String(HANDOVER_AUTH_DB),
+      SERVICE_NAME: name,
+      EMBEDDINGS_LOCAL_MODELS: 'local-hash-384',
+      JOBS_CONCURRENCY: '1',
+      JOBS_STALLED_INTERVAL_MS: '500',
+      JOBS_LOCK_DURATION_MS: '1000',
+    };
+    const child = await startWorkerProcess(env);
+    const total = 60_000;
+    const inputs = inputsOf(total, 'handover');
+    let survivor: FastifyInstance | undefined;
+    try {
+      const start = await fetch(`${child.url}/api/v1/jobs/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ input: inputs, batchSize: 100 }),
+      });
+      expect(start.status, child.output().slice(-500)).toBe(202);
+      const { id } = (await start.json()) as { id: string };
+      const before = await waitFor('progress in the child', async () => {
+        const job = (await (await fetch(`${child.url}/api/v1/jobs/${id}`)).json()) as { progress: { current: number } };
+        return job.progress.current >= 5000 ? job.progress.current : undefined;
+      });
+      await child.kill();
+      expect(before).toBeLessThan(total);
+
+      // Without the embeddings cache, a batch embedded again would reach the model: only those not stored may.
+      const cacheKeys = await keysMatching('*', HANDOVER_CACHE_DB);
+      const cache = new Redis(server.url, { db: HANDOVER_CACHE_DB });
+      for (let i = 0; i < cacheKeys.length; i += 1000) await cache.del(...cacheKeys.slice(i, i + 1000));
+      cache.disconnect();
+
+      const counted = new SlowCountingProvider();
+      survivor = await buildApp(loadConfig(env), { providers: [counted], logger: false, underPressure: false });
+      await survivor.ready();
+      const done = await waitFor(
+        'the job to finish in the survivor',
+        async () => {
+          const job = (await survivor!.inject({ method: 'GET', url: `/api/v1/jobs/${id}` })).json();
+          return job.state === 'completed' ? job : undefined;
+        },
+        60_000,
+      );
+      expect(done.progress).toEqual({ current: total, total, percentage: 100 });
+      const resumedFrom = done.result.resumedFrom as number;
+      expect(resumedFrom).toBeGreaterThanOrEqual(before - 100);
+      expect(resumedFrom % 100).toBe(0);
+      expect(done.result.computed).toBe(total - resumedFrom);
+      expect(counted.computed).toBe(total - resumedFrom);
+      for (const offset of [0, resumedFrom - 50, total - 10]) {
+        const res = await survivor.inject({ method: 'GET', url: `/api/v1/jobs/${id}/embeddings?offset=${offset}&limit=100` });
+        const got = (res.json() as Page).data.map((d) => d.embedding);
+        const want = await survivor.inject({ method: 'POST', url: '/api/v1/embeddings', payload: { input: inputs.slice(offset, offset + 100) } });
+        expect(got).toEqual((want.json() as Page).data.map((d) => d.embedding));
+      }
+    } finally {
+      await child.stop();
+      await survivor?.close();
     }
   }, 120_000);
 });
