@@ -33,7 +33,10 @@ export interface JobKind<I = unknown> {
    * input the schema cannot judge. Not called when the job already exists.
    */
   prepare?(body: unknown, request: FastifyRequest, job: { id: string; tenant: string }): I | Promise<I>;
-  /** Undoes what prepare stored when the job turned out to exist already (two equal submissions at once). */
+  /**
+   * Undoes what prepare stored, for a job that will never run: it turned out to exist already (two equal
+   * submissions at once), or it was cancelled before it started.
+   */
   discard?(input: I): Promise<void>;
   run(ctx: JobContext<I>): Promise<unknown>;
 }
@@ -130,12 +133,17 @@ function stateOf(raw: string, job: Job): State | 'unknown' {
   return (STATES as readonly string[]).includes(raw) ? (raw as State) : 'unknown';
 }
 
+const DONE = new Set(['completed', 'failed', 'cancelled']);
+
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
 export type JobViewT = Static<typeof JobView>;
 
 export async function viewOf(job: Job, cancelRequested = false): Promise<JobViewT> {
-  const state = stateOf(await job.getState(), job);
+  let state = stateOf(await job.getState(), job);
+  // The job was read just before it finished (its state is read after it): the view is of the job as read, still
+  // running, rather than finished without its result or error. The next read shows it finished.
+  if (DONE.has(state) && !job.finishedOn) state = 'active';
   const startedAt = iso(job.processedOn);
   const finishedAt = state === 'completed' || state === 'failed' || state === 'cancelled' ? iso(job.finishedOn) : undefined;
   return {
@@ -154,7 +162,6 @@ export async function viewOf(job: Job, cancelRequested = false): Promise<JobView
   };
 }
 
-const DONE = new Set(['completed', 'failed', 'cancelled']);
 
 /**
  * `app.jobs` and the routes under /api/v1/jobs: start (one route per kind), read, list, cancel, retry, and follow a
@@ -163,6 +170,7 @@ const DONE = new Set(['completed', 'failed', 'cancelled']);
  */
 export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<JobRouteHelpers> {
   const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
+  const kindsByName = new Map(opts.kinds.map((k) => [k.name, k]));
   const jobs = new JobQueue({
     service: opts.service,
     redis: opts.redis,
@@ -341,6 +349,9 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         );
         if (removed) {
           await bounded('cancelling the job', () => jobs.forget(tenantOf(request), id));
+          // What prepare stored for a job that will never run goes with it (else it would wait for its expiry).
+          const kind = kindsByName.get(job.name);
+          if (kind?.discard) await bounded('cancelling the job', () => kind.discard!((job.data as JobData).input));
           return reply.code(200).send({ ...before, state: 'cancelled' as const });
         }
       }

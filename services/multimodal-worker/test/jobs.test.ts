@@ -278,6 +278,16 @@ describe('cancel and resume', () => {
     provider.delayMs = 100;
     const job = (await call('acme', 'POST', '/api/v1/jobs/embeddings', { input: inputs, batchSize: 200 })).json();
     await waitFor('the job to make progress', async () => ((await jobOf('acme', job.id)).progress.current >= 600 ? true : undefined));
+
+    // Concurrency 1: a second job waits; cancelled before it starts, it is removed with the inputs stored for it.
+    const queued = (await call('acme', 'POST', '/api/v1/jobs/embeddings', { input: inputsOf(50, 'queued') })).json();
+    expect((await jobOf('acme', queued.id)).state).toBe('waiting');
+    expect(await keysMatching(`jobs:{${service}}:input:${queued.id}:*`)).toHaveLength(1);
+    const removed = await call('acme', 'DELETE', `/api/v1/jobs/${queued.id}`);
+    expect(removed.statusCode).toBe(200);
+    expect(removed.json().state).toBe('cancelled');
+    expect(await keysMatching(`jobs:{${service}}:input:${queued.id}:*`)).toEqual([]);
+
     const cancel = await call('acme', 'DELETE', `/api/v1/jobs/${job.id}`);
     expect(cancel.statusCode).toBe(202);
     const events = await follow('acme', job.id);
@@ -357,7 +367,8 @@ describe('a job whose process is killed', () => {
       cache.disconnect();
 
       const counted = new SlowCountingProvider();
-      survivor = await buildApp(loadConfig(env), { providers: [counted], logger: false, underPressure: false });
+      // Its own lock lasts longer: a busy machine must not make it look stalled to itself while it works.
+      survivor = await buildApp(loadConfig({ ...env, JOBS_LOCK_DURATION_MS: '10000' }), { providers: [counted], logger: false, underPressure: false });
       await survivor.ready();
       const done = await waitFor(
         'the job to finish in the survivor',

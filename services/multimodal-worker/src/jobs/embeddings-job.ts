@@ -215,9 +215,11 @@ export function embeddingsJobRoutes(scope: FastifyInstance, opts: { helpers: Job
     },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await opts.helpers.mine(request, id);
+      let job = await opts.helpers.mine(request, id);
       if (job.name !== EMBEDDINGS_JOB) throw new errors.NotFound('embeddings job', id);
       const state = await opts.helpers.bounded('reading the job', () => job.getState());
+      // Read just before it completed (its state is read after it): read it again, with its result.
+      if (state === 'completed' && !job.finishedOn) job = await opts.helpers.mine(request, id);
       if (state !== 'completed') {
         const shown = state === 'failed' && job.failedReason === 'cancelled' ? 'cancelled' : state;
         throw new errors.Conflict(`job '${id}' is ${shown}: its embeddings can be read once it has completed`);

@@ -285,9 +285,11 @@ export function processJobRoutes(scope: FastifyInstance, opts: { helpers: JobRou
     },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await opts.helpers.mine(request, id);
+      let job = await opts.helpers.mine(request, id);
       if (job.name !== PROCESS_JOB) throw new errors.NotFound('process job', id);
       const state = await opts.helpers.bounded('reading the job', () => job.getState());
+      // Read just before it completed (its state is read after it): read it again, with its result.
+      if (state === 'completed' && !job.finishedOn) job = await opts.helpers.mine(request, id);
       if (state !== 'completed') {
         const shown = state === 'failed' && job.failedReason === 'cancelled' ? 'cancelled' : state;
         throw new errors.Conflict(`job '${id}' is ${shown}: its chunks can be read once it has completed`);
