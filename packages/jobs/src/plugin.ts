@@ -162,7 +162,6 @@ export async function viewOf(job: Job, cancelRequested = false): Promise<JobView
   };
 }
 
-
 /**
  * `app.jobs` and the routes under /api/v1/jobs: start (one route per kind), read, list, cancel, retry, and follow a
  * job's progress as Server-Sent Events. Every route acts for the request's tenant: another tenant's job answers
@@ -270,7 +269,15 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         }
         const input = kind.prepare ? await kind.prepare(request.body, request, { id, tenant }) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
-        const { job, created } = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+        let added: Awaited<ReturnType<JobQueue['add']>>;
+        try {
+          added = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+        } catch (err) {
+          // No job holds what prepare stored: drop it now rather than at its expiry (best effort, Redis may be away).
+          if (kind.discard) await kind.discard(input).catch(() => undefined);
+          throw err;
+        }
+        const { job, created } = added;
         if (!created && kind.discard) await kind.discard(input);
         const view = await bounded('reading the job', () => viewOf(job));
         return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: !created });
