@@ -500,6 +500,13 @@ function multipart(size: number): { payload: Buffer; headers: Record<string, str
 
 const fillPath = (path: string): string => path.replace(/\{[^}]+\}/g, randomUUID());
 
+/**
+ * Routes whose own body limit is above 17 MiB on purpose: the worker's background jobs (EMBEDDINGS_JOB_BODY_LIMIT_BYTES
+ * and PROCESS_JOB_BODY_LIMIT_BYTES, 64 MiB by default). Their 413 past that limit is shown in
+ * services/multimodal-worker/test/jobs.test.ts (with small limits, rather than 65 MiB bodies here).
+ */
+const OWN_LIMITS = new Set(['POST /api/v1/jobs/embeddings', 'POST /api/v1/jobs/process']);
+
 describe('body size limits on every POST/PUT route of /docs/json', () => {
   it.each(['multimodal-worker', 'retrieval-proxy', 'ai-agents'] as const)('%s: a 17 MiB body is 413 on every route, and the service keeps serving', async (name) => {
     const redis = await servers.start();
@@ -524,9 +531,11 @@ describe('body size limits on every POST/PUT route of /docs/json', () => {
       const overDefault: Record<string, number> = {};
       for (const r of routes) {
         const key = `${r.method} ${r.path}`;
-        const big = r.multipart ? multipart(BIG) : { payload: bigJson, headers: { 'content-type': 'application/json' } };
-        const res = await app.inject({ method: r.method as 'POST', url: fillPath(r.path), payload: big.payload, headers: { ...big.headers, ...ADMIN } });
-        over[key] = res.statusCode;
+        if (!OWN_LIMITS.has(key)) {
+          const big = r.multipart ? multipart(BIG) : { payload: bigJson, headers: { 'content-type': 'application/json' } };
+          const res = await app.inject({ method: r.method as 'POST', url: fillPath(r.path), payload: big.payload, headers: { ...big.headers, ...ADMIN } });
+          over[key] = res.statusCode;
+        }
         if (!r.multipart) {
           const res2 = await app.inject({ method: r.method as 'POST', url: fillPath(r.path), payload: justOverDefault, headers: { 'content-type': 'application/json', ...ADMIN } });
           overDefault[key] = res2.statusCode;
@@ -539,7 +548,7 @@ describe('body size limits on every POST/PUT route of /docs/json', () => {
       expect(Object.entries(over).filter(([, s]) => s !== 413)).toEqual([]);
       expect(larger).toEqual(
         {
-          'multimodal-worker': ['POST /api/v1/embeddings', 'POST /api/v1/process/text'],
+          'multimodal-worker': ['POST /api/v1/embeddings', 'POST /api/v1/jobs/embeddings', 'POST /api/v1/jobs/process', 'POST /api/v1/process/text'],
           'retrieval-proxy': ['POST /api/v1/documents', 'POST /api/v1/jobs/ingest'],
           'ai-agents': [],
         }[name],

@@ -6,6 +6,7 @@ export {
   evictionPolicy,
   assertNoEviction,
   jobIdOf,
+  queuePrefix,
   canonicalJson,
   CANCELLED,
   SYSTEM_TENANT,
@@ -20,4 +21,5 @@ export {
   type Progress,
   type RedisClient,
 } from './queue.js';
-export { registerJobs, viewOf, JobView, type JobKind, type ScheduledKind, type JobsPluginOptions } from './plugin.js';
+export { registerJobs, viewOf, JobView, type JobKind, type ScheduledKind, type JobsPluginOptions, type JobRouteHelpers } from './plugin.js';
+export { JobsConfig, jobsSettingsOf } from './config.js';

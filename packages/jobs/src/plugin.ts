@@ -26,11 +26,19 @@ export interface JobKind<I = unknown> {
   description: string;
   body: TSchema;
   bodyLimit?: number;
+  /** The scope a credential needs to start one (default: write). */
+  auth?: 'read' | 'write';
   /**
    * Turns the validated body into the job's input at submission (e.g. fixing ids so a re-run writes the same
-   * records); throw a 4xx error for input the schema cannot judge.
+   * records, or storing a large input beside the job so that reading the job stays cheap); throw a 4xx error for
+   * input the schema cannot judge. Not called when the job already exists.
    */
-  prepare?(body: unknown, request: FastifyRequest): I;
+  prepare?(body: unknown, request: FastifyRequest, job: { id: string; tenant: string }): I | Promise<I>;
+  /**
+   * Undoes what prepare stored, for a job that will never run: it turned out to exist already (two equal
+   * submissions at once), or it was cancelled before it started.
+   */
+  discard?(input: I): Promise<void>;
   run(ctx: JobContext<I>): Promise<unknown>;
 }
 
@@ -44,6 +52,14 @@ export interface ScheduledKind<I = unknown> {
   everyMs: number;
   input?: I;
   run(ctx: JobContext<I>): Promise<unknown>;
+}
+
+/** What a service's own routes about its jobs (e.g. reading a large result) share with the job routes. */
+export interface JobRouteHelpers {
+  /** The request tenant's job (404 for an unknown id and for another tenant's; 503 when jobs are refused or Redis does not answer). */
+  mine(request: FastifyRequest, id: string): Promise<Job>;
+  /** Runs a Redis call within the routes' bound: 503 past it or on a failure without a status. */
+  bounded<T>(what: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface JobsPluginOptions {
@@ -60,6 +76,11 @@ export interface JobsPluginOptions {
   eventsPollMs?: number;
   /** false: this process enqueues and answers, but runs no job. */
   work?: boolean;
+  /**
+   * The scope a credential needs to cancel or retry a job (default: write). A service whose kinds all start with a
+   * read key (work that changes no one's data) lets the same key stop and restart them.
+   */
+  manageScope?: 'read' | 'write';
 }
 
 declare module 'fastify' {
@@ -144,6 +165,8 @@ function stateOf(raw: string, job: Job): State | 'unknown' {
   return (STATES as readonly string[]).includes(raw) ? (raw as State) : 'unknown';
 }
 
+const DONE = new Set(['completed', 'failed', 'cancelled']);
+
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 
 export type JobViewT = Static<typeof JobView>;
@@ -160,7 +183,10 @@ export async function viewOf(job: Job, cancelRequested = false, queue?: Queue): 
     const fresh = await queue.getJob(job.id as string);
     if (fresh) job = fresh;
   }
-  const state = stateOf(raw, job);
+  let state = stateOf(raw, job);
+  // Still read before the finish (no queue to read it again from): shown as running rather than finished without
+  // its result or error; the next read shows it finished.
+  if (DONE.has(state) && !job.finishedOn) state = 'active';
   const startedAt = iso(job.processedOn);
   const finishedAt = state === 'completed' || state === 'failed' || state === 'cancelled' ? iso(job.finishedOn) : undefined;
   return {
@@ -179,17 +205,16 @@ export async function viewOf(job: Job, cancelRequested = false, queue?: Queue): 
   };
 }
 
-const DONE = new Set(['completed', 'failed', 'cancelled']);
-
 /**
  * `app.jobs` and the routes under /api/v1/jobs: start (one route per kind), read, list, cancel, retry, and follow a
  * job's progress as Server-Sent Events. Every route acts for the request's tenant: another tenant's job answers
  * exactly as an unknown id (404). Refuses to start on a Redis that may evict keys (JobsRefusedError).
  */
-export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<void> {
+export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptions): Promise<JobRouteHelpers> {
   const runners = Object.fromEntries(opts.kinds.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
   const schedules = opts.schedules ?? [];
   const scheduledRunners = Object.fromEntries(schedules.map((k) => [k.name, (ctx: JobContext<unknown>) => k.run(ctx)]));
+  const kindsByName = new Map(opts.kinds.map((k) => [k.name, k]));
   const jobs = new JobQueue({
     service: opts.service,
     redis: opts.redis,
@@ -292,6 +317,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       `/api/v1/jobs/${kind.name}`,
       {
         ...(kind.bodyLimit ? { bodyLimit: kind.bodyLimit } : {}),
+        ...(kind.auth ? { config: { auth: kind.auth } } : {}),
         schema: {
           tags: TAGS,
           summary: kind.summary,
@@ -308,9 +334,24 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         const tenant = tenantOf(request);
         const key = request.headers['idempotency-key'];
         const id = jobIdOf(tenant, kind.name, typeof key === 'string' && key ? `key:${key}` : `body:${canonicalJson(request.body)}`);
-        const input = kind.prepare ? kind.prepare(request.body, request) : request.body;
+        // A submission that is already a job is answered before prepare does any work (or stores anything).
+        const existing = await bounded('reading the job', () => jobs.find(id));
+        if (existing) {
+          const view = await bounded('reading the job', () => viewOf(existing, false, jobs.queueOf(existing)));
+          return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: true });
+        }
+        const input = kind.prepare ? await kind.prepare(request.body, request, { id, tenant }) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
-        const { job, created } = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+        let added: Awaited<ReturnType<JobQueue['add']>>;
+        try {
+          added = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+        } catch (err) {
+          // No job holds what prepare stored: drop it now rather than at its expiry (best effort, Redis may be away).
+          if (kind.discard) await kind.discard(input).catch(() => undefined);
+          throw err;
+        }
+        const { job, created } = added;
+        if (!created && kind.discard) await kind.discard(input);
         const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
         return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: !created });
       },
@@ -421,6 +462,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
   app.delete(
     '/api/v1/jobs/:id',
     {
+      ...(opts.manageScope ? { config: { auth: opts.manageScope } } : {}),
       schema: {
         tags: TAGS,
         summary: 'Cancel a job',
@@ -445,6 +487,9 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         );
         if (removed) {
           await bounded('cancelling the job', () => jobs.forget(tenantOf(request), id));
+          // What prepare stored for a job that will never run goes with it (else it would wait for its expiry).
+          const kind = kindsByName.get(job.name);
+          if (kind?.discard) await bounded('cancelling the job', () => kind.discard!((job.data as JobData).input));
           return reply.code(200).send({ ...before, state: 'cancelled' as const });
         }
       }
@@ -457,6 +502,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
   app.post(
     '/api/v1/jobs/:id/retry',
     {
+      ...(opts.manageScope ? { config: { auth: opts.manageScope } } : {}),
       schema: {
         tags: TAGS,
         summary: 'Run a failed or cancelled job again',
@@ -554,4 +600,6 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       res.end();
     },
   );
+
+  return { mine, bounded };
 }

@@ -144,6 +144,11 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Where a service's queue keeps its keys; a service may keep its jobs' own data beside them (`<prefix>:<name>:...`). */
+export function queuePrefix(service: string): string {
+  return `jobs:{${service}}`;
+}
+
 export interface JobsSweep {
   /** Tenant job lists looked at. */
   tenantLists: number;
@@ -212,7 +217,7 @@ export class JobQueue {
   private readonly plain: RedisClient;
 
   constructor(private readonly opts: JobQueueOptions) {
-    this.prefix = `jobs:{${opts.service}}`;
+    this.prefix = queuePrefix(opts.service);
     const s = opts.settings;
     this.plain = this.own(duplicateFor(opts.redis));
     this.queue = new Queue('jobs', {
@@ -346,7 +351,7 @@ export class JobQueue {
     await this.plain.zremrangebyrank(this.tenantKey(tenant), 0, -10_001);
   }
 
-  /** A job of either queue, whoever it belongs to. */
+  /** A job of either queue, whoever's it is (for the submission's duplicate check; routes use get). */
   async find(id: string): Promise<Job | undefined> {
     return (await this.queue.getJob(id)) ?? (this.scheduled ? await this.scheduled.getJob(id) : undefined) ?? undefined;
   }

@@ -6,10 +6,10 @@ const exampleText = readRepoFile('.env.example');
 const example = envExampleVars(exampleText);
 const exampleLines = exampleText.split('\n');
 
-/** Variables the services read: their config.ts schemas plus the BaseConfig every service spreads. */
+/** Variables the services read: their config.ts schemas plus the BaseConfig and JobsConfig services spread. */
 function serviceVars(): Map<string, string> {
   const found = new Map<string, string>();
-  const sources = ['packages/service-kit/src/config.ts', ...SERVICES.map((s) => `services/${s.name}/src/config.ts`)];
+  const sources = ['packages/service-kit/src/config.ts', 'packages/jobs/src/config.ts', ...SERVICES.map((s) => `services/${s.name}/src/config.ts`)];
   for (const file of sources) {
     if (!repoFileExists(file)) continue;
     for (const name of schemaVars(readRepoFile(file))) if (!found.has(name)) found.set(name, file);

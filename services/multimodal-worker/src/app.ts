@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ConfigError, createService, registerAuth, registerRedis } from '@aicache/service-kit';
+import { jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
+import type { RedisClient } from '@aicache/cache';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
 import { FileProcessor } from './domain/file-processor.js';
@@ -14,6 +16,9 @@ import { embeddingsRoutes } from './routes/embeddings.js';
 import { frameworkErrors } from './routes/openai-errors.js';
 import { modelsRoutes } from './routes/models.js';
 import { processRoutes } from './routes/process.js';
+import { embeddingsJob, embeddingsJobRoutes } from './jobs/embeddings-job.js';
+import { processJob, processJobRoutes } from './jobs/process-job.js';
+import { JobStore } from './jobs/job-store.js';
 
 export const VERSION = '0.1.0';
 
@@ -85,9 +90,10 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 
   // Before any route: every route but /health, /ready, /metrics and /docs needs a principal (OpenAI clients send
   // their API key as a bearer token, which is what this takes).
-  await registerAuth(app, config, { service: config.SERVICE_NAME });
+  const auth = await registerAuth(app, config, { service: config.SERVICE_NAME });
 
-  // The worker keeps no state of its own: a cache connection only (and the shared auth records above).
+  // The worker keeps no state of its own: a cache connection only (and the shared auth records above, whose
+  // connection also carries the background jobs).
   await registerRedis(app, config, {
     cache: {
       service: config.SERVICE_NAME,
@@ -107,13 +113,61 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
   app.addHook('onClose', async () => registry.close());
   for (const p of registry.all()) if (p instanceof LocalSemanticProvider) watchModelLoad(app, p);
 
-  const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'));
-  const processor = new FileProcessor(registry, embeddings, app.cache.category('files'));
+  const embeddingsHint = config.JOBS_ENABLED
+    ? `; more goes to a background job: POST /api/v1/jobs/embeddings (up to ${config.EMBEDDINGS_JOB_MAX_INPUTS} inputs in ${config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES} bytes)`
+    : '';
+  const embeddings = new EmbeddingService(registry, app.cache.category('embeddings'), embeddingsHint);
+  const processHint = config.JOBS_ENABLED
+    ? `; larger texts go to a background job: POST /api/v1/jobs/process (up to ${config.PROCESS_JOB_MAX_TEXT_BYTES} bytes and ${config.PROCESS_JOB_MAX_CHUNKS} chunks)`
+    : '';
+  const processor = new FileProcessor(registry, embeddings, app.cache.category('files'), processHint);
 
-  await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES });
+  await app.register(embeddingsRoutes, { embeddings, bodyLimit: config.EMBEDDINGS_BODY_LIMIT_BYTES, ...(embeddingsHint ? { tooLargeHint: embeddingsHint } : {}) });
   await app.register(modelsRoutes, { registry });
-  await app.register(processRoutes, { processor });
+  await app.register(processRoutes, { processor, ...(processHint ? { tooLargeHint: processHint } : {}) });
+  if (config.JOBS_ENABLED) await registerJobRoutes(app, config, auth.store.redis, embeddings, registry);
   return app;
+}
+
+/**
+ * Background jobs on the state connection of the auth records (REDIS_DB_AUTH, non-evicting where the stack is
+ * deployed as documented), under the prefix jobs:{<SERVICE_NAME>} that keeps them apart from those records. An
+ * evicting Redis refuses jobs: every other route is still served, and the job routes answer 503 with why.
+ */
+async function registerJobRoutes(app: FastifyInstance, config: Config, redis: RedisClient, embeddings: EmbeddingService, registry: ModelRegistry): Promise<void> {
+  const settings = jobsSettingsOf(config);
+  // Inputs and unfinished output live as long as the job can still be retried; a completed job's output as long as it.
+  const store = new JobStore(redis, queuePrefix(config.SERVICE_NAME), Math.max(settings.keepFailedSeconds, settings.keepCompletedSeconds));
+  const helpers = await registerJobs(app, {
+    service: config.SERVICE_NAME,
+    redis,
+    timeoutMs: config.STATE_TIMEOUT_MS,
+    work: config.JOBS_WORKER,
+    // Embedding changes no one's data: the read key that may start a job may also cancel or retry it.
+    manageScope: 'read',
+    settings,
+    kinds: [
+      embeddingsJob({
+        embeddings,
+        registry,
+        store,
+        maxInputs: config.EMBEDDINGS_JOB_MAX_INPUTS,
+        bodyLimit: config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES,
+        keepCompletedSeconds: settings.keepCompletedSeconds,
+      }),
+      processJob({
+        embeddings,
+        registry,
+        store,
+        maxBytes: config.PROCESS_JOB_MAX_TEXT_BYTES,
+        maxChunks: config.PROCESS_JOB_MAX_CHUNKS,
+        bodyLimit: config.PROCESS_JOB_BODY_LIMIT_BYTES,
+        keepCompletedSeconds: settings.keepCompletedSeconds,
+      }),
+    ],
+  });
+  embeddingsJobRoutes(app, { helpers, store });
+  processJobRoutes(app, { helpers, store });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { BaseConfig, loadConfig as kitLoadConfig } from '@aicache/service-kit';
 import { Type, type Static } from 'typebox';
+import { JobsConfig } from '@aicache/jobs';
 
 export const ConfigSchema = Type.Object({
   ...BaseConfig.properties,
@@ -34,6 +35,20 @@ export const ConfigSchema = Type.Object({
   EMBEDDINGS_MAX_INPUT_CHARS: Type.Integer({ default: 32_768, minimum: 1, maximum: 32_768 }),
   /** Body limit of POST /api/v1/embeddings (2048 inputs of up to 32 KB). */
   EMBEDDINGS_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),
+  /**
+   * Background jobs (embeddings of more inputs than one request takes) on the state Redis the auth records use
+   * (REDIS_DB_AUTH, under jobs:{<SERVICE_NAME>}); it must be maxmemory-policy noeviction, else the job routes answer 503.
+   */
+  ...JobsConfig.properties,
+  /** Job routes refuse to wait longer than this for the state Redis (503). */
+  STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
+  /** Inputs one embeddings job may carry, and the body limit of its start route. */
+  EMBEDDINGS_JOB_MAX_INPUTS: Type.Integer({ default: 100_000, minimum: 1, maximum: 1_000_000 }),
+  EMBEDDINGS_JOB_BODY_LIMIT_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 }),
+  /** UTF-8 bytes of the text of one process job, the chunks it may make, and the body limit of its start route. */
+  PROCESS_JOB_MAX_TEXT_BYTES: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024, maximum: 256 * 1024 * 1024 }),
+  PROCESS_JOB_MAX_CHUNKS: Type.Integer({ default: 200_000, minimum: 1, maximum: 2_000_000 }),
+  PROCESS_JOB_BODY_LIMIT_BYTES: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 

@@ -188,6 +188,8 @@ export interface WorkerProcess {
   /** stdout + stderr so far. */
   output(): string;
   stop(): Promise<void>;
+  /** SIGKILL: the process dies at once, as in a crash (nothing closed, no lock released). */
+  kill(): Promise<void>;
 }
 
 /** The built worker (dist/server.js) as its own process, as it runs in production, listening on a free port. */
@@ -205,11 +207,15 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   };
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the worker exited with code ${child.exitCode}:\n${output}`);
     const ok = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
-    if (ok) return { url, output: () => output, stop };
+    if (ok) return { url, output: () => output, stop, kill };
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the worker was not ready within 30 s:\n${output}`);

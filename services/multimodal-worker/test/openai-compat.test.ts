@@ -133,7 +133,7 @@ describe('the official openai SDK against the worker', () => {
 
     const tooMany = await caught(client.embeddings.create({ model: LOCAL, input: Array.from({ length: 2049 }, (_, i) => `x${i}`) }));
     expect(tooMany.status).toBe(413);
-    expect(tooMany.message).toBe('413 input has 2049 items; one request takes at most 2048: split the batch');
+    expect(tooMany.message).toBe('413 input has 2049 items; one request takes at most 2048: split the batch; more goes to a background job: POST /api/v1/jobs/embeddings (up to 100000 inputs in 67108864 bytes)');
     expect(tooMany).toMatchObject({ code: 'body_too_large', param: 'input' });
   });
 });

@@ -118,7 +118,7 @@ describe('POST /api/v1/process/text', () => {
       ['unknown property', { text: 'abc', path: '/etc/passwd' }, 400, /unknown properties: path/],
       ['unknown model', { text: 'abc', model: 'nope' }, 400, /unknown model 'nope'/],
       ['text over 2 MiB of UTF-8', { text: 'é'.repeat(1_100_000) }, 413, /2097152 bytes/],
-      ['text over 2 MiB of characters', { text: 'a'.repeat(2 * 1024 * 1024 + 1) }, 400, /text/],
+      ['text over 2 MiB of characters', { text: 'a'.repeat(2 * 1024 * 1024 + 1) }, 413, /^text is 2097153 bytes; the limit is 2097152 bytes \(2 MiB\); larger texts go to a background job: POST \/api\/v1\/jobs\/process/],
     ];
     it.each(cases)('%s', async (_name, body, status, message) => {
       const res = await processText(body);

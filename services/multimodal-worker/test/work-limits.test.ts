@@ -33,7 +33,7 @@ describe('work one request may ask for', () => {
     f.provider.reset();
     const res = await embeddings(Array.from({ length: MAX_INPUTS + 1 }, (_, i) => `input ${i}`));
     expect(res.statusCode).toBe(413);
-    expect(messageOf(res.body)).toBe(`input has ${MAX_INPUTS + 1} items; one request takes at most ${MAX_INPUTS}: split the batch`);
+    expect(messageOf(res.body)).toBe(`input has ${MAX_INPUTS + 1} items; one request takes at most ${MAX_INPUTS}: split the batch; more goes to a background job: POST /api/v1/jobs/embeddings (up to 100000 inputs in 67108864 bytes)`);
     expect(f.provider.computed).toBe(0);
   });
 
@@ -43,7 +43,7 @@ describe('work one request may ask for', () => {
     const count = Math.floor(MAX_BATCH_CHARS / each) + 1;
     const res = await embeddings(Array.from({ length: count }, (_, i) => `${i} ${'x'.repeat(each - String(i).length - 1)}`));
     expect(res.statusCode).toBe(413);
-    expect(messageOf(res.body)).toBe(`input has ${count * each} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`);
+    expect(messageOf(res.body)).toBe(`input has ${count * each} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch; more goes to a background job: POST /api/v1/jobs/embeddings (up to 100000 inputs in 67108864 bytes)`);
     expect(f.provider.computed).toBe(0);
   });
 
@@ -60,7 +60,7 @@ describe('work one request may ask for', () => {
     const text = words(2_000_000, 7);
     const res = await processText({ text, chunkSize: 200, chunkOverlap: 0 });
     expect(res.statusCode).toBe(413);
-    expect(messageOf(res.body)).toMatch(new RegExp(`^the text makes more than ${MAX_PROCESS_CHUNKS} chunks of at most 200 characters; one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text$`));
+    expect(messageOf(res.body)).toMatch(new RegExp(`^the text makes more than ${MAX_PROCESS_CHUNKS} chunks of at most 200 characters; one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text; larger texts go to a background job: POST /api/v1/jobs/process \\(up to 33554432 bytes and 200000 chunks\\)$`));
     expect(f.provider.computed).toBe(0);
   });
 
@@ -68,7 +68,7 @@ describe('work one request may ask for', () => {
     const text = words(1_000_000, 11);
     const tooMany =
       `the text makes more than ${MAX_EMBEDDED_CHUNKS} chunks of at most 400 characters; with includeEmbeddings one answer holds at most ${MAX_EMBEDDED_CHUNKS} chunks: ` +
-      'use a larger chunkSize, or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings';
+      'use a larger chunkSize, or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings; larger texts go to a background job: POST /api/v1/jobs/process (up to 33554432 bytes and 200000 chunks)';
     f.provider.reset();
     const miss = await processText({ text, chunkSize: 400, includeEmbeddings: true });
     expect(miss.statusCode).toBe(413);

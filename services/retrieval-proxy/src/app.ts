@@ -1,7 +1,7 @@
 import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import { quitOrDisconnect } from '@aicache/cache';
 import { within, type ServiceTokens } from '@aicache/auth';
-import { registerJobs } from '@aicache/jobs';
+import { jobsSettingsOf, registerJobs } from '@aicache/jobs';
 import { mountQueueDashboard } from '@aicache/jobs/dashboard';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
@@ -148,18 +148,7 @@ async function registerJobRoutes(
     redis,
     timeoutMs: config.STATE_TIMEOUT_MS,
     work: config.JOBS_WORKER,
-    settings: {
-      concurrency: config.JOBS_CONCURRENCY,
-      attempts: config.JOBS_ATTEMPTS,
-      backoffMs: config.JOBS_BACKOFF_MS,
-      keepCompletedSeconds: config.JOBS_KEEP_COMPLETED_SECONDS,
-      keepCompletedCount: config.JOBS_KEEP_COMPLETED_COUNT,
-      keepFailedSeconds: config.JOBS_KEEP_FAILED_SECONDS,
-      keepFailedCount: config.JOBS_KEEP_FAILED_COUNT,
-      stalledIntervalMs: config.JOBS_STALLED_INTERVAL_MS,
-      lockDurationMs: config.JOBS_LOCK_DURATION_MS,
-      closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
-    },
+    settings: jobsSettingsOf(config),
     kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
     // Kinds at 0 stay listed so their scheduler, if an earlier boot made one, is removed.
     schedules: housekeepingKinds({

@@ -1,5 +1,6 @@
 import { BaseConfig, ConfigError, loadConfig as kitLoadConfig } from '@aicache/service-kit';
 import { Type, type Static } from 'typebox';
+import { JobsConfig } from '@aicache/jobs';
 
 export const ConfigSchema = Type.Object({
   ...BaseConfig.properties,
@@ -30,25 +31,7 @@ export const ConfigSchema = Type.Object({
   INGEST_EMBED_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 1 }),
   /** Body limit of POST /api/v1/documents only (a 1 MB text grows when JSON-escaped). */
   DOCUMENT_BODY_LIMIT_BYTES: Type.Integer({ default: 4 * 1024 * 1024, minimum: 1024 }),
-  /** Background jobs (bulk ingest) on the state Redis; false leaves out the job routes and runs no job. */
-  JOBS_ENABLED: Type.Boolean({ default: true }),
-  /** false: this process starts and answers jobs but runs none (another process with true runs them). */
-  JOBS_WORKER: Type.Boolean({ default: true }),
-  /** Jobs one process runs at once. */
-  JOBS_CONCURRENCY: Type.Integer({ default: 2, minimum: 1, maximum: 64 }),
-  /** Tries of a job that fails for a passing reason (worker down, Redis blip), with exponential backoff from JOBS_BACKOFF_MS. */
-  JOBS_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
-  JOBS_BACKOFF_MS: Type.Integer({ default: 1000, minimum: 1 }),
-  /** Finished jobs are kept at most this long (seconds) and this many; older ones are removed first. */
-  JOBS_KEEP_COMPLETED_SECONDS: Type.Integer({ default: 86_400, minimum: 1 }),
-  JOBS_KEEP_COMPLETED_COUNT: Type.Integer({ default: 1000, minimum: 1 }),
-  JOBS_KEEP_FAILED_SECONDS: Type.Integer({ default: 7 * 86_400, minimum: 1 }),
-  JOBS_KEEP_FAILED_COUNT: Type.Integer({ default: 1000, minimum: 1 }),
-  /** How often a process looks for jobs whose process died, and how long a job's lock lasts unrenewed (ms). */
-  JOBS_STALLED_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 100 }),
-  JOBS_LOCK_DURATION_MS: Type.Integer({ default: 30_000, minimum: 100 }),
-  /** On shutdown, how long running jobs may take to finish (ms, within the 10 s close grace); past it they are handed to another process. */
-  JOBS_CLOSE_GRACE_MS: Type.Integer({ default: 8000, minimum: 0 }),
+  ...JobsConfig.properties,
   /** Documents one bulk ingest job may carry, and the body limit of its start route. */
   JOBS_INGEST_MAX_DOCUMENTS: Type.Integer({ default: 10_000, minimum: 1, maximum: 100_000 }),
   JOBS_INGEST_BODY_LIMIT_BYTES: Type.Integer({ default: 16 * 1024 * 1024, minimum: 1024 }),

@@ -40,6 +40,8 @@ export class EmbeddingService {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly store: VectorStore,
+    /** Appended to the 413 of a batch too large for one request: where larger work goes instead (a background job). */
+    private readonly tooLargeHint = '',
   ) {}
 
   /**
@@ -48,11 +50,11 @@ export class EmbeddingService {
    */
   async embedRequest(inputs: string[], opts: { model?: string | undefined; dimensions?: number | undefined } = {}): Promise<EmbedResult> {
     if (inputs.length > MAX_INPUTS) {
-      throw aboutParam(new errors.BodyTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch`), 'input');
+      throw aboutParam(new errors.BodyTooLarge(`input has ${inputs.length} items; one request takes at most ${MAX_INPUTS}: split the batch${this.tooLargeHint}`), 'input');
     }
     const chars = inputs.reduce((n, t) => n + t.length, 0);
     if (chars > MAX_BATCH_CHARS) {
-      throw aboutParam(new errors.BodyTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch`), 'input');
+      throw aboutParam(new errors.BodyTooLarge(`input has ${chars} characters in all; one request takes at most ${MAX_BATCH_CHARS}: split the batch${this.tooLargeHint}`), 'input');
     }
     const provider = this.registry.resolve(opts.model);
     const limit = provider.describe().max_input_chars;

@@ -63,8 +63,11 @@ export function resultCacheKey(fileHash: string, chunkSize: number, chunkOverlap
   return `${fileHash}:${chunkSize}:${chunkOverlap}:${model}`;
 }
 
-/** Range checks that a schema cannot express (overlap ≤ chunkSize / 2, size in bytes). The default overlap is 15% of chunkSize. */
-export function checkProcessInput(input: ProcessInput): { chunkSize: number; chunkOverlap: number; bytes: number } {
+/**
+ * Range checks that a schema cannot express (overlap ≤ chunkSize / 2, size in bytes, by default the synchronous
+ * routes' MAX_TEXT_BYTES; `tooLargeHint` ends the 413 past it). The default overlap is 15% of chunkSize.
+ */
+export function checkProcessInput(input: ProcessInput, maxBytes = MAX_TEXT_BYTES, tooLargeHint = ''): { chunkSize: number; chunkOverlap: number; bytes: number } {
   const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new errors.BadRequest(`chunkSize must be a whole number from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} (got ${String(input.chunkSize)})`);
@@ -76,7 +79,7 @@ export function checkProcessInput(input: ProcessInput): { chunkSize: number; chu
   }
   if (input.text.length === 0) throw new errors.BadRequest('text is empty');
   const bytes = Buffer.byteLength(input.text, 'utf8');
-  if (bytes > MAX_TEXT_BYTES) throw new errors.BodyTooLarge(`text is ${bytes} bytes; the limit is ${MAX_TEXT_BYTES} bytes (2 MiB)`);
+  if (bytes > maxBytes) throw new errors.BodyTooLarge(`text is ${bytes} bytes; the limit is ${maxBytes} bytes${maxBytes === MAX_TEXT_BYTES ? ' (2 MiB)' : ''}${tooLargeHint}`);
   return { chunkSize, chunkOverlap, bytes };
 }
 
@@ -104,10 +107,12 @@ export class FileProcessor {
     private readonly registry: ModelRegistry,
     private readonly embeddings: EmbeddingService,
     private readonly files: ResultStore,
+    /** Appended to the 413 of a text too large for one request: where larger work goes instead (a background job). */
+    private readonly tooLargeHint = '',
   ) {}
 
   async process(input: ProcessInput): Promise<ProcessOutput> {
-    const { chunkSize, chunkOverlap, bytes } = checkProcessInput(input);
+    const { chunkSize, chunkOverlap, bytes } = checkProcessInput(input, MAX_TEXT_BYTES, this.tooLargeHint);
     const model = this.registry.resolve(input.model).id;
     const fileHash = textSha256(input.text);
     const tags = [fileTag(fileHash)];
@@ -120,14 +125,14 @@ export class FileProcessor {
           options,
           MAX_EMBEDDED_CHUNKS,
           `with includeEmbeddings one answer holds at most ${MAX_EMBEDDED_CHUNKS} chunks: use a larger chunkSize, ` +
-            'or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings',
+            `or ask without includeEmbeddings and embed the chunks through /api/v1/embeddings${this.tooLargeHint}`,
         )
       : undefined;
 
     const { value: stored, hit } = await this.files.wrapJsonResult(
       resultCacheKey(fileHash, chunkSize, chunkOverlap, model),
       async (): Promise<StoredResult> => {
-        chunks ??= await chunksWithin(input.text, options, MAX_PROCESS_CHUNKS, `one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text`);
+        chunks ??= await chunksWithin(input.text, options, MAX_PROCESS_CHUNKS, `one request makes at most ${MAX_PROCESS_CHUNKS}: use a larger chunkSize or split the text${this.tooLargeHint}`);
         const budget = new WorkBudget(CHARS_PER_SLICE);
         const hashed: StoredChunk[] = [];
         for (const { index, text, start, end } of chunks) {

@@ -12,6 +12,8 @@ import { openAIErrorResponses, useOpenAIErrors } from './openai-errors.js';
 export interface EmbeddingsRoutesOptions {
   embeddings: EmbeddingService;
   bodyLimit: number;
+  /** Appended to the 413 of a body over bodyLimit: where larger work goes instead. */
+  tooLargeHint?: string;
 }
 
 // The contract's request (what retrieval-proxy sends) plus OpenAI's fields the proxy never sends. No maxLength
@@ -46,7 +48,7 @@ const EmbeddingsAnswer = Type.Object({
 });
 
 export const embeddingsRoutes: FastifyPluginAsync<EmbeddingsRoutesOptions> = async (scope, opts) => {
-  useOpenAIErrors(scope);
+  useOpenAIErrors(scope, opts.tooLargeHint ? { bodyTooLarge: opts.tooLargeHint } : {});
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post(

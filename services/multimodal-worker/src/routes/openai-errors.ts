@@ -60,8 +60,12 @@ function sendOpenAIError(err: RouteError, request: FastifyRequest, reply: Fastif
  * message; the rest of the service keeps the stack's shape. Registered inside the routes' plugin,
  * so it applies to those routes only (validation, body parsing and body-limit errors included).
  */
-export function useOpenAIErrors(scope: FastifyInstance): void {
-  scope.setErrorHandler((err: RouteError, request, reply) => sendOpenAIError(err, request, reply));
+export function useOpenAIErrors(scope: FastifyInstance, hints: { bodyTooLarge?: string } = {}): void {
+  scope.setErrorHandler((err: RouteError, request, reply) => {
+    // Fastify's own "Request body is too large" says nothing of what to do instead.
+    if (hints.bodyTooLarge && err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err.message = `${err.message}${hints.bodyTooLarge}`;
+    return sendOpenAIError(err, request, reply);
+  });
 }
 
 /** Paths of the OpenAI-compatible routes. */

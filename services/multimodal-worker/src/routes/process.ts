@@ -15,6 +15,8 @@ import { MAX_EMBEDDED_CHUNKS, MAX_PROCESS_CHUNKS, MAX_TEXT_BYTES, ModelId, Proce
 
 export interface ProcessRoutesOptions {
   processor: FileProcessor;
+  /** Appended to the 413 of an upload over the size limit: where larger texts go instead. */
+  tooLargeHint?: string;
 }
 
 const ACCEPTED_TYPES = ['text/plain', 'text/markdown', 'application/json', 'text/csv'];
@@ -46,8 +48,10 @@ const Options = {
   ),
 };
 
+// No maxLength: the limit is in UTF-8 bytes, which the handler checks (a 413 that says where larger texts go); the
+// body limit bounds what reaches it.
 const ProcessTextBody = Type.Object(
-  { text: Type.String({ minLength: 1, maxLength: MAX_TEXT_BYTES, description: '1 byte to 2 MiB of UTF-8 text' }), ...Options },
+  { text: Type.String({ minLength: 1, description: '1 byte to 2 MiB of UTF-8 text (413 past it)' }), ...Options },
   { additionalProperties: false },
 );
 
@@ -81,7 +85,7 @@ function acceptedType(declared: string, filename: string): string | undefined {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
+async function readUpload(request: FastifyRequest, tooLargeHint: string): Promise<ProcessInput> {
   if (!request.isMultipart()) {
     throw new errors.UnsupportedMediaType(
       `expected a multipart/form-data upload with one file field (got ${JSON.stringify(request.headers['content-type'] ?? 'no content type')})`,
@@ -138,7 +142,7 @@ async function readUpload(request: FastifyRequest): Promise<ProcessInput> {
     }
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new errors.BodyTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)`);
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new errors.BodyTooLarge(`the file is larger than ${MAX_TEXT_BYTES} bytes (2 MiB)${tooLargeHint}`);
     if (code === 'FST_FILES_LIMIT') throw new errors.BadRequest('send exactly one file per request');
     if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new errors.BadRequest('too many form fields');
     // Nothing in this loop but parsing can fail without a status: a missing boundary or a body cut short
@@ -201,7 +205,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
       },
     },
     async (request, reply) => {
-      const out = await opts.processor.process(await readUpload(request));
+      const out = await opts.processor.process(await readUpload(request, opts.tooLargeHint ?? ''));
       return sendCachedJson(reply, out.cache, out.body);
     },
   );
