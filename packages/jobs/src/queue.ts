@@ -243,6 +243,12 @@ export class JobQueue {
     return jobs;
   }
 
+  /** Jobs of `kind` that wait, are delayed (a retry) or run, of every tenant. */
+  async unfinished(kind: string): Promise<Job[]> {
+    const jobs = await this.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
+    return jobs.filter((j) => j && j.name === kind);
+  }
+
   async requestCancel(id: string): Promise<void> {
     await this.plain.set(this.cancelKey(id), '1', 'EX', 7 * 86_400);
   }

@@ -17,6 +17,7 @@ import { contextRoutes } from './routes/context.js';
 import { documentRoutes } from './routes/documents.js';
 import { searchRoutes } from './routes/search.js';
 import { ingestJob } from './routes/ingest-job.js';
+import { reembedJob } from './routes/reembed-job.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
@@ -155,7 +156,10 @@ async function registerJobRoutes(
       lockDurationMs: config.JOBS_LOCK_DURATION_MS,
       closeGraceMs: config.JOBS_CLOSE_GRACE_MS,
     },
-    kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
+    kinds: [
+      ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES }),
+      reembedJob({ retrieval, tokens, isLive: (id) => jobLive(app, id), logger: app.log }),
+    ],
   });
 
   // The queue dashboard at /admin/queues, for admins (CACHE_ADMIN_TOKEN or an admin key; a browser signs in once). Its
@@ -163,6 +167,13 @@ async function registerJobRoutes(
   // honours it; with that Redis away at boot, a per-process secret (the cookie then works on this replica only).
   const cookieSecret = await sharedDashboardSecret(app, config.STATE_TIMEOUT_MS);
   await mountQueueDashboard(app, { queues: [app.jobs.queue], onRequest: app.auth.require('admin'), ...(cookieSecret ? { cookieSecret } : {}) });
+}
+
+/** Whether the job waits or runs (a retry waiting its backoff counts). */
+async function jobLive(app: ServiceApp, id: string): Promise<boolean> {
+  const job = await app.jobs.queue.getJob(id);
+  if (!job) return false;
+  return ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'].includes(await job.getState());
 }
 
 async function sharedDashboardSecret(app: ServiceApp, timeoutMs: number): Promise<string | undefined> {

@@ -62,6 +62,18 @@ export class CorpusIndex {
     return this.loaded;
   }
 
+  /** The tenant's documents and chunks held. */
+  counts(tenant: string): { documents: number; chunks: number; dimensions: number | null } {
+    let chunks = 0;
+    let dimensions: number | null = null;
+    const docs = this.tenants.get(tenant);
+    for (const d of docs?.values() ?? []) {
+      chunks += d.texts.length;
+      dimensions ??= d.dims;
+    }
+    return { documents: docs?.size ?? 0, chunks, dimensions };
+  }
+
   /** Documents held, of every tenant. */
   get size(): number {
     let n = 0;
@@ -110,7 +122,8 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
     this.replaceTenant(tenant, next);
-    this.loaded = stamp;
+    // A write never moves the model or the generation (the first one sets the model): keep what was loaded.
+    this.loaded = { ...this.loaded, ...stamp, model: this.loaded?.model ?? stamp.model, generation: this.loaded?.generation ?? 0 };
     return true;
   }
 
@@ -119,7 +132,7 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.delete(id);
     this.replaceTenant(tenant, next);
-    this.loaded = stamp;
+    this.loaded = { ...this.loaded, ...stamp, model: this.loaded?.model, generation: this.loaded?.generation ?? 0 };
     return true;
   }
 
