@@ -43,6 +43,13 @@ function indexDocument(meta: DocumentMeta, chunks: { text: string; vector: Float
 
 type TenantDocs = Map<string, IndexedDocument>;
 
+/** A write's stamp with the active model and generation it left as they were (the first write sets the model). */
+function carried(stamp: CorpusStamp, loaded: CorpusStamp | undefined): CorpusStamp {
+  const model = loaded?.model ?? stamp.model;
+  const generation = loaded?.generation ?? stamp.generation;
+  return { epoch: stamp.epoch, version: stamp.version, ...(model !== undefined ? { model } : {}), ...(generation !== undefined ? { generation } : {}) };
+}
+
 /**
  * In-memory copy of the document index for brute-force cosine search. It is labelled with the corpus
  * stamp (epoch and version) it was loaded at; callers compare it with the stamp in Redis on every request
@@ -122,8 +129,7 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
     this.replaceTenant(tenant, next);
-    // A write never moves the model or the generation (the first one sets the model): keep what was loaded.
-    this.loaded = { ...this.loaded, ...stamp, model: this.loaded?.model ?? stamp.model, generation: this.loaded?.generation ?? 0 };
+    this.loaded = carried(stamp, this.loaded);
     return true;
   }
 
@@ -132,7 +138,7 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.delete(id);
     this.replaceTenant(tenant, next);
-    this.loaded = { ...this.loaded, ...stamp, model: this.loaded?.model, generation: this.loaded?.generation ?? 0 };
+    this.loaded = carried(stamp, this.loaded);
     return true;
   }
 
