@@ -62,8 +62,11 @@ export interface CorpusStamp {
 export class ModelChanged extends Error {
   readonly statusCode = 409;
   readonly code = 'MODEL_CHANGED';
-  constructor(readonly active: string) {
-    super(`the document index now embeds with model '${active}'; the write was embedded with another`);
+  constructor(
+    readonly active: string,
+    got?: string,
+  ) {
+    super(`the document index embeds with model '${active}'; the write's vectors are of ${got ? `model '${got}'` : 'another model'}`);
   }
 }
 
@@ -364,7 +367,7 @@ export class DocumentStore {
         ...pairs,
       ),
     )) as [number, string];
-    if (Number(version) === -2) throw new ModelChanged(String(epoch));
+    if (Number(version) === -2) throw new ModelChanged(String(epoch), meta.model);
     return { epoch, version: Number(version), model: meta.model };
   }
 

@@ -239,11 +239,11 @@ export class PgVectorIndex implements RetrievalIndex {
         await c.query(`ALTER TABLE ${this.s}.chunks ALTER COLUMN embedding TYPE vector(${dims})`);
         await c.query(`CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON ${this.s}.chunks USING hnsw (embedding vector_cosine_ops)`);
         await c.query(`UPDATE ${this.s}.corpus SET dimensions = $1, model = $2 WHERE id = 1`, [dims, doc.meta.model]);
-      } else if (corpus.model !== null && corpus.model !== doc.meta.model) {
-        // A re-embed switched the model since this document was embedded: the service embeds it again.
-        throw new ModelChanged(corpus.model);
       } else if (corpus.dimensions !== dims) {
-        throw this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model);
+        // Named with the active model: when the service asked for another (a re-embed switched since), it embeds again.
+        throw Object.assign(this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model), corpus.model ? { active: corpus.model } : {});
+      } else if (corpus.model !== null && corpus.model !== doc.meta.model) {
+        throw new ModelChanged(corpus.model, doc.meta.model);
       }
       const old = await c.query<{ n: number }>(
         `DELETE FROM ${this.s}.documents WHERE tenant = $1 AND id = $2 RETURNING (meta->>'chunkCount')::int AS n`,

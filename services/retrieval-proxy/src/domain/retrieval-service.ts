@@ -140,19 +140,21 @@ export class RetrievalService {
     const model = await this.ingestModel();
     // One worker call for every chunk; a dead worker fails here, before anything is written.
     const embeddings = await this.opts.embedder.embed(prepared.texts, await embedOptions(call, this.opts.ingestTimeoutMs, model));
-    return this.storeEmbedded(tenant, input, prepared, embeddings.vectors, embeddings.model, call);
+    return this.storeEmbedded(tenant, input, prepared, embeddings.vectors, embeddings.model, model, call);
   }
 
   /**
-   * Stores vectors embedded with `model`; when a re-embed switched the index to another model since, embeds the chunks
-   * again with that one and stores them (once: a second switch within the same ingest is a 409).
+   * Stores vectors the worker made as `model` when asked for `asked`. When the index refuses them for another active
+   * model than the one asked for (a re-embed switched since), embeds the chunks again with the active one and stores
+   * them, once; a refusal for the very model asked for (a worker answering another) is the client's 409 as it is.
    */
-  private async storeEmbedded(tenant: string, input: IngestInput, p: Prepared, vectors: Float32Array[], model: string, call: PeerCall) {
+  private async storeEmbedded(tenant: string, input: IngestInput, p: Prepared, vectors: Float32Array[], model: string, asked: string, call: PeerCall) {
     try {
       return await this.store(tenant, input, p, vectors, model);
     } catch (err) {
-      if (!(err instanceof ModelChanged)) throw err;
-      const again = await this.opts.embedder.embed(p.texts, await embedOptions(call, this.opts.ingestTimeoutMs, err.active));
+      const active = (err as { active?: unknown }).active;
+      if (typeof active !== 'string' || active === asked || active === model) throw err;
+      const again = await this.opts.embedder.embed(p.texts, await embedOptions(call, this.opts.ingestTimeoutMs, active));
       return this.store(tenant, input, p, again.vectors, again.model);
     }
   }
@@ -192,7 +194,7 @@ export class RetrievalService {
       }
       const own = vectors.slice(at, at + p.texts.length);
       at += p.texts.length;
-      const stored = await this.storeEmbedded(tenant, input, p, own, model, call);
+      const stored = await this.storeEmbedded(tenant, input, p, own, model, asked, call);
       outcomes.push({ ok: true, id: stored.id, chunkCount: stored.chunkCount, corpusVersion: stored.corpusVersion });
     }
     return outcomes;
