@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
-import { DocumentStore, ModelChanged } from '../src/domain/document-store.js';
+import { DocumentStore } from '../src/domain/document-store.js';
 import { ADMIN_TOKEN, makeApp } from './helpers.js';
 
 /**
@@ -126,7 +126,7 @@ async function seed(app: ServiceApp, n: number): Promise<void> {
 
 const indexOf = async (app: ServiceApp) => (await app.inject({ method: 'GET', url: '/api/v1/index', headers: admin })).json();
 /** API keys of a user of the default tenant: one with the admin scope (re-embeds need it), one that may only write. */
-const keys = { admin: '', writer: '' };
+const keys = { admin: '', writer: '', acme: '' };
 let admin: Record<string, string> = {};
 
 async function userKeys(app: ServiceApp): Promise<void> {
@@ -144,7 +144,18 @@ async function userKeys(app: ServiceApp): Promise<void> {
     keys[scope === 'admin' ? 'admin' : 'writer'] = key.json().key as string;
   }
   admin = { authorization: `Bearer ${keys.admin}` };
+  // Another tenant, whose documents the re-embed moves too.
+  const other = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/users',
+    headers: boot,
+    payload: { username: `acme-${randomBytes(3).toString('hex')}`, password: 'correct horse battery staple', tenant: 'acme', role: 'write' },
+  });
+  expect(other.statusCode, other.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: boot, payload: { name: 'acme', scopes: ['write'], userId: other.json().id } });
+  keys.acme = key.json().key as string;
 }
+const asAcme = () => ({ authorization: `Bearer ${keys.acme}` });
 const jobOf = async (app: ServiceApp, id: string) => (await app.inject({ method: 'GET', url: `/api/v1/jobs/${id}`, headers: admin })).json();
 /** Re-embeds need the admin scope. */
 const startReembed = (app: ServiceApp, payload: object) => app.inject({ method: 'POST', url: '/api/v1/jobs/reembed', payload, headers: admin });
@@ -164,6 +175,7 @@ interface Probe {
   status: number;
   model: string | null;
   results: number;
+  body?: string;
 }
 
 /** Searches in a loop (a pause of 20 ms between answers: several per 100 ms) until stopped. */
@@ -175,7 +187,7 @@ function searchLoop(apps: ServiceApp[]) {
     while (running) {
       const app = apps[i % apps.length]!;
       const res = await search(app, `${TOPICS[i % TOPICS.length]} ${i % 7}`);
-      probes.push({ status: res.statusCode, model: (res.headers['x-embedding-model'] as string | undefined) ?? null, results: res.statusCode === 200 ? res.json().results.length : -1 });
+      probes.push({ status: res.statusCode, model: (res.headers['x-embedding-model'] as string | undefined) ?? null, results: res.statusCode === 200 ? res.json().results.length : -1, ...(res.statusCode !== 200 ? { body: res.body } : {}) });
       i++;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -222,7 +234,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const engines: Engine[] = withPg ? ['redis', 'pgvector'] : ['redis'];
+const engines: Engine[] = (withPg ? ['redis', 'pgvector'] : ['redis']).filter((e) => !process.env.REEMBED_ENGINE || e === process.env.REEMBED_ENGINE) as Engine[];
 if (!withPg) console.warn('reembed: pgvector engine left out (PostgreSQL with the vector extension does not answer)');
 
 describe.each(engines)('re-embed on the %s engine', (engine) => {
@@ -250,6 +262,10 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
 
   it(`moves ${OLD} -> ${NEW} (384 -> 512 dimensions) while searches keep answering, writes made meanwhile kept`, async () => {
     await seed(a, 24);
+    for (const i of [0, 1, 2]) {
+      const res = await a.inject({ method: 'POST', url: '/api/v1/documents', payload: { ...docOf(i, 'acme'), text: `Acme note ${i} about forklift maintenance schedules. `.repeat(3) }, headers: asAcme() });
+      expect(res.statusCode, res.body).toBe(201);
+    }
     expect(await indexOf(a)).toMatchObject({ engine, model: OLD, dimensions: 384, documents: 24 });
     const before = await search(a, 'refund policy for damaged goods');
     expect(before.headers['x-embedding-model']).toBe(OLD);
@@ -312,6 +328,13 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
     expect(list.documents.map((d: { model: string }) => d.model).every((m: string) => m === NEW)).toBe(true);
     expect((await a.inject({ method: 'GET', url: '/api/v1/documents/late-100', headers: admin })).json().model).toBe(NEW);
 
+    // The other tenant's documents moved too, and it sees only its own.
+    const acme = await a.inject({ method: 'POST', url: '/api/v1/search', payload: { query: 'forklift maintenance', limit: 10 }, headers: asAcme() });
+    expect(acme.headers['x-embedding-model']).toBe(NEW);
+    expect(acme.json().results.map((r: { documentId: string }) => r.documentId).sort()).toEqual(['acme-0', 'acme-1', 'acme-2']);
+    expect(await (await a.inject({ method: 'GET', url: '/api/v1/index', headers: asAcme() })).json()).toMatchObject({ model: NEW, dimensions: 512, documents: 3 });
+    expect((await a.inject({ method: 'GET', url: '/api/v1/documents/acme-0', headers: asAcme() })).json().model).toBe(NEW);
+
     // An ingest after the switch embeds with the new model.
     expect((await a.inject({ method: 'POST', url: '/api/v1/documents', payload: docOf(200, 'after'), headers: admin })).statusCode).toBe(201);
     expect((await a.inject({ method: 'GET', url: '/api/v1/documents/after-200', headers: admin })).json().model).toBe(NEW);
@@ -350,7 +373,8 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
       const { PgVectorIndex } = await import('../src/domain/pgvector-index.js');
       const index = new PgVectorIndex({ connectionString: DATABASE_URL, schema, efSearch: 40, timeoutMs: 5000, poolSize: 2 });
       try {
-        await expect(index.put('default', staleDoc())).rejects.toBeInstanceOf(ModelChanged);
+        // Of another dimension too: refused, naming the active model the service embeds again with.
+        await expect(index.put('default', staleDoc())).rejects.toMatchObject({ statusCode: 409, active: NEW });
       } finally {
         await index.close();
       }
@@ -426,6 +450,10 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
     const writer = await a.inject({ method: 'POST', url: '/api/v1/jobs/reembed', payload: { model: NEW }, headers: { authorization: `Bearer ${keys.writer}` } });
     expect(writer.statusCode, writer.body).toBe(403);
     expect(writer.json().message).toMatch(/needs admin/);
+    // Both routes are in the OpenAPI document, the start route marked admin-only.
+    const spec = (await a.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(spec.paths['/api/v1/jobs/reembed'].post['x-scope']).toBe('admin');
+    expect(spec.paths['/api/v1/index'].get.responses['200']).toBeDefined();
     const res = await startReembed(a, { model: '', batchSize: 0 });
     expect(res.statusCode).toBe(400);
   });
