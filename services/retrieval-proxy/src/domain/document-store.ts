@@ -234,6 +234,17 @@ const vectorField = (gen: number, i: number) => (gen === 0 ? `v:${i}` : `v${gen}
 /** The model and dimensions of a document's vectors of generation `gen`, when a re-embed staged them. */
 const modelField = (gen: number) => `m${gen}`;
 
+/** A document without the text or the vector of a chunk in the generation read (a switch removed the old one meanwhile). */
+class MissingChunk extends Error {
+  constructor(
+    id: string,
+    chunk: number,
+    readonly generation: number,
+  ) {
+    super(`document ${id} is missing chunk ${chunk}`);
+  }
+}
+
 /** The meta with the model of the generation's vectors when a re-embed wrote them (the meta says the ingest's). */
 function metaOf(raw: string | Buffer, staged: string | Buffer | null | undefined): DocumentMeta {
   const meta = JSON.parse(raw.toString()) as DocumentMeta;
@@ -253,7 +264,7 @@ function parseDocument(fields: Record<string, Buffer>, gen: number): StoredDocum
   for (let i = 0; i < meta.chunkCount; i++) {
     const text = fields[textField(i)];
     const vec = fields[vectorField(gen, i)];
-    if (!text || !vec) throw new Error(`document ${meta.id} is missing chunk ${i}`);
+    if (!text || !vec) throw new MissingChunk(meta.id, i, gen);
     chunks.push({ text: text.toString('utf8'), vector: bufferToVector(vec) });
   }
   return { meta, chunks };
@@ -414,24 +425,36 @@ export class DocumentStore {
    */
   async loadAll(batchSize = 100): Promise<CorpusSnapshot> {
     return this.calls.read('corpus load', async (c) => {
-      const stamp = await this.readStamp(c);
-      const others = (await c.smembers(this.tenantsKey)).filter((t) => TENANT_RE.test(t) && t !== DEFAULT_TENANT).sort();
-      const documents: TenantDocument[] = [];
-      for (const tenant of [DEFAULT_TENANT, ...others]) {
-        const ids = await c.zrange(this.idsKey(tenant), '0', '-1');
-        for (let i = 0; i < ids.length; i += batchSize) {
-          const pipeline = c.pipeline();
-          for (const id of ids.slice(i, i + batchSize)) pipeline.hgetallBuffer(this.docKey(tenant, id));
-          const results = (await pipeline.exec()) ?? [];
-          for (const [err, fields] of results) {
-            if (err) throw err;
-            const doc = parseDocument(fields as Record<string, Buffer>, stamp.generation ?? 0);
-            if (doc) documents.push({ tenant, ...doc });
-          }
+      // A re-embed's switch during the load removes the generation it reads: load again at the new one (bounded).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.loadOnce(c, batchSize);
+        } catch (err) {
+          const now = await this.readStamp(c);
+          if (attempt >= 2 || !(err instanceof MissingChunk) || now.generation === err.generation) throw err;
         }
       }
-      return { stamp, documents };
     }, Math.max(this.calls.timeoutMs * 12, 60_000));
+  }
+
+  private async loadOnce(c: RedisClient, batchSize: number): Promise<CorpusSnapshot> {
+    const stamp = await this.readStamp(c);
+    const others = (await c.smembers(this.tenantsKey)).filter((t) => TENANT_RE.test(t) && t !== DEFAULT_TENANT).sort();
+    const documents: TenantDocument[] = [];
+    for (const tenant of [DEFAULT_TENANT, ...others]) {
+      const ids = await c.zrange(this.idsKey(tenant), '0', '-1');
+      for (let i = 0; i < ids.length; i += batchSize) {
+        const pipeline = c.pipeline();
+        for (const id of ids.slice(i, i + batchSize)) pipeline.hgetallBuffer(this.docKey(tenant, id));
+        const results = (await pipeline.exec()) ?? [];
+        for (const [err, fields] of results) {
+          if (err) throw err;
+          const doc = parseDocument(fields as Record<string, Buffer>, stamp.generation ?? 0);
+          if (doc) documents.push({ tenant, ...doc });
+        }
+      }
+    }
+    return { stamp, documents };
   }
 
   /** Every tenant that may hold documents: the default one and those listed. */

@@ -150,9 +150,10 @@ export class PgVectorIndex implements RetrievalIndex {
     }
   }
 
-  async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** `first`: a statement sent with the BEGIN, in the same round trip (no parameters). */
+  async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>, first?: string): Promise<T> {
     return this.use(what, async (c) => {
-      await c.query('BEGIN');
+      await c.query(first ? `BEGIN; ${first}` : 'BEGIN');
       try {
         const out = await fn(c);
         await c.query('COMMIT');
@@ -374,7 +375,10 @@ export class PgVectorIndex implements RetrievalIndex {
       // Iterative scans may return rows slightly out of order; the answer is ordered as the Redis engine orders it.
       hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
       return { hits, total, skippedDimensionMismatch: 0 };
-    });
+      // The chunks table is locked (shared) before the corpus row is read: a re-embed's switch, which replaces the table,
+      // either happened before (the row read says so) or waits for this search to end. Without it a search could read
+      // the old model from the row, then rank the new table's vectors.
+    }, `LOCK TABLE ${this.s}.chunks IN ACCESS SHARE MODE`);
   }
 
   /** One filter as SQL with the semantics of matchesFilters: any-of, typed equality, string[] values match any element. */
