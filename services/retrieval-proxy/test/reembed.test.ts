@@ -41,8 +41,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startWorker(): Promise<void> {
-  const port = await freePort();
+async function startWorker(port?: number): Promise<void> {
+  port ??= await freePort();
   const entry = fileURLToPath(new URL('../../multimodal-worker/dist/server.js', import.meta.url));
   worker = spawn(process.execPath, [entry], {
     env: {
@@ -84,7 +84,14 @@ const withPg = await pgAvailable();
 
 type Engine = 'redis' | 'pgvector';
 
-async function proxy(engine: Engine, schema: string): Promise<ServiceApp> {
+/** Stops the worker (the job's next embeddings call fails as a passing failure) and waits until it has gone. */
+async function stopWorker(): Promise<void> {
+  const exited = new Promise((r) => worker.once('exit', r));
+  worker.kill('SIGTERM');
+  await exited;
+}
+
+async function proxy(engine: Engine, schema: string, extra: Record<string, string> = {}): Promise<ServiceApp> {
   const app = await makeApp(
     loadConfig({
       NODE_ENV: 'test',
@@ -102,6 +109,7 @@ async function proxy(engine: Engine, schema: string): Promise<ServiceApp> {
       JOBS_ATTEMPTS: '3',
       JOBS_BACKOFF_MS: '100',
       ...(engine === 'pgvector' ? { RETRIEVAL_INDEX: 'pgvector', DATABASE_URL, RETRIEVAL_PG_SCHEMA: schema } : {}),
+      ...extra,
     }),
   );
   apps.push(app);
@@ -457,6 +465,41 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
     const res = await startReembed(a, { model: '', batchSize: 0 });
     expect(res.statusCode).toBe(400);
   });
+
+  it('a job whose worker went away is tried again and resumes: documents it staged are not embedded again', async () => {
+    // Its own replica, with retries spaced enough for the worker to come back; the first replica runs no job meanwhile.
+    await a.close();
+    const c = await proxy(engine, schema, { JOBS_ATTEMPTS: '6', JOBS_BACKOFF_MS: '1000', PEER_RETRIES: '0' });
+    // The same model again (as after an upgrade of it), with the worker's embeddings cache emptied so the job takes a while.
+    const workerCache = new Redis(server.url, { db: 1 });
+    const cached = await workerCache.keys('*');
+    if (cached.length) await workerCache.del(...cached);
+    workerCache.disconnect();
+    const port = Number(new URL(workerUrl).port);
+    const start = await startReembed(c, { model: NEW, batchSize: 1 });
+    expect(start.statusCode, start.body).toBe(202);
+    const id = start.json().id as string;
+    const until = Date.now() + 30_000;
+    while ((await jobOf(c, id)).progress.current < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    await stopWorker();
+    await new Promise((r) => setTimeout(r, 300));
+    // Failed its try for a passing reason: the staging generation is kept for the next.
+    const between = await jobOf(c, id);
+    expect(between.state, JSON.stringify(between)).not.toBe('completed');
+    expect((await indexOf(c)).reembed).toMatchObject({ job: id, model: NEW });
+    await startWorker(port);
+    const job = await waitJob(c, id, ['completed', 'failed', 'cancelled'], 60_000);
+    expect(job.state, JSON.stringify(job)).toBe('completed');
+    const result = job.result as { resumedFrom?: number; staged: number; documents: number; model: string; dimensions: number };
+    expect(result).toMatchObject({ previousModel: NEW, model: NEW, dimensions: 512 });
+    expect(result.resumedFrom).toBeGreaterThan(0);
+    // The try that resumed staged only what the first left: fewer documents than there are.
+    expect(result.staged).toBeLessThan(result.documents);
+    expect(await indexOf(c)).toMatchObject({ model: NEW, dimensions: 512 });
+    const res = await search(c, 'quarterly tax filings for freelancers', 3);
+    expect(res.headers['x-embedding-model']).toBe(NEW);
+    expect(res.json().results[0].documentId).toBe('late-100');
+  }, 90_000);
 });
 
 function staleDoc() {
