@@ -500,6 +500,32 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
     expect(res.headers['x-embedding-model']).toBe(NEW);
     expect(res.json().results[0].documentId).toBe('late-100');
   }, 90_000);
+
+  it('a passing failure on the last try drops the staging generation and switches nothing', async () => {
+    const d = await proxy(engine, schema, { JOBS_ATTEMPTS: '1', PEER_RETRIES: '0' });
+    const workerCache = new Redis(server.url, { db: 1 });
+    const cached = await workerCache.keys('*');
+    if (cached.length) await workerCache.del(...cached);
+    workerCache.disconnect();
+    const port = Number(new URL(workerUrl).port);
+    // (batchSize 2: another body than the cancelled job's, which the same body would answer.)
+    const start = await startReembed(d, { model: OLD, batchSize: 2 });
+    expect(start.statusCode, start.body).toBe(202);
+    const id = start.json().id as string;
+    const until = Date.now() + 30_000;
+    while ((await jobOf(d, id)).progress.current < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(start.json().duplicate).toBe(false);
+    await stopWorker();
+    try {
+      const job = await waitJob(d, id, ['completed', 'failed', 'cancelled'], 30_000);
+      expect(job.state, JSON.stringify(job)).toBe('failed');
+      const info = await indexOf(d);
+      expect(info).toMatchObject({ model: NEW, dimensions: 512 });
+      expect(info.reembed).toBeUndefined();
+    } finally {
+      await startWorker(port);
+    }
+  }, 60_000);
 });
 
 function staleDoc() {

@@ -69,7 +69,7 @@ export class CorpusIndex {
     return this.loaded;
   }
 
-  /** The tenant's documents and chunks held. */
+  /** The tenant's documents and chunks held, and the dimension of the vectors. */
   counts(tenant: string): { documents: number; chunks: number; dimensions: number | null } {
     let chunks = 0;
     let dimensions: number | null = null;
@@ -77,6 +77,16 @@ export class CorpusIndex {
     for (const d of docs?.values() ?? []) {
       chunks += d.texts.length;
       dimensions ??= d.dims;
+    }
+    // The index's dimension, for a tenant that has no document yet: any other tenant's (all share the active model).
+    if (dimensions === null) {
+      for (const other of this.tenants.values()) {
+        const first = other.values().next().value;
+        if (first) {
+          dimensions = first.dims;
+          break;
+        }
+      }
     }
     return { documents: docs?.size ?? 0, chunks, dimensions };
   }

@@ -532,9 +532,13 @@ export class DocumentStore {
     });
   }
 
-  /** Drops a dirty mark of a document that is gone (nothing to stage). */
-  async clearDirty(tenant: string, id: string): Promise<void> {
-    await this.calls.read('re-embed dirty', (c) => c.srem(this.dirtyKey, dirtyMember(tenant, id)));
+  /**
+   * Drops the dirty mark of a document that is gone (nothing to stage), in the stage script: a document that came back
+   * meanwhile keeps its mark.
+   */
+  async dropDirtyIfGone(job: string, tenant: string, id: string): Promise<void> {
+    const docKey = this.docKey(tenant, id);
+    await this.calls.write('re-embed dirty', (c, deadline) => c.eval(STAGE_SCRIPT, 3, docKey, this.reembedKey, this.dirtyKey, deadline, job, '', dirtyMember(tenant, id), ''));
   }
 
   /** The atomic switch; 'dirty' when documents changed since they were staged (stage them, then try again). */

@@ -233,7 +233,7 @@ class RedisReembed implements Reembeddable {
     for (const d of dirty) {
       const [doc] = await this.store.texts(d.tenant, [d.id], 0);
       // Gone: the stage script drops the mark, unless the document came back meanwhile (then it stays dirty).
-      if (!doc) await this.store.stage(job, d.tenant, { id: d.id, contentHash: '', chunkSize: 0, chunkOverlap: 0 } as DocumentMeta, '', []);
+      if (!doc) await this.store.dropDirtyIfGone(job, d.tenant, d.id);
       else out.push(d);
     }
     return out;

@@ -37,7 +37,8 @@ function isTransient(err: unknown): boolean {
  * do not read, then one atomic switch (the active model, the live vectors and the corpus stamp move together). Until
  * the switch searches answer from the old vectors with the old model; after it every query and ingest uses the new one.
  * Documents written or deleted while it runs are staged again before the switch, which the index refuses while any is
- * left. Cancelled or failed for good: the staging generation is dropped and nothing switches.
+ * left. Cancelled or failed for good (bad input, or a passing failure on the last try): the staging generation is
+ * dropped and nothing switches.
  */
 export function reembedJob(opts: {
   retrieval: RetrievalService;
@@ -171,7 +172,8 @@ export function reembedJob(opts: {
         // Writes never paused long enough: a passing condition, the job is tried again (from its staged documents).
         throw new Error(`documents kept changing: no switch after ${SWITCH_ROUNDS} catch-up rounds`);
       } catch (err) {
-        if (err instanceof JobCancelled || err instanceof BadJobInput) {
+        // Kept for the next try after a passing failure; dropped when none will come (cancel, bad input, the last try).
+        if (err instanceof JobCancelled || err instanceof BadJobInput || ctx.lastAttempt) {
           await index.reembed.abort(ctx.id).catch((e: unknown) => opts.logger?.warn({ job: ctx.id, err: { message: (e as Error).message } }, 're-embed: staging not dropped'));
         }
         throw err;
