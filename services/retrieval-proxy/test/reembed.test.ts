@@ -10,6 +10,8 @@ import type { ServiceApp } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
 import { DocumentStore } from '../src/domain/document-store.js';
 import { ADMIN_TOKEN, makeApp } from './helpers.js';
+import type { BuildOverrides } from '../src/app.js';
+import { WorkerEmbedder, type Embedder } from '../src/domain/embedder.js';
 
 /**
  * Re-embedding the corpus with another model through the reembed job, against the real multimodal-worker (a child
@@ -91,7 +93,7 @@ async function stopWorker(): Promise<void> {
   await exited;
 }
 
-async function proxy(engine: Engine, schema: string, extra: Record<string, string> = {}): Promise<ServiceApp> {
+async function proxy(engine: Engine, schema: string, extra: Record<string, string> = {}, overrides: BuildOverrides = {}): Promise<ServiceApp> {
   const app = await makeApp(
     loadConfig({
       NODE_ENV: 'test',
@@ -111,6 +113,7 @@ async function proxy(engine: Engine, schema: string, extra: Record<string, strin
       ...(engine === 'pgvector' ? { RETRIEVAL_INDEX: 'pgvector', DATABASE_URL, RETRIEVAL_PG_SCHEMA: schema } : {}),
       ...extra,
     }),
+    overrides,
   );
   apps.push(app);
   return app;
@@ -166,7 +169,8 @@ async function userKeys(app: ServiceApp): Promise<void> {
 const asAcme = () => ({ authorization: `Bearer ${keys.acme}` });
 const jobOf = async (app: ServiceApp, id: string) => (await app.inject({ method: 'GET', url: `/api/v1/jobs/${id}`, headers: admin })).json();
 /** Re-embeds need the admin scope. */
-const startReembed = (app: ServiceApp, payload: object) => app.inject({ method: 'POST', url: '/api/v1/jobs/reembed', payload, headers: admin });
+const startReembed = (app: ServiceApp, payload: object, key?: string) =>
+  app.inject({ method: 'POST', url: '/api/v1/jobs/reembed', payload, headers: { ...admin, ...(key ? { 'idempotency-key': key } : {}) } });
 const search = (app: ServiceApp, query: string, limit = 5) => app.inject({ method: 'POST', url: '/api/v1/search', payload: { query, limit }, headers: admin });
 
 async function waitJob(app: ServiceApp, id: string, states: string[], timeoutMs = 60_000) {
@@ -501,15 +505,58 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
     expect(res.json().results[0].documentId).toBe('late-100');
   }, 90_000);
 
+  it('an ingest embedded with the old model that lands after the switch is embedded again with the new one', async () => {
+    // The real worker, with the ingest of one document held after its embeddings came back, until the switch is done.
+    const real = new WorkerEmbedder({ baseUrl: workerUrl, timeoutMs: 10_000, retries: 0 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const askedFor: string[] = [];
+    const held: Embedder = {
+      async embed(inputs, opts) {
+        const out = await real.embed(inputs, opts);
+        if (inputs.some((t) => t.includes('HOLD'))) {
+          askedFor.push(opts?.model ?? '');
+          if (askedFor.length === 1) await gate;
+        }
+        return out;
+      },
+      ready: () => real.ready(),
+      close: () => real.close(),
+    };
+    const e = await proxy(engine, schema, {}, { embedder: held });
+    const before = (await indexOf(e)).model as string;
+    const target = before === NEW ? OLD : NEW;
+    const ingest = e.inject({ method: 'POST', url: '/api/v1/documents', payload: { id: 'held-1', title: 'held', text: 'HOLD a note about orbital mechanics of comets.' }, headers: admin });
+    const until = Date.now() + 20_000;
+    while (askedFor.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(askedFor).toEqual([before]);
+
+    const start = await startReembed(e, { model: target, batchSize: 5 });
+    expect(start.statusCode, start.body).toBe(202);
+    const job = await waitJob(e, start.json().id, ['completed', 'failed', 'cancelled'], 60_000);
+    expect(job.state, JSON.stringify(job)).toBe('completed');
+    release();
+    const stored = await ingest;
+    expect(stored.statusCode, stored.body).toBe(201);
+    // Refused for the old model, embedded again with the new one: two embeddings calls for it, the second for the target.
+    expect(askedFor).toEqual([before, target]);
+    expect((await e.inject({ method: 'GET', url: '/api/v1/documents/held-1', headers: admin })).json().model).toBe(target);
+    const found = await search(e, 'orbital mechanics of comets', 3);
+    expect(found.headers['x-embedding-model']).toBe(target);
+    expect(found.json().results[0].documentId).toBe('held-1');
+  }, 90_000);
+
   it('a passing failure on the last try drops the staging generation and switches nothing', async () => {
     const d = await proxy(engine, schema, { JOBS_ATTEMPTS: '1', PEER_RETRIES: '0' });
+    const before = await indexOf(d);
+    const target = before.model === NEW ? OLD : NEW;
     const workerCache = new Redis(server.url, { db: 1 });
     const cached = await workerCache.keys('*');
     if (cached.length) await workerCache.del(...cached);
     workerCache.disconnect();
     const port = Number(new URL(workerUrl).port);
-    // (batchSize 2: another body than the cancelled job's, which the same body would answer.)
-    const start = await startReembed(d, { model: OLD, batchSize: 2 });
+    // A key of its own: an earlier job with the same body would answer instead.
+    const start = await startReembed(d, { model: target, batchSize: 2 }, `last-try-${randomBytes(4).toString('hex')}`);
     expect(start.statusCode, start.body).toBe(202);
     const id = start.json().id as string;
     const until = Date.now() + 30_000;
@@ -520,7 +567,7 @@ describe.each(engines)('re-embed on the %s engine', (engine) => {
       const job = await waitJob(d, id, ['completed', 'failed', 'cancelled'], 30_000);
       expect(job.state, JSON.stringify(job)).toBe('failed');
       const info = await indexOf(d);
-      expect(info).toMatchObject({ model: NEW, dimensions: 512 });
+      expect(info).toMatchObject({ model: before.model, dimensions: before.dimensions });
       expect(info.reembed).toBeUndefined();
     } finally {
       await startWorker(port);
