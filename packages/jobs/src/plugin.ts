@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
 import type { Job, Queue } from 'bullmq';
-import { allows, Forbidden, tenantOf } from '@aicache/auth';
+import { allows, Forbidden, tenantOf, type Scope } from '@aicache/auth';
 import { errorResponses, errors, StateUnavailable } from '@aicache/service-kit';
 import {
   assertNoEviction,
@@ -26,8 +26,13 @@ export interface JobKind<I = unknown> {
   description: string;
   body: TSchema;
   bodyLimit?: number;
-  /** The scope a credential needs to start one (default: write). */
-  auth?: 'read' | 'write';
+  /** The least scope a credential needs to start it (default: write, as for any POST). */
+  scope?: Scope;
+  /**
+   * At most one job of this kind waits or runs at once, whatever the tenant: starting another answers 409 (the same
+   * body or Idempotency-Key still answers the job already started).
+   */
+  exclusive?: boolean;
   /**
    * Turns the validated body into the job's input at submission (e.g. fixing ids so a re-run writes the same
    * records, or storing a large input beside the job so that reading the job stays cheap); throw a 4xx error for
@@ -317,7 +322,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       `/api/v1/jobs/${kind.name}`,
       {
         ...(kind.bodyLimit ? { bodyLimit: kind.bodyLimit } : {}),
-        ...(kind.auth ? { config: { auth: kind.auth } } : {}),
+        ...(kind.scope ? { config: { auth: kind.scope } } : {}),
         schema: {
           tags: TAGS,
           summary: kind.summary,
@@ -326,7 +331,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
             'Submitting the same body again (or the same Idempotency-Key) answers the job already started instead of starting another.',
           headers: IdempotencyHeaders,
           body: kind.body,
-          response: { 202: Accepted, ...errorResponses(400, 413, 503) },
+          response: { 202: Accepted, ...errorResponses(...(kind.exclusive ? [400, 409, 413, 503] : [400, 413, 503])) },
         },
       },
       async (request, reply) => {
@@ -339,6 +344,11 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         if (existing) {
           const view = await bounded('reading the job', () => viewOf(existing, false, jobs.queueOf(existing)));
           return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: true });
+        }
+        if (kind.exclusive) {
+          const other = await bounded('reading the jobs', () => jobs.unfinished(kind.name));
+          const busy = other.find((j) => j.id !== id);
+          if (busy) throw errors.Conflict(`a ${kind.name} job is already under way (${busy.id}); wait for it to finish or cancel it`);
         }
         const input = kind.prepare ? await kind.prepare(request.body, request, { id, tenant }) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };

@@ -65,6 +65,8 @@ export interface JobContext<I> {
   input: I;
   /** 1 on the first try. */
   attempt: number;
+  /** True on the last try a failure may have: what a job keeps for its next try can be let go when this one fails. */
+  lastAttempt: boolean;
   /** The last progress saved (after a retry or a hand-over: where the previous run got to). */
   resumeFrom: number;
   progress(current: number, total: number): Promise<void>;
@@ -392,6 +394,12 @@ export class JobQueue {
     return { state, progress: progress === null ? undefined : (JSON.parse(progress) as unknown) };
   }
 
+  /** Jobs of `kind` that wait, are delayed (a retry) or run, of every tenant. */
+  async unfinished(kind: string): Promise<Job[]> {
+    const jobs = await this.queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
+    return jobs.filter((j) => j && j.name === kind);
+  }
+
   async requestCancel(id: string): Promise<void> {
     await this.plain.set(this.cancelKey(id), '1', 'EX', 7 * 86_400);
   }
@@ -476,6 +484,7 @@ export class JobQueue {
       principal: data.principal,
       input: data.input,
       attempt: job.attemptsMade + 1,
+      lastAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1),
       resumeFrom: typeof saved === 'object' && saved && typeof saved.current === 'number' ? saved.current : 0,
       progress: (current, total) =>
         job.updateProgress({ current, total, percentage: total > 0 ? Math.round((current / total) * 10_000) / 100 : 100 }),

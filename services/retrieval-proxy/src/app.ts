@@ -19,6 +19,7 @@ import { searchRoutes } from './routes/search.js';
 import { ingestJob } from './routes/ingest-job.js';
 import { StatsHistory, housekeepingKinds } from './domain/housekeeping.js';
 import { statsHistoryRoutes } from './routes/stats-history.js';
+import { reembedJob } from './routes/reembed-job.js';
 
 export const SERVICE = 'retrieval-proxy';
 export const VERSION = '0.1.0';
@@ -149,7 +150,10 @@ async function registerJobRoutes(
     timeoutMs: config.STATE_TIMEOUT_MS,
     work: config.JOBS_WORKER,
     settings: jobsSettingsOf(config),
-    kinds: [ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES })],
+    kinds: [
+      ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES }),
+      reembedJob({ retrieval, tokens, isLive: (id) => jobLive(app, id), logger: app.log }),
+    ],
     // Kinds at 0 stay listed so their scheduler, if an earlier boot made one, is removed.
     schedules: housekeepingKinds({
       history,
@@ -168,6 +172,13 @@ async function registerJobRoutes(
   // honours it; with that Redis away at boot, a per-process secret (the cookie then works on this replica only).
   const cookieSecret = await sharedDashboardSecret(app, config.STATE_TIMEOUT_MS);
   await mountQueueDashboard(app, { queues: [app.jobs.queue, ...(app.jobs.scheduled ? [app.jobs.scheduled] : [])], onRequest: app.auth.require('admin'), ...(cookieSecret ? { cookieSecret } : {}) });
+}
+
+/** Whether the job waits or runs (a retry waiting its backoff counts). */
+async function jobLive(app: ServiceApp, id: string): Promise<boolean> {
+  const job = await app.jobs.queue.getJob(id);
+  if (!job) return false;
+  return ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'].includes(await job.getState());
 }
 
 async function sharedDashboardSecret(app: ServiceApp, timeoutMs: number): Promise<string | undefined> {

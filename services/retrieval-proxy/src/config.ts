@@ -12,7 +12,11 @@ export const ConfigSchema = Type.Object({
   CACHE_L1_MAX_BYTES_SEARCH_RESULTS: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   CACHE_L1_MAX_BYTES_CONTEXT_BUNDLES: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes of an in-process L1 tier; unset or 0 = none' })),
   MULTIMODAL_WORKER_URL: Type.String({ default: 'http://127.0.0.1:8001', pattern: '^https?://' }),
-  /** Embedding model asked of the worker; unset = the worker's default. Part of every cache key. */
+  /**
+   * Embedding model asked of the worker; unset = the worker's default. It seeds an empty index: once the index holds
+   * vectors, its active model (set by the first ingest, moved only by a re-embed job) is what queries and ingests use,
+   * and a different value here only draws a warning at boot. Part of every cache key.
+   */
   RETRIEVAL_EMBEDDINGS_MODEL: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   /** Where documents are indexed: 'redis' (the state Redis, searched exactly in each process) or 'pgvector' (PostgreSQL + pgvector, HNSW). */
   RETRIEVAL_INDEX: Type.Union([Type.Literal('redis'), Type.Literal('pgvector')], { default: 'redis' }),

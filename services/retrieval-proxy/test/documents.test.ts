@@ -30,6 +30,7 @@ describe('POST /api/v1/documents', () => {
 
     expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toEqual([
       'state:retrieval-proxy:corpus_epoch',
+      'state:retrieval-proxy:corpus_model',
       'state:retrieval-proxy:corpus_version',
       'state:retrieval-proxy:doc:refund-policy',
       'state:retrieval-proxy:docs',
@@ -179,7 +180,7 @@ describe('GET/DELETE /api/v1/documents', () => {
     const clear = await f.app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
     expect(clear.statusCode).toBe(200);
     expect(await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).toEqual([]);
-    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toHaveLength(4);
+    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toHaveLength(5);
     expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 });

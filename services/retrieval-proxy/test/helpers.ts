@@ -123,7 +123,17 @@ export function rawClient(redis: TestRedis, db: number): Redis {
  * have to, so running apps reload their in-memory index.
  */
 export async function wipe(client: Redis): Promise<number> {
-  await unlinkMatching(client, 'retrieval-proxy:*', 'state:retrieval-proxy:doc*', 'state:retrieval-proxy:t:*', 'state:retrieval-proxy:tenants');
+  // The active model goes too: an emptied index takes the model of its next first ingest.
+  await unlinkMatching(
+    client,
+    'retrieval-proxy:*',
+    'state:retrieval-proxy:doc*',
+    'state:retrieval-proxy:t:*',
+    'state:retrieval-proxy:tenants',
+    'state:retrieval-proxy:corpus_model',
+    'state:retrieval-proxy:corpus_generation',
+    'state:retrieval-proxy:reembed*',
+  );
   return client.incr('state:retrieval-proxy:corpus_version');
 }
 

@@ -273,6 +273,7 @@ describe('data stored before tenants', () => {
     // The default tenant's keys are where they were; the other tenant's sit under `t:<tenant>:`, listed in `tenants`.
     expect((await scanKeys(raw, `${prefix}:*`)).map((k) => k.slice(prefix.length + 1)).sort()).toEqual([
       'corpus_epoch',
+      'corpus_model',
       'corpus_version',
       'doc:new-1',
       'doc:old-1',
@@ -314,7 +315,7 @@ describe('data stored before tenants', () => {
 
       await expectLegacyReadable(pgIndex(schema));
 
-      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
       const rows = await c.query(`SELECT tenant, id FROM ${s}.documents ORDER BY tenant, id`);
       expect(rows.rows).toEqual([
         { tenant: 'acme', id: 'old-1' },

@@ -90,7 +90,7 @@ export interface EmbeddingsJobOptions {
 export function embeddingsJob(opts: EmbeddingsJobOptions): JobKind<EmbeddingsJobInput> {
   return {
     name: EMBEDDINGS_JOB,
-    auth: 'read',
+    scope: 'read',
     summary: 'Create embeddings of many inputs in the background',
     description:
       `Takes what POST /api/v1/embeddings takes, with up to ${opts.maxInputs} inputs (body up to ${opts.bodyLimit} bytes), and embeds ` +

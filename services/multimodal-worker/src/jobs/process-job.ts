@@ -123,7 +123,7 @@ export interface ProcessJobOptions {
 export function processJob(opts: ProcessJobOptions): JobKind<ProcessJobInput> {
   return {
     name: PROCESS_JOB,
-    auth: 'read',
+    scope: 'read',
     summary: 'Chunk and embed a large text in the background',
     description:
       `Takes what POST /api/v1/process/text takes, with a text of up to ${opts.maxBytes} bytes (body up to ${opts.bodyLimit} bytes) and ` +

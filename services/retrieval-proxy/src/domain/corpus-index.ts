@@ -43,6 +43,13 @@ function indexDocument(meta: DocumentMeta, chunks: { text: string; vector: Float
 
 type TenantDocs = Map<string, IndexedDocument>;
 
+/** A write's stamp with the active model and generation it left as they were (the first write sets the model). */
+function carried(stamp: CorpusStamp, loaded: CorpusStamp | undefined): CorpusStamp {
+  const model = loaded?.model ?? stamp.model;
+  const generation = loaded?.generation ?? stamp.generation;
+  return { epoch: stamp.epoch, version: stamp.version, ...(model !== undefined ? { model } : {}), ...(generation !== undefined ? { generation } : {}) };
+}
+
 /**
  * In-memory copy of the document index for brute-force cosine search. It is labelled with the corpus
  * stamp (epoch and version) it was loaded at; callers compare it with the stamp in Redis on every request
@@ -60,6 +67,28 @@ export class CorpusIndex {
 
   get stamp(): CorpusStamp | undefined {
     return this.loaded;
+  }
+
+  /** The tenant's documents and chunks held, and the dimension of the vectors. */
+  counts(tenant: string): { documents: number; chunks: number; dimensions: number | null } {
+    let chunks = 0;
+    let dimensions: number | null = null;
+    const docs = this.tenants.get(tenant);
+    for (const d of docs?.values() ?? []) {
+      chunks += d.texts.length;
+      dimensions ??= d.dims;
+    }
+    // The index's dimension, for a tenant that has no document yet: any other tenant's (all share the active model).
+    if (dimensions === null) {
+      for (const other of this.tenants.values()) {
+        const first = other.values().next().value;
+        if (first) {
+          dimensions = first.dims;
+          break;
+        }
+      }
+    }
+    return { documents: docs?.size ?? 0, chunks, dimensions };
   }
 
   /** Documents held, of every tenant. */
@@ -117,7 +146,7 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.set(doc.meta.id, indexDocument(doc.meta, doc.chunks));
     this.replaceTenant(tenant, next);
-    this.loaded = stamp;
+    this.loaded = carried(stamp, this.loaded);
     return true;
   }
 
@@ -126,7 +155,7 @@ export class CorpusIndex {
     const next = new Map(this.tenants.get(tenant));
     next.delete(id);
     this.replaceTenant(tenant, next);
-    this.loaded = stamp;
+    this.loaded = carried(stamp, this.loaded);
     return true;
   }
 

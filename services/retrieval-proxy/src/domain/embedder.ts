@@ -11,10 +11,20 @@ export interface Embeddings {
   vectors: Float32Array[];
 }
 
+export interface EmbedOptions {
+  requestId?: string;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+  model?: string;
+}
+
 /** What the routes need from the worker; tests may hand in their own. */
 export interface Embedder {
-  /** `headers`: what proves to the worker whom the call acts for (a service token), sent as they are. */
-  embed(inputs: string[], opts?: { requestId?: string; timeoutMs?: number; headers?: Record<string, string> }): Promise<Embeddings>;
+  /**
+   * `headers`: what proves to the worker whom the call acts for (a service token), sent as they are. `model`: the
+   * model to ask for instead of the embedder's own ('' or absent = its own).
+   */
+  embed(inputs: string[], opts?: EmbedOptions): Promise<Embeddings>;
   ready(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -60,8 +70,9 @@ export class WorkerEmbedder implements Embedder {
     this.client = new PeerClient({ name: WORKER_PEER, baseUrl: opts.baseUrl, timeoutMs: opts.timeoutMs, retries: opts.retries });
   }
 
-  async embed(inputs: string[], opts: { requestId?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Embeddings> {
-    const body: EmbeddingsRequest = { input: inputs, encoding_format: 'base64', ...(this.model ? { model: this.model } : {}) };
+  async embed(inputs: string[], opts: EmbedOptions = {}): Promise<Embeddings> {
+    const model = opts.model || this.model;
+    const body: EmbeddingsRequest = { input: inputs, encoding_format: 'base64', ...(model ? { model } : {}) };
     // Same input, same vectors: safe to retry.
     const res = await this.client.post<unknown>('/api/v1/embeddings', body, {
       idempotent: true,

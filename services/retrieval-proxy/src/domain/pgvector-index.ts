@@ -1,9 +1,9 @@
 import { errors, redactUrl, StateUnavailable } from '@aicache/service-kit';
 import pg from 'pg';
 import type { Hit, SearchOptions, SearchOutcome } from './corpus-index.js';
-import type { CorpusStamp, DocumentMeta, StoredDocument } from './document-store.js';
+import { chunkIdentity, ModelChanged, type CorpusStamp, type DocumentMeta, type ReembedState, type StoredDocument } from './document-store.js';
 import type { FilterValue } from './filters.js';
-import type { RetrievalIndex } from './retrieval-index.js';
+import type { DocRef, IndexInfo, Reembeddable, ReembedDoc, RetrievalIndex } from './retrieval-index.js';
 
 export interface PgVectorOptions {
   /** postgres://user:password@host:port/db */
@@ -73,6 +73,8 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
     INSERT INTO ${s}.tenants (tenant, chunks) SELECT tenant, count(*) FROM ${s}.chunks GROUP BY tenant;
     ANALYZE ${s}.documents;
     ANALYZE ${s}.chunks;`,
+  // A re-embed under way: {job, model, dimensions}; its vectors are staged in chunks_next until the switch.
+  (s) => `ALTER TABLE ${s}.corpus ADD COLUMN reembed jsonb;`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
@@ -111,6 +113,7 @@ export class PgVectorIndex implements RetrievalIndex {
   private readonly s: string;
   private migrated: Promise<void> | undefined;
   private last: CorpusStamp | undefined;
+  readonly reembed: Reembeddable;
 
   constructor(private readonly opts: PgVectorOptions) {
     if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`pgvector schema must be a lower-case SQL identifier, got ${JSON.stringify(opts.schema)}`);
@@ -124,10 +127,11 @@ export class PgVectorIndex implements RetrievalIndex {
     });
     // An idle connection that breaks (server restart) must not take the process down.
     this.pool.on('error', () => undefined);
+    this.reembed = new PgReembed(this, this.s);
   }
 
   /** Runs `fn` with a connection, after the migrations; PostgreSQL trouble is a 503, nothing half-written. */
-  private async use<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  async use<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     await this.migrate();
     let client: pg.PoolClient;
     try {
@@ -146,9 +150,10 @@ export class PgVectorIndex implements RetrievalIndex {
     }
   }
 
-  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** `first`: a statement sent with the BEGIN, in the same round trip (no parameters). */
+  async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>, first?: string): Promise<T> {
     return this.use(what, async (c) => {
-      await c.query('BEGIN');
+      await c.query(first ? `BEGIN; ${first}` : 'BEGIN');
       try {
         const out = await fn(c);
         await c.query('COMMIT');
@@ -245,7 +250,10 @@ export class PgVectorIndex implements RetrievalIndex {
         await c.query(`CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON ${this.s}.chunks USING hnsw (embedding vector_cosine_ops)`);
         await c.query(`UPDATE ${this.s}.corpus SET dimensions = $1, model = $2 WHERE id = 1`, [dims, doc.meta.model]);
       } else if (corpus.dimensions !== dims) {
-        throw this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model);
+        // Named with the active model: when the service asked for another (a re-embed switched since), it embeds again.
+        throw Object.assign(this.mismatch(corpus.dimensions, corpus.model, dims, doc.meta.model), corpus.model ? { active: corpus.model } : {});
+      } else if (corpus.model !== null && corpus.model !== doc.meta.model) {
+        throw new ModelChanged(corpus.model, doc.meta.model);
       }
       const old = await c.query<{ n: number }>(
         `DELETE FROM ${this.s}.documents WHERE tenant = $1 AND id = $2 RETURNING (meta->>'chunkCount')::int AS n`,
@@ -307,8 +315,8 @@ export class PgVectorIndex implements RetrievalIndex {
 
   async stamp(): Promise<CorpusStamp> {
     const stamp = await this.use('corpus version', async (c) => {
-      const { rows } = await c.query<{ epoch: string; version: string }>(`SELECT epoch, version FROM ${this.s}.corpus WHERE id = 1`);
-      return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
+      const { rows } = await c.query<{ epoch: string; version: string; model: string | null }>(`SELECT epoch, version, model FROM ${this.s}.corpus WHERE id = 1`);
+      return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version), ...(rows[0]!.model ? { model: rows[0]!.model } : {}) };
     });
     this.last = stamp;
     return stamp;
@@ -318,7 +326,27 @@ export class PgVectorIndex implements RetrievalIndex {
     return this.last;
   }
 
-  async search(tenant: string, query: Float32Array, opts: SearchOptions): Promise<SearchOutcome> {
+  async info(tenant: string): Promise<IndexInfo> {
+    return this.use('index read', async (c) => {
+      const { rows } = await c.query<{ model: string | null; dimensions: number | null; reembed: IndexInfo['reembed'] | null; documents: string; chunks: string | null }>(
+        `SELECT model, dimensions, reembed, (SELECT count(*) FROM ${this.s}.documents WHERE tenant = $1) AS documents,
+                (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks
+         FROM ${this.s}.corpus WHERE id = 1`,
+        [tenant],
+      );
+      const r = rows[0]!;
+      return {
+        engine: this.engine,
+        model: r.model,
+        dimensions: r.dimensions,
+        documents: Number(r.documents),
+        chunks: Number(r.chunks ?? 0),
+        ...(r.reembed ? { reembed: { job: r.reembed.job, model: r.reembed.model, dimensions: r.reembed.dimensions } } : {}),
+      };
+    });
+  }
+
+  async search(tenant: string, query: Float32Array, opts: SearchOptions, stamp?: CorpusStamp): Promise<SearchOutcome> {
     const where: string[] = [];
     // $1 the query, $2 the tenant: the tenant's chunks only, filtered before the limit.
     const params: unknown[] = [toSql(query), tenant];
@@ -334,6 +362,8 @@ export class PgVectorIndex implements RetrievalIndex {
       );
       const dims = corpus[0]!.dimensions;
       if (dims === null) return { hits: [], total: 0, skippedDimensionMismatch: 0 };
+      // The query was embedded with the model of the stamp read before: a switch since then is not a client error.
+      if (stamp && corpus[0]!.model !== null && corpus[0]!.model !== stamp.model) throw new ModelChanged(corpus[0]!.model);
       if (dims !== query.length) throw this.mismatch(dims, corpus[0]!.model, query.length, 'of this query');
       // One round trip for both settings. With filters the index scan goes on until `limit` rows pass them
       // (pgvector 0.8 iterative scans).
@@ -354,7 +384,10 @@ export class PgVectorIndex implements RetrievalIndex {
       // Iterative scans may return rows slightly out of order; the answer is ordered as the Redis engine orders it.
       hits.sort((a, b) => b.score - a.score || a.meta.id.localeCompare(b.meta.id) || a.chunkIndex - b.chunkIndex);
       return { hits, total, skippedDimensionMismatch: 0 };
-    });
+      // The chunks table is locked (shared) before the corpus row is read: a re-embed's switch, which replaces the table,
+      // either happened before (the row read says so) or waits for this search to end. Without it a search could read
+      // the old model from the row, then rank the new table's vectors.
+    }, `LOCK TABLE ${this.s}.chunks IN ACCESS SHARE MODE`);
   }
 
   /** One filter as SQL with the semantics of matchesFilters: any-of, typed equality, string[] values match any element. */
@@ -383,5 +416,164 @@ export class PgVectorIndex implements RetrievalIndex {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+/**
+ * pgvector's re-embed: the new vectors (with the chunk texts) go to a table of their own, chunks_next, whose vector
+ * column has the new model's dimension; its rows reference their document with ON DELETE CASCADE, so a document
+ * re-ingested or deleted while the job runs loses its staged rows and is staged again by the catch-up (documents
+ * without staged rows). The HNSW index of chunks_next is built once it is filled; the switch, in one transaction
+ * holding the corpus row (which every write takes first), checks that every document is staged, then puts chunks_next
+ * in place of chunks, moves the model and the version. Stages take the corpus row FOR SHARE: they never interleave
+ * with a write.
+ */
+class PgReembed implements Reembeddable {
+  constructor(
+    private readonly index: PgVectorIndex,
+    private readonly s: string,
+  ) {}
+
+  async state(): Promise<ReembedState | undefined> {
+    return this.index.use('re-embed read', async (c) => {
+      const { rows } = await c.query<{ reembed: ReembedState | null }>(`SELECT reembed FROM ${this.s}.corpus WHERE id = 1`);
+      return rows[0]?.reembed ?? undefined;
+    });
+  }
+
+  async claim(state: ReembedState) {
+    return this.index.tx('re-embed claim', async (c) => {
+      const { rows } = await c.query<{ reembed: ReembedState | null }>(`SELECT reembed FROM ${this.s}.corpus WHERE id = 1 FOR UPDATE`);
+      const cur = rows[0]?.reembed;
+      if (cur?.job === state.job) return { outcome: 'resumed' as const, holder: cur.job };
+      if (cur) return { outcome: 'busy' as const, holder: cur.job };
+      await c.query(`DROP TABLE IF EXISTS ${this.s}.chunks_next`);
+      await c.query(
+        `CREATE TABLE ${this.s}.chunks_next (
+           tenant text NOT NULL,
+           document_id text NOT NULL,
+           chunk_index int NOT NULL,
+           text text NOT NULL,
+           embedding vector(${Number(state.dimensions)}) NOT NULL,
+           CONSTRAINT chunks_next_pkey PRIMARY KEY (tenant, document_id, chunk_index),
+           CONSTRAINT chunks_next_document_fkey FOREIGN KEY (tenant, document_id) REFERENCES ${this.s}.documents (tenant, id) ON DELETE CASCADE
+         )`,
+      );
+      await c.query(`UPDATE ${this.s}.corpus SET reembed = $1 WHERE id = 1`, [JSON.stringify(state)]);
+      return { outcome: 'claimed' as const, holder: state.job };
+    });
+  }
+
+  async refs(): Promise<DocRef[]> {
+    return this.index.use('re-embed list', async (c) => {
+      await c.query('SET statement_timeout = 0');
+      try {
+        const { rows } = await c.query<{ tenant: string; id: string; n: number }>(
+          `SELECT tenant, id, (meta->>'chunkCount')::int AS n FROM ${this.s}.documents ORDER BY tenant COLLATE "C", id COLLATE "C"`,
+        );
+        return rows.map((r) => ({ tenant: r.tenant, id: r.id, chunks: r.n }));
+      } finally {
+        await c.query('RESET statement_timeout');
+      }
+    });
+  }
+
+  async load(job: string, refs: Array<{ tenant: string; id: string }>): Promise<ReembedDoc[]> {
+    if (refs.length === 0) return [];
+    return this.index.use('re-embed read', async (c) => {
+      const { rows } = await c.query<{ tenant: string; meta: DocumentMeta; texts: string[]; staged: boolean }>(
+        `SELECT d.tenant, d.meta,
+                ARRAY(SELECT text FROM ${this.s}.chunks c WHERE c.tenant = d.tenant AND c.document_id = d.id ORDER BY chunk_index) AS texts,
+                EXISTS (SELECT 1 FROM ${this.s}.chunks_next n WHERE n.tenant = d.tenant AND n.document_id = d.id) AS staged
+         FROM unnest($1::text[], $2::text[]) AS r(tenant, id)
+         JOIN ${this.s}.documents d ON d.tenant = r.tenant AND d.id = r.id
+         WHERE (SELECT reembed->>'job' FROM ${this.s}.corpus WHERE id = 1) = $3`,
+        [refs.map((r) => r.tenant), refs.map((r) => r.id), job],
+      );
+      return rows.map((r) => ({ tenant: r.tenant, meta: r.meta, texts: r.texts, staged: r.staged }));
+    });
+  }
+
+  async stage(job: string, tenant: string, meta: DocumentMeta, model: string, vectors: Float32Array[]): Promise<-1 | 0 | 1> {
+    return this.index.tx('re-embed stage', async (c) => {
+      const { rows } = await c.query<{ job: string | null }>(`SELECT reembed->>'job' AS job FROM ${this.s}.corpus WHERE id = 1 FOR SHARE`);
+      if (rows[0]?.job !== job) return -1;
+      const doc = await c.query<{ meta: DocumentMeta }>(`SELECT meta FROM ${this.s}.documents WHERE tenant = $1 AND id = $2`, [tenant, meta.id]);
+      const now = doc.rows[0]?.meta;
+      if (!now || chunkIdentity(now) !== chunkIdentity(meta) || now.chunkCount !== vectors.length) return 0;
+      await c.query(`DELETE FROM ${this.s}.chunks_next WHERE tenant = $1 AND document_id = $2`, [tenant, meta.id]);
+      await c.query(
+        `INSERT INTO ${this.s}.chunks_next (tenant, document_id, chunk_index, text, embedding)
+         SELECT $1, $2, c.chunk_index, c.text, u.e::vector
+         FROM unnest($3::text[]) WITH ORDINALITY AS u(e, i)
+         JOIN ${this.s}.chunks c ON c.tenant = $1 AND c.document_id = $2 AND c.chunk_index = u.i - 1`,
+        [tenant, meta.id, vectors.map(toSql)],
+      );
+      void model;
+      return 1;
+    });
+  }
+
+  async pending(job: string, max: number) {
+    return this.index.use('re-embed catch-up', async (c) => {
+      const { rows } = await c.query<{ tenant: string; id: string }>(
+        `SELECT d.tenant, d.id FROM ${this.s}.documents d
+         WHERE (SELECT reembed->>'job' FROM ${this.s}.corpus WHERE id = 1) = $1
+           AND NOT EXISTS (SELECT 1 FROM ${this.s}.chunks_next n WHERE n.tenant = d.tenant AND n.document_id = d.id)
+         LIMIT $2`,
+        [job, max],
+      );
+      return rows;
+    });
+  }
+
+  async settle(job: string): Promise<void> {
+    await this.index.use('re-embed index build', async (c) => {
+      const state = await this.state();
+      if (state?.job !== job) return;
+      // Built once the table is filled (faster than growing it row by row); a large corpus takes longer than a statement may.
+      await c.query('SET statement_timeout = 0');
+      try {
+        await c.query(`CREATE INDEX IF NOT EXISTS chunks_next_embedding_hnsw ON ${this.s}.chunks_next USING hnsw (embedding vector_cosine_ops)`);
+        await c.query(`ANALYZE ${this.s}.chunks_next`);
+      } finally {
+        await c.query('RESET statement_timeout');
+      }
+    });
+  }
+
+  async switchModel(job: string) {
+    return this.index.tx('re-embed switch', async (c) => {
+      await c.query('SET LOCAL statement_timeout = 0');
+      const { rows } = await c.query<{ reembed: ReembedState | null }>(`SELECT reembed FROM ${this.s}.corpus WHERE id = 1 FOR UPDATE`);
+      const state = rows[0]?.reembed;
+      if (state?.job !== job) return { outcome: 'lost' as const };
+      const missing = await c.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${this.s}.documents d
+         WHERE NOT EXISTS (SELECT 1 FROM ${this.s}.chunks_next n WHERE n.tenant = d.tenant AND n.document_id = d.id)`,
+      );
+      const count = Number(missing.rows[0]!.n);
+      if (count > 0) return { outcome: 'pending' as const, count };
+      await c.query(`DROP TABLE ${this.s}.chunks`);
+      await c.query(`ALTER TABLE ${this.s}.chunks_next RENAME TO chunks`);
+      await c.query(`ALTER TABLE ${this.s}.chunks RENAME CONSTRAINT chunks_next_pkey TO chunks_pkey`);
+      await c.query(`ALTER TABLE ${this.s}.chunks RENAME CONSTRAINT chunks_next_document_fkey TO chunks_document_fkey`);
+      await c.query(`ALTER INDEX IF EXISTS ${this.s}.chunks_next_embedding_hnsw RENAME TO chunks_embedding_hnsw`);
+      await c.query(`UPDATE ${this.s}.documents SET meta = meta || jsonb_build_object('model', $1::text, 'dimensions', $2::int)`, [state.model, state.dimensions]);
+      const bumped = await c.query<{ epoch: string; version: string }>(
+        `UPDATE ${this.s}.corpus SET model = $1, dimensions = $2, reembed = NULL, version = version + 1 WHERE id = 1 RETURNING epoch, version`,
+        [state.model, state.dimensions],
+      );
+      return { outcome: 'switched' as const, stamp: { epoch: bumped.rows[0]!.epoch, version: Number(bumped.rows[0]!.version), model: state.model } };
+    });
+  }
+
+  async abort(job: string): Promise<void> {
+    await this.index.tx('re-embed cancel', async (c) => {
+      const { rows } = await c.query<{ job: string | null }>(`SELECT reembed->>'job' AS job FROM ${this.s}.corpus WHERE id = 1 FOR UPDATE`);
+      if (rows[0]?.job !== job) return;
+      await c.query(`DROP TABLE IF EXISTS ${this.s}.chunks_next`);
+      await c.query(`UPDATE ${this.s}.corpus SET reembed = NULL WHERE id = 1`);
+    });
   }
 }

@@ -6,7 +6,7 @@ import { chunkText, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { normalizeRequest, retrievalCacheKey, type NormalizedRequest } from './cache-keys.js';
 import { buildContext } from './context.js';
 import type { Hit } from './corpus-index.js';
-import { sameStamp, type CorpusStamp, type DocumentMeta, type StoredChunk } from './document-store.js';
+import { ModelChanged, sameStamp, type CorpusStamp, type DocumentMeta, type StoredChunk } from './document-store.js';
 import type { RetrievalIndex } from './retrieval-index.js';
 import { RESERVED_FILTER_KEYS, type Metadata } from './filters.js';
 import type { Embedder } from './embedder.js';
@@ -48,13 +48,14 @@ export interface PeerCall {
   credentials?: (() => Promise<Record<string, string>>) | undefined;
 }
 
-/** The embedder's options for a call: its request id and credentials. */
-async function embedOptions(call: PeerCall, timeoutMs?: number) {
+/** The embedder's options for a call: its request id, credentials and model ('' = the embedder's own). */
+async function embedOptions(call: PeerCall, timeoutMs?: number, model = '') {
   const headers = call.credentials ? await call.credentials() : undefined;
   return {
     ...(call.requestId ? { requestId: call.requestId } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(headers && Object.keys(headers).length > 0 ? { headers } : {}),
+    ...(model ? { model } : {}),
   };
 }
 
@@ -67,6 +68,8 @@ export interface CachedAnswer {
    * for the corpus this process last knew: it may miss a write acknowledged in the meantime.
    */
   corpus: 'current' | 'last-known';
+  /** The embedding model the answer was ranked with (the index's active one; '' = the worker's default). */
+  model: string;
 }
 
 export interface RetrievalOptions {
@@ -122,11 +125,38 @@ export class RetrievalService {
     this.index = opts.index;
   }
 
+  /** The model documents and queries are embedded with: the index's active one, else the configured one. */
+  private modelOf(stamp: CorpusStamp | undefined): string {
+    return stamp?.model ?? this.opts.model;
+  }
+
+  /** The active model now, to embed an ingest with (the index refuses another, see storeEmbedded). */
+  private async ingestModel(): Promise<string> {
+    return this.modelOf(await this.index.stamp());
+  }
+
   async ingest(tenant: string, input: IngestInput, call: PeerCall = {}) {
     const prepared = this.prepare(input);
+    const model = await this.ingestModel();
     // One worker call for every chunk; a dead worker fails here, before anything is written.
-    const embeddings = await this.opts.embedder.embed(prepared.texts, await embedOptions(call, this.opts.ingestTimeoutMs));
-    return this.store(tenant, input, prepared, embeddings.vectors, embeddings.model);
+    const embeddings = await this.opts.embedder.embed(prepared.texts, await embedOptions(call, this.opts.ingestTimeoutMs, model));
+    return this.storeEmbedded(tenant, input, prepared, embeddings.vectors, embeddings.model, model, call);
+  }
+
+  /**
+   * Stores vectors the worker made as `model` when asked for `asked`. When the index refuses them for another active
+   * model than the one asked for (a re-embed switched since), embeds the chunks again with the active one and stores
+   * them, once; a refusal for the very model asked for (a worker answering another) is the client's 409 as it is.
+   */
+  private async storeEmbedded(tenant: string, input: IngestInput, p: Prepared, vectors: Float32Array[], model: string, asked: string, call: PeerCall) {
+    try {
+      return await this.store(tenant, input, p, vectors, model);
+    } catch (err) {
+      const active = (err as { active?: unknown }).active;
+      if (typeof active !== 'string' || active === asked || active === model) throw err;
+      const again = await this.opts.embedder.embed(p.texts, await embedOptions(call, this.opts.ingestTimeoutMs, active));
+      return this.store(tenant, input, p, again.vectors, again.model);
+    }
   }
 
   /**
@@ -146,10 +176,11 @@ export class RetrievalService {
     });
     const texts = prepared.flatMap((p) => ('texts' in p ? p.texts : []));
     const vectors: Float32Array[] = [];
+    const asked = texts.length > 0 ? await this.ingestModel() : '';
     let model = '';
     for (let i = 0; i < texts.length; i += EMBED_INPUTS_PER_CALL) {
       const slice = texts.slice(i, i + EMBED_INPUTS_PER_CALL);
-      const embeddings = await this.opts.embedder.embed(slice, await embedOptions(call, this.opts.ingestTimeoutMs));
+      const embeddings = await this.opts.embedder.embed(slice, await embedOptions(call, this.opts.ingestTimeoutMs, asked));
       vectors.push(...embeddings.vectors);
       model = embeddings.model;
     }
@@ -163,7 +194,7 @@ export class RetrievalService {
       }
       const own = vectors.slice(at, at + p.texts.length);
       at += p.texts.length;
-      const stored = await this.store(tenant, input, p, own, model);
+      const stored = await this.storeEmbedded(tenant, input, p, own, model, asked, call);
       outcomes.push({ ok: true, id: stored.id, chunkCount: stored.chunkCount, corpusVersion: stored.corpusVersion });
     }
     return outcomes;
@@ -231,11 +262,41 @@ export class RetrievalService {
     return stamp;
   }
 
+  /**
+   * Embeds texts with `model` in as few worker calls as they allow (the re-embed job's); the model the worker reports
+   * and one vector per text.
+   */
+  async embedWith(texts: string[], model: string, call: PeerCall = {}): Promise<{ model: string; vectors: Float32Array[] }> {
+    const vectors: Float32Array[] = [];
+    let reported = model;
+    for (let i = 0; i < texts.length; i += EMBED_INPUTS_PER_CALL) {
+      const embeddings = await this.opts.embedder.embed(texts.slice(i, i + EMBED_INPUTS_PER_CALL), await embedOptions(call, this.opts.ingestTimeoutMs, model));
+      vectors.push(...embeddings.vectors);
+      reported = embeddings.model;
+    }
+    return { model: reported, vectors };
+  }
+
+  /** The engine, the active model and dimensions, and the tenant's documents and chunks. */
+  async info(tenant: string) {
+    const info = await this.index.info(tenant);
+    return { ...info, ...(this.opts.model ? { configuredModel: this.opts.model } : {}) };
+  }
+
   /** Loads the index at boot; a failure is logged and retried by the first request. */
   async warmUp(): Promise<void> {
     try {
       const loaded = await this.index.warmUp();
       this.opts.logger?.info({ engine: this.index.engine, ...loaded }, 'document index ready');
+      const active = (await this.index.stamp()).model;
+      if (active && this.opts.model && active !== this.opts.model) {
+        // The index's model wins: its vectors were made with it, and a query of another model would rank them wrongly.
+        this.opts.logger?.warn(
+          { configured: this.opts.model, active },
+          `RETRIEVAL_EMBEDDINGS_MODEL names ${this.opts.model}, but the index holds vectors of ${active}: queries and ingests use ${active}. ` +
+            `Start a re-embed (POST /api/v1/jobs/reembed {"model":"${this.opts.model}"}) to move the index to ${this.opts.model}`,
+        );
+      }
     } catch (err) {
       this.opts.logger?.warn({ err: { message: (err as Error).message } }, 'document index not loaded at boot; the first request retries');
     }
@@ -258,7 +319,7 @@ export class RetrievalService {
 
   /** Ranks chunks against the corpus at `stamp` (the value just read from Redis). */
   private async rank(req: NormalizedRequest, stamp: CorpusStamp, call: PeerCall) {
-    const embedQuery = async () => this.opts.embedder.embed([req.query], await embedOptions(call));
+    const embedQuery = async () => this.opts.embedder.embed([req.query], await embedOptions(call, undefined, req.model));
     const [embedding] = await Promise.all([embedQuery(), this.index.prepare?.(stamp)]);
     const vector = embedding.vectors[0] as Float32Array;
     const outcome = await this.index.search(req.tenant, vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
@@ -292,24 +353,41 @@ export class RetrievalService {
 
   private lastStaleLog = 0;
 
-  private async cached(cache: CategoryCache, req: NormalizedRequest, load: (stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
+  /**
+   * The answer for the corpus at the stamp read now, embedded with that corpus's active model (part of the key). A
+   * re-embed that switches the model between the stamp read and the ranking makes the request start again, once, at
+   * the new stamp: no answer ranks vectors of one model against a query of another.
+   */
+  private async cached(cache: CategoryCache, base: NormalizedRequest, load: (req: NormalizedRequest, stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.cachedAt(cache, base, load);
+      } catch (err) {
+        if (!(err instanceof ModelChanged) || attempt > 0) throw err;
+      }
+    }
+  }
+
+  private async cachedAt(cache: CategoryCache, base: NormalizedRequest, load: (req: NormalizedRequest, stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
     const { stamp, corpus } = await this.currentStamp();
+    const req = { ...base, model: this.modelOf(stamp) };
     try {
-      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(stamp));
-      return { body: value, hit, corpus };
+      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(req, stamp));
+      return { body: value, hit, corpus, model: req.model };
     } catch (err) {
       // The stamp was read, but the corpus at it could not be loaded (the store went away meanwhile): answer for the
       // corpus this process holds, under that corpus's own key, never under the newer stamp's.
       const last = this.index.lastStamp();
       if (!(err instanceof StateUnavailable) || corpus === 'last-known' || !last || sameStamp(last, stamp)) throw err;
-      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, last), () => load(last));
-      return { body: value, hit, corpus: 'last-known' };
+      const lastReq = { ...base, model: this.modelOf(last) };
+      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(lastReq, last), () => load(lastReq, last));
+      return { body: value, hit, corpus: 'last-known', model: lastReq.model };
     }
   }
 
   search(tenant: string, q: SearchRequest, call: PeerCall = {}): Promise<CachedAnswer> {
     const req = this.normalized(tenant, 'search', q, 10);
-    return this.cached(this.opts.searchCache, req, async (stamp) => {
+    return this.cached(this.opts.searchCache, req, async (req, stamp) => {
       const { hits, total } = await this.rank(req, stamp, call);
       return {
         query: req.query,
@@ -329,7 +407,7 @@ export class RetrievalService {
 
   context(tenant: string, q: ContextRequest, call: PeerCall = {}): Promise<CachedAnswer> {
     const req = this.normalized(tenant, 'context', q, 5);
-    return this.cached(this.opts.contextCache, req, async (stamp) => {
+    return this.cached(this.opts.contextCache, req, async (req, stamp) => {
       const { hits } = await this.rank(req, stamp, call);
       const bundle = buildContext(
         hits.map((h) => ({ documentId: h.meta.id, title: h.meta.title, source: h.meta.source, chunkIndex: h.chunkIndex, text: h.text, score: h.score })),

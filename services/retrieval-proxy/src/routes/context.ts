@@ -33,6 +33,7 @@ export async function contextRoutes(scope: FastifyInstance, opts: ContextRoutesO
     async (request, reply) => {
       const answer = await opts.retrieval.context(requestTenant(request), request.body, peerCall(request));
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
+      if (answer.model) reply.header('x-embedding-model', answer.model);
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
   );

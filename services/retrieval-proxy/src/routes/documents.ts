@@ -66,6 +66,17 @@ const ListResponse = Type.Object({
   documents: Type.Array(DocumentSummary),
 });
 
+const IndexResponse = Type.Object({
+  engine: Type.Union([Type.Literal('redis'), Type.Literal('pgvector')]),
+  model: Type.Union([Type.String(), Type.Null()], { description: 'The active embedding model: what queries and ingests embed with (null before the first ingest)' }),
+  configuredModel: Type.Optional(Type.String({ description: 'RETRIEVAL_EMBEDDINGS_MODEL, when set (the active model wins when they differ)' })),
+  dimensions: Type.Union([Type.Integer(), Type.Null()]),
+  documents: Type.Integer({ description: "The tenant's documents" }),
+  chunks: Type.Integer({ description: "The tenant's chunks" }),
+  reembed: Type.Optional(
+    Type.Object({ job: Type.String(), model: Type.String(), dimensions: Type.Integer() }, { description: 'A re-embed under way: searches use the active model until it switches' }),
+  ),
+});
 
 export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoutesOptions): Promise<void> {
   // Strict validation: no type coercion of bodies ("5" is not a number), query strings still converted.
@@ -104,6 +115,21 @@ export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoute
       },
     },
     async (request) => retrieval.list(requestTenant(request), request.query.offset ?? 0, request.query.limit ?? 20),
+  );
+
+  app.get(
+    '/api/v1/index',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'The document index: engine, active embedding model, dimensions, counts',
+        description:
+          "The model every query and ingest is embedded with, the vectors' dimension, the tenant's documents and chunks, and the " +
+          're-embed under way if any (POST /api/v1/jobs/reembed moves the index to another model in one atomic switch).',
+        response: { 200: IndexResponse, ...errorResponses(503) },
+      },
+    },
+    async (request) => retrieval.info(requestTenant(request)),
   );
 
   app.get(

@@ -23,7 +23,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
         summary: 'Semantic search over the document chunks',
         description:
           'Ranks chunks by cosine similarity with the query embedding (fetched from the multimodal-worker). Answers are cached ' +
-          '(search_results) per normalized request and corpus version; header `x-cache: hit|miss`. Worker down: 503 unless cached. ' +
+          '(search_results) per normalized request and corpus version; header `x-cache: hit|miss`; header `x-embedding-model` names the model the query was embedded with (the active model of the index). Worker down: 503 unless cached. ' +
           'While the index store does not answer (a failover), answers are for the corpus this replica last knew, with header `x-corpus: last-known`.',
         body: SearchRequest,
         response: { 200: withCacheHeader(SearchResponse), ...errorResponses(400, 502, 503) },
@@ -32,6 +32,7 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
     async (request, reply) => {
       const answer = await opts.retrieval.search(requestTenant(request), request.body, peerCall(request));
       if (answer.corpus === 'last-known') reply.header('x-corpus', 'last-known');
+      if (answer.model) reply.header('x-embedding-model', answer.model);
       return sendCachedJson(reply, answer.hit ? 'hit' : 'miss', answer.body);
     },
   );
