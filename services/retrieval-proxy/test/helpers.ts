@@ -102,6 +102,8 @@ export function testConfig(redis: TestRedis, db: number, workerUrl: string, extr
     CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
     PEER_TIMEOUT_MS: '2000',
     PEER_RETRIES: '1',
+    // Housekeeping writes its own keys on a schedule (its first tick comes at boot): off unless a test asks for it.
+    JOBS_HOUSEKEEPING_INTERVAL_MS: '0',
     ...extra,
   });
 }

@@ -264,12 +264,17 @@ export const adminRoutesPlugin = async (scope: FastifyInstance, opts: AdminRoute
         let ttl: number | null = null;
         let error: string | undefined;
         try {
-          const written = cat
-            ? await cat.set(key, value, { ttl: PROBE_TTL_SECONDS })
-            : (await bound(cache.client.set(fullKey, JSON.stringify(value), 'EX', PROBE_TTL_SECONDS))) === 'OK';
+          // A category write gives up at the cache's command deadline (250 ms by default) and says only false: on a
+          // machine busy for that long one write can miss it while Redis is fine, so the probe tries it twice before
+          // it reports the round trip failed.
+          const write = async () =>
+            cat
+              ? cat.set(key, value, { ttl: PROBE_TTL_SECONDS })
+              : (await bound(cache.client.set(fullKey, JSON.stringify(value), 'EX', PROBE_TTL_SECONDS))) === 'OK';
+          const written = (await write()) || (await write());
           readBack = cat ? await cat.get(key) : JSON.parse((await bound(cache.client.get(fullKey))) ?? 'null');
           ttl = await bound(cache.client.ttl(fullKey));
-          if (!written) error = 'set failed';
+          if (!written) error = 'set failed (twice, each within the cache command deadline)';
           else if (!isDeepStrictEqual(readBack, value)) error = 'read back a different value';
           else if (!(ttl > 0)) error = `unexpected TTL ${ttl}`;
         } catch (err) {
