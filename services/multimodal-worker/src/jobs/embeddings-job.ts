@@ -8,7 +8,7 @@ import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream
 import { countTokens } from '../domain/usage.js';
 import type { ModelRegistry } from '../providers/registry.js';
 import { MAX_INPUTS, ModelId } from '../schemas.js';
-import type { JobStore } from './job-store.js';
+import { completedJob, type JobStore } from './job-store.js';
 
 export const EMBEDDINGS_JOB = 'embeddings';
 export const DEFAULT_JOB_BATCH = 512;
@@ -215,15 +215,7 @@ export function embeddingsJobRoutes(scope: FastifyInstance, opts: { helpers: Job
     },
     async (request, reply) => {
       const { id } = request.params;
-      let job = await opts.helpers.mine(request, id);
-      if (job.name !== EMBEDDINGS_JOB) throw new errors.NotFound('embeddings job', id);
-      const state = await opts.helpers.bounded('reading the job', () => job.getState());
-      // Read just before it completed (its state is read after it): read it again, with its result.
-      if (state === 'completed' && !job.finishedOn) job = await opts.helpers.mine(request, id);
-      if (state !== 'completed') {
-        const shown = state === 'failed' && job.failedReason === 'cancelled' ? 'cancelled' : state;
-        throw new errors.Conflict(`job '${id}' is ${shown}: its embeddings can be read once it has completed`);
-      }
+      const job = await completedJob(opts.helpers, request, id, EMBEDDINGS_JOB, 'embeddings');
       const result = job.returnvalue as EmbeddingsJobResult;
       const offset = request.query.offset ?? 0;
       const limit = request.query.limit ?? 1000;

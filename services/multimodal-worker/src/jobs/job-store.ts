@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import type { RedisClient } from '@aicache/cache';
+import type { JobRouteHelpers } from '@aicache/jobs';
+import { errors } from '@aicache/service-kit';
 
 /** Inputs pushed per RPUSH when a job's input list is written (bounds each call's size on a shared connection). */
 const PUSH_GROUP = 1000;
@@ -130,4 +133,21 @@ export class JobStore {
     const failed = answers.find(([err]) => err);
     if (failed) throw failed[0] as Error;
   }
+}
+
+/**
+ * The request tenant's completed job of `kind` (the page routes read only those): 404 for an unknown id, another
+ * tenant's or another kind's job; 409 naming its state while it has not completed.
+ */
+export async function completedJob(helpers: JobRouteHelpers, request: FastifyRequest, id: string, kind: string, what: string): ReturnType<JobRouteHelpers['mine']> {
+  let job = await helpers.mine(request, id);
+  if (job.name !== kind) throw new errors.NotFound(`${kind} job`, id);
+  const state = await helpers.bounded('reading the job', () => job.getState());
+  // Read just before it completed (its state is read after it): read it again, with its result.
+  if (state === 'completed' && !job.finishedOn) job = await helpers.mine(request, id);
+  if (state !== 'completed') {
+    const shown = state === 'failed' && job.failedReason === 'cancelled' ? 'cancelled' : state;
+    throw new errors.Conflict(`job '${id}' is ${shown}: its ${what} can be read once it has completed`);
+  }
+  return job;
 }

@@ -10,7 +10,7 @@ import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream
 import { CHARS_PER_SLICE, WorkBudget } from '../domain/work-budget.js';
 import type { ModelRegistry } from '../providers/registry.js';
 import { MAX_INPUTS, ModelId } from '../schemas.js';
-import type { JobStore } from './job-store.js';
+import { completedJob, type JobStore } from './job-store.js';
 
 export const PROCESS_JOB = 'process';
 export const DEFAULT_PROCESS_BATCH = 256;
@@ -285,15 +285,7 @@ export function processJobRoutes(scope: FastifyInstance, opts: { helpers: JobRou
     },
     async (request, reply) => {
       const { id } = request.params;
-      let job = await opts.helpers.mine(request, id);
-      if (job.name !== PROCESS_JOB) throw new errors.NotFound('process job', id);
-      const state = await opts.helpers.bounded('reading the job', () => job.getState());
-      // Read just before it completed (its state is read after it): read it again, with its result.
-      if (state === 'completed' && !job.finishedOn) job = await opts.helpers.mine(request, id);
-      if (state !== 'completed') {
-        const shown = state === 'failed' && job.failedReason === 'cancelled' ? 'cancelled' : state;
-        throw new errors.Conflict(`job '${id}' is ${shown}: its chunks can be read once it has completed`);
-      }
+      const job = await completedJob(opts.helpers, request, id, PROCESS_JOB, 'chunks');
       const result = job.returnvalue as ProcessJobResult;
       const offset = request.query.offset ?? 0;
       const limit = request.query.limit ?? 500;
