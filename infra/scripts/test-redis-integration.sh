@@ -143,7 +143,9 @@ for name in "${SERVICE_NAMES[@]}"; do
   if [[ $code == 200 && $status == ok ]]; then
     report ok "$name POST /api/v1/cache/test" "status=ok$( ((attempt > 1)) && echo " (attempt $attempt)")"
   else
-    report FAIL "$name POST /api/v1/cache/test" "HTTP ${code/#000/no answer}, status='$status'"
+    error=''
+    if [[ -s $body ]]; then error=$(json_field "$body" error) || error=''; fi
+    report FAIL "$name POST /api/v1/cache/test" "HTTP ${code/#000/no answer}, status='$status'${error:+, error='$error'}"
   fi
 done
 
