@@ -3,6 +3,9 @@ import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
 import { LatencyRecorder } from './latency.js';
 
+/** A TIME round trip at most this long gives an offset good to a few ms: no need to measure again. */
+const TIGHT_CLOCK_RTT_MS = 10;
+
 /** A Redis error reply (WRONGTYPE, NOSCRIPT...): the server is alive, so it does not count against the circuit. */
 function isReplyError(err: unknown): boolean {
   return (err as Error)?.name === 'ReplyError';
@@ -19,12 +22,21 @@ export class RedisRunner {
   readonly latency = new LatencyRecorder();
   /** serverTime - localTime in ms, measured with TIME on every (re)connect. */
   private clockOffset = 0;
+  /**
+   * Round trip of the TIME that gave clockOffset: the offset is off by at most half of it (the server read its clock
+   * somewhere between send and reply). A TIME answered at a busy moment (a boot loading a model, a GC) can take a
+   * second, so the offset may be half a second early, which without a margin would drop every write as late.
+   */
+  private clockRtt = Number.POSITIVE_INFINITY;
+  private calibratedAt = 0;
   private calibrated = false;
   private calibrating: Promise<void> | undefined;
   private readyWait: Promise<void> | undefined;
   private readonly defaultDeadlines = new DeadlineQueue();
   private readonly otherDeadlines = new Map<number, DeadlineQueue>();
   private readonly onReady = (): void => {
+    // A new connection, perhaps to another server: its first measure is taken whatever its round trip.
+    this.clockRtt = Number.POSITIVE_INFINITY;
     void this.calibrate();
   };
 
@@ -47,7 +59,12 @@ export class RedisRunner {
    * until the clock offset is known, since a guessed offset could drop every write.
    */
   writeDeadline(): number {
-    if (this.calibrated) return Math.floor(Date.now() + this.clockOffset + this.timeoutMs);
+    if (this.calibrated) {
+      const now = Date.now();
+      // A loose measure is bettered, at most once a second, until one is tight; meanwhile its error is the margin.
+      if (this.clockRtt > TIGHT_CLOCK_RTT_MS && now - this.calibratedAt >= 1000) void this.calibrate();
+      return Math.floor(now + this.clockOffset + this.timeoutMs + Math.ceil(this.clockRtt / 2));
+    }
     // The first TIME failed or is still out (a Cluster node connects on its first command, and a loaded machine
     // may take longer than the command timeout): ask again rather than write without a deadline until a reconnect.
     void this.calibrate();
@@ -69,7 +86,13 @@ export class RedisRunner {
       const t0 = Date.now();
       // Off the request path: the bound of a bulk call, not of one request's command.
       const reply = (await this.bounded((c) => c.time(), Math.max(this.timeoutMs, 2000), undefined)) as unknown as [string | number, string | number];
-      this.clockOffset = serverClockOffset(reply, t0, Date.now());
+      const t1 = Date.now();
+      this.calibratedAt = t1;
+      // The tighter measure wins: a later one taken at a busier moment would only widen the error.
+      if (t1 - t0 <= this.clockRtt) {
+        this.clockOffset = serverClockOffset(reply, t0, t1);
+        this.clockRtt = t1 - t0;
+      }
       this.calibrated = true;
     } catch {
       // Keep the previous offset; the next write or reconnect tries again.

@@ -117,6 +117,28 @@ describe('when Redis fails (private servers)', () => {
     }
   });
 
+  it('writes land when the clock was measured at a busy moment (a boot loading a model), and the measure is bettered', async () => {
+    const cache = track(new Cache({ service: uniqueName('busy-boot'), categories, connection: connectionOf(server) }));
+    // Listeners run in order: the runner sends TIME on 'ready', then this holds the event loop for 1.5 s, so its reply
+    // is read late and the measured offset is ~750 ms early. Without the measure's error as a margin, every write
+    // deadline was already past when it reached Redis, and every write was dropped for the life of the connection.
+    cache.client.once('ready', () => {
+      const until = Date.now() + 1500;
+      while (Date.now() < until);
+    });
+    const cat = cache.category('search_results');
+    await new Promise<void>((resolve) => (cache.client.status === 'ready' ? resolve() : cache.client.once('ready', () => resolve())));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await cat.set('k', 'v1')).toBe(true);
+    expect(await cat.get('k')).toBe('v1');
+    // A second later a write measures again, on a quiet loop; writes still land.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await cat.set('k', 'v2')).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await cat.set('k', 'v3')).toBe(true);
+    expect(await cat.get('k')).toBe('v3');
+  });
+
   it('a write that timed out never lands later over a newer value (its connection was held up by a blocking call)', async () => {
     const slow = track(rawClient(server));
     await slow.ping();
