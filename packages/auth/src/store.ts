@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isCluster, type RedisClient } from '@aicache/cache';
+import { isCluster, scanEveryMaster, type RedisClient } from '@aicache/cache';
 import { DEFAULT_TENANT, SCOPES, TENANT_RE, type Scope } from './principal.js';
 import { digestOf, hashPassword, KEY_PREFIX, newId, newSecret, SESSION_PREFIX, verifyPassword } from './secrets.js';
 
@@ -269,25 +269,17 @@ export class AuthStore {
       } while (cursor !== '0');
       return removed;
     };
-    const nodes = isCluster(this.redis) ? this.redis.nodes('master') : [this.redis];
-    scan: for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}user:*`, 'COUNT', batch);
-        cursor = next;
-        for (const key of keys) {
-          const isSessions = key.endsWith(':sessions');
-          if (!isSessions && !key.endsWith(':keys')) continue;
-          if (out.userSets >= maxKeys) {
-            out.complete = false;
-            break scan;
-          }
-          out.userSets++;
-          // Both are written in the same MULTI as the set's member, so a member without its record is past its expiry.
-          if (isSessions) out.sessionRefs += await sweepSet(key, this.k.session);
-          else out.keyRefs += await sweepSet(key, this.k.keyId);
-        }
-      } while (cursor !== '0');
+    for await (const key of scanEveryMaster(this.redis, `${this.prefix}user:*`, batch)) {
+      const isSessions = key.endsWith(':sessions');
+      if (!isSessions && !key.endsWith(':keys')) continue;
+      if (out.userSets >= maxKeys) {
+        out.complete = false;
+        break;
+      }
+      out.userSets++;
+      // Both are written in the same MULTI as the set's member, so a member without its record is past its expiry.
+      if (isSessions) out.sessionRefs += await sweepSet(key, this.k.session);
+      else out.keyRefs += await sweepSet(key, this.k.keyId);
     }
     return out;
   }

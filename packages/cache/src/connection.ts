@@ -135,6 +135,22 @@ export function createRedisClient(topology: RedisTopology, options: RedisOptions
   });
 }
 
+/**
+ * The keys matching `match`, by SCAN in pages of `count`, on every master of a Cluster (keys under one hash tag sit on
+ * one master, so the others answer nothing) or on the one server.
+ */
+export async function* scanEveryMaster(redis: RedisClient, match: string, count = 200): AsyncGenerator<string> {
+  const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', count);
+      cursor = next;
+      yield* keys;
+    } while (cursor !== '0');
+  }
+}
+
 /** True for a Cluster client (ioredis sets `isCluster` on both kinds). */
 export function isCluster(client: RedisClient): client is Cluster {
   return client.isCluster === true;

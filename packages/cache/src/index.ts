@@ -7,6 +7,7 @@ export {
   redisTopologyFromEnv,
   parseNodes,
   isCluster,
+  scanEveryMaster,
   type RedisClient,
   type RedisNode,
   type RedisTopology,

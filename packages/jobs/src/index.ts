@@ -11,7 +11,6 @@ export {
   CANCELLED,
   SYSTEM_TENANT,
   KEEP_SCHEDULED_COUNT,
-  scanAll,
   type Schedule,
   type JobsSweep,
   DEFAULT_SETTINGS,

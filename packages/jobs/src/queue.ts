@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
+import { isCluster, scanEveryMaster } from '@aicache/cache';
 import type { Principal } from '@aicache/auth';
 
 export type RedisClient = Redis | Cluster;
@@ -106,7 +107,7 @@ export class JobsRefusedError extends Error {
 
 /** maxmemory_policy from INFO memory (CONFIG GET may be denied by an ACL; INFO rarely is). */
 export async function evictionPolicy(redis: RedisClient): Promise<string | undefined> {
-  const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis as Cluster).nodes('master') : [redis as Redis];
+  const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
   const policies = new Set<string>();
   for (const node of nodes) {
     const info = await node.info('memory');
@@ -161,26 +162,10 @@ export interface JobsSweep {
   complete: boolean;
 }
 
-/**
- * The keys matching `match`, by SCAN in pages of `count`, on every master of a Cluster (a queue's keys share one hash
- * tag, so one master answers them; the others answer nothing).
- */
-export async function* scanAll(redis: RedisClient, match: string, count = 200): AsyncGenerator<string> {
-  const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis as Cluster).nodes('master') : [redis as Redis];
-  for (const node of nodes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', String(count));
-      cursor = next;
-      for (const key of keys) yield key;
-    } while (cursor !== '0');
-  }
-}
-
 /** A blocking-safe copy of the state connection for BullMQ (it needs commands that wait, never given up on). */
 function duplicateFor(redis: RedisClient): RedisClient {
-  if ('nodes' in redis && typeof (redis as Cluster).nodes === 'function') {
-    const cluster = redis as Cluster;
+  if (isCluster(redis)) {
+    const cluster = redis;
     return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined } });
   }
   // No command timeout: the worker's BZPOPMIN waits for a job by design (the routes bound their own calls).
@@ -428,7 +413,7 @@ export class JobQueue {
     };
 
     let seen = 0;
-    for await (const key of scanAll(this.plain, `${this.prefix}:tenant:*`, batch)) {
+    for await (const key of scanEveryMaster(this.plain, `${this.prefix}:tenant:*`, batch)) {
       if (seen >= maxKeys) {
         out.complete = false;
         break;
@@ -454,7 +439,7 @@ export class JobQueue {
     }
 
     let flags = 0;
-    for await (const key of scanAll(this.plain, `${this.prefix}:cancel:*`, batch)) {
+    for await (const key of scanEveryMaster(this.plain, `${this.prefix}:cancel:*`, batch)) {
       if (flags++ >= maxKeys) {
         out.complete = false;
         break;
