@@ -175,15 +175,8 @@ export class RetrievalService {
       }
     });
     const texts = prepared.flatMap((p) => ('texts' in p ? p.texts : []));
-    const vectors: Float32Array[] = [];
     const asked = texts.length > 0 ? await this.ingestModel() : '';
-    let model = '';
-    for (let i = 0; i < texts.length; i += EMBED_INPUTS_PER_CALL) {
-      const slice = texts.slice(i, i + EMBED_INPUTS_PER_CALL);
-      const embeddings = await this.opts.embedder.embed(slice, await embedOptions(call, this.opts.ingestTimeoutMs, asked));
-      vectors.push(...embeddings.vectors);
-      model = embeddings.model;
-    }
+    const { vectors, model } = await this.embedWith(texts, asked, call);
     const outcomes: BatchOutcome[] = [];
     let at = 0;
     for (const [i, p] of prepared.entries()) {
@@ -263,8 +256,8 @@ export class RetrievalService {
   }
 
   /**
-   * Embeds texts with `model` in as few worker calls as they allow (the re-embed job's); the model the worker reports
-   * and one vector per text.
+   * Embeds texts with `model` ('' = the worker's default) in as few worker calls as they allow (a bulk ingest's, the
+   * re-embed job's); the model the worker reports and one vector per text.
    */
   async embedWith(texts: string[], model: string, call: PeerCall = {}): Promise<{ model: string; vectors: Float32Array[] }> {
     const vectors: Float32Array[] = [];
