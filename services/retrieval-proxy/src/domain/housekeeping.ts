@@ -1,7 +1,6 @@
 import type { AuthStore } from '@aicache/auth';
-import type { Cache } from '@aicache/cache';
+import type { Cache, RedisClient } from '@aicache/cache';
 import type { JobQueue, ScheduledKind } from '@aicache/jobs';
-import type { RedisClient } from '@aicache/cache';
 import type { RetrievalIndex } from './retrieval-index.js';
 
 /** One snapshot: the cache's counters summed over every replica, and the corpus size, at one moment. */
