@@ -150,6 +150,13 @@ export function useToken(token: string): void {
   defaultToken = token;
 }
 
+/** A failed fetch with its cause (undici puts the socket's error code there: ECONNRESET, UND_ERR_SOCKET...). */
+function describeFetchError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause as { code?: string; message?: string } | undefined;
+  return `${err.name}: ${err.message}${cause ? ` (cause: ${[cause.code, cause.message].filter(Boolean).join(' ')})` : ''}`;
+}
+
 export async function call(base: string, method: string, path: string, opts: { body?: unknown; token?: string; timeoutMs?: number } = {}): Promise<HttpAnswer> {
   const headers: Record<string, string> = {};
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
@@ -171,7 +178,7 @@ export async function call(base: string, method: string, path: string, opts: { b
     }
     return { status: res.status, cache: res.headers.get('x-cache'), text, json };
   } catch (err) {
-    return { status: 0, cache: null, text: err instanceof Error ? `${err.name}: ${err.message}` : String(err), json: undefined };
+    return { status: 0, cache: null, text: describeFetchError(err), json: undefined };
   }
 }
 

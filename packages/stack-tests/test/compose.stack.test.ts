@@ -140,6 +140,12 @@ function stackSuite(cli: ComposeCli, index: number): void {
     expect(key.status, key.text).toBe(201);
     useToken((key.json as { key: string }).key);
     expect((await call(url.proxy, 'GET', '/api/v1/documents', { token: '' })).status).toBe(401);
+    // Clients keep an idle connection for as long as the balancer says, not the replicas' 72 s: it closes them at 10 s.
+    for (const base of [url.worker, url.proxy, url.agents]) {
+      const health = await fetch(`${base}/health`);
+      await health.text();
+      expect(health.headers.get('keep-alive'), base).toBe('timeout=5');
+    }
     for (const image of images) {
       const bytes = Number(await inspect(image, '{{.Size}}'));
       figure(`image size ${image}`, `${(bytes / 1e6).toFixed(0)} MB`);

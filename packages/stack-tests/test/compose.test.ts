@@ -247,6 +247,15 @@ describe('docker-compose.replicas.yml', () => {
     expect(cfg).toMatch(/option httpchk GET \/health/);
     expect(cfg).toMatch(/nameserver \S+ 127\.0\.0\.11:53/);
   });
+
+  it('advertises a keep-alive timeout shorter than the one after which it closes an idle client connection', () => {
+    const cfg = readRepoFile('infra', 'haproxy', 'haproxy.cfg');
+    const closesAfter = Number(/^\s*timeout http-keep-alive (\d+)s$/m.exec(cfg)?.[1]);
+    const advertised = Number(/^\s*http-after-response set-header Keep-Alive "timeout=(\d+)"$/m.exec(cfg)?.[1]);
+    expect(advertised).toBeGreaterThan(0);
+    // Node's fetch lets go of an idle connection one second before the advertised timeout.
+    expect(advertised).toBeLessThan(closesAfter - 1);
+  });
 });
 
 // Each Compose found here parses the files for real (Compose v2 where the plugin exists, Debian's 1.29).
