@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDelayProxy, type DelayProxy, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
@@ -48,7 +50,7 @@ async function proxyApp(): Promise<ServiceApp> {
 }
 
 /** The cache's stats flush: a script on the service's stats hash, every second, whatever the requests do. */
-const statsFlush = (cmd: { name: string; args: unknown[] }) => cmd.name === 'evalsha' && cmd.args.some((a) => String(a) === statsKey('retrieval-proxy'));
+const statsFlush = (cmd: { name: string; args: unknown[] }) => (cmd.name === 'evalsha' || cmd.name === 'eval') && cmd.args.some((a) => String(a) === statsKey('retrieval-proxy'));
 
 /**
  * `state>mget` when a command is sent on the state connection, `state<mget` when its reply arrived: every command of
@@ -56,11 +58,12 @@ const statsFlush = (cmd: { name: string; args: unknown[] }) => cmd.name === 'eva
  */
 function recordCommands(app: ServiceApp): string[] {
   const log: string[] = [];
-  const conns = (app as unknown as { redis: { cache: Redis; state: Redis } }).redis;
+  const conns = (app as unknown as { redis: { cache: Redis; state?: Redis } }).redis;
   for (const [name, client] of [
     ['cache', conns.cache],
     ['state', conns.state],
   ] as const) {
+    if (!client) continue; // pgvector: no state Redis
     const send = client.sendCommand.bind(client);
     client.sendCommand = (cmd, stream) => {
       if (statsFlush(cmd)) return send(cmd, stream);
@@ -173,5 +176,81 @@ describe('no answer of an older corpus after an acknowledged write on another re
       expect(res.json().results[0].title).toBe(`Shipping ${i}`);
       expect((await search(a, q)).json().results[0].title).toBe(`Shipping ${i}`);
     }
+  });
+});
+
+const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function pgAnswers(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    return (await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).rows.length > 0;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+const withPg = await pgAnswers();
+if (!withPg) console.warn('pgvector one-trip test skipped: PostgreSQL with pgvector does not answer');
+
+describe.skipIf(!withPg)('the pgvector engine: the stamp SELECT and the cache GET leave together', () => {
+  const schema = `test_trip_${randomBytes(5).toString('hex')}`;
+  let cacheLink: DelayProxy;
+  beforeAll(async () => {
+    const u = new URL(redis.url);
+    cacheLink = await startDelayProxy({ host: u.hostname, port: Number(u.port || 6379) }, STATE_DELAY_MS);
+  });
+  afterAll(async () => {
+    await cacheLink?.close();
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  });
+
+  it('steady state: one SQL query and one cache GET, both sent before either is answered; a write on B is seen by A', async () => {
+    // The cache link is the slow one here: its GET is answered no sooner than 2 × 25 ms after it left.
+    const u = new URL(redis.url);
+    u.host = `${cacheLink.host}:${cacheLink.port}`;
+    const pgApp = async () => {
+      const app = await makeApp(testConfig(redis, DB, worker.url, { REDIS_URL: u.toString(), RETRIEVAL_INDEX: 'pgvector', DATABASE_URL, RETRIEVAL_PG_SCHEMA: schema }));
+      cleanups.push(() => app.close());
+      return app;
+    };
+    const a = await pgApp();
+    const b = await pgApp();
+    expect((await ingest(a, docs.refunds)).statusCode).toBe(201);
+    const q = { query: 'refund policy' };
+    expect((await search(a, q)).headers['x-cache']).toBe('miss');
+
+    const log = recordCommands(a);
+    const query = pg.Client.prototype.query;
+    const queries: string[] = [];
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text);
+      queries.push(text);
+      log.push('pg>query');
+      const out = (query as (...a: unknown[]) => unknown).apply(this, args);
+      if (out instanceof Promise) out.then(() => log.push('pg<query'), () => log.push('pg!query'));
+      return out;
+    } as typeof query;
+    try {
+      const res = await search(a, q);
+      expect(res.headers['x-cache']).toBe('hit');
+      expect(queries).toHaveLength(1);
+      expect(queries[0]).toMatch(/SELECT epoch, version, model FROM \S+\.corpus/);
+      expect(log.filter((e) => e.startsWith('cache'))).toEqual(['cache>get', 'cache<get']);
+      // Both sent before either was answered.
+      expect(log.slice(0, 2).sort()).toEqual(['cache>get', 'pg>query']);
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+
+    expect((await ingest(b, docs.shipping)).statusCode).toBe(201);
+    const seen = await search(a, q);
+    expect(seen.headers['x-cache']).toBe('miss');
+    expect(seen.json().results.map((r: { documentId: string }) => r.documentId)).toContain('shipping');
   });
 });
