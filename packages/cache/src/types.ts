@@ -166,7 +166,8 @@ export interface CategoryCache {
   /**
    * Sends now the read a getOrSet-style call of `key` starts with, without counting it or loading anything: pass it
    * as `opts.prefetched` to that call, or drop it. Never rejects (a failing Redis is the call's miss, as its own read
-   * would be). No Redis read when the in-process tier holds the key or a load of it is running in this process.
+   * would be). No Redis read when the in-process tier holds the key or a load of it is running in this process. On a
+   * sliding category the read pushes the entry's TTL, as any read does, whether the prefetch is used or not.
    */
   prefetch(key: string): Prefetch;
   /** Removes these keys; answers how many existed. */
