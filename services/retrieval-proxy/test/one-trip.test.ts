@@ -83,7 +83,8 @@ const search = (a: ServiceApp, payload: object) => a.inject({ method: 'POST', ur
 const context = (a: ServiceApp, payload: object) => a.inject({ method: 'POST', url: '/api/v1/context', payload });
 const ids = (res: { json(): { results: Array<{ documentId: string }> } }) => res.json().results.map((r) => r.documentId);
 const counted = (a: ServiceApp) => {
-  const c = (a as unknown as { cache: { counters(): Record<string, { hits: number; misses: number }> } }).cache.counters();
+  type Counts = { hits: number; misses: number };
+  const c = (a as unknown as { cache: { counters(): { search_results: Counts; context_bundles: Counts } } }).cache.counters();
   return { search: c.search_results, context: c.context_bundles };
 };
 
