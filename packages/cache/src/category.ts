@@ -4,7 +4,7 @@ import * as getOrSet from './category/get-or-set.js';
 import * as invalidation from './category/invalidate.js';
 import * as read from './category/read.js';
 import * as write from './category/write.js';
-import type { CacheResult, CategoryCache, GetOrSetOptions, L1Info, ManyEntry, ResolvedCategory, SetOptions } from './types.js';
+import type { CacheResult, CategoryCache, GetOrSetOptions, L1Info, ManyEntry, Prefetch, ResolvedCategory, SetOptions } from './types.js';
 
 export type { CategoryContext } from './category/core.js';
 
@@ -91,6 +91,10 @@ export class Category implements CategoryCache {
 
   wrapJsonResult(key: string, loader: () => Promise<unknown>, opts: GetOrSetOptions = NO_OPTS): Promise<CacheResult<Buffer>> {
     return getOrSet.getOrSet(this.core, key, loader, opts, getOrSet.Answer.JsonResult) as Promise<CacheResult<Buffer>>;
+  }
+
+  prefetch(key: string): Prefetch {
+    return getOrSet.prefetch(this.core, key);
   }
 
   /**

@@ -95,6 +95,22 @@ export interface GetOrSetOptions extends SetOptions {
   lease?: boolean;
   /** Early probabilistic refresh (XFetch) with this beta (typically 1). Off by default. */
   earlyRefreshBeta?: number;
+  /**
+   * The read this call starts with, sent earlier by `prefetch(key)` of the same category and key: the call answers
+   * from it (a hit, or on a miss the single-flight load) instead of reading again. Ignored when it is for another
+   * key or category, or was already used by another call.
+   */
+  prefetched?: Prefetch;
+}
+
+/**
+ * A cache read sent ahead of the getOrSet-style call that may use it (CategoryCache.prefetch), so that the read
+ * travels together with other work the caller does first. Counts nothing until a call uses it: one dropped (never
+ * passed to a call) is neither a hit nor a miss.
+ */
+export interface Prefetch {
+  /** The key (the category's key part) it reads. */
+  readonly key: string;
 }
 
 /**
@@ -147,6 +163,13 @@ export interface CategoryCache {
   wrapJson(key: string, loader: () => Promise<unknown>, opts?: GetOrSetOptions): Promise<Buffer>;
   /** wrapJson with the hit/miss of getOrSetResult (for an `x-cache` header). */
   wrapJsonResult(key: string, loader: () => Promise<unknown>, opts?: GetOrSetOptions): Promise<CacheResult<Buffer>>;
+  /**
+   * Sends now the read a getOrSet-style call of `key` starts with, without counting it or loading anything: pass it
+   * as `opts.prefetched` to that call, or drop it. Never rejects (a failing Redis is the call's miss, as its own read
+   * would be). No Redis read when the in-process tier holds the key or a load of it is running in this process. On a
+   * sliding category the read pushes the entry's TTL, as any read does, whether the prefetch is used or not.
+   */
+  prefetch(key: string): Prefetch;
   /** Removes these keys; answers how many existed. */
   invalidate(keys: string[]): Promise<number>;
   /** Removes keys of this category whose key part matches the glob (SCAN MATCH + UNLINK in batches). */

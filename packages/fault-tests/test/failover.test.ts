@@ -2,7 +2,7 @@
  * Failover of the Redis under a real service, on a Redis Cluster (3 masters, 3 replicas, cluster-node-timeout 5000)
  * and on a Sentinel set (primary + replica + 3 Sentinels, down-after 1000 ms), each chosen by env only
  * (REDIS_CLUSTER_NODES, REDIS_SENTINELS). retrieval-proxy over HTTP takes ingests (state writes) and searches
- * (a state read of the corpus stamp, then the cache) from concurrent loops while the master holding its state is
+ * (a state read of the corpus stamp and, sent with it, the cache read) from concurrent loops while the master holding its state is
  * killed with SIGKILL. Measured, not asserted (Redis replication is asynchronous): failed requests, the longest
  * request, seconds until writes succeed again, and acknowledged ingests missing afterwards. Asserted: no request
  * hangs, every answer is 2xx or 503 (never 500), a 503 write sent after the kill is never found written (one in

@@ -7,3 +7,4 @@ export { countKeys, scanKeys, unlinkMatching } from './keys.js';
 export { startRedisCluster, type RedisClusterHandle, type RedisClusterOptions } from './cluster.js';
 export { startRedisSentinel, type RedisSentinelSet, type RedisSentinelOptions } from './sentinel.js';
 export { askNode, isAlive, parseInfo, type RedisNodeAddress } from './nodes.js';
+export { startDelayProxy, type DelayProxy } from './delay-proxy.js';

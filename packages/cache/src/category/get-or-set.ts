@@ -1,4 +1,4 @@
-import type { CacheResult, GetOrSetOptions } from '../types.js';
+import type { CacheResult, GetOrSetOptions, Prefetch } from '../types.js';
 import { checkTtl, type CategoryCore } from './core.js';
 import { fillL1, fromL1 } from './l1.js';
 import { acquire, holding, newLease, type LeaseReply } from './lease.js';
@@ -33,6 +33,47 @@ function loaderFor(loader: Loader<unknown>, as: Answer): Loader<unknown> {
   return as & Answer.Json ? async () => Buffer.from(JSON.stringify(await loader()) ?? 'null') : loader;
 }
 
+/** What an entry read found: the bytes and (when asked) the PTTL, or the error Redis answered. */
+type ReadOutcome = { ok: true; buf: Buffer | null; pttl: number | undefined } | { ok: false; err: unknown };
+
+/** getOrSet's read, as one promise that never rejects (a prefetch may be left unawaited). */
+function readOutcome(core: CategoryCore, full: string): Promise<ReadOutcome> {
+  const read = plainRead(core)
+    ? core.ctx.runner.run((c) => c.getBuffer(full)).then((buf): ReadOutcome => ({ ok: true, buf, pttl: undefined }))
+    : readEntry(core, full).then(([buf, pttl]): ReadOutcome => ({ ok: true, buf, pttl }));
+  return read.catch((err: unknown): ReadOutcome => ({ ok: false, err }));
+}
+
+/** A read sent by Category.prefetch; used by at most one getOrSet of the same category and key. */
+class PrefetchedRead implements Prefetch {
+  private used = false;
+  constructor(
+    readonly key: string,
+    readonly core: CategoryCore,
+    readonly full: string,
+    /** The L1 fill token taken before the read went out. */
+    readonly token: number,
+    /** Undefined when no read was sent (L1 held the key, or a load of it was running). */
+    private readonly read: Promise<ReadOutcome> | undefined,
+  ) {}
+
+  /** The read, for the one call of this category and key that asks first; undefined for any other. */
+  take(core: CategoryCore, full: string): Promise<ReadOutcome> | undefined {
+    if (this.used || core !== this.core || full !== this.full) return undefined;
+    this.used = true;
+    return this.read;
+  }
+}
+
+/** Sends getOrSet's read of `key` now; counts nothing (see Category.prefetch). */
+export function prefetch(core: CategoryCore, key: string): Prefetch {
+  const full = core.key(key);
+  const l1 = core.l1;
+  const token = l1 ? l1.begin() : 0;
+  const skip = l1?.get(full) !== undefined || core.inflight.get(full) !== undefined;
+  return new PrefetchedRead(key, core, full, token, skip ? undefined : readOutcome(core, full));
+}
+
 /**
  * getOrSet, getOrSetResult, wrapJson and wrapJsonResult in one async function, so that a hit from Redis is this one
  * promise over the runner's: the L1 lookup, then one read (a fresh entry, or a stale one within grace refreshed in the
@@ -56,17 +97,31 @@ export async function getOrSet(core: CategoryCore, key: string, loader: Loader<u
   // A hit costs one read and nothing else; only a miss registers a flight that concurrent callers join.
   // Reads and the flight's lease and write share one connection, so a read sent before the flight's write
   // is answered while the flight is still registered.
-  const token = l1 ? l1.begin() : 0;
+  const pre = opts.prefetched instanceof PrefetchedRead ? opts.prefetched : undefined;
+  const prefetched = pre?.take(core, full);
+  const token = prefetched && pre ? pre.token : l1 ? l1.begin() : 0;
   let buf: Buffer | null;
   let pttl: number | undefined;
   let redisOk = true;
-  try {
-    if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
-    else [buf, pttl] = await readEntry(core, full);
-  } catch (err) {
-    core.fail('getOrSet', err);
-    buf = null;
-    redisOk = false;
+  if (prefetched) {
+    const read = await prefetched;
+    if (read.ok) {
+      buf = read.buf;
+      pttl = read.pttl;
+    } else {
+      core.fail('getOrSet', read.err);
+      buf = null;
+      redisOk = false;
+    }
+  } else {
+    try {
+      if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+      else [buf, pttl] = await readEntry(core, full);
+    } catch (err) {
+      core.fail('getOrSet', err);
+      buf = null;
+      redisOk = false;
+    }
   }
   const entry = core.safeDecode(buf);
   if (entry) {

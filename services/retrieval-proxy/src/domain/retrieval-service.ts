@@ -48,6 +48,11 @@ export interface PeerCall {
   credentials?: (() => Promise<Record<string, string>>) | undefined;
 }
 
+/** The same corpus in everything a cached answer depends on: epoch, version, active model and generation. */
+function sameCorpus(a: CorpusStamp | undefined, b: CorpusStamp): boolean {
+  return sameStamp(a, b) && a?.model === b.model && (a?.generation ?? 0) === (b.generation ?? 0);
+}
+
 /** The embedder's options for a call: its request id, credentials and model ('' = the embedder's own). */
 async function embedOptions(call: PeerCall, timeoutMs?: number, model = '') {
   const headers = call.credentials ? await call.credentials() : undefined;
@@ -331,7 +336,9 @@ export class RetrievalService {
    */
   private async currentStamp(): Promise<{ stamp: CorpusStamp; corpus: CachedAnswer['corpus'] }> {
     try {
-      return { stamp: await this.index.stamp(), corpus: 'current' };
+      const stamp = await this.index.stamp();
+      this.lastRead = stamp;
+      return { stamp, corpus: 'current' };
     } catch (err) {
       const last = this.index.lastStamp();
       if (!(err instanceof StateUnavailable) || !last) throw err;
@@ -345,6 +352,8 @@ export class RetrievalService {
   }
 
   private lastStaleLog = 0;
+  /** The stamp this process last read: the guess a cached request reads its entry at while the stamp is being read. */
+  private lastRead: CorpusStamp | undefined;
 
   /**
    * The answer for the corpus at the stamp read now, embedded with that corpus's active model (part of the key). A
@@ -361,11 +370,21 @@ export class RetrievalService {
     }
   }
 
+  /**
+   * The answer at the corpus stamp read now, in one round trip when the stamp has not moved since this process last
+   * read it: the cache read of the entry at that stamp leaves with the stamp read, and is used only when the stamp
+   * read answers that very stamp (its key is then the one the request would read). Otherwise (the first request after
+   * an ingest, a delete, a switch; none read yet) the entry is read at the stamp read, a second trip, as it always was.
+   */
   private async cachedAt(cache: CategoryCache, base: NormalizedRequest, load: (req: NormalizedRequest, stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
+    const guess = this.lastRead ?? this.index.lastStamp();
+    const guessed = guess ? cache.prefetch(retrievalCacheKey({ ...base, model: this.modelOf(guess) }, guess)) : undefined;
     const { stamp, corpus } = await this.currentStamp();
     const req = { ...base, model: this.modelOf(stamp) };
+    const key = retrievalCacheKey(req, stamp);
+    const opts = guessed && sameCorpus(guess, stamp) && guessed.key === key ? { prefetched: guessed } : undefined;
     try {
-      const { value, hit } = await cache.wrapJsonResult(retrievalCacheKey(req, stamp), () => load(req, stamp));
+      const { value, hit } = await cache.wrapJsonResult(key, () => load(req, stamp), opts);
       return { body: value, hit, corpus, model: req.model };
     } catch (err) {
       // The stamp was read, but the corpus at it could not be loaded (the store went away meanwhile): answer for the
