@@ -1,4 +1,4 @@
-import { createRedisClient, isCluster, redisOptionsFromEnv, type RedisClient, type RedisTopology } from '@aicache/cache';
+import { createRedisClient, fieldsOf, isCluster, redisOptionsFromEnv, type RedisClient, type RedisTopology } from '@aicache/cache';
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { BaseConfig } from './config.js';
 import { redactUrl } from './logger.js';
@@ -156,10 +156,9 @@ export class StateDurabilityError extends Error {
 }
 
 function pairs(reply: unknown): Record<string, string> {
+  if (Array.isArray(reply)) return fieldsOf(reply);
   const out: Record<string, string> = {};
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
-  } else if (reply instanceof Map) {
+  if (reply instanceof Map) {
     for (const [k, v] of reply) out[String(k)] = String(v);
   } else if (reply && typeof reply === 'object') {
     for (const [k, v] of Object.entries(reply)) out[k] = String(v);

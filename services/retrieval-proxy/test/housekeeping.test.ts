@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
 import { ADMIN_TOKEN, docs, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
@@ -27,16 +27,6 @@ let userId = '';
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const as = (token: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
   app.inject({ method, url, headers: bearer(token), ...(payload ? { payload } : {}) });
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function newKey(scopes: string[], forUser = userId): Promise<{ key: string; id: string }> {
   const res = await as(ADMIN_TOKEN, 'POST', '/api/v1/auth/keys', { name: scopes.join('-'), scopes, userId: forUser });

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
+import { followJobEvents } from '@aicache/jobs/client';
 import { loadConfig } from '../src/config.js';
 import { ADMIN_TOKEN, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
 
@@ -70,28 +71,7 @@ interface Event {
 }
 
 /** Reads the job's SSE stream over HTTP until the server ends it. */
-async function follow(as: As, id: string): Promise<{ status: number; type: string | null; events: Event[] }> {
-  const res = await fetch(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
-  const text = await res.text();
-  const events = text
-    .split('\n\n')
-    .filter((block) => block.startsWith('event: '))
-    .map((block) => {
-      const [eventLine, dataLine] = block.split('\n');
-      return { event: (eventLine as string).slice('event: '.length), data: JSON.parse((dataLine as string).slice('data: '.length)) } as Event;
-    });
-  return { status: res.status, type: res.headers.get('content-type'), events };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = (as: As, id: string) => followJobEvents<Event['data']>(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
 
 const jobOf = async (as: As, id: string) => (await call(as, 'GET', `/api/v1/jobs/${id}`)).json();
 const documentCount = async (as: As) => (await call(as, 'GET', '/api/v1/documents?limit=1')).json().total as number;
