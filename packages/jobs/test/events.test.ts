@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer } from '@aicache/test-redis';
 import { followJobEvents } from '../src/client.js';
-import { jobsApp, stateClientOf, submit } from './topology-app.js';
+import { jobsApp, stateClientOf, submit, workerRunning } from './topology-app.js';
 
 /** The event stream of a job (GET /api/v1/jobs/:id/events) against a real Redis. */
 let server: RedisServer;
@@ -19,8 +19,7 @@ beforeAll(async () => {
   ({ app } = await jobsApp(redis, 'events-test', { concurrency: 1 }, 300));
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const deadline = Date.now() + 10_000;
-  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await workerRunning(app);
 }, 60_000);
 
 afterAll(async () => {

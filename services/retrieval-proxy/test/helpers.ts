@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
@@ -112,6 +112,24 @@ export async function makeApp(config: Config, overrides: BuildOverrides = {}) {
   const app = await buildApp(config, { logger: false, adminRateLimit: false, underPressure: false, ...overrides });
   await app.ready();
   return app;
+}
+
+/**
+ * A user of `tenant` (role write) created through the auth routes with the admin token, and an API key of `scopes`
+ * for that user: the key.
+ */
+export async function userKey(app: ServiceApp, username: string, tenant: string, scopes: string[] = ['write']): Promise<string> {
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+  const user = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/users',
+    headers: admin,
+    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
+  });
+  expect(user.statusCode, user.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: admin, payload: { name: 'tests', scopes, userId: user.json().id } });
+  expect(key.statusCode, key.body).toBe(201);
+  return key.json().key as string;
 }
 
 /** A plain client on the test DB for looking at keys directly. */

@@ -4,7 +4,7 @@ import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis
 import type { ServiceApp } from '@aicache/service-kit';
 import { followJobEvents } from '@aicache/jobs/client';
 import { loadConfig } from '../src/config.js';
-import { ADMIN_TOKEN, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, makeApp, startFakeWorker, userKey, type FakeWorker } from './helpers.js';
 
 /**
  * Bulk ingest through the job routes, on a private redis-server (noeviction, AOF) with authentication on: progress
@@ -40,19 +40,6 @@ const configOf = (url: string, extra: Record<string, string> = {}) =>
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-async function userKey(username: string, tenant: string): Promise<string> {
-  const user = await app.inject({
-    method: 'POST',
-    url: '/api/v1/auth/users',
-    headers: bearer(ADMIN_TOKEN),
-    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
-  });
-  expect(user.statusCode, user.body).toBe(201);
-  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'jobs', scopes: ['write'], userId: user.json().id } });
-  expect(key.statusCode, key.body).toBe(201);
-  return key.json().key as string;
-}
-
 type As = keyof typeof keys;
 const call = (as: As, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
   app.inject({ method, url, headers: { ...bearer(keys[as]), ...headers }, ...(payload ? { payload } : {}) });
@@ -82,8 +69,8 @@ beforeAll(async () => {
   worker = await startFakeWorker();
   app = await makeApp(configOf(server.url));
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  keys.acme = await userKey('acme-writer', 'acme');
-  keys.globex = await userKey('globex-writer', 'globex');
+  keys.acme = await userKey(app, 'acme-writer', 'acme');
+  keys.globex = await userKey(app, 'globex-writer', 'globex');
 }, 60_000);
 
 afterAll(async () => {
