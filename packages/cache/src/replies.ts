@@ -1,3 +1,14 @@
+/** `INFO` text as its fields (`name:value` lines; section headers and blank lines left out), values trimmed. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
 /**
  * A flat reply of field-value pairs, `[field, value, field, value, ...]` (a stream entry's fields, CONFIG GET, RESP2
  * HGETALL), as an object; a last field without its value is dropped.

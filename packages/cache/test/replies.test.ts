@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, uniqueName, type TestRedis } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
-import { fieldsOf, streamEntries } from '../src/index.js';
+import { fieldsOf, parseInfo, streamEntries } from '../src/index.js';
 import { rawClient } from './helpers.js';
 
 /** The reading of flat field-value replies, on the replies a real Redis gives. */
@@ -34,5 +34,22 @@ describe('fieldsOf and streamEntries', () => {
   it('reads CONFIG GET pairs, and drops a last field without its value', async () => {
     expect(fieldsOf((await client.call('CONFIG', 'GET', 'maxmemory-policy')) as unknown[])).toEqual({ 'maxmemory-policy': expect.any(String) });
     expect(fieldsOf(['a', '1', 'b', 2, 'dangling'])).toEqual({ a: '1', b: '2' });
+  });
+});
+
+describe('parseInfo', () => {
+  it('reads the fields of a real INFO, leaving out section headers and blank lines', async () => {
+    const r = await getTestRedis();
+    const client = rawClient(r);
+    try {
+      const info = parseInfo(String(await client.info('server')));
+      expect(info.redis_version).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(Number(info.tcp_port)).toBe(Number(new URL(r.url).port || 6379));
+      expect(Object.keys(info).some((k) => k.startsWith('#') || k === '')).toBe(false);
+    } finally {
+      client.disconnect();
+      await r.stop();
+    }
+    expect(parseInfo('# Memory\r\nused_memory:1024\r\n\r\nmaxmemory_policy:noeviction \r\nno colon line\r\n')).toEqual({ used_memory: '1024', maxmemory_policy: 'noeviction' });
   });
 });

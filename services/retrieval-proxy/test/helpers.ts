@@ -132,6 +132,27 @@ export async function userKey(app: ServiceApp, username: string, tenant: string,
   return key.json().key as string;
 }
 
+/**
+ * A proxy over a private redis-server with authentication on (users and keys on `authDb`), as the job tests run it:
+ * one job at a time, the worker called once per request with a generous timeout.
+ */
+export function authedConfig(url: string, db: number, authDb: number, workerUrl: string, extra: Record<string, string> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    AUTH_MODE: 'on',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: url,
+    REDIS_DB_RETRIEVAL_PROXY: String(db),
+    REDIS_DB_AUTH: String(authDb),
+    MULTIMODAL_WORKER_URL: workerUrl,
+    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
+    PEER_TIMEOUT_MS: '5000',
+    PEER_RETRIES: '0',
+    JOBS_CONCURRENCY: '1',
+    ...extra,
+  });
+}
+
 /** A plain client on the test DB for looking at keys directly. */
 export function rawClient(redis: TestRedis, db: number): Redis {
   return new Redis(redis.url, { db, lazyConnect: false, maxRetriesPerRequest: 1 });

@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { loadConfig } from '../src/config.js';
-import { ADMIN_TOKEN, docs, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, authedConfig, docs, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
 
 /**
  * The proxy's housekeeping jobs on a private redis-server (noeviction) with authentication on: stats snapshots with
@@ -40,18 +39,7 @@ beforeAll(async () => {
   auth = new Redis(server.url, { db: AUTH_DB });
   worker = await startFakeWorker();
   app = await makeApp(
-    loadConfig({
-      NODE_ENV: 'test',
-      AUTH_MODE: 'on',
-      LOG_LEVEL: 'silent',
-      REDIS_URL: server.url,
-      REDIS_DB_RETRIEVAL_PROXY: String(DB),
-      REDIS_DB_AUTH: String(AUTH_DB),
-      MULTIMODAL_WORKER_URL: worker.url,
-      CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
-      PEER_TIMEOUT_MS: '5000',
-      PEER_RETRIES: '0',
-      JOBS_CONCURRENCY: '1',
+    authedConfig(server.url, DB, AUTH_DB, worker.url, {
       // Snapshots every 300 ms; the cleanup only when asked (run now), so the planted leftovers are there until then.
       JOBS_HOUSEKEEPING_INTERVAL_MS: '300',
       JOBS_CLEANUP_INTERVAL_MS: '0',

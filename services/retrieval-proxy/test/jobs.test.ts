@@ -3,8 +3,7 @@ import { Redis } from 'ioredis';
 import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { followJobEvents } from '@aicache/jobs/client';
-import { loadConfig } from '../src/config.js';
-import { ADMIN_TOKEN, makeApp, startFakeWorker, userKey, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, authedConfig, makeApp, startFakeWorker, userKey, type FakeWorker } from './helpers.js';
 
 /**
  * Bulk ingest through the job routes, on a private redis-server (noeviction, AOF) with authentication on: progress
@@ -21,22 +20,7 @@ let base = '';
 const keys = { acme: '', globex: '' };
 
 const configOf = (url: string, extra: Record<string, string> = {}) =>
-  loadConfig({
-    NODE_ENV: 'test',
-    AUTH_MODE: 'on',
-    LOG_LEVEL: 'silent',
-    REDIS_URL: url,
-    REDIS_DB_RETRIEVAL_PROXY: String(DB),
-    REDIS_DB_AUTH: String(AUTH_DB),
-    MULTIMODAL_WORKER_URL: worker.url,
-    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
-    PEER_TIMEOUT_MS: '5000',
-    PEER_RETRIES: '0',
-    JOBS_CONCURRENCY: '1',
-    JOBS_ATTEMPTS: '2',
-    JOBS_BACKOFF_MS: '100',
-    ...extra,
-  });
+  authedConfig(url, DB, AUTH_DB, worker.url, { JOBS_ATTEMPTS: '2', JOBS_BACKOFF_MS: '100', ...extra });
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
