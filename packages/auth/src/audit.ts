@@ -1,4 +1,4 @@
-import type { RedisClient } from '@aicache/cache';
+import { streamEntries, type RedisClient } from '@aicache/cache';
 import { within } from './limits/shared.js';
 
 export interface AuditEntry {
@@ -50,20 +50,16 @@ export class AuditLog {
   async read(count: number, before?: string): Promise<AuditEntry[]> {
     const end = before ? `(${before}` : '+';
     const rows = (await this.redis.xrevrange(this.key, end, '-', 'COUNT', count)) as Array<[string, string[]]>;
-    return rows.map(([id, fields]) => {
-      const o: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) o[fields[i]!] = fields[i + 1]!;
-      return {
-        id,
-        at: o.at ?? '',
-        service: o.service ?? '',
-        actor: o.actor ?? '',
-        tenant: o.tenant ?? '',
-        action: o.action ?? '',
-        target: o.target ?? '',
-        status: o.status ?? '',
-        requestId: o.requestId ?? '',
-      };
-    });
+    return streamEntries(rows).map(({ id, fields: o }) => ({
+      id,
+      at: o.at ?? '',
+      service: o.service ?? '',
+      actor: o.actor ?? '',
+      tenant: o.tenant ?? '',
+      action: o.action ?? '',
+      target: o.target ?? '',
+      status: o.status ?? '',
+      requestId: o.requestId ?? '',
+    }));
   }
 }

@@ -18,6 +18,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { readJobEvents } from '@aicache/jobs/client';
 import { startRedisServer } from '@aicache/test-redis';
 import { apiKeyFor, call, cpuUs, expect, startService } from './service-process.js';
 import { fmtMs, fmtNum, spread } from './results.js';
@@ -86,19 +87,7 @@ function documentsOf(seed: string, n: number): Array<{ id: string; title: string
 async function follow(url: string, bearer: string): Promise<Record<string, unknown>> {
   const res = await fetch(url, { headers: { authorization: `Bearer ${bearer}` } });
   if (res.status !== 200 || !res.body) throw new Error(`events: ${res.status} ${await res.text()}`);
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const message = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      const event = /^event: (\w+)$/m.exec(message)?.[1];
-      const data = /^data: (.*)$/m.exec(message)?.[1];
-      if (event && event !== 'progress' && data) return JSON.parse(data) as Record<string, unknown>;
-    }
-  }
+  for await (const e of readJobEvents<Record<string, unknown>>(res.body)) if (e.event !== 'progress') return e.data;
   throw new Error('the event stream ended without a final event');
 }
 

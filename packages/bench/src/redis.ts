@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { parseInfo, startRedisServer, type RedisServer } from '@aicache/test-redis';
 
 export interface BenchRedis {
   url: string;
@@ -38,14 +38,7 @@ export function client(url: string, db = 0, name?: string): Redis {
   return r;
 }
 
-export function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const i = line.indexOf(':');
-    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
+export { parseInfo };
 
 /** calls per command from INFO commandstats, e.g. { get: 12, mget: 1 }. */
 export async function commandCalls(r: Redis): Promise<Record<string, number>> {

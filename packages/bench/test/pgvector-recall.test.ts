@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PgVectorIndex } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
+import { PgVectorIndex, pgVectorAvailability } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
 import { lowRankVectors } from '../src/synthetic.js';
 import type { DocumentMeta } from '@aicache/retrieval-proxy/dist/domain/document-store.js';
 
@@ -16,17 +16,6 @@ const DOCS = 60;
 const CHUNKS = 100;
 const QUERIES = 100;
 
-async function reachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const schema = `recall_${randomBytes(6).toString('hex')}`;
 /** Every vector and query of this file, from one low-rank space (the tests run in order and draw in turn). */
 const vector = lowRankVectors(DIMS, RANK, 42);
@@ -40,7 +29,7 @@ afterAll(async () => {
   await c.end();
 });
 
-describe.skipIf(!(await reachable()))('HNSW recall (pgvector engine)', () => {
+describe.skipIf(!(await pgVectorAvailability(DATABASE_URL)).answers)('HNSW recall (pgvector engine)', () => {
   it(`finds >= 95 % of the exact top 10 over ${DOCS * CHUNKS} low-rank ${DIMS}-dimension vectors`, async () => {
     for (let d = 0; d < DOCS; d++) {
       const meta: DocumentMeta = {

@@ -14,7 +14,8 @@ import { ErrorReporter, silentLogger } from './reporter.js';
 import { RedisRunner } from './runner.js';
 import type { CircuitState } from './breaker.js';
 import type { LatencySnapshot } from './latency.js';
-import { hitRatePercent, parseInfo, StatsRecorder } from './stats.js';
+import { hitRatePercent, StatsRecorder } from './stats.js';
+import { parseInfo } from './replies.js';
 import type { CacheHealth, CacheOptions, CacheStats, CategoryCache, CategoryCounters, CategoryStats, ResolvedCategory } from './types.js';
 
 export interface CacheOpsFigures<C extends string = string> {

@@ -12,6 +12,7 @@ export {
   type RedisNode,
   type RedisTopology,
 } from './connection.js';
+export { fieldsOf, parseInfo, streamEntries, type StreamEntry } from './replies.js';
 export { l1EnvVar, resolveCategories, redisOptionsFromEnv, ttlEnvVar } from './config.js';
 export { unmappedRedisSettings, type SettingNotice } from './seed-settings.js';
 export { CacheError, CacheConfigError, UnknownCategoryError, InvalidPatternError } from './errors.js';

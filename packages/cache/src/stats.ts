@@ -117,13 +117,3 @@ export function hitRatePercent(hits: number, misses: number): number {
   return total === 0 ? 0 : Math.round((hits * 1000) / total) / 10;
 }
 
-/** `INFO` text -> field map. */
-export function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisCluster, startRedisSentinel, uniqueName, type RedisClusterHandle, type RedisSentinelSet } from '@aicache/test-redis';
-import { Cache, type CategoryCache } from '../src/index.js';
+import { Cache, type CategoryCache, type RedisTopology } from '../src/index.js';
 import { slotOf } from '../src/cluster.js';
 import { eventually, sleep } from './helpers.js';
 
@@ -80,49 +80,80 @@ async function underKill(docs: CategoryCache, keys: string[], probeKey: string, 
   return { calls, threw, misses, longestMs: Math.round(longest), resumeSeconds: (resumedAt - killedAt) / 1000, lastAcked, final };
 }
 
-describe('the cache through a Cluster failover', () => {
-  let cluster: RedisClusterHandle;
-  let cache: Cache<'docs'>;
+/** Uncaught exceptions and unhandled rejections while a describe runs: none may occur. */
+function catchUncaught(): { uncaught: unknown[]; on: () => void; off: () => void } {
   const uncaught: unknown[] = [];
   const onUncaught = (err: unknown): void => {
     uncaught.push(err);
   };
+  return {
+    uncaught,
+    on: () => {
+      process.on('uncaughtException', onUncaught);
+      process.on('unhandledRejection', onUncaught);
+    },
+    off: () => {
+      process.off('uncaughtException', onUncaught);
+      process.off('unhandledRejection', onUncaught);
+    },
+  };
+}
+
+/** A cache for these tests (commands bounded at TIMEOUT_MS, a breaker that never opens), once it writes. */
+async function readyCache(service: string, topology: RedisTopology): Promise<Cache<'docs'>> {
+  const cache = new Cache({ service: uniqueName(service), categories, env: {}, topology, commandTimeoutMs: TIMEOUT_MS, breaker: { failureThreshold: 1_000_000 } });
+  await eventually(async () => cache.client.status === 'ready' && (await cache.category('docs').set('warm', 1)), 10_000);
+  return cache;
+}
+
+/** 300 keys written through the cache, for the load to read and write. */
+async function loadedKeys(docs: CategoryCache): Promise<string[]> {
+  const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+  expect(await docs.mset(keys.map((key) => ({ key, value: 0 })))).toBe(true);
+  return keys;
+}
+
+/** Prints the figures of a kill under load, and asserts what a user would notice. */
+function expectFailOpen(label: string, what: string, f: Figures, uncaught: unknown[]): void {
+  console.log(
+    `[${label}] ${what}: ${f.calls} calls, ${f.threw} threw, ${f.misses} read misses, longest call ${f.longestMs} ms, ` +
+      `writes landed again after ${f.resumeSeconds.toFixed(2)} s, uncaught ${uncaught.length}`,
+  );
+  expect(f.threw).toBe(0);
+  expect(uncaught).toEqual([]);
+  // Every call ended within its bound (the command timeout, plus the event loop's slack on a loaded machine).
+  expect(f.longestMs).toBeLessThan(TIMEOUT_MS * 8);
+  // The last acknowledged write is what is there: no write that timed out landed after it.
+  expect(f.final).toBe(f.lastAcked);
+}
+
+describe('the cache through a Cluster failover', () => {
+  let cluster: RedisClusterHandle;
+  let cache: Cache<'docs'>;
+  const { uncaught, on: catchOn, off: catchOff } = catchUncaught();
 
   beforeAll(async () => {
-    process.on('uncaughtException', onUncaught);
-    process.on('unhandledRejection', onUncaught);
+    catchOn();
     // 2 s keeps the file short; FAILOVER_NODE_TIMEOUT_MS=5000 measures with the harness's default.
     cluster = await startRedisCluster({ nodeTimeoutMs: Number(process.env.FAILOVER_NODE_TIMEOUT_MS ?? 2000) });
-    cache = new Cache({ service: uniqueName('fo'), categories, env: {}, topology: { mode: 'cluster', nodes: cluster.nodes }, commandTimeoutMs: TIMEOUT_MS, breaker: { failureThreshold: 1_000_000 } });
-    await eventually(async () => cache.client.status === 'ready' && (await cache.category('docs').set('warm', 1)), 10_000);
+    cache = await readyCache('fo', { mode: 'cluster', nodes: cluster.nodes });
   }, 60_000);
   afterAll(async () => {
-    process.off('uncaughtException', onUncaught);
-    process.off('unhandledRejection', onUncaught);
+    catchOff();
     await cache?.close();
     await cluster?.stop();
   }, 30_000);
 
   it('kill -9 of a master under load: no call throws or hangs, writes land again, no late write', async () => {
     const docs = cache.category('docs');
-    const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
-    expect(await docs.mset(keys.map((key) => ({ key, value: 0 })))).toBe(true);
+    const keys = await loadedKeys(docs);
     const victim = (await cluster.masters())[0]!;
     // A key served by the master about to die: where "writes land again" is measured.
     const owner = `${victim.host}:${victim.port}`;
     const probeKey = keys.find((k) => (cache.client as unknown as { slots: string[][] }).slots[slotOf(docs.key(k))]?.[0] === owner)!;
     expect(probeKey).toBeDefined();
     const f = await underKill(docs, keys, probeKey, () => victim.kill());
-    console.log(
-      `[cluster failover] kill -9 of a master: ${f.calls} calls, ${f.threw} threw, ${f.misses} read misses, longest call ${f.longestMs} ms, ` +
-        `writes landed again after ${f.resumeSeconds.toFixed(2)} s, uncaught ${uncaught.length}`,
-    );
-    expect(f.threw).toBe(0);
-    expect(uncaught).toEqual([]);
-    // Every call ended within its bound (the command timeout, plus the event loop's slack on a loaded machine).
-    expect(f.longestMs).toBeLessThan(TIMEOUT_MS * 8);
-    // The last acknowledged write is what is there: no write that timed out landed after it.
-    expect(f.final).toBe(f.lastAcked);
+    expectFailOpen('cluster failover', 'kill -9 of a master', f, uncaught);
   }, 90_000);
 
   it('the whole cluster down: every call ends as a miss within the timeout, and the process stays up', async () => {
@@ -163,47 +194,26 @@ describe('the cache through a Cluster failover', () => {
 describe('the cache through a Sentinel failover', () => {
   let set: RedisSentinelSet;
   let cache: Cache<'docs'>;
-  const uncaught: unknown[] = [];
-  const onUncaught = (err: unknown): void => {
-    uncaught.push(err);
-  };
+  const { uncaught, on: catchOn, off: catchOff } = catchUncaught();
 
   beforeAll(async () => {
-    process.on('uncaughtException', onUncaught);
-    process.on('unhandledRejection', onUncaught);
+    catchOn();
     set = await startRedisSentinel({ downAfterMs: 1000 });
-    cache = new Cache({
-      service: uniqueName('fos'),
-      categories,
-      env: {},
-      topology: { mode: 'sentinel', sentinels: set.sentinelNodes, name: set.name },
-      commandTimeoutMs: TIMEOUT_MS,
-      breaker: { failureThreshold: 1_000_000 },
-    });
-    await eventually(async () => cache.client.status === 'ready' && (await cache.category('docs').set('warm', 1)), 10_000);
+    cache = await readyCache('fos', { mode: 'sentinel', sentinels: set.sentinelNodes, name: set.name });
   }, 60_000);
   afterAll(async () => {
-    process.off('uncaughtException', onUncaught);
-    process.off('unhandledRejection', onUncaught);
+    catchOff();
     await cache?.close();
     await set?.stop();
   }, 30_000);
 
   it('kill -9 of the primary under load: no call throws or hangs, writes land again on the new primary, no late write', async () => {
     const docs = cache.category('docs');
-    const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
-    expect(await docs.mset(keys.map((key) => ({ key, value: 0 })))).toBe(true);
+    const keys = await loadedKeys(docs);
     await set.waitSynced();
     const victim = await set.primary();
     const f = await underKill(docs, keys, 'probe', () => victim.kill());
-    console.log(
-      `[sentinel failover] kill -9 of the primary: ${f.calls} calls, ${f.threw} threw, ${f.misses} read misses, longest call ${f.longestMs} ms, ` +
-        `writes landed again after ${f.resumeSeconds.toFixed(2)} s, uncaught ${uncaught.length}`,
-    );
-    expect(f.threw).toBe(0);
-    expect(uncaught).toEqual([]);
-    expect(f.longestMs).toBeLessThan(TIMEOUT_MS * 8);
-    expect(f.final).toBe(f.lastAcked);
+    expectFailOpen('sentinel failover', 'kill -9 of the primary', f, uncaught);
     expect(await set.primary()).not.toBe(victim);
   }, 90_000);
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgVectorAvailability } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
 import { call, startStack, type ServiceProcess, type Stack } from './stack.js';
 
 /**
@@ -21,17 +22,7 @@ type Setup = (typeof SETUPS)[number];
 
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PG_SCHEMA = `quality_${randomBytes(6).toString('hex')}`;
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-const withPg = await pgReachable();
+const withPg = (await pgVectorAvailability(DATABASE_URL)).answers;
 if (!withPg) console.warn('retrieval quality on pgvector skipped: PostgreSQL does not answer');
 
 let stack: Stack;

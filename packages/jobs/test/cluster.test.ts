@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Cluster } from 'ioredis';
 import { askNode, startRedisCluster, type RedisClusterHandle } from '@aicache/test-redis';
 import { assertNoEviction, evictionPolicy, JobsRefusedError, viewOf } from '../src/index.js';
-import { jobsApp, read, stateClientOf, submit, waitFor, type Runs } from './topology-app.js';
+import { jobsApp, read, stateClientOf, submit, waitFor, workerRunning, type Runs } from './topology-app.js';
 
 /**
  * The job queue on a real 3-master Cluster (one replica each), through the state client a service builds from
@@ -20,9 +20,7 @@ beforeAll(async () => {
   cluster = await startRedisCluster({ args: ['--maxmemory-policy', 'noeviction'] });
   redis = stateClientOf({ REDIS_CLUSTER_NODES: cluster.nodesEnv }) as Cluster;
   ({ app, runs } = await jobsApp(redis, SERVICE, { concurrency: 1 }));
-  // The worker starts once the eviction check passed on every master.
-  const deadline = Date.now() + 10_000;
-  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await workerRunning(app);
 }, 90_000);
 
 afterAll(async () => {

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer } from '@aicache/test-redis';
-import { jobsApp, stateClientOf, submit } from './topology-app.js';
+import { followJobEvents } from '../src/client.js';
+import { jobsApp, stateClientOf, submit, workerRunning } from './topology-app.js';
 
 /** The event stream of a job (GET /api/v1/jobs/:id/events) against a real Redis. */
 let server: RedisServer;
@@ -18,8 +19,7 @@ beforeAll(async () => {
   ({ app } = await jobsApp(redis, 'events-test', { concurrency: 1 }, 300));
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const deadline = Date.now() + 10_000;
-  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await workerRunning(app);
 }, 60_000);
 
 afterAll(async () => {
@@ -36,26 +36,8 @@ interface Event {
 
 /** Follows the stream to its end; `onEvent` sees each event as it comes. */
 async function follow(id: string, onEvent: (e: Event) => void = () => undefined): Promise<Event[]> {
-  const res = await fetch(`${base}/api/v1/jobs/${id}/events`, { headers: { 'x-tenant': 'tenant-a' } });
-  expect(res.status).toBe(200);
-  const events: Event[] = [];
-  const decoder = new TextDecoder();
-  let buffered = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf('\n\n')) >= 0) {
-      const message = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      const event = /^event: (\w+)$/m.exec(message)?.[1];
-      const data = /^data: (.*)$/m.exec(message)?.[1];
-      if (event && data) {
-        const e = { event, data: JSON.parse(data) as Event['data'] };
-        events.push(e);
-        onEvent(e);
-      }
-    }
-  }
+  const { status, events } = await followJobEvents<Event['data']>(`${base}/api/v1/jobs/${id}/events`, { headers: { 'x-tenant': 'tenant-a' } }, onEvent);
+  expect(status).toBe(200);
   return events;
 }
 

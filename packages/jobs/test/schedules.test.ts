@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import { registerJobs, DEFAULT_SETTINGS, SYSTEM_TENANT, type JobContext, type ScheduledKind } from '../src/index.js';
 
 /**
@@ -44,16 +44,6 @@ async function replica(name: string, everyMs: number): Promise<{ app: FastifyIns
 async function stop(r: { app: FastifyInstance; redis: Redis }): Promise<void> {
   await r.app.close();
   r.redis.disconnect();
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const schedulerKey = `jobs:{${SERVICE}}:scheduled:repeat`;

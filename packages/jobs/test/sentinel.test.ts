@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { askNode, parseInfo, startRedisSentinel, type RedisSentinelSet } from '@aicache/test-redis';
-import { jobsApp, read, stateClientOf, submit, waitFor, type Runs } from './topology-app.js';
+import { jobsApp, read, stateClientOf, submit, waitFor, workerRunning, type Runs } from './topology-app.js';
 
 /**
  * The job queue behind Sentinel, through the state client a service builds from REDIS_SENTINELS: jobs queued and one
@@ -22,8 +22,7 @@ beforeAll(async () => {
   redis = stateClientOf({ REDIS_SENTINELS: set.sentinelsEnv, REDIS_SENTINEL_NAME: set.name }) as Redis;
   // Short lock and stalled check, so a job whose lock could not be renewed across the switch is handed over quickly.
   ({ app, runs } = await jobsApp(redis, SERVICE, { concurrency: 1, lockDurationMs: 4000, stalledIntervalMs: 2000, backoffMs: 200 }));
-  const deadline = Date.now() + 10_000;
-  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await workerRunning(app);
 }, 90_000);
 
 afterAll(async () => {

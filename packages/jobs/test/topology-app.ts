@@ -80,6 +80,12 @@ export async function jobsApp(
   return { app, runs };
 }
 
+/** Waits (up to `timeoutMs`) until the app's worker runs: it starts once the eviction check passed on every master. */
+export async function workerRunning(app: FastifyInstance, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!app.jobs.worker?.isRunning() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
 export interface JobViewLike {
   id: string;
   state: string;

@@ -1,3 +1,4 @@
+import { parseInfo } from '@aicache/cache';
 import type { Redis } from 'ioredis';
 import { checkStateDurability } from './state-redis.js';
 
@@ -15,15 +16,6 @@ export const REDIS_SAMPLE_TTL_MS = 5000;
 export const REDIS_SAMPLE_TIMEOUT_MS = 250;
 /** The state Redis's durability changes only when an operator reconfigures it: sampled less often. */
 export const DURABILITY_SAMPLE_TTL_MS = 15_000;
-
-function infoFields(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const i = line.indexOf(':');
-    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1).trim();
-  }
-  return out;
-}
 
 const num = (v: string | undefined): number | null => {
   if (v === undefined || v === '') return null;
@@ -85,7 +77,7 @@ export class Sampler<T> {
 export function redisFiguresSampler(ttlMs = REDIS_SAMPLE_TTL_MS): Sampler<RedisFigures> {
   return new Sampler(async (client) => {
     // One INFO (default sections: server, clients, memory, stats...) rather than one call per section.
-    const info = infoFields(String(await client.info()));
+    const info = parseInfo(String(await client.info()));
     return {
       usedMemoryBytes: num(info.used_memory),
       maxMemoryBytes: num(info.maxmemory),

@@ -1,4 +1,4 @@
-import { createRedisClient, isCluster, redisOptionsFromEnv, type RedisClient, type RedisTopology } from '@aicache/cache';
+import { createRedisClient, fieldsOf, isCluster, parseInfo, redisOptionsFromEnv, type RedisClient, type RedisTopology } from '@aicache/cache';
 import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { BaseConfig } from './config.js';
 import { redactUrl } from './logger.js';
@@ -156,22 +156,12 @@ export class StateDurabilityError extends Error {
 }
 
 function pairs(reply: unknown): Record<string, string> {
+  if (Array.isArray(reply)) return fieldsOf(reply);
   const out: Record<string, string> = {};
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
-  } else if (reply instanceof Map) {
+  if (reply instanceof Map) {
     for (const [k, v] of reply) out[String(k)] = String(v);
   } else if (reply && typeof reply === 'object') {
     for (const [k, v] of Object.entries(reply)) out[k] = String(v);
-  }
-  return out;
-}
-
-function infoFields(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const i = line.indexOf(':');
-    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1).trim();
   }
   return out;
 }
@@ -186,7 +176,7 @@ async function readSettings(client: Redis): Promise<Pick<StateDurability, 'polic
   } catch {
     // CONFIG renamed or denied (managed Redis): INFO still tells policy and AOF, not the save rules.
   }
-  const info = infoFields(String(await client.info('memory')) + '\n' + String(await client.info('persistence')));
+  const info = parseInfo(String(await client.info('memory')) + '\n' + String(await client.info('persistence')));
   return {
     policy: info.maxmemory_policy ?? null,
     appendonly: info.aof_enabled === undefined ? null : info.aof_enabled === '1',

@@ -1,17 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestRedis, startRedisServer, uniqueName, type RedisServer, type TestRedis } from '@aicache/test-redis';
-import { checkStateDurability, createStateRedis, StateDurabilityError, type KitLogger } from '../src/index.js';
-import { testConfig } from './helpers.js';
-
-function recordingLogger() {
-  const lines: { level: string; obj: object; msg?: string }[] = [];
-  const logger: KitLogger = {
-    info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
-    error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
-  };
-  return { logger, lines };
-}
+import { checkStateDurability, createStateRedis, StateDurabilityError } from '../src/index.js';
+import { recordingLogger, testConfig } from './helpers.js';
 
 describe('checkStateDurability', () => {
   let evicting: RedisServer;

@@ -10,24 +10,13 @@ import {
   registerRedis,
   StateCalls,
   StateDurabilityError,
-  type KitLogger,
 } from '../src/index.js';
-import { captureStream, testConfig } from './helpers.js';
+import { captureStream, recordingLogger, testConfig } from './helpers.js';
 import { createLogger } from '../src/logger.js';
 
 const SET_SCRIPT = `${DEADLINE_GUARD}
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`;
-
-function recordingLogger() {
-  const lines: { level: string; obj: object; msg?: string }[] = [];
-  const logger: KitLogger = {
-    info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
-    error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
-  };
-  return { logger, lines };
-}
 
 const closeClient = (c: RedisClient) => c.quit().catch(() => c.disconnect());
 

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { startRedisServer, uniqueName, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, uniqueName, waitFor, type RedisServer } from '@aicache/test-redis';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
 import { chunkTextAsync, defaultChunkOverlap, textSha256 } from '@aicache/text';
+import { followJobEvents } from '@aicache/jobs/client';
 import { ADMIN_TOKEN, startWorkerProcess } from './helpers.js';
 
 /**
@@ -94,26 +95,9 @@ interface Event {
 
 /** Reads the job's SSE stream over HTTP until the server ends it. */
 async function follow(as: As, id: string): Promise<Event[]> {
-  const res = await fetch(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
-  expect(res.status).toBe(200);
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .filter((block) => block.startsWith('event: '))
-    .map((block) => {
-      const [eventLine, dataLine] = block.split('\n');
-      return { event: (eventLine as string).slice('event: '.length), data: JSON.parse((dataLine as string).slice('data: '.length)) } as Event;
-    });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { status, events } = await followJobEvents<Event['data']>(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
+  expect(status).toBe(200);
+  return events;
 }
 
 const jobOf = async (as: As, id: string) => (await call(as, 'GET', `/api/v1/jobs/${id}`)).json();
@@ -277,7 +261,7 @@ describe('cancel and resume', () => {
     const inputs = inputsOf(4000, 'resume');
     provider.delayMs = 100;
     const job = (await call('acme', 'POST', '/api/v1/jobs/embeddings', { input: inputs, batchSize: 200 })).json();
-    await waitFor('the job to make progress', async () => ((await jobOf('acme', job.id)).progress.current >= 600 ? true : undefined));
+    await waitFor('the job to make progress', async () => ((await jobOf('acme', job.id)).progress.current >= 600 ? true : undefined), 30_000);
 
     // Concurrency 1: a second job waits; cancelled before it starts, it is removed with the inputs stored for it.
     const queued = (await call('acme', 'POST', '/api/v1/jobs/embeddings', { input: inputsOf(50, 'queued') })).json();
@@ -356,7 +340,7 @@ describe('a job whose process is killed', () => {
       const before = await waitFor('progress in the child', async () => {
         const job = (await (await fetch(`${child.url}/api/v1/jobs/${id}`)).json()) as { progress: { current: number } };
         return job.progress.current >= 5000 ? job.progress.current : undefined;
-      });
+      }, 30_000);
       await child.kill();
       expect(before).toBeLessThan(total);
 

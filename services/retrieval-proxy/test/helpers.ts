@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
@@ -112,6 +112,45 @@ export async function makeApp(config: Config, overrides: BuildOverrides = {}) {
   const app = await buildApp(config, { logger: false, adminRateLimit: false, underPressure: false, ...overrides });
   await app.ready();
   return app;
+}
+
+/**
+ * A user of `tenant` (role write) created through the auth routes with the admin token, and an API key of `scopes`
+ * for that user: the key.
+ */
+export async function userKey(app: ServiceApp, username: string, tenant: string, scopes: string[] = ['write']): Promise<string> {
+  const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+  const user = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/users',
+    headers: admin,
+    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
+  });
+  expect(user.statusCode, user.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: admin, payload: { name: 'tests', scopes, userId: user.json().id } });
+  expect(key.statusCode, key.body).toBe(201);
+  return key.json().key as string;
+}
+
+/**
+ * A proxy over a private redis-server with authentication on (users and keys on `authDb`), as the job tests run it:
+ * one job at a time, the worker called once per request with a generous timeout.
+ */
+export function authedConfig(url: string, db: number, authDb: number, workerUrl: string, extra: Record<string, string> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    AUTH_MODE: 'on',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: url,
+    REDIS_DB_RETRIEVAL_PROXY: String(db),
+    REDIS_DB_AUTH: String(authDb),
+    MULTIMODAL_WORKER_URL: workerUrl,
+    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
+    PEER_TIMEOUT_MS: '5000',
+    PEER_RETRIES: '0',
+    JOBS_CONCURRENCY: '1',
+    ...extra,
+  });
 }
 
 /** A plain client on the test DB for looking at keys directly. */

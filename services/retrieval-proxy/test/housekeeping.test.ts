@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { loadConfig } from '../src/config.js';
-import { ADMIN_TOKEN, docs, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, authedConfig, docs, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
 
 /**
  * The proxy's housekeeping jobs on a private redis-server (noeviction) with authentication on: stats snapshots with
@@ -28,16 +27,6 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const as = (token: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
   app.inject({ method, url, headers: bearer(token), ...(payload ? { payload } : {}) });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function newKey(scopes: string[], forUser = userId): Promise<{ key: string; id: string }> {
   const res = await as(ADMIN_TOKEN, 'POST', '/api/v1/auth/keys', { name: scopes.join('-'), scopes, userId: forUser });
   expect(res.statusCode, res.body).toBe(201);
@@ -50,18 +39,7 @@ beforeAll(async () => {
   auth = new Redis(server.url, { db: AUTH_DB });
   worker = await startFakeWorker();
   app = await makeApp(
-    loadConfig({
-      NODE_ENV: 'test',
-      AUTH_MODE: 'on',
-      LOG_LEVEL: 'silent',
-      REDIS_URL: server.url,
-      REDIS_DB_RETRIEVAL_PROXY: String(DB),
-      REDIS_DB_AUTH: String(AUTH_DB),
-      MULTIMODAL_WORKER_URL: worker.url,
-      CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
-      PEER_TIMEOUT_MS: '5000',
-      PEER_RETRIES: '0',
-      JOBS_CONCURRENCY: '1',
+    authedConfig(server.url, DB, AUTH_DB, worker.url, {
       // Snapshots every 300 ms; the cleanup only when asked (run now), so the planted leftovers are there until then.
       JOBS_HOUSEKEEPING_INTERVAL_MS: '300',
       JOBS_CLEANUP_INTERVAL_MS: '0',

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { freePort, startRedisServer, waitFor as poll, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
 import { makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
@@ -40,15 +40,8 @@ async function inProcess(db: number, extra: Record<string, string> = {}): Promis
   return app;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls through errors too: the child service may not answer yet, or any longer. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => poll(what, () => fn().catch(() => undefined), timeoutMs);
 
 const docs = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ id: `${tag}-${i}`, title: `${tag} ${i}`, text: `The ${tag} text number ${i} about shipping and refunds.` }));
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from '@aicache/test-redis';
+import { startRedisServer, waitFor, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
-import { loadConfig } from '../src/config.js';
-import { ADMIN_TOKEN, makeApp, startFakeWorker, type FakeWorker } from './helpers.js';
+import { followJobEvents } from '@aicache/jobs/client';
+import { ADMIN_TOKEN, authedConfig, makeApp, startFakeWorker, userKey, type FakeWorker } from './helpers.js';
 
 /**
  * Bulk ingest through the job routes, on a private redis-server (noeviction, AOF) with authentication on: progress
@@ -20,37 +20,9 @@ let base = '';
 const keys = { acme: '', globex: '' };
 
 const configOf = (url: string, extra: Record<string, string> = {}) =>
-  loadConfig({
-    NODE_ENV: 'test',
-    AUTH_MODE: 'on',
-    LOG_LEVEL: 'silent',
-    REDIS_URL: url,
-    REDIS_DB_RETRIEVAL_PROXY: String(DB),
-    REDIS_DB_AUTH: String(AUTH_DB),
-    MULTIMODAL_WORKER_URL: worker.url,
-    CACHE_ADMIN_TOKEN: ADMIN_TOKEN,
-    PEER_TIMEOUT_MS: '5000',
-    PEER_RETRIES: '0',
-    JOBS_CONCURRENCY: '1',
-    JOBS_ATTEMPTS: '2',
-    JOBS_BACKOFF_MS: '100',
-    ...extra,
-  });
+  authedConfig(url, DB, AUTH_DB, worker.url, { JOBS_ATTEMPTS: '2', JOBS_BACKOFF_MS: '100', ...extra });
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-async function userKey(username: string, tenant: string): Promise<string> {
-  const user = await app.inject({
-    method: 'POST',
-    url: '/api/v1/auth/users',
-    headers: bearer(ADMIN_TOKEN),
-    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
-  });
-  expect(user.statusCode, user.body).toBe(201);
-  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'jobs', scopes: ['write'], userId: user.json().id } });
-  expect(key.statusCode, key.body).toBe(201);
-  return key.json().key as string;
-}
 
 type As = keyof typeof keys;
 const call = (as: As, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
@@ -70,28 +42,7 @@ interface Event {
 }
 
 /** Reads the job's SSE stream over HTTP until the server ends it. */
-async function follow(as: As, id: string): Promise<{ status: number; type: string | null; events: Event[] }> {
-  const res = await fetch(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
-  const text = await res.text();
-  const events = text
-    .split('\n\n')
-    .filter((block) => block.startsWith('event: '))
-    .map((block) => {
-      const [eventLine, dataLine] = block.split('\n');
-      return { event: (eventLine as string).slice('event: '.length), data: JSON.parse((dataLine as string).slice('data: '.length)) } as Event;
-    });
-  return { status: res.status, type: res.headers.get('content-type'), events };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const follow = (as: As, id: string) => followJobEvents<Event['data']>(`${base}/api/v1/jobs/${id}/events`, { headers: bearer(keys[as]) });
 
 const jobOf = async (as: As, id: string) => (await call(as, 'GET', `/api/v1/jobs/${id}`)).json();
 const documentCount = async (as: As) => (await call(as, 'GET', '/api/v1/documents?limit=1')).json().total as number;
@@ -102,8 +53,8 @@ beforeAll(async () => {
   worker = await startFakeWorker();
   app = await makeApp(configOf(server.url));
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  keys.acme = await userKey('acme-writer', 'acme');
-  keys.globex = await userKey('globex-writer', 'globex');
+  keys.acme = await userKey(app, 'acme-writer', 'acme');
+  keys.globex = await userKey(app, 'globex-writer', 'globex');
 }, 60_000);
 
 afterAll(async () => {

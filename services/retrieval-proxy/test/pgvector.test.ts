@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceApp } from '@aicache/service-kit';
 import { ConfigError } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
+import { pgVectorAvailability } from '../src/domain/pgvector-index.js';
 import { ADMIN_TOKEN, docs, makeApp, rawClient, startFakeWorker, testConfig, testRedis, type FakeWorker } from './helpers.js';
 import type { TestRedis } from '@aicache/test-redis';
 
@@ -15,25 +16,11 @@ import type { TestRedis } from '@aicache/test-redis';
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const DB = 9;
 
-async function pgStatus(): Promise<string> {
-  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-  } catch (err) {
-    return `PostgreSQL at ${DATABASE_URL.replace(/\/\/[^@]*@/, '//')} does not answer (${(err as Error).message})`;
-  }
-  try {
-    const { rows } = await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'");
-    return rows.length ? '' : 'the pgvector extension is not installed: run infra/scripts/install-pgvector.sh';
-  } finally {
-    await c.end();
-  }
-}
-
-const unavailable = await pgStatus();
+const pgState = await pgVectorAvailability(DATABASE_URL);
+const unavailable = pgState.reason;
 if (unavailable) console.warn(`pgvector engine tests skipped: ${unavailable}`);
 // Where PostgreSQL runs (CI always has it) a missing extension is a failure, not a reason to skip.
-const pgAnswers = !unavailable.includes('does not answer');
+const pgAnswers = pgState.answers;
 
 const schemas: string[] = [];
 const newSchema = () => {

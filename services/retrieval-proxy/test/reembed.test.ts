@@ -9,6 +9,7 @@ import { startRedisServer, type RedisServer } from '@aicache/test-redis';
 import type { ServiceApp } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
 import { DocumentStore } from '../src/domain/document-store.js';
+import { pgVectorAvailability } from '../src/domain/pgvector-index.js';
 import { ADMIN_TOKEN, makeApp } from './helpers.js';
 import type { BuildOverrides } from '../src/app.js';
 import { WorkerEmbedder, type Embedder } from '../src/domain/embedder.js';
@@ -70,19 +71,7 @@ async function startWorker(port?: number): Promise<void> {
   }
 }
 
-async function pgAvailable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    const { rows } = await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'");
-    return rows.length > 0;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-const withPg = await pgAvailable();
+const withPg = (await pgVectorAvailability(DATABASE_URL)).vector;
 
 type Engine = 'redis' | 'pgvector';
 

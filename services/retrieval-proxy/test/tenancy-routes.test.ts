@@ -3,7 +3,7 @@ import { scanKeys, unlinkMatching } from '@aicache/test-redis';
 import type { Redis } from 'ioredis';
 import type { ServiceApp } from '@aicache/service-kit';
 import type { TestRedis } from '@aicache/test-redis';
-import { ADMIN_TOKEN, makeApp, rawClient, startFakeWorker, testConfig, testRedis, wipe, type FakeWorker } from './helpers.js';
+import { ADMIN_TOKEN, makeApp, rawClient, startFakeWorker, testConfig, testRedis, userKey, wipe, type FakeWorker } from './helpers.js';
 
 /** The routes with authentication on: each API key acts for its user's tenant, and sees that tenant's documents only. */
 const DB = 13;
@@ -18,19 +18,6 @@ const keys: Record<'acme' | 'globex' | 'acmeReader', string> = { acme: '', globe
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-async function userKey(username: string, tenant: string, scopes: string[]): Promise<string> {
-  const user = await app.inject({
-    method: 'POST',
-    url: '/api/v1/auth/users',
-    headers: bearer(ADMIN_TOKEN),
-    payload: { username, password: 'correct horse battery staple', tenant, role: 'write' },
-  });
-  expect(user.statusCode, user.body).toBe(201);
-  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'tests', scopes, userId: user.json().id } });
-  expect(key.statusCode, key.body).toBe(201);
-  return key.json().key as string;
-}
-
 beforeAll(async () => {
   redis = await testRedis();
   raw = rawClient(redis, DB);
@@ -39,9 +26,9 @@ beforeAll(async () => {
   await unlinkMatching(authRaw, 'auth:*');
   worker = await startFakeWorker();
   app = await makeApp(testConfig(redis, DB, worker.url, { AUTH_MODE: 'on', REDIS_DB_AUTH: String(AUTH_DB) }));
-  keys.acme = await userKey('acme-writer', 'acme', ['write']);
-  keys.globex = await userKey('globex-writer', 'globex', ['write']);
-  keys.acmeReader = await userKey('acme-reader', 'acme', ['read']);
+  keys.acme = await userKey(app, 'acme-writer', 'acme', ['write']);
+  keys.globex = await userKey(app, 'globex-writer', 'globex', ['write']);
+  keys.acmeReader = await userKey(app, 'acme-reader', 'acme', ['read']);
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { Cache } from '@aicache/cache';
 import { scanKeys, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { DocumentStore, type DocumentMeta } from '../src/domain/document-store.js';
 import type { Embedder } from '../src/domain/embedder.js';
-import { MIGRATIONS, PgVectorIndex } from '../src/domain/pgvector-index.js';
+import { MIGRATIONS, PgVectorIndex, pgVectorAvailability } from '../src/domain/pgvector-index.js';
 import { RedisRetrievalIndex, type RetrievalIndex } from '../src/domain/retrieval-index.js';
 import { RetrievalService } from '../src/domain/retrieval-service.js';
 import { vectorToBuffer } from '../src/domain/vectors.js';
@@ -19,21 +19,8 @@ import { DIMS, embed, testRedis } from './helpers.js';
 const DB = 11;
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-async function pgHasVector(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-  } catch {
-    return false;
-  }
-  try {
-    return (await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).rows.length > 0;
-  } finally {
-    await c.end();
-  }
-}
 // Where PostgreSQL answers, pgvector.test.ts already fails when the extension is missing; here its absence skips.
-const pgReady = await pgHasVector();
+const pgReady = (await pgVectorAvailability(DATABASE_URL)).vector;
 
 const embedder: Embedder & { calls: number } = {
   calls: 0,

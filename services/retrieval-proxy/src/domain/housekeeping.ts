@@ -1,5 +1,5 @@
 import type { AuthStore } from '@aicache/auth';
-import type { Cache, RedisClient } from '@aicache/cache';
+import { streamEntries, type Cache, type RedisClient } from '@aicache/cache';
 import type { JobQueue, ScheduledKind } from '@aicache/jobs';
 import type { RetrievalIndex } from './retrieval-index.js';
 
@@ -55,11 +55,7 @@ export class StatsHistory {
   /** The newest `limit` snapshots, newest first. */
   async read(limit: number): Promise<StatsSnapshot[]> {
     const entries = await this.redis.xrevrange(this.key, '+', '-', 'COUNT', limit);
-    return entries.map(([id, flat]) => {
-      const fields: Record<string, string> = {};
-      for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-      return parse(id, fields);
-    });
+    return streamEntries(entries).map(({ id, fields }) => parse(id, fields));
   }
 }
 

@@ -95,6 +95,35 @@ export function tenantEfSearch(ef: number, tenantChunks: number, corpusChunks: n
   return Math.min(MAX_EF_SEARCH, Math.ceil((ef * corpusChunks) / tenantChunks));
 }
 
+/** Whether a PostgreSQL can hold this index: it answers, and it offers the vector extension. */
+export interface PgVectorAvailability {
+  answers: boolean;
+  vector: boolean;
+  /** Why it cannot ('' when it can), with its address, the password masked. */
+  reason: string;
+}
+
+/** Asks the PostgreSQL at `connectionString` whether it can hold this index (for tests and tools that go without it). */
+export async function pgVectorAvailability(connectionString: string, timeoutMs = 2000): Promise<PgVectorAvailability> {
+  const c = new pg.Client({ connectionString, connectionTimeoutMillis: timeoutMs });
+  try {
+    await c.connect();
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    return { answers: false, vector: false, reason: `PostgreSQL at ${redactUrl(connectionString)} does not answer (${(err as Error).message})` };
+  }
+  try {
+    const { rows } = await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'");
+    return rows.length
+      ? { answers: true, vector: true, reason: '' }
+      : { answers: true, vector: false, reason: 'the pgvector extension is not installed: run infra/scripts/install-pgvector.sh' };
+  } catch (err) {
+    return { answers: true, vector: false, reason: `PostgreSQL at ${redactUrl(connectionString)} cannot list its extensions (${(err as Error).message})` };
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
 /** Connection trouble (as opposed to a statement PostgreSQL refused): 503, retry later. */
 function unavailable(err: unknown): boolean {
   const code = (err as { code?: string })?.code ?? '';
