@@ -14,6 +14,8 @@
 //      BENCH_SCALE_EF_SEARCH=40[,100,...] (hnsw.ef_search; each value gives a pgvector row of its own: latency
 //        and recall at it, on the same index)  BENCH_SCALE_BUILD_MEM=4GB (maintenance_work_mem of the HNSW build; a NOTICE "hnsw
 //        graph no longer fits into maintenance_work_mem" is printed and means the build slowed down: raise it)
+//      BENCH_SCALE_HNSW_WITH=m=32,ef_construction=128 (build parameters other than the proxy's, m 16 and
+//        ef_construction 64: what a larger graph buys in recall and costs in build time)
 //      BENCH_SCALE_BUILD_WORKERS (max_parallel_maintenance_workers of the build; default: cores - 1, the leader works too)
 //      BENCH_SCALE_MODEL=0 (leaves out the semantic model's rows)
 //      BENCH_SCALE_KEEP=1: the pgvector schema is left loaded and indexed (its name printed) instead of dropped.
@@ -43,6 +45,8 @@ const RECALL_QUERIES = Number(env.BENCH_SCALE_RECALL_QUERIES ?? 20);
 const EF_SEARCH = (env.BENCH_SCALE_EF_SEARCH ?? '40').split(',').map(Number);
 const BUILD_MEM = env.BENCH_SCALE_BUILD_MEM ?? '4GB';
 const BUILD_WORKERS = Number(env.BENCH_SCALE_BUILD_WORKERS ?? Math.max(1, availableParallelism() - 1));
+const HNSW_WITH = env.BENCH_SCALE_HNSW_WITH ?? '';
+if (HNSW_WITH && !/^(m|ef_construction)=\d+(,(m|ef_construction)=\d+)?$/.test(HNSW_WITH)) throw new Error(`BENCH_SCALE_HNSW_WITH: m=N,ef_construction=N, got ${HNSW_WITH}`);
 const KEEP = env.BENCH_SCALE_KEEP === '1';
 const REUSE = env.BENCH_SCALE_REUSE;
 const WITH_MODEL = env.BENCH_SCALE_MODEL !== '0';
@@ -169,9 +173,9 @@ async function pgLoad(size: number): Promise<{ schema: string; loadSeconds: numb
     // leader and parallel workers.
     await c.query(`SET maintenance_work_mem = '${BUILD_MEM}'`);
     await c.query(`SET max_parallel_maintenance_workers = ${BUILD_WORKERS}`);
-    log(`  pgvector: building HNSW (maintenance_work_mem ${BUILD_MEM}, ${BUILD_WORKERS} parallel workers)...`);
+    log(`  pgvector: building HNSW${HNSW_WITH ? ` (${HNSW_WITH})` : ''} (maintenance_work_mem ${BUILD_MEM}, ${BUILD_WORKERS} parallel workers)...`);
     const t1 = performance.now();
-    await c.query(`CREATE INDEX chunks_embedding_hnsw ON "${schema}".chunks USING hnsw (embedding vector_cosine_ops)`);
+    await c.query(`CREATE INDEX chunks_embedding_hnsw ON "${schema}".chunks USING hnsw (embedding vector_cosine_ops)${HNSW_WITH ? ` WITH (${HNSW_WITH})` : ''}`);
     const indexBuildSeconds = (performance.now() - t1) / 1000;
     for (const n of notices) log(`  pgvector build NOTICE: ${n}`);
     // Statistics as autovacuum would gather them after the load: the planner chooses HNSW for the tenant by them.
@@ -369,7 +373,7 @@ async function main(): Promise<void> {
   if (schemas.length) console.log(`\nkept pgvector schema(s): ${schemas.join(', ')}`);
   console.log(
     `\n${DIMS} dimensions, rank-${RANK} vectors, limit 10, recall over ${RECALL_QUERIES} queries against a sequential scan` +
-      `${REUSE ? '' : `, HNSW built with maintenance_work_mem ${BUILD_MEM} and ${BUILD_WORKERS} parallel workers`}; machine: ${process.arch}, ` +
+      `${REUSE ? '' : `, HNSW ${HNSW_WITH || 'm=16,ef_construction=64'} built with maintenance_work_mem ${BUILD_MEM} and ${BUILD_WORKERS} parallel workers`}; machine: ${process.arch}, ` +
       `${availableParallelism()} cores, node ${process.version}`,
   );
 }
