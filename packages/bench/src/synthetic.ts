@@ -13,10 +13,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export function lowRankVectors(dims: number, rank: number, seed: number): () => Float32Array {
-  const random = seededRandom(seed);
+/**
+ * `drawSeed`: the vectors drawn from the same `rank` directions (those of `seed`) by another sequence: queries in the
+ * space of a corpus without repeating its vectors, and without drawing the corpus first.
+ */
+export function lowRankVectors(dims: number, rank: number, seed: number, drawSeed?: number): () => Float32Array {
+  let random = seededRandom(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(random() || 1e-12)) * Math.cos(2 * Math.PI * random());
   const basis = Array.from({ length: rank }, () => Float32Array.from({ length: dims }, gauss));
+  if (drawSeed !== undefined) random = seededRandom(drawSeed);
   return () => {
     const v = new Float32Array(dims);
     for (const b of basis) {
