@@ -208,6 +208,7 @@ function makeIndex(app: ServiceApp, config: Config, state: RedisClient | undefin
     efSearch: config.RETRIEVAL_PG_EF_SEARCH,
     timeoutMs: config.STATE_TIMEOUT_MS,
     poolSize: config.RETRIEVAL_PG_POOL_SIZE,
+    hnsw: { m: config.RETRIEVAL_PG_HNSW_M, efConstruction: config.RETRIEVAL_PG_HNSW_EF_CONSTRUCTION },
   });
   app.addHook('onClose', () => index.close());
   app.addReadinessCheck('index', async () => ((await index.ready()) ? { ok: true } : { ok: false, detail: 'PostgreSQL (document index) does not answer or its migrations did not run' }));

@@ -27,6 +27,10 @@ export const ConfigSchema = Type.Object({
   /** hnsw.ef_search: HNSW candidates kept per search (recall vs speed). */
   RETRIEVAL_PG_EF_SEARCH: Type.Integer({ default: 40, minimum: 1, maximum: 1000 }),
   RETRIEVAL_PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 100 }),
+  /** The HNSW graph a new index is built with (the first ingest's, a re-embed's): neighbours per node, 2-100. */
+  RETRIEVAL_PG_HNSW_M: Type.Integer({ default: 16, minimum: 2, maximum: 100 }),
+  /** Candidates kept while building, 4-1000 and at least twice RETRIEVAL_PG_HNSW_M. */
+  RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: Type.Integer({ default: 64, minimum: 4, maximum: 1000 }),
   /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
   STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */
@@ -53,6 +57,11 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
   const config = kitLoadConfig(ConfigSchema, env ? { env } : {});
   if (config.RETRIEVAL_INDEX === 'pgvector' && !config.DATABASE_URL) {
     throw new ConfigError([{ variable: 'DATABASE_URL', message: 'is required with RETRIEVAL_INDEX=pgvector (postgres://user:password@host:5432/db)' }]);
+  }
+  if (config.RETRIEVAL_PG_HNSW_EF_CONSTRUCTION < 2 * config.RETRIEVAL_PG_HNSW_M) {
+    throw new ConfigError([
+      { variable: 'RETRIEVAL_PG_HNSW_EF_CONSTRUCTION', message: `must be at least twice RETRIEVAL_PG_HNSW_M (${config.RETRIEVAL_PG_HNSW_M}), as pgvector requires` },
+    ]);
   }
   return config;
 }

@@ -193,6 +193,27 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     }
   });
 
+  it('builds the HNSW index with the configured graph, says which in GET /api/v1/index, and keeps a built one as it was', async () => {
+    const schema = newSchema();
+    const app = await proxy(schema, { RETRIEVAL_PG_HNSW_M: '8', RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: '24', RETRIEVAL_PG_EF_SEARCH: '60' });
+    const before = (await app.inject({ method: 'GET', url: '/api/v1/index' })).json();
+    expect(before.hnsw).toEqual({ m: 8, efConstruction: 24, efSearch: 60, built: false });
+    expect((await ingest(app, docs.shipping)).statusCode).toBe(201);
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    try {
+      const { rows } = await c.query(`SELECT reloptions FROM pg_class WHERE oid = to_regclass($1)`, [`"${schema}".chunks_embedding_hnsw`]);
+      expect(rows[0]?.reloptions).toEqual(['m=8', 'ef_construction=24']);
+    } finally {
+      await c.end();
+    }
+    expect((await app.inject({ method: 'GET', url: '/api/v1/index' })).json().hnsw).toEqual({ m: 8, efConstruction: 24, efSearch: 60, built: true });
+    expect(ids(await search(app, { query: 'shipping' }))).toContain(docs.shipping.id);
+    // Another replica configured otherwise reports the index as it was built, not its own setting.
+    const other = await proxy(schema, { RETRIEVAL_PG_HNSW_M: '24', RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: '96' });
+    expect((await other.inject({ method: 'GET', url: '/api/v1/index' })).json().hnsw).toMatchObject({ m: 8, efConstruction: 24, built: true });
+  });
+
   it('answers 503 when PostgreSQL does not answer, and is not ready; the cache and the rest stay up', async () => {
     const app = await proxy(newSchema(), { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test', STATE_TIMEOUT_MS: '1000' });
     const res = await ingest(app, docs.shipping);
@@ -211,5 +232,12 @@ describe('pgvector configuration', () => {
     expect(() => loadConfig({ RETRIEVAL_INDEX: 'pgvector' })).toThrow(ConfigError);
     expect(() => loadConfig({ RETRIEVAL_INDEX: 'pgvector' })).toThrow(/DATABASE_URL: is required with RETRIEVAL_INDEX=pgvector/);
     expect(() => loadConfig({ RETRIEVAL_INDEX: 'qdrant' })).toThrow(/RETRIEVAL_INDEX/);
+  });
+
+  it('refuses an HNSW graph pgvector would refuse, at boot and naming the variable', () => {
+    expect(() => loadConfig({ RETRIEVAL_PG_HNSW_M: '32', RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: '40' })).toThrow(/RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: must be at least twice RETRIEVAL_PG_HNSW_M \(32\)/);
+    expect(() => loadConfig({ RETRIEVAL_PG_HNSW_M: '1' })).toThrow(/RETRIEVAL_PG_HNSW_M/);
+    expect(() => loadConfig({ RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: '2000' })).toThrow(/RETRIEVAL_PG_HNSW_EF_CONSTRUCTION/);
+    expect(loadConfig({ RETRIEVAL_PG_HNSW_M: '32', RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: '128' })).toMatchObject({ RETRIEVAL_PG_HNSW_M: 32, RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: 128 });
   });
 });

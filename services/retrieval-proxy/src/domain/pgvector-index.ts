@@ -16,6 +16,42 @@ export interface PgVectorOptions {
   timeoutMs: number;
   /** Connections per proxy process. */
   poolSize: number;
+  /**
+   * The HNSW graph an index is built with (pgvector's defaults: m 16, ef_construction 64). A larger graph keeps
+   * recall up on a large corpus at the same ef_search, and takes longer to build. Applies to an index built from now
+   * on: the first ingest's, and a re-embed's new one; `GET /api/v1/index` says what the index in use was built with.
+   */
+  hnsw?: HnswBuild;
+}
+
+export interface HnswBuild {
+  /** Neighbours per node (pgvector: 2-100). */
+  m: number;
+  /** Candidates kept while building (pgvector: 4-1000, at least 2 m). */
+  efConstruction: number;
+}
+
+export const DEFAULT_HNSW: HnswBuild = { m: 16, efConstruction: 64 };
+
+/** The build's parameters checked as pgvector would check them, so a bad setting fails at boot, not at the first ingest. */
+export function checkHnswBuild(h: HnswBuild): HnswBuild {
+  if (!Number.isInteger(h.m) || h.m < 2 || h.m > 100) throw new RangeError(`HNSW m (RETRIEVAL_PG_HNSW_M) must be an integer from 2 to 100, got ${h.m}`);
+  if (!Number.isInteger(h.efConstruction) || h.efConstruction < 4 || h.efConstruction > 1000) {
+    throw new RangeError(`HNSW ef_construction (RETRIEVAL_PG_HNSW_EF_CONSTRUCTION) must be an integer from 4 to 1000, got ${h.efConstruction}`);
+  }
+  if (h.efConstruction < 2 * h.m) throw new RangeError(`HNSW ef_construction (RETRIEVAL_PG_HNSW_EF_CONSTRUCTION, ${h.efConstruction}) must be at least twice m (RETRIEVAL_PG_HNSW_M, ${h.m})`);
+  return h;
+}
+
+/** `USING hnsw (...) WITH (...)` of an index on `table`'s embedding column. */
+function hnswIndexSql(schema: string, name: string, table: string, h: HnswBuild): string {
+  return `CREATE INDEX IF NOT EXISTS ${name} ON ${schema}.${table} USING hnsw (embedding vector_cosine_ops) WITH (m = ${h.m}, ef_construction = ${h.efConstruction})`;
+}
+
+/** The build parameters of an index from its pg_class.reloptions ('m=16', 'ef_construction=64'); pgvector's defaults where unset. */
+function hnswOf(reloptions: string[] | null): HnswBuild {
+  const opt = (name: string) => reloptions?.find((o) => o.startsWith(`${name}=`))?.slice(name.length + 1);
+  return { m: Number(opt('m') ?? DEFAULT_HNSW.m), efConstruction: Number(opt('ef_construction') ?? DEFAULT_HNSW.efConstruction) };
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -143,10 +179,13 @@ export class PgVectorIndex implements RetrievalIndex {
   private migrated: Promise<void> | undefined;
   private last: CorpusStamp | undefined;
   readonly reembed: Reembeddable;
+  /** The graph a new HNSW index is built with. */
+  readonly hnsw: HnswBuild;
 
   constructor(private readonly opts: PgVectorOptions) {
     if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`pgvector schema must be a lower-case SQL identifier, got ${JSON.stringify(opts.schema)}`);
     this.s = `"${opts.schema}"`;
+    this.hnsw = checkHnswBuild(opts.hnsw ?? DEFAULT_HNSW);
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: opts.poolSize,
@@ -276,7 +315,7 @@ export class PgVectorIndex implements RetrievalIndex {
       if (corpus.dimensions === null) {
         // First ingest: the column takes the model's dimension, and the HNSW index can be made.
         await c.query(`ALTER TABLE ${this.s}.chunks ALTER COLUMN embedding TYPE vector(${dims})`);
-        await c.query(`CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON ${this.s}.chunks USING hnsw (embedding vector_cosine_ops)`);
+        await c.query(hnswIndexSql(this.s, 'chunks_embedding_hnsw', 'chunks', this.hnsw));
         await c.query(`UPDATE ${this.s}.corpus SET dimensions = $1, model = $2 WHERE id = 1`, [dims, doc.meta.model]);
       } else if (corpus.dimensions !== dims) {
         // Named with the active model: when the service asked for another (a re-embed switched since), it embeds again.
@@ -357,13 +396,22 @@ export class PgVectorIndex implements RetrievalIndex {
 
   async info(tenant: string): Promise<IndexInfo> {
     return this.use('index read', async (c) => {
-      const { rows } = await c.query<{ model: string | null; dimensions: number | null; reembed: IndexInfo['reembed'] | null; documents: string; chunks: string | null }>(
+      const { rows } = await c.query<{
+        model: string | null;
+        dimensions: number | null;
+        reembed: IndexInfo['reembed'] | null;
+        documents: string;
+        chunks: string | null;
+        hnsw: string[] | null | undefined;
+      }>(
         `SELECT model, dimensions, reembed, (SELECT count(*) FROM ${this.s}.documents WHERE tenant = $1) AS documents,
-                (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks
+                (SELECT chunks FROM ${this.s}.tenants WHERE tenant = $1) AS chunks,
+                (SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = to_regclass($2)) AS hnsw
          FROM ${this.s}.corpus WHERE id = 1`,
-        [tenant],
+        [tenant, `${this.s}.chunks_embedding_hnsw`],
       );
       const r = rows[0]!;
+      const built = r.hnsw !== null && r.hnsw !== undefined;
       return {
         engine: this.engine,
         model: r.model,
@@ -371,6 +419,7 @@ export class PgVectorIndex implements RetrievalIndex {
         documents: Number(r.documents),
         chunks: Number(r.chunks ?? 0),
         ...(r.reembed ? { reembed: { job: r.reembed.job, model: r.reembed.model, dimensions: r.reembed.dimensions } } : {}),
+        hnsw: { ...(built ? hnswOf(r.hnsw!) : this.hnsw), efSearch: this.opts.efSearch, built },
       };
     });
   }
@@ -563,7 +612,7 @@ class PgReembed implements Reembeddable {
       // Built once the table is filled (faster than growing it row by row); a large corpus takes longer than a statement may.
       await c.query('SET statement_timeout = 0');
       try {
-        await c.query(`CREATE INDEX IF NOT EXISTS chunks_next_embedding_hnsw ON ${this.s}.chunks_next USING hnsw (embedding vector_cosine_ops)`);
+        await c.query(hnswIndexSql(this.s, 'chunks_next_embedding_hnsw', 'chunks_next', this.index.hnsw));
         await c.query(`ANALYZE ${this.s}.chunks_next`);
       } finally {
         await c.query('RESET statement_timeout');

@@ -51,6 +51,8 @@ export interface IndexInfo {
   documents: number;
   chunks: number;
   reembed?: { job: string; model: string; dimensions: number };
+  /** pgvector: the HNSW graph of the index in use (the configured one while none is built yet) and the search's ef. */
+  hnsw?: { m: number; efConstruction: number; efSearch: number; built: boolean };
 }
 
 /** A document as a re-embed walks it: its chunk texts, and whether the job already staged them (a resumed run). */

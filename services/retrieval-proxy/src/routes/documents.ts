@@ -76,6 +76,17 @@ const IndexResponse = Type.Object({
   reembed: Type.Optional(
     Type.Object({ job: Type.String(), model: Type.String(), dimensions: Type.Integer() }, { description: 'A re-embed under way: searches use the active model until it switches' }),
   ),
+  hnsw: Type.Optional(
+    Type.Object(
+      {
+        m: Type.Integer(),
+        efConstruction: Type.Integer(),
+        efSearch: Type.Integer({ description: 'RETRIEVAL_PG_EF_SEARCH: candidates a search keeps' }),
+        built: Type.Boolean({ description: 'false before the first ingest: m and efConstruction are then those the index will be built with' }),
+      },
+      { description: 'pgvector: the HNSW graph of the index in use (RETRIEVAL_PG_HNSW_M, RETRIEVAL_PG_HNSW_EF_CONSTRUCTION when it was built)' },
+    ),
+  ),
 });
 
 export async function documentRoutes(scope: FastifyInstance, opts: DocumentRoutesOptions): Promise<void> {
