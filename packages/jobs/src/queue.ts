@@ -207,9 +207,12 @@ export class JobQueue {
     this.prefix = queuePrefix(opts.service);
     const s = opts.settings;
     this.plain = this.own(duplicateFor(opts.redis));
+    // skipMetasUpdate: a Queue writes its meta hash as soon as it connects, which would write to a Redis that the
+    // eviction check is about to refuse (the scripts set what they need of it on the first add).
     this.queue = new Queue('jobs', {
       connection: this.plain as never,
       prefix: this.prefix,
+      skipMetasUpdate: true,
       defaultJobOptions: {
         attempts: s.attempts,
         backoff: { type: 'exponential', delay: s.backoffMs },
@@ -238,6 +241,7 @@ export class JobQueue {
       this.scheduled = new Queue('scheduled', {
         connection: this.plain as never,
         prefix: this.prefix,
+        skipMetasUpdate: true,
         defaultJobOptions: {
           // The next tick runs it again: a failed tick is not retried.
           attempts: 1,

@@ -56,7 +56,9 @@ describe('the eviction check at boot', () => {
         expect(res.json().message).toMatch(/noeviction/);
       }
       expect(app.jobs.worker?.isRunning()).toBe(false);
-      // Nothing of the queue was written.
+      // Nothing of the queue was written, once its connection is up (getVersion waits for whatever the queue writes
+      // on connecting, then reads).
+      await app.jobs.queue.getVersion();
       expect(await redis.keys('jobs:*')).toEqual([]);
       expect(ran).toBe(0);
     } finally {
