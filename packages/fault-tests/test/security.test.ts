@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import { Cache } from '@aicache/cache';
-import { freePort, type RedisServer } from '@aicache/test-redis';
+import { freePort, waitFor, type RedisServer } from '@aicache/test-redis';
 import { makeCerts, printFigures, recordFigures } from '../src/index.js';
 import {
   ADMIN_TOKEN,
@@ -460,6 +460,12 @@ describe('guessing credentials is locked out per address (AUTH_LOGIN_MAX_FAILURE
           ? await buildProxy(proxyCfg(env), { logger: false, underPressure: false })
           : await buildAgents(agentsCfg(env), { logger: false, underPressure: false });
     try {
+      // Counting starts once the service's Redis connections are up: a guess before that is allowed uncounted (the
+      // limits fail open while Redis is not ready), which on a loaded machine moved the lock to the 61st guess.
+      await app.ready();
+      const clients = Object.values((app as unknown as { redis: Record<string, { status: string } | undefined> }).redis).filter((c) => c !== undefined);
+      expect(clients.length).toBeGreaterThan(0);
+      await waitFor("the service's Redis connections", () => (clients.every((c) => c.status === 'ready') ? true : undefined));
       const statuses: number[] = [];
       // Wrong tokens: guessing any credential (the admin token included) locks the address out.
       for (let i = 0; i < 60; i++) {
