@@ -3,6 +3,7 @@ export {
   JobCancelled,
   BadJobInput,
   JobsRefusedError,
+  KindBusy,
   evictionPolicy,
   assertNoEviction,
   jobIdOf,

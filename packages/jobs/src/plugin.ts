@@ -11,6 +11,7 @@ import {
   jobIdOf,
   JobQueue,
   JobsRefusedError,
+  KindBusy,
   type JobContext,
   type JobData,
   type JobsSettings,
@@ -30,7 +31,9 @@ export interface JobKind<I = unknown> {
   scope?: Scope;
   /**
    * At most one job of this kind waits or runs at once, whatever the tenant: starting another answers 409 (the same
-   * body or Idempotency-Key still answers the job already started).
+   * body or Idempotency-Key still answers the job already started), and so does retrying a failed one meanwhile.
+   * Redis decides it in the script that adds the job, so submissions racing each other on any replicas cannot both
+   * start one.
    */
   exclusive?: boolean;
   /**
@@ -317,6 +320,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
 
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
+  const exclusiveKinds = new Set(opts.kinds.filter((k) => k.exclusive).map((k) => k.name));
   for (const kind of opts.kinds) {
     app.post(
       `/api/v1/jobs/${kind.name}`,
@@ -354,10 +358,12 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
         let added: Awaited<ReturnType<JobQueue['add']>>;
         try {
-          added = await bounded('adding the job', () => jobs.add(kind.name, id, data));
+          added = await bounded('adding the job', () => jobs.add(kind.name, id, data, { exclusive: kind.exclusive }));
         } catch (err) {
           // No job holds what prepare stored: drop it now rather than at its expiry (best effort, Redis may be away).
           if (kind.discard) await kind.discard(input).catch(() => undefined);
+          // Another submission of the kind got there between the check above and the add: nothing was added.
+          if (err instanceof KindBusy) throw errors.Conflict(err.message);
           throw err;
         }
         const { job, created } = added;
@@ -526,9 +532,19 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const job = await mine(request, id);
       const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (view.state !== 'failed' && view.state !== 'cancelled') throw errors.Conflict(`job '${id}' is ${view.state}: only a failed or cancelled job can be retried`);
+      if (exclusiveKinds.has(job.name)) {
+        const busy = await bounded('reading the jobs', () => jobs.claimForRetry(job));
+        if (busy) throw errors.Conflict(`a ${job.name} job is already under way (${busy}); wait for it to finish or cancel it`);
+      }
       await bounded('retrying the job', async () => {
         await jobs.clearCancel(id);
         await job.retry('failed');
+      }).catch(async (err: unknown) => {
+        // Released only if the retry did not happen after all (a bound that ran out may still see it done).
+        if (exclusiveKinds.has(job.name) && (await job.getState().catch(() => undefined)) === 'failed') {
+          await jobs.releaseRetryClaim(job).catch(() => undefined);
+        }
+        throw err;
       });
       const fresh = await mine(request, id);
       return reply.code(202).send(await bounded('reading the job', () => viewOf(fresh, false, jobs.queueOf(fresh))));

@@ -184,6 +184,32 @@ export interface JobQueueOptions {
   logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
+/** The deduplication id that holds an exclusive kind while one of its jobs waits or runs. */
+const exclusiveId = (kind: string): string => `exclusive:${kind}`;
+
+/**
+ * KEYS[1] the kind's deduplication key, ARGV[1] the job to hold it, ARGV[2] the queue's key prefix: takes the key
+ * unless a job that still exists holds it (a holder whose job is gone left a stale key, as BullMQ's own add treats it).
+ */
+const CLAIM_SCRIPT = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. holder) == 1 then return holder end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+`;
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** A job of an exclusive kind was submitted while another of the kind waits or runs. */
+export class KindBusy extends Error {
+  readonly statusCode = 409;
+  constructor(
+    readonly kind: string,
+    readonly holder: string,
+  ) {
+    super(`a ${kind} job is already under way (${holder}); wait for it to finish or cancel it`);
+  }
+}
+
 /**
  * One BullMQ queue per service on the state Redis, under the prefix `jobs:{<service>}` (the hash tag keeps every key
  * of the queue in one Cluster slot), with a worker that runs the service's job kinds. Per tenant, a sorted set of its
@@ -327,13 +353,41 @@ export class JobQueue {
     return `${this.prefix}:cancel:${id}`;
   }
 
-  /** Adds a job, or answers the existing one with the same id (`created` false). */
-  async add(kind: string, id: string, data: JobData): Promise<{ job: Job; created: boolean }> {
+  /**
+   * Adds a job, or answers the existing one with the same id (`created` false). `exclusive`: at most one job of the
+   * kind waits or runs at once, decided by Redis in the same script that adds the job (BullMQ's deduplication, whose
+   * key the job clears when it finishes or is removed), so two submissions at the same moment cannot both start one:
+   * the one that loses throws KindBusy naming the job that holds the kind, and nothing is added.
+   */
+  async add(kind: string, id: string, data: JobData, opts: { exclusive?: boolean } = {}): Promise<{ job: Job; created: boolean }> {
     const existing = await this.queue.getJob(id);
     if (existing) return { job: existing, created: false };
-    const job = await this.queue.add(kind, data, { jobId: id });
+    const job = await this.queue.add(kind, data, { jobId: id, ...(opts.exclusive ? { deduplication: { id: exclusiveId(kind) } } : {}) });
+    if (job.id !== id) throw new KindBusy(kind, String(job.id));
     await this.index(data.tenant, id);
     return { job, created: true };
+  }
+
+  /**
+   * Before a retry of a job of an exclusive kind: holds the kind for it, as its first add did, unless another job of
+   * the kind holds it (that job's id is answered, and the retry must not run). A job added before its kind was
+   * exclusive carries no claim BullMQ would clear when it finishes: its retry is checked by reading the unfinished
+   * jobs instead.
+   */
+  async claimForRetry(job: Job): Promise<string | undefined> {
+    const dedup = job.deduplicationId ?? job.opts.deduplication?.id;
+    if (!dedup) {
+      const busy = (await this.unfinished(job.name)).find((j) => j.id !== job.id);
+      return busy?.id;
+    }
+    const holder = (await this.plain.eval(CLAIM_SCRIPT, 1, this.queue.toKey(`de:${dedup}`), String(job.id), this.queue.toKey(''))) as string | null;
+    return holder ?? undefined;
+  }
+
+  /** Gives back what claimForRetry took, when the retry did not happen (the failed job would hold the kind). */
+  async releaseRetryClaim(job: Job): Promise<void> {
+    const dedup = job.deduplicationId ?? job.opts.deduplication?.id;
+    if (dedup) await this.plain.eval(RELEASE_SCRIPT, 1, this.queue.toKey(`de:${dedup}`), String(job.id));
   }
 
   private async index(tenant: string, id: string): Promise<void> {

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { BaseConfig, createStateRedis, loadConfig } from '@aicache/service-kit';
 import type { Principal } from '@aicache/auth';
-import { DEFAULT_SETTINGS, registerJobs, type JobContext, type JobsSettings, type RedisClient } from '../src/index.js';
+import { BadJobInput, DEFAULT_SETTINGS, registerJobs, type JobContext, type JobKind, type JobsSettings, type RedisClient } from '../src/index.js';
 
 /**
  * The state client a service makes from its environment (REDIS_CLUSTER_NODES, or REDIS_SENTINELS with
@@ -21,6 +21,8 @@ export interface StepInput {
 export interface Runs {
   started: Array<{ id: string; attempt: number; resumeFrom: number }>;
   finished: Map<string, number>;
+  /** The 'solo' kind's inputs stored by prepare and not yet discarded (by job id). */
+  prepared: Set<string>;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function jobsApp(
   settings: Partial<JobsSettings> = {},
   timeoutMs?: number,
 ): Promise<{ app: FastifyInstance; runs: Runs }> {
-  const runs: Runs = { started: [], finished: new Map() };
+  const runs: Runs = { started: [], finished: new Map(), prepared: new Set() };
   const app = Fastify({ logger: false });
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request) => {
@@ -42,6 +44,35 @@ export async function jobsApp(
     const principal: Principal = { kind: 'key', tenant, scopes: ['write'] };
     request.principal = principal;
   });
+  const steps = async (ctx: JobContext<unknown>): Promise<{ steps: number }> => {
+    const { steps, stepMs, fail } = ctx.input as StepInput & { fail?: boolean };
+    runs.started.push({ id: ctx.id, attempt: ctx.attempt, resumeFrom: ctx.resumeFrom });
+    if (fail && ctx.attempt === 1) throw new BadJobInput('asked to fail on its first run');
+    for (let done = ctx.resumeFrom; done < steps; ) {
+      await ctx.checkCancelled();
+      await new Promise((r) => setTimeout(r, stepMs));
+      done += 1;
+      await ctx.progress(done, steps);
+    }
+    runs.finished.set(ctx.id, (runs.finished.get(ctx.id) ?? 0) + 1);
+    return { steps };
+  };
+  // 'solo': one job at a time whatever the tenant (as a re-embed of the whole index); prepare stores a record per job.
+  const solo: JobKind<StepInput & { fail?: boolean; job: string }> = {
+    name: 'solo',
+    summary: 'solo',
+    description: 'solo',
+    exclusive: true,
+    body: Type.Object({ steps: Type.Integer({ minimum: 1 }), stepMs: Type.Integer({ minimum: 0 }), fail: Type.Optional(Type.Boolean()), tag: Type.Optional(Type.String()) }),
+    prepare(body, _request, job) {
+      runs.prepared.add(job.id);
+      return { ...(body as StepInput & { fail?: boolean }), job: job.id };
+    },
+    async discard(input) {
+      runs.prepared.delete(input.job);
+    },
+    run: steps as JobKind<StepInput & { fail?: boolean; job: string }>['run'],
+  };
   await registerJobs(app, {
     service,
     redis,
@@ -61,19 +92,9 @@ export async function jobsApp(
           // Ballast: the job's input, as large as a bulk ingest's.
           padding: Type.Optional(Type.String()),
         }),
-        async run(ctx: JobContext<unknown>) {
-          const { steps, stepMs } = ctx.input as StepInput;
-          runs.started.push({ id: ctx.id, attempt: ctx.attempt, resumeFrom: ctx.resumeFrom });
-          for (let done = ctx.resumeFrom; done < steps; ) {
-            await ctx.checkCancelled();
-            await new Promise((r) => setTimeout(r, stepMs));
-            done += 1;
-            await ctx.progress(done, steps);
-          }
-          runs.finished.set(ctx.id, (runs.finished.get(ctx.id) ?? 0) + 1);
-          return { steps };
-        },
+        run: steps,
       },
+      solo,
     ],
   });
   await app.ready();
