@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isCluster, scanEveryMaster, type RedisClient } from '@aicache/cache';
-import { DEFAULT_TENANT, SCOPES, TENANT_RE, type Scope } from './principal.js';
+import { DEFAULT_TENANT, SCOPES, TENANT_RE, type Principal, type Scope } from './principal.js';
 import { digestOf, hashPassword, KEY_PREFIX, newId, newSecret, SESSION_PREFIX, verifyPassword } from './secrets.js';
 
 export interface User {
@@ -222,6 +222,23 @@ export class AuthStore {
     const [[, raw], [, ttl]] = (await this.redis.multi().hgetall(this.k.session(digest)).ttl(this.k.session(digest)).exec()) as [[null, Record<string, string>], [null, number]];
     const session = sessionOf(raw);
     return session ? { kind: 'session', session, ttlSeconds: ttl } : null;
+  }
+
+  /**
+   * Whether what a principal was made from still stands, for work done later in its name (a background job): its API
+   * key not revoked nor expired, its user not removed. A session or service token is judged by its user (a job
+   * started in a session outlives a logout, not the user's removal). The bootstrap and anonymous principals stand.
+   */
+  async principalLive(p: Principal): Promise<boolean> {
+    const tx = this.redis.multi();
+    if (p.userId) tx.exists(this.k.user(p.userId));
+    if (p.kind === 'key' && p.credentialId) tx.exists(this.k.keyId(p.credentialId));
+    const replies = (await tx.exec()) ?? [];
+    for (const [err, n] of replies) {
+      if (err) throw err;
+      if (Number(n) === 0) return false;
+    }
+    return true;
   }
 
   /** Pushes a session's expiry out to a full SESSION_TTL_SECONDS from now (sliding expiry). */

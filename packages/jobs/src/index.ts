@@ -2,6 +2,7 @@ export {
   JobQueue,
   JobCancelled,
   BadJobInput,
+  CredentialRevoked,
   JobsRefusedError,
   KindBusy,
   evictionPolicy,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static, type TSchema } from 'typebox';
 import type { Job, Queue } from 'bullmq';
-import { allows, Forbidden, tenantOf, type Scope } from '@aicache/auth';
+import { allows, Forbidden, tenantOf, type Principal, type Scope } from '@aicache/auth';
 import { errorResponses, errors, StateUnavailable } from '@aicache/service-kit';
 import {
   assertNoEviction,
@@ -89,6 +89,12 @@ export interface JobsPluginOptions {
    * read key (work that changes no one's data) lets the same key stop and restart them.
    */
   manageScope?: 'read' | 'write';
+  /**
+   * Whether the credential a job was started with still stands (its key not revoked nor expired, its user not
+   * removed): asked before each batch, and a job whose credential fell stops for good. Without it, jobs are not
+   * checked.
+   */
+  principalLive?: (principal: Principal) => Promise<boolean>;
 }
 
 declare module 'fastify' {
@@ -230,6 +236,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     runners,
     ...(schedules.length > 0 ? { scheduledRunners } : {}),
     ...(opts.work === false ? { work: false } : {}),
+    ...(opts.principalLive ? { principalLive: opts.principalLive } : {}),
     logger: scope.log,
   });
   scope.decorate('jobs', jobs);
@@ -315,6 +322,19 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     const tenant = readerTenant(request, asked);
     const job = await bounded('reading the job', () => jobs.get(tenant, id));
     if (!job) throw errors.NotFound('job', id);
+    return job;
+  };
+  /**
+   * The tenant's job, for a cancel or a retry: stopping or restarting a job takes what starting its kind takes (a
+   * write key may not cancel the admin's re-embed of the index, though it reads it as its tenant's job).
+   */
+  const managed = async (request: FastifyRequest, id: string): Promise<Job> => {
+    const job = await mine(request, id);
+    const needed = kindsByName.get(job.name)?.scope;
+    const p = request.principal;
+    if (needed && p && p.kind !== 'bootstrap' && !allows(p.scopes, needed)) {
+      throw new Forbidden(`a ${job.name} job is cancelled or retried with the ${needed} scope, as it is started`);
+    }
     return job;
   };
 
@@ -491,7 +511,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await mine(request, id);
+      const job = await managed(request, id);
       const before = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (DONE.has(before.state)) throw errors.Conflict(`job '${id}' has already finished (${before.state}); nothing to cancel`);
       await bounded('cancelling the job', () => jobs.requestCancel(id));
@@ -529,7 +549,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await mine(request, id);
+      const job = await managed(request, id);
       const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (view.state !== 'failed' && view.state !== 'cancelled') throw errors.Conflict(`job '${id}' is ${view.state}: only a failed or cancelled job can be retried`);
       if (exclusiveKinds.has(job.name)) {
@@ -538,6 +558,9 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       }
       await bounded('retrying the job', async () => {
         await jobs.clearCancel(id);
+        // The retry acts for whoever retried it (same tenant, allowed to start the kind): a job that stopped because
+        // the key that started it was revoked runs again for a valid one.
+        if (request.principal) await job.updateData({ ...(job.data as JobData), principal: request.principal });
         await job.retry('failed');
       }).catch(async (err: unknown) => {
         // Released only if the retry did not happen after all (a bound that ran out may still see it done).

@@ -71,7 +71,10 @@ export interface JobContext<I> {
   /** The last progress saved (after a retry or a hand-over: where the previous run got to). */
   resumeFrom: number;
   progress(current: number, total: number): Promise<void>;
-  /** Throws JobCancelled when the job was cancelled: call it between batches. */
+  /**
+   * Throws JobCancelled when the job was cancelled, CredentialRevoked when the credential that started it no longer
+   * stands (with principalLive): call it between batches.
+   */
   checkCancelled(): Promise<void>;
 }
 
@@ -98,6 +101,13 @@ export class JobCancelled extends UnrecoverableError {
 
 /** A job's input is wrong: it fails at once, with no retry. */
 export class BadJobInput extends UnrecoverableError {}
+
+/** The credential that started a job was revoked or expired, or its user removed: the job stops, with no retry. */
+export class CredentialRevoked extends UnrecoverableError {
+  constructor() {
+    super('the credential that started this job was revoked or has expired, or its user was removed: retry it with a valid one');
+  }
+}
 
 export type JobRunner = (ctx: JobContext<unknown>) => Promise<unknown>;
 
@@ -181,6 +191,8 @@ export interface JobQueueOptions {
   scheduledRunners?: Record<string, JobRunner>;
   /** false: this process only enqueues and reads (no worker). */
   work?: boolean;
+  /** Asked before each batch of a job started by a principal: false stops the job for good (CredentialRevoked). */
+  principalLive?: (principal: Principal) => Promise<boolean>;
   logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
@@ -532,7 +544,10 @@ export class JobQueue {
       progress: (current, total) =>
         job.updateProgress({ current, total, percentage: total > 0 ? Math.round((current / total) * 10_000) / 100 : 100 }),
       checkCancelled: async () => {
-        if (await this.isCancelled(job.id as string)) throw new JobCancelled();
+        const live = data.principal && this.opts.principalLive;
+        const [cancelled, allowed] = await Promise.all([this.isCancelled(job.id as string), live ? live(data.principal!) : true]);
+        if (cancelled) throw new JobCancelled();
+        if (!allowed) throw new CredentialRevoked();
       },
     };
     await ctx.checkCancelled();

@@ -36,8 +36,11 @@ afterAll(async () => {
   await server?.stop();
 });
 
+const ADMIN = { 'x-scopes': 'admin' };
 const start = (app: FastifyInstance, body: object, tenant = 'tenant-a') =>
-  app.inject({ method: 'POST', url: '/api/v1/jobs/solo', headers: { 'x-tenant': tenant }, payload: body });
+  app.inject({ method: 'POST', url: '/api/v1/jobs/solo', headers: { 'x-tenant': tenant, ...ADMIN }, payload: body });
+const manage = (app: FastifyInstance, method: 'DELETE' | 'POST', id: string, headers: Record<string, string> = ADMIN) =>
+  app.inject({ method, url: method === 'DELETE' ? `/api/v1/jobs/${id}` : `/api/v1/jobs/${id}/retry`, headers: { 'x-tenant': 'tenant-a', ...headers } });
 
 async function unfinishedSolo(): Promise<string[]> {
   const jobs = await a.jobs.unfinished('solo');
@@ -73,7 +76,11 @@ describe('an exclusive job kind', () => {
     expect(again.statusCode).toBe(202);
     expect(again.json()).toMatchObject({ id: first.json().id, duplicate: true });
 
-    const cancel = await a.inject({ method: 'DELETE', url: `/api/v1/jobs/${first.json().id}`, headers: { 'x-tenant': 'tenant-a' } });
+    // Stopping it takes what starting it takes: a write key of the tenant reads it but may not cancel it.
+    const byWriter = await manage(a, 'DELETE', first.json().id, { 'x-scopes': 'write' });
+    expect(byWriter.statusCode, byWriter.body).toBe(403);
+    expect((await a.inject({ method: 'GET', url: `/api/v1/jobs/${first.json().id}`, headers: { 'x-tenant': 'tenant-a', 'x-scopes': 'read' } })).statusCode).toBe(200);
+    const cancel = await manage(a, 'DELETE', first.json().id);
     expect([200, 202]).toContain(cancel.statusCode);
     await waitFor(a, first.json().id, (j) => j.state === 'cancelled').catch(() => undefined);
     const after = await start(b, { steps: 1, stepMs: 0, tag: 'after-cancel' });
@@ -88,12 +95,13 @@ describe('an exclusive job kind', () => {
 
     const running = await start(b, { steps: 15, stepMs: 40, tag: 'holds-the-kind' });
     expect(running.statusCode).toBe(202);
-    const refused = await a.inject({ method: 'POST', url: `/api/v1/jobs/${failed.id}/retry`, headers: { 'x-tenant': 'tenant-a' } });
+    const refused = await manage(a, 'POST', failed.id);
     expect(refused.statusCode, refused.body).toBe(409);
     expect(refused.json().message).toContain(running.json().id);
     await waitFor(b, running.json<JobViewLike>().id, (j) => j.state === 'completed');
 
-    const retried = await a.inject({ method: 'POST', url: `/api/v1/jobs/${failed.id}/retry`, headers: { 'x-tenant': 'tenant-a' } });
+    expect((await manage(a, 'POST', failed.id, { 'x-scopes': 'write' })).statusCode).toBe(403);
+    const retried = await manage(a, 'POST', failed.id);
     expect(retried.statusCode, retried.body).toBe(202);
     // While the retried job waits or runs, a new submission of the kind is refused.
     const blocked = await start(b, { steps: 1, stepMs: 0, tag: 'while-retried' });

@@ -41,7 +41,8 @@ export async function jobsApp(
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request) => {
     const tenant = typeof request.headers['x-tenant'] === 'string' ? request.headers['x-tenant'] : 'tenant-a';
-    const principal: Principal = { kind: 'key', tenant, scopes: ['write'] };
+    const scopes = typeof request.headers['x-scopes'] === 'string' ? (request.headers['x-scopes'].split(',') as Principal['scopes']) : ['write' as const];
+    const principal: Principal = { kind: 'key', tenant, scopes };
     request.principal = principal;
   });
   const steps = async (ctx: JobContext<unknown>): Promise<{ steps: number }> => {
@@ -57,12 +58,14 @@ export async function jobsApp(
     runs.finished.set(ctx.id, (runs.finished.get(ctx.id) ?? 0) + 1);
     return { steps };
   };
-  // 'solo': one job at a time whatever the tenant (as a re-embed of the whole index); prepare stores a record per job.
+  // 'solo': one job at a time whatever the tenant, admins only (as a re-embed of the whole index); prepare stores a
+  // record per job. (Starting it is not checked here, the auth plugin does that; cancel and retry are, by the routes.)
   const solo: JobKind<StepInput & { fail?: boolean; job: string }> = {
     name: 'solo',
     summary: 'solo',
     description: 'solo',
     exclusive: true,
+    scope: 'admin',
     body: Type.Object({ steps: Type.Integer({ minimum: 1 }), stepMs: Type.Integer({ minimum: 0 }), fail: Type.Optional(Type.Boolean()), tag: Type.Optional(Type.String()) }),
     prepare(body, _request, job) {
       runs.prepared.add(job.id);

@@ -143,6 +143,8 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
     redis,
     timeoutMs: config.STATE_TIMEOUT_MS,
     work: config.JOBS_WORKER,
+    // A job stops when the key that started it is revoked or its user removed.
+    principalLive: (principal) => app.auth.store.principalLive(principal),
     // Embedding changes no one's data: the read key that may start a job may also cancel or retry it.
     manageScope: 'read',
     settings,

@@ -149,6 +149,8 @@ async function registerJobRoutes(
     redis,
     timeoutMs: config.STATE_TIMEOUT_MS,
     work: config.JOBS_WORKER,
+    // A job stops when the key that started it is revoked or its user removed.
+    principalLive: (principal) => app.auth.store.principalLive(principal),
     settings: jobsSettingsOf(config),
     kinds: [
       ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES }),

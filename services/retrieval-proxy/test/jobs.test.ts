@@ -193,6 +193,34 @@ describe('bulk ingest through the job route', () => {
     expect((await call('acme', 'POST', `/api/v1/jobs/${job.id}/retry`)).statusCode).toBe(409);
   }, 60_000);
 
+  it('stops a job for good when the key that started it is revoked; another key of the tenant retries it to the end', async () => {
+    worker.delayMs = 80;
+    const key = await userKey(app, 'revoked-writer', 'acme');
+    const me = (await app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: bearer(key) })).json().principal;
+    expect(me.credentialId).toMatch(/^key_/);
+    const start = await app.inject({ method: 'POST', url: '/api/v1/jobs/ingest', headers: bearer(key), payload: { documents: documents(80, 'revoke'), batchSize: 4 } });
+    expect(start.statusCode, start.body).toBe(202);
+    const id = start.json().id as string;
+    await waitFor('the job to make progress', async () => ((await jobOf('acme', id)).progress.current >= 8 ? true : undefined));
+
+    const revoked = await app.inject({ method: 'DELETE', url: `/api/v1/auth/keys/${me.credentialId}`, headers: bearer(ADMIN_TOKEN) });
+    expect(revoked.statusCode, revoked.body).toBe(204);
+    const { events } = await follow('acme', id);
+    const last = events.at(-1)!;
+    expect(last.event).toBe('failed');
+    const failed = await jobOf('acme', id);
+    expect(failed.error).toMatch(/revoked/);
+    // Not tried again: the same credential would fail the same way.
+    expect(failed.attempts).toBe(1);
+    expect(last.data.progress.current).toBeLessThan(80);
+
+    // A retry acts for the key that retries it (same tenant, allowed to start an ingest): it resumes and finishes.
+    worker.delayMs = 0;
+    expect((await call('acme', 'POST', `/api/v1/jobs/${id}/retry`)).statusCode).toBe(202);
+    const again = await follow('acme', id);
+    expect(again.events.at(-1)).toMatchObject({ event: 'completed', data: { progress: { current: 80, total: 80 } } });
+  }, 60_000);
+
   it('answers bad input with 400 and a clear message, starting nothing', async () => {
     const empty = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: [] });
     expect(empty.statusCode).toBe(400);
