@@ -223,6 +223,26 @@ describe('revocation', () => {
     expect(await raw.keys('auth:user:*')).toEqual([]);
   });
 
+  it('tells work done later in a principal\'s name (a background job) whether its key and user still stand', async () => {
+    const { app, parts } = await replica();
+    const { key, keyId, user } = await userWithKey(app, 'olivia', 'acme');
+    const byKey = (await app.inject({ url: '/api/v1/auth/me', headers: bearer(key) })).json().principal;
+    const session = (await login(app, 'olivia')).json().token;
+    const bySession = (await app.inject({ url: '/api/v1/auth/me', headers: bearer(session) })).json().principal;
+    expect(byKey).toMatchObject({ kind: 'key', credentialId: keyId });
+    expect(await parts.store.principalLive(byKey)).toBe(true);
+    expect(await parts.store.principalLive(bySession)).toBe(true);
+    expect(await parts.store.principalLive({ kind: 'anonymous', tenant: 'default', scopes: ['write'] })).toBe(true);
+
+    await app.inject({ method: 'DELETE', url: `/api/v1/auth/keys/${keyId}`, headers: bearer(ADMIN_TOKEN) });
+    expect(await parts.store.principalLive(byKey)).toBe(false);
+    // A logout does not end the user's work; removing the user does.
+    await app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: bearer(session) });
+    expect(await parts.store.principalLive(bySession)).toBe(true);
+    await app.inject({ method: 'DELETE', url: `/api/v1/auth/users/${user.id}`, headers: bearer(ADMIN_TOKEN) });
+    expect(await parts.store.principalLive(bySession)).toBe(false);
+  });
+
   it("another user's key id answers 404, like one that does not exist", async () => {
     const { app } = await replica();
     const one = await userWithKey(app, 'judy', 'acme');
