@@ -1,7 +1,7 @@
 import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import { quitOrDisconnect } from '@aicache/cache';
 import { within, type ServiceTokens } from '@aicache/auth';
-import { jobsSettingsOf, registerJobs } from '@aicache/jobs';
+import { InputStore, jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
 import { mountQueueDashboard } from '@aicache/jobs/dashboard';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
@@ -144,6 +144,9 @@ async function registerJobRoutes(
   const statsEveryMs = config.JOBS_STATS_SNAPSHOT_INTERVAL_MS ?? config.JOBS_HOUSEKEEPING_INTERVAL_MS;
   const cleanupEveryMs = config.JOBS_CLEANUP_INTERVAL_MS ?? config.JOBS_HOUSEKEEPING_INTERVAL_MS;
   const history = new StatsHistory(redis, `${stateKeyPrefix(SERVICE, redis)}stats:history`, config.JOBS_STATS_SNAPSHOT_KEEP);
+  const jobsSettings = jobsSettingsOf(config);
+  // A bulk ingest's documents live beside its job for as long as it can be retried, and go once it completes.
+  const inputs = new InputStore(redis, queuePrefix(SERVICE), Math.max(jobsSettings.keepFailedSeconds, jobsSettings.keepCompletedSeconds));
   await registerJobs(app, {
     service: SERVICE,
     redis,
@@ -151,9 +154,9 @@ async function registerJobRoutes(
     work: config.JOBS_WORKER,
     // A job stops when the key that started it is revoked or its user removed.
     principalLive: (principal) => app.auth.store.principalLive(principal),
-    settings: jobsSettingsOf(config),
+    settings: jobsSettings,
     kinds: [
-      ingestJob({ retrieval, tokens, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES }),
+      ingestJob({ retrieval, tokens, inputs, maxDocuments: config.JOBS_INGEST_MAX_DOCUMENTS, bodyLimit: config.JOBS_INGEST_BODY_LIMIT_BYTES }),
       reembedJob({ retrieval, tokens, isLive: (id) => jobLive(app, id), logger: app.log }),
     ],
     // Kinds at 0 stay listed so their scheduler, if an earlier boot made one, is removed.

@@ -68,9 +68,17 @@ describe('bulk ingest through the job route', () => {
   it('ingests 1,000 documents with monotone progress over SSE ending at 100 %, acting for the user at the worker', async () => {
     worker.delayMs = 20;
     const callsBefore = worker.calls.length;
-    const start = await call('acme', 'POST', '/api/v1/jobs/ingest', { documents: documents(1000, 'bulk'), batchSize: 50 });
+    const body = { documents: documents(1000, 'bulk'), batchSize: 50 };
+    const start = await call('acme', 'POST', '/api/v1/jobs/ingest', body);
     expect(start.statusCode, start.body).toBe(202);
     const job = start.json();
+    // The documents wait beside the job, not in its record: every read of the job (each poll, each list line) is small.
+    const jobKey = `jobs:{retrieval-proxy}:jobs:${job.id}`;
+    const recordBytes = await raw.hstrlen(jobKey, 'data');
+    expect(recordBytes).toBeGreaterThan(0);
+    expect(recordBytes).toBeLessThan(2048);
+    expect(JSON.stringify(body).length).toBeGreaterThan(200_000);
+    expect(await raw.keys(`jobs:{retrieval-proxy}:input:${job.id}:*`)).toHaveLength(1);
     expect(job).toMatchObject({ kind: 'ingest', duplicate: false });
     expect(['waiting', 'active']).toContain(job.state);
     expect(start.headers.location).toBe(`/api/v1/jobs/${job.id}`);
@@ -97,10 +105,21 @@ describe('bulk ingest through the job route', () => {
     }
     const done = await jobOf('acme', job.id);
     expect(done).toMatchObject({ state: 'completed', attempts: 1 });
+    // Once it completed, its documents are dropped (they are stored as documents now).
+    expect(await raw.keys(`jobs:{retrieval-proxy}:input:${job.id}:*`)).toEqual([]);
     expect(done.durationMs).toBeGreaterThan(0);
     expect(Date.parse(done.finishedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
     worker.delayMs = 0;
   }, 120_000);
+
+  it('runs a job queued before documents were stored beside it (its documents inline in the record)', async () => {
+    const docs = documents(6, 'inline').map((d) => ({ ...d }));
+    await app.jobs.queue.add('ingest', { tenant: 'acme', input: { documents: docs, batchSize: 4 } }, { jobId: 'ingest-inline-before' });
+    await waitFor('the inline job to complete', async () => ((await app.jobs.queue.getJobState('ingest-inline-before')) === 'completed' ? true : undefined));
+    const job = await app.jobs.queue.getJob('ingest-inline-before');
+    expect(job?.returnvalue).toMatchObject({ documents: 6, ingested: 6 });
+    expect((await call('acme', 'GET', '/api/v1/documents/inline-5')).statusCode).toBe(200);
+  });
 
   it('does not ingest twice: the same body, or the same Idempotency-Key, answers the job already started', async () => {
     const body = { documents: documents(30, 'idem'), batchSize: 10 };

@@ -1,73 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import type { RedisClient } from '@aicache/cache';
-import type { JobRouteHelpers } from '@aicache/jobs';
+import { InputStore, type JobRouteHelpers } from '@aicache/jobs';
 import { errors } from '@aicache/service-kit';
 
-/** Inputs pushed per RPUSH when a job's input list is written (bounds each call's size on a shared connection). */
-const PUSH_GROUP = 1000;
-
 /**
- * What a large job keeps beside its BullMQ record on the state Redis, under the queue's prefix (so on a Cluster
- * it shares the queue's slot): its input list, and its output per batch. The job record holds only the keys, so
- * reading a job (every poll of its progress) never carries tens of megabytes.
+ * What a large job of the worker keeps beside its BullMQ record on the state Redis: its inputs (InputStore), and its
+ * output per batch.
  *
- * - `<prefix>:input:<job id>:<nonce>`: a LIST of the inputs (or a STRING: one text), written at submission; the nonce keeps two equal
- *   submissions racing each other from writing into the same list (the loser's list is dropped).
  * - `<prefix>:out:<job id>:<batch>`: one STRING per batch, written once the batch is done; its presence is what a
  *   resumed run trusts, so a batch is never half-written (one SET).
  */
-export class JobStore {
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly prefix: string,
-    /** How long inputs and unfinished output live (seconds): as long as a failed job can still be retried. */
-    private readonly keepSeconds: number,
-  ) {}
-
-  /** Writes the inputs to a new list; answers its key. */
-  async putInputs(jobId: string, inputs: readonly string[]): Promise<string> {
-    const key = `${this.prefix}:input:${jobId}:${randomUUID()}`;
-    try {
-      for (let from = 0; from < inputs.length; from += PUSH_GROUP) {
-        await this.redis.rpush(key, ...inputs.slice(from, from + PUSH_GROUP));
-      }
-      await this.redis.expire(key, this.keepSeconds);
-    } catch (err) {
-      await this.redis.del(key).catch(() => undefined);
-      throw err;
-    }
-    return key;
-  }
-
-  /** Writes one text (a document to process) to a new key; answers its key. */
-  async putText(jobId: string, text: string): Promise<string> {
-    const key = `${this.prefix}:input:${jobId}:${randomUUID()}`;
-    await this.redis.set(key, text, 'EX', this.keepSeconds);
-    return key;
-  }
-
-  /** The text under this key, or undefined when it is gone. */
-  async text(key: string): Promise<string | undefined> {
-    return (await this.redis.get(key)) ?? undefined;
-  }
-
-  /** Inputs [from, to) of a job, or undefined when the list is gone (expired, or the job already completed). */
-  async inputs(key: string, from: number, to: number): Promise<string[] | undefined> {
-    const items = await this.redis.lrange(key, from, to - 1);
-    if (items.length !== to - from) return undefined;
-    return items;
-  }
-
-  /** Keeps the inputs for another retention period from now; false when they are gone. */
-  async touchInputs(key: string): Promise<boolean> {
-    return (await this.redis.expire(key, this.keepSeconds)) === 1;
-  }
-
-  async dropInputs(key: string): Promise<void> {
-    await this.redis.del(key);
-  }
-
+export class JobStore extends InputStore {
   private outKey(jobId: string, batch: number): string {
     return `${this.prefix}:out:${jobId}:${batch}`;
   }

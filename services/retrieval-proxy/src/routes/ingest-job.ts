@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import type { ServiceTokens } from '@aicache/auth';
-import { BadJobInput, type JobContext, type JobKind } from '@aicache/jobs';
+import { BadJobInput, type InputStore, type JobContext, type JobKind } from '@aicache/jobs';
 import { serviceTokenHeaders } from '@aicache/auth';
 import { errors } from '@aicache/service-kit';
 import type { IngestInput, RetrievalService } from '../domain/retrieval-service.js';
@@ -31,10 +31,19 @@ export function bulkIngestBody(maxDocuments: number) {
 }
 
 type Body = Static<ReturnType<typeof bulkIngestBody>>;
+type BulkDocument = IngestInput & { id: string };
+/**
+ * The job's input: the documents are in the input store (one JSON per document, `inputsKey`), so that reading the job
+ * stays small whatever its size. A job submitted before that holds its documents inline.
+ */
 interface BulkInput {
-  documents: Array<IngestInput & { id: string }>;
+  inputsKey?: string;
+  count?: number;
+  documents?: BulkDocument[];
   batchSize: number;
 }
+
+const GONE = "the job's documents are no longer stored (past their retention): submit it again";
 
 /** At most this many refused documents are named in a job's result (the count is always whole). */
 const MAX_REPORTED_FAILURES = 100;
@@ -50,7 +59,7 @@ function isTransient(err: unknown): boolean {
  * principal that started the job) and stored, progress saved after each. Ids are fixed at submission, so a batch run
  * twice (a retry, or a job handed over after its process died) replaces the same documents: nothing is ingested twice.
  */
-export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTokens; maxDocuments: number; bodyLimit: number }): JobKind<BulkInput> {
+export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTokens; inputs: InputStore; maxDocuments: number; bodyLimit: number }): JobKind<BulkInput> {
   return {
     name: 'ingest',
     summary: 'Ingest many documents in the background',
@@ -60,7 +69,7 @@ export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTo
       'A document with bad input (too many chunks, reserved metadata keys) is listed in the result and the others go on.',
     body: bulkIngestBody(opts.maxDocuments),
     bodyLimit: opts.bodyLimit,
-    prepare(raw) {
+    async prepare(raw, _request, job) {
       const body = raw as Body;
       const seen = new Set<string>();
       const documents = body.documents.map((d, i) => {
@@ -70,12 +79,22 @@ export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTo
         }
         return { ...d, id: d.id ?? randomUUID() };
       });
-      return { documents, batchSize: body.batchSize ?? 50 };
+      const inputsKey = await opts.inputs.putInputs(job.id, documents.map((d) => JSON.stringify(d)));
+      return { inputsKey, count: documents.length, batchSize: body.batchSize ?? 50 };
+    },
+    async discard(input) {
+      if (input.inputsKey) await opts.inputs.dropInputs(input.inputsKey);
     },
     async run(ctx: JobContext<BulkInput>) {
-      const { documents, batchSize } = ctx.input;
-      if (!Array.isArray(documents) || documents.length === 0) throw new BadJobInput('the job has no documents');
-      const total = documents.length;
+      const { documents, inputsKey, batchSize } = ctx.input;
+      const total = documents?.length ?? ctx.input.count ?? 0;
+      if (total === 0 || (!documents && !inputsKey)) throw new BadJobInput('the job has no documents');
+      const batchOf = async (from: number, to: number): Promise<BulkDocument[]> => {
+        if (documents) return documents.slice(from, to);
+        const items = await opts.inputs.inputs(inputsKey!, from, to);
+        if (!items) throw new BadJobInput(GONE);
+        return items.map((j) => JSON.parse(j) as BulkDocument);
+      };
       const call = {
         requestId: `job-${ctx.id}`,
         credentials: () => serviceTokenHeaders(opts.tokens, ctx.principal),
@@ -86,10 +105,12 @@ export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTo
       const failed: Array<{ id?: string; message: string }> = [];
       let corpusVersion: number | undefined;
       let done = Math.min(ctx.resumeFrom, total);
+      // A retry, or a run resumed long after submission, keeps the documents for another retention period.
+      if (inputsKey && done < total && !(await opts.inputs.touchInputs(inputsKey))) throw new BadJobInput(GONE);
       await ctx.progress(done, total);
       while (done < total) {
         await ctx.checkCancelled();
-        const batch = documents.slice(done, done + batchSize);
+        const batch = await batchOf(done, Math.min(done + batchSize, total));
         let outcomes;
         try {
           outcomes = await opts.retrieval.ingestMany(ctx.tenant, batch, call);
@@ -110,6 +131,7 @@ export function ingestJob(opts: { retrieval: RetrievalService; tokens: ServiceTo
         done += batch.length;
         await ctx.progress(done, total);
       }
+      if (inputsKey) await opts.inputs.dropInputs(inputsKey);
       return {
         documents: total,
         ingested,
