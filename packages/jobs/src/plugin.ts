@@ -467,11 +467,10 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const tenant = readerTenant(request, request.query.tenant);
       const all = await bounded('listing jobs', () => jobs.recent(tenant, 1000));
       const views = [];
-      for (const job of all) {
-        if (kind && job.name !== kind) continue;
-        const view = await bounded('reading a job', () => viewOf(job, false, jobs.queueOf(job)));
-        if (state && view.state !== state) continue;
-        views.push(view);
+      const ofKind = kind ? all.filter((job) => job.name === kind) : all;
+      for (let from = 0; from < ofKind.length; from += 100) {
+        const page = await bounded('reading the jobs', () => Promise.all(ofKind.slice(from, from + 100).map((job) => viewOf(job, false, jobs.queueOf(job)))));
+        views.push(...(state ? page.filter((view) => view.state === state) : page));
       }
       return { total: views.length, offset, limit, jobs: views.slice(offset, offset + limit) };
     },

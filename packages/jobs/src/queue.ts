@@ -196,6 +196,9 @@ export interface JobQueueOptions {
   logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
+/** Jobs read at once when listing a tenant's jobs. */
+const LIST_PAGE = 100;
+
 /** The deduplication id that holds an exclusive kind while one of its jobs waits or runs. */
 const exclusiveId = (kind: string): string => `exclusive:${kind}`;
 
@@ -430,10 +433,14 @@ export class JobQueue {
     const ids = await this.plain.zrevrange(this.tenantKey(tenant), 0, max - 1);
     const jobs: Job[] = [];
     const gone: string[] = [];
-    for (const id of ids) {
-      const job = await this.find(id);
-      if (job && (job.data as JobData).tenant === tenant) jobs.push(job);
-      else gone.push(id);
+    // Read a page at a time, the page's reads in flight together (one round trip's wait per page, not per job).
+    for (let from = 0; from < ids.length; from += LIST_PAGE) {
+      const page = ids.slice(from, from + LIST_PAGE);
+      const found = await Promise.all(page.map((id) => this.find(id)));
+      found.forEach((job, i) => {
+        if (job && (job.data as JobData).tenant === tenant) jobs.push(job);
+        else gone.push(page[i]!);
+      });
     }
     if (gone.length > 0) await this.plain.zrem(this.tenantKey(tenant), ...gone);
     return jobs;
