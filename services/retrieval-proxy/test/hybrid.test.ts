@@ -134,7 +134,7 @@ describe.skipIf(!pgState.answers)('hybrid ranking on the pgvector engine', () =>
     expect(ids(hybrid)[0]).toBe(CODE_PASSAGE.id);
     expect(hybrid.json().total).toBe(vector.json().total);
     // The score is still the cosine similarity: the one the vector ranking gives the same chunk.
-    const all = (await search(app, { query: 'E4021', limit: 50 })).json();
+    const all = (await search(app, { query: 'E4021', limit: 50 })).json<Results>();
     expect(hybrid.json().results[0]!.score).toBeCloseTo(all.results.find((r) => r.documentId === CODE_PASSAGE.id)!.score, 6);
 
     const again = await search(app, { query: 'e4021 ', limit: 3, hybrid: true });
