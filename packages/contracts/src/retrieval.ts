@@ -35,7 +35,9 @@ export const SearchRequest = Type.Object(
       Type.Boolean({
         description:
           'Hybrid ranking: the vector ranking fused (Reciprocal Rank Fusion, k 60) with a PostgreSQL full-text ranking of the ' +
-          "query's words, both through the same filters; results in the fused order, each score still its cosine similarity. " +
+          'chunks holding every word of the query, read as a web search box reads it ("quoted phrase", `or`, `-word`), both ' +
+          'through the same filters. Finds exact identifiers (error codes, ids, setting names) the embedding misses; results ' +
+          'come in the fused order, each score still its cosine similarity. ' +
           'Default: the service setting RETRIEVAL_HYBRID (off unless set). pgvector engine only: 400 on the Redis engine.',
       }),
     ),
