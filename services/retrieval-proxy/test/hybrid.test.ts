@@ -182,6 +182,21 @@ describe.skipIf(!pgState.answers)('hybrid ranking on the pgvector engine', () =>
     expect(strict.hits.map((h) => h.meta.id)).not.toContain('acme-ops');
   });
 
+  it('matches full text on every word of the query, as a search box does (`or` for any): a question the passage does not hold word for word ranks as the vector ranking does', async () => {
+    const index = pgIndex(newSchema());
+    await index.put('default', stored(CODE_PASSAGE.id, CODE_PASSAGE.text));
+    for (const [i, word] of lookalikes(CODE, 4).entries()) await index.put('default', stored(`note-${i}`, `${word} ${word}`));
+    const stamp = await index.stamp();
+    const ranked = async (text: string, hybrid: boolean) =>
+      (await index.search('default', embed(text), { limit: 5, filters: {}, ...(hybrid ? { hybridText: text } : {}) }, stamp)).hits.map((h) => h.meta.id);
+    // 'wifi' is in no passage: no full-text match, the vector ranking as it is (the passage last of five).
+    expect(await ranked('e4021 wifi', true)).toEqual(await ranked('e4021 wifi', false));
+    expect((await ranked('e4021 wifi', false))[0]).not.toBe(CODE_PASSAGE.id);
+    expect((await ranked('e4021 or wifi', true))[0]).toBe(CODE_PASSAGE.id);
+    expect((await ranked('"token expired" e4021', true))[0]).toBe(CODE_PASSAGE.id);
+    expect((await ranked('"expired token" e4021', true))[0]).not.toBe(CODE_PASSAGE.id);
+  });
+
   it('migrates an index made before the full-text column in place, a re-embed under way included, and the switch keeps full text', async () => {
     const schema = newSchema();
     const s = `"${schema}"`;
