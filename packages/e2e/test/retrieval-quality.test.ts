@@ -43,7 +43,7 @@ if (!withPg) console.warn('retrieval quality on pgvector skipped: PostgreSQL doe
 let stack: Stack;
 const proxies = {} as Record<ProxySetup, ServiceProcess>;
 const ingested = new Set<string>();
-type Quality = { recallAt5: number; mrr: number; p50: number };
+type Quality = { recallAt5: number; mrr: number; p50: number; missed: string[] };
 const quality = {} as Record<Setup, Quality>;
 const termQuality = {} as Record<Setup, Quality>;
 
@@ -96,6 +96,7 @@ async function evaluate(setup: Setup, set: EvalSet = data): Promise<Quality> {
   let found = 0;
   let reciprocal = 0;
   const ms: number[] = [];
+  const missed: string[] = [];
   for (const q of set.queries) {
     const started = performance.now();
     const res = await call<{ results: Array<{ documentId: string }> }>(proxy.url, 'POST', '/api/v1/search', {
@@ -107,10 +108,11 @@ async function evaluate(setup: Setup, set: EvalSet = data): Promise<Quality> {
     expect(res.headers.get('x-cache')).toBe('miss');
     const rank = res.json.results.findIndex((r) => q.relevant.includes(r.documentId)) + 1;
     if (rank >= 1 && rank <= 5) found++;
+    else missed.push(`${q.query} (${rank || '-'})`);
     if (rank >= 1) reciprocal += 1 / rank;
   }
   ms.sort((a, b) => a - b);
-  return { recallAt5: found / set.queries.length, mrr: reciprocal / set.queries.length, p50: ms[Math.floor(ms.length / 2)]! };
+  return { recallAt5: found / set.queries.length, mrr: reciprocal / set.queries.length, p50: ms[Math.floor(ms.length / 2)]!, missed };
 }
 
 describe(`retrieval quality on ${data.passages.length} passages and ${data.queries.length} paraphrased queries`, () => {
@@ -142,7 +144,7 @@ describe(`retrieval quality on ${data.passages.length} passages and ${data.queri
     it.skipIf(!withPg)(`measures ${setup} on ${terms.queries.length} exact-term queries, their passages added to the corpus`, async () => {
       termQuality[setup] = await evaluate(setup, terms);
       const q = termQuality[setup];
-      console.log(`${setup}, exact terms: recall@5 ${q.recallAt5.toFixed(3)}, MRR ${q.mrr.toFixed(3)}, search p50 ${q.p50.toFixed(1)} ms`);
+      console.log(`${setup}, exact terms: recall@5 ${q.recallAt5.toFixed(3)}, MRR ${q.mrr.toFixed(3)}, search p50 ${q.p50.toFixed(1)} ms; not in the top 5 (rank): ${q.missed.join('; ') || 'none'}`);
     }, 600_000);
   }
 
