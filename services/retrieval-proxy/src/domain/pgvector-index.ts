@@ -135,8 +135,9 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   // A re-embed under way: {job, model, dimensions}; its vectors are staged in chunks_next until the switch.
   (s) => `ALTER TABLE ${s}.corpus ADD COLUMN reembed jsonb;`,
   // Full text of every chunk, for hybrid ranking: a generated tsvector (kept by PostgreSQL on every write, so no write
-  // path changes) with a GIN index. Existing rows get theirs as the table is rewritten; a re-embed's staging table made
-  // by an older release gets the column too, so the table it puts in place of chunks has it.
+  // path changes) with a GIN index. Existing rows get theirs as the table is rewritten, which rebuilds its indexes, the
+  // HNSW one too: on a large corpus this takes about as long as an HNSW build, and searches wait for it. A re-embed's
+  // staging table made by an older release gets the column too, so the table it puts in place of chunks has it.
   (s) => `
     ALTER TABLE ${s}.chunks ADD COLUMN tsv tsvector ${TSV_COLUMN};
     CREATE INDEX chunks_tsv ON ${s}.chunks USING gin (tsv);
