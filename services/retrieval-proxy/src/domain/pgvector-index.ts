@@ -62,7 +62,8 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * 0.29 against 0.14-0.15.
  */
 export const TEXT_SEARCH_CONFIG = 'english';
-const TSV_COLUMN = `GENERATED ALWAYS AS (to_tsvector('${TEXT_SEARCH_CONFIG}', text)) STORED`;
+/** A chunk's full text, as every write stores it beside the chunk. */
+const toTsvector = (text: string) => `to_tsvector('${TEXT_SEARCH_CONFIG}', ${text})`;
 
 /** Reciprocal Rank Fusion's k: a chunk's fused score is the sum of 1 / (k + rank) over the rankings that hold it. */
 export const RRF_K = 60;
@@ -134,14 +135,16 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
     ANALYZE ${s}.chunks;`,
   // A re-embed under way: {job, model, dimensions}; its vectors are staged in chunks_next until the switch.
   (s) => `ALTER TABLE ${s}.corpus ADD COLUMN reembed jsonb;`,
-  // Full text of every chunk, for hybrid ranking: a generated tsvector (kept by PostgreSQL on every write, so no write
-  // path changes) with a GIN index. Existing rows get theirs as the table is rewritten, which rebuilds its indexes, the
-  // HNSW one too: on a large corpus this takes about as long as an HNSW build, and searches wait for it. A re-embed's
-  // staging table made by an older release gets the column too, so the table it puts in place of chunks has it.
+  // Full text of every chunk, for hybrid ranking: a tsvector column with a GIN index, written with the chunk by every
+  // write. A nullable column without a default is added without rewriting the table (a generated column would rewrite
+  // it, and rebuild its HNSW index with it: about an HNSW build's time on a large corpus, with searches waiting).
+  // Chunks stored before get theirs when re-ingested or re-embedded (a re-embed to the same model fills them all);
+  // until then full text does not find them, and a hybrid search ranks them by vector alone. A re-embed's staging
+  // table made by an older release gets the column too, so the table it puts in place of chunks has it.
   (s) => `
-    ALTER TABLE ${s}.chunks ADD COLUMN tsv tsvector ${TSV_COLUMN};
+    ALTER TABLE ${s}.chunks ADD COLUMN tsv tsvector;
     CREATE INDEX chunks_tsv ON ${s}.chunks USING gin (tsv);
-    ALTER TABLE IF EXISTS ${s}.chunks_next ADD COLUMN IF NOT EXISTS tsv tsvector ${TSV_COLUMN};`,
+    ALTER TABLE IF EXISTS ${s}.chunks_next ADD COLUMN IF NOT EXISTS tsv tsvector;`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
@@ -368,8 +371,8 @@ export class PgVectorIndex implements RetrievalIndex {
         JSON.stringify(doc.meta.metadata),
       ]);
       await c.query(
-        `INSERT INTO ${this.s}.chunks (tenant, document_id, chunk_index, text, embedding)
-         SELECT $1, $2, i - 1, t, e::vector FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS u(t, e, i)`,
+        `INSERT INTO ${this.s}.chunks (tenant, document_id, chunk_index, text, embedding, tsv)
+         SELECT $1, $2, i - 1, t, e::vector, ${toTsvector('t')} FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS u(t, e, i)`,
         [tenant, doc.meta.id, doc.chunks.map((ch) => ch.text), doc.chunks.map((ch) => toSql(ch.vector))],
       );
       return this.bump(c, tenant, doc.chunks.length - (old.rows[0]?.n ?? 0));
@@ -601,7 +604,7 @@ class PgReembed implements Reembeddable {
            chunk_index int NOT NULL,
            text text NOT NULL,
            embedding vector(${Number(state.dimensions)}) NOT NULL,
-           tsv tsvector ${TSV_COLUMN},
+           tsv tsvector,
            CONSTRAINT chunks_next_pkey PRIMARY KEY (tenant, document_id, chunk_index),
            CONSTRAINT chunks_next_document_fkey FOREIGN KEY (tenant, document_id) REFERENCES ${this.s}.documents (tenant, id) ON DELETE CASCADE
          )`,
@@ -650,8 +653,8 @@ class PgReembed implements Reembeddable {
       if (!now || chunkIdentity(now) !== chunkIdentity(meta) || now.chunkCount !== vectors.length) return 0;
       await c.query(`DELETE FROM ${this.s}.chunks_next WHERE tenant = $1 AND document_id = $2`, [tenant, meta.id]);
       await c.query(
-        `INSERT INTO ${this.s}.chunks_next (tenant, document_id, chunk_index, text, embedding)
-         SELECT $1, $2, c.chunk_index, c.text, u.e::vector
+        `INSERT INTO ${this.s}.chunks_next (tenant, document_id, chunk_index, text, embedding, tsv)
+         SELECT $1, $2, c.chunk_index, c.text, u.e::vector, ${toTsvector('c.text')}
          FROM unnest($3::text[]) WITH ORDINALITY AS u(e, i)
          JOIN ${this.s}.chunks c ON c.tenant = $1 AND c.document_id = $2 AND c.chunk_index = u.i - 1`,
         [tenant, meta.id, vectors.map(toSql)],
