@@ -31,6 +31,16 @@ export const SearchRequest = Type.Object(
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: RESULTS_MAX, default: 10 })),
     filters: Type.Optional(Filters),
     scoreThreshold: Type.Optional(ScoreThreshold),
+    hybrid: Type.Optional(
+      Type.Boolean({
+        description:
+          'Hybrid ranking: the vector ranking fused (Reciprocal Rank Fusion, k 60) with a PostgreSQL full-text ranking of the ' +
+          'chunks holding every word of the query, read as a web search box reads it ("quoted phrase", `or`, `-word`), both ' +
+          'through the same filters. Finds exact identifiers (error codes, ids, setting names) the embedding misses; results ' +
+          'come in the fused order, each score still its cosine similarity. ' +
+          'Default: the service setting RETRIEVAL_HYBRID (off unless set). pgvector engine only: 400 on the Redis engine.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -100,6 +100,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
       contextCache: app.cache.category('context_bundles'),
       model: config.RETRIEVAL_EMBEDDINGS_MODEL ?? '',
       maxChunksPerDocument: config.MAX_CHUNKS_PER_DOCUMENT,
+      hybrid: config.RETRIEVAL_HYBRID,
       ingestTimeoutMs: config.INGEST_EMBED_TIMEOUT_MS,
       logger: app.log,
     });

@@ -26,6 +26,11 @@ export const ConfigSchema = Type.Object({
   RETRIEVAL_PG_SCHEMA: Type.String({ default: 'retrieval', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
   /** hnsw.ef_search: HNSW candidates kept per search (recall vs speed). */
   RETRIEVAL_PG_EF_SEARCH: Type.Integer({ default: 40, minimum: 1, maximum: 1000 }),
+  /**
+   * Hybrid ranking by default (pgvector only): every search and context request that does not say `hybrid` fuses the
+   * vector ranking with a full-text one. A request's `hybrid` overrides it either way.
+   */
+  RETRIEVAL_HYBRID: Type.Boolean({ default: false }),
   RETRIEVAL_PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 100 }),
   /** The HNSW graph a new index is built with (the first ingest's, a re-embed's): neighbours per node, 2-100. */
   RETRIEVAL_PG_HNSW_M: Type.Integer({ default: 16, minimum: 2, maximum: 100 }),
@@ -57,6 +62,9 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
   const config = kitLoadConfig(ConfigSchema, env ? { env } : {});
   if (config.RETRIEVAL_INDEX === 'pgvector' && !config.DATABASE_URL) {
     throw new ConfigError([{ variable: 'DATABASE_URL', message: 'is required with RETRIEVAL_INDEX=pgvector (postgres://user:password@host:5432/db)' }]);
+  }
+  if (config.RETRIEVAL_HYBRID && config.RETRIEVAL_INDEX !== 'pgvector') {
+    throw new ConfigError([{ variable: 'RETRIEVAL_HYBRID', message: 'needs RETRIEVAL_INDEX=pgvector (hybrid ranking uses PostgreSQL full-text search)' }]);
   }
   if (config.RETRIEVAL_PG_HNSW_EF_CONSTRUCTION < 2 * config.RETRIEVAL_PG_HNSW_M) {
     throw new ConfigError([

@@ -56,6 +56,10 @@ describe('cache keys', () => {
     expect(k({ limit: 5 })).not.toBe(k({}));
     expect(k({ scoreThreshold: 0.2 })).not.toBe(k({}));
     expect(k({ model: 'other' })).not.toBe(k({}));
+    // Hybrid answers are keyed apart; a vector search keeps the key it had before hybrid ranking existed.
+    expect(k({ hybrid: true })).not.toBe(k({}));
+    expect(k({ hybrid: false })).toBe(k({}));
+    expect(normalizeRequest({ ...base, hybrid: false })).not.toHaveProperty('hybrid');
     expect(k({ kind: 'context', maxChars: 500 })).not.toBe(k({ kind: 'context', maxChars: 600 }));
   });
 

@@ -302,7 +302,7 @@ describe('data stored before tenants', () => {
 
       await expectLegacyReadable(pgIndex(schema));
 
-      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
       const rows = await c.query(`SELECT tenant, id FROM ${s}.documents ORDER BY tenant, id`);
       expect(rows.rows).toEqual([
         { tenant: 'acme', id: 'old-1' },

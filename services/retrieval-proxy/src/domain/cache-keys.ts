@@ -31,6 +31,8 @@ export interface RetrievalRequest {
   maxChars?: number | undefined;
   /** Embedding model asked of the worker ('' = the worker's default). */
   model: string;
+  /** Hybrid ranking (vector + full text), as the request resolved it. */
+  hybrid?: boolean | undefined;
 }
 
 export interface NormalizedRequest {
@@ -42,6 +44,8 @@ export interface NormalizedRequest {
   scoreThreshold: number | null;
   maxChars: number | null;
   model: string;
+  /** Present (true) only for a hybrid search: a vector search's key is the one it was before hybrid ranking existed. */
+  hybrid?: true;
 }
 
 export function normalizeRequest(req: RetrievalRequest): NormalizedRequest {
@@ -54,6 +58,7 @@ export function normalizeRequest(req: RetrievalRequest): NormalizedRequest {
     scoreThreshold: req.scoreThreshold ?? null,
     maxChars: req.kind === 'context' ? (req.maxChars ?? null) : null,
     model: req.model,
+    ...(req.hybrid ? { hybrid: true as const } : {}),
   };
 }
 

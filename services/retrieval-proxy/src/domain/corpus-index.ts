@@ -21,6 +21,8 @@ export interface SearchOptions {
   limit: number;
   filters: Filters;
   scoreThreshold?: number | null | undefined;
+  /** Hybrid ranking (pgvector only): the query's text, ranked by full text and fused with the vector ranking. */
+  hybridText?: string | undefined;
 }
 
 export interface SearchOutcome {

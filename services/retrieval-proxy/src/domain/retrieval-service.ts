@@ -86,6 +86,8 @@ export interface RetrievalOptions {
   /** Model asked of the worker; '' = its default. */
   model: string;
   maxChunksPerDocument: number;
+  /** Hybrid ranking for requests that do not say (pgvector only; RETRIEVAL_HYBRID). */
+  hybrid?: boolean;
   /** Timeout of the ingest's embeddings call. */
   ingestTimeoutMs: number;
   logger?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
@@ -310,8 +312,12 @@ export class RetrievalService {
       scoreThreshold: q.scoreThreshold,
       maxChars: kind === 'context' ? (q.maxChars ?? 4000) : undefined,
       model: this.opts.model,
+      hybrid: q.hybrid ?? this.opts.hybrid ?? false,
     });
     if (req.query.length === 0) throw errors.BadRequest('query must contain non-whitespace characters');
+    if (req.hybrid && this.index.engine !== 'pgvector') {
+      throw errors.BadRequest(`hybrid ranking needs the pgvector engine (RETRIEVAL_INDEX=pgvector); this index is ${this.index.engine}`);
+    }
     return req;
   }
 
@@ -320,7 +326,8 @@ export class RetrievalService {
     const embedQuery = async () => this.opts.embedder.embed([req.query], await embedOptions(call, undefined, req.model));
     const [embedding] = await Promise.all([embedQuery(), this.index.prepare?.(stamp)]);
     const vector = embedding.vectors[0] as Float32Array;
-    const outcome = await this.index.search(req.tenant, vector, { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold }, stamp);
+    const opts = { limit: req.limit, filters: req.filters, scoreThreshold: req.scoreThreshold, ...(req.hybrid ? { hybridText: req.query } : {}) };
+    const outcome = await this.index.search(req.tenant, vector, opts, stamp);
     if (outcome.skippedDimensionMismatch > 0) {
       this.opts.logger?.warn(
         { skipped: outcome.skippedDimensionMismatch, queryModel: embedding.model, dims: vector.length },

@@ -22,7 +22,8 @@ export async function searchRoutes(scope: FastifyInstance, opts: SearchRoutesOpt
         tags: ['search'],
         summary: 'Semantic search over the document chunks',
         description:
-          'Ranks chunks by cosine similarity with the query embedding (fetched from the multimodal-worker). Answers are cached ' +
+          'Ranks chunks by cosine similarity with the query embedding (fetched from the multimodal-worker); with `hybrid` (pgvector engine), ' +
+          'fused with a full-text ranking of the chunks holding every word of the query. Answers are cached ' +
           '(search_results) per normalized request and corpus version; header `x-cache: hit|miss`; header `x-embedding-model` names the model the query was embedded with (the active model of the index). Worker down: 503 unless cached. ' +
           'While the index store does not answer (a failover), answers are for the corpus this replica last knew, with header `x-corpus: last-known`.',
         body: SearchRequest,
