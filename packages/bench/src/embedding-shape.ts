@@ -105,9 +105,17 @@ export function shapeStats(passages: Float32Array[], topics: string[], queries: 
     for (let j = 0; j < n; j++) {
       if (j === i) continue;
       const c = dot(passages[i]!, passages[j]!);
-      if (topics[i] === topics[j]) (within += c), wn++;
-      else (across += c), an++;
-      if (c > best) (best = c), (bestJ = j);
+      if (topics[i] === topics[j]) {
+        within += c;
+        wn++;
+      } else {
+        across += c;
+        an++;
+      }
+      if (c > best) {
+        best = c;
+        bestJ = j;
+      }
     }
     nearest += best;
     if (topics[bestJ] === topics[i]) same++;
