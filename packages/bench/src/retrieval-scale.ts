@@ -256,7 +256,7 @@ async function pgMeasure(schema: string): Promise<Row[]> {
           const got = await index.search(TENANT, v, { limit: 10, filters: {} }, stamp);
           found += got.hits.filter((h) => want.has(`${h.meta.id}/${h.chunkIndex}`)).length;
         }
-        const recallAt10 = RECALL_QUERIES > 0 ? found / (RECALL_QUERIES * 10) : Number.NaN;
+        const recallAt10 = RECALL_QUERIES > 0 ? found / (RECALL_QUERIES * 10) : undefined;
         const row: Row = { engine: 'pgvector', chunks, queries: QUERIES, p50Ms: p50, p99Ms: p99, replicaMemoryMB, recallAt10, plan, schema, efSearch };
         log(`  ${JSON.stringify(row)}`);
         rows.push(row);
