@@ -2,11 +2,17 @@
 // corpus sizes, side by side in one run: uncached search latency (the engine's ranking alone: the query is already a
 // vector), memory a proxy replica holds for the index, load time, HNSW build time and recall@10 against exact search,
 // and ingest throughput with the semantic model.
-// Vectors are generated (low-rank, as text embeddings are), not embedded: a million texts would take hours. Both
-// engines get the same corpus and the same queries at a size. Load time is the writes alone (`put`, one document of
+// Vectors are generated, not embedded: a million texts would take hours. By default they are shaped like
+// local-use-512's embeddings of real text (synthetic.ts embeddingLikeCorpus, 512 dimensions: a decaying spectrum,
+// groups of topics, passages around their topic, queries as perturbed passages; the shape measured by
+// embedding-shape.ts); BENCH_SCALE_VECTORS=lowrank gives the older 384-dimension low-rank vectors (64 isotropic
+// directions, no topics, queries drawn like the corpus: a worst case for a graph index). Both engines get the same
+// corpus and the same queries at a size. Load time is the writes alone (`put`, one document of
 // 1,000 chunks a call), not generating the vectors.
 //
 // Env: BENCH_SCALE_SIZES=10000,100000[,1000000]  BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test
+//      BENCH_SCALE_VECTORS=embedding-like (default) | lowrank: the corpus's shape (see above); a reused schema must
+//        have been loaded with the same one
 //      BENCH_SCALE_ENGINES=redis,pgvector (either or both)
 //      BENCH_SCALE_QUERIES=200 (timed queries per cell)  BENCH_SCALE_REDIS_QUERIES (default: 20 from 1,000,000
 //        chunks, BENCH_SCALE_QUERIES below; every one is a full scan of the corpus)
@@ -33,7 +39,7 @@ import { DocumentStore, type DocumentMeta, type StoredDocument } from '@aicache/
 import { PgVectorIndex } from '@aicache/retrieval-proxy/dist/domain/pgvector-index.js';
 import { RedisRetrievalIndex, type RetrievalIndex } from '@aicache/retrieval-proxy/dist/domain/retrieval-index.js';
 import { LocalSemanticProvider } from '@aicache/multimodal-worker/dist/providers/local-semantic.js';
-import { lowRankVectors } from './synthetic.js';
+import { embeddingLikeCorpus, lowRankVectors } from './synthetic.js';
 
 const env = process.env;
 const SIZES = (env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').map(Number);
@@ -51,12 +57,23 @@ const KEEP = env.BENCH_SCALE_KEEP === '1';
 const REUSE = env.BENCH_SCALE_REUSE;
 const WITH_MODEL = env.BENCH_SCALE_MODEL !== '0';
 const INGEST_CHUNKS = Number(env.BENCH_SCALE_INGEST ?? 512);
-const DIMS = 384;
+const VECTORS = env.BENCH_SCALE_VECTORS ?? 'embedding-like';
+if (VECTORS !== 'embedding-like' && VECTORS !== 'lowrank') throw new Error(`BENCH_SCALE_VECTORS: embedding-like or lowrank, got ${VECTORS}`);
 const RANK = 64;
 const PER_DOC = 1000;
 /** The corpus's directions; the queries are drawn from them by a sequence of their own. */
 const SEED = 7;
 const QUERY_SEED = 1007;
+const embeddingLike = embeddingLikeCorpus(SEED);
+const DIMS = VECTORS === 'lowrank' ? 384 : embeddingLike.dims;
+/** The corpus's vectors in order (chunk 0, 1, ...). */
+const corpusVectors = (): (() => Float32Array) => (VECTORS === 'lowrank' ? lowRankVectors(DIMS, RANK, SEED) : embeddingLike.stream());
+/**
+ * Queries for a corpus of `size` chunks by the sequence `drawSeed`: low-rank ones are drawn like the corpus;
+ * embedding-like ones are perturbed passages of the corpus's first `size` chunks.
+ */
+const queryVectors = (size: number, drawSeed: number): (() => Float32Array) =>
+  VECTORS === 'lowrank' ? lowRankVectors(DIMS, RANK, SEED, drawSeed) : embeddingLike.queries(size, drawSeed);
 /** Every document of the benchmark belongs to one tenant (searches are per tenant). */
 const TENANT = 'default';
 
@@ -78,7 +95,7 @@ function syntheticDoc(d: number, vector: () => Float32Array): StoredDocument {
 
 /** Puts `size` chunks, documents 0.. in order; seconds spent in `put` (progress on stderr at large sizes). */
 async function load(size: number, put: (doc: StoredDocument) => Promise<unknown>, label: string, from = 0): Promise<number> {
-  const vector = lowRankVectors(DIMS, RANK, SEED);
+  const vector = corpusVectors();
   let ms = 0;
   const docs = size / PER_DOC;
   for (let d = 0; d < docs; d++) {
@@ -95,8 +112,8 @@ async function load(size: number, put: (doc: StoredDocument) => Promise<unknown>
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** `n` timed searches of limit 10 after 5 untimed ones; the same queries for every engine and size. */
-async function latencies(index: RetrievalIndex, n: number): Promise<{ p50: number; p99: number }> {
-  const query = lowRankVectors(DIMS, RANK, SEED, QUERY_SEED);
+async function latencies(index: RetrievalIndex, n: number, size: number): Promise<{ p50: number; p99: number }> {
+  const query = queryVectors(size, QUERY_SEED);
   const stamp = await index.stamp();
   for (let i = 0; i < 5; i++) await index.search(TENANT, query(), { limit: 10, filters: {} }, stamp);
   const times: number[] = [];
@@ -140,7 +157,7 @@ async function redisEngine(size: number): Promise<Row> {
     gc();
     const replicaMemoryMB = (held() - before) / 1e6;
     const queries = redisQueries(size);
-    const { p50, p99 } = await latencies(index, queries);
+    const { p50, p99 } = await latencies(index, queries, size);
     return { engine: 'redis', chunks: size, loadSeconds, queries, p50Ms: p50, p99Ms: p99, replicaMemoryMB };
   } finally {
     client.disconnect();
@@ -163,7 +180,7 @@ async function pgLoad(size: number): Promise<{ schema: string; loadSeconds: numb
   const notices: string[] = [];
   c.on('notice', (n) => notices.push(n.message ?? String(n)));
   try {
-    const first = lowRankVectors(DIMS, RANK, SEED);
+    const first = corpusVectors();
     const t0 = performance.now();
     await index.put(TENANT, syntheticDoc(0, first));
     // Loading with the HNSW index in place would insert into it row by row; as with any bulk load, it is built after.
@@ -205,9 +222,12 @@ async function pgMeasure(schema: string): Promise<Row[]> {
        WHERE c.tenant = '${TENANT}' ORDER BY c.embedding <=> '${probe}' LIMIT 10`,
     );
     const plan = /chunks_embedding_hnsw/.test(JSON.stringify(explained.rows)) ? 'hnsw' : 'exact';
+    const counted = await c.query<{ n: string; dims: number | null }>(`SELECT count(*) AS n, (SELECT vector_dims(embedding) FROM "${schema}".chunks LIMIT 1) AS dims FROM "${schema}".chunks`);
+    const size = Number(counted.rows[0]!.n);
+    if (counted.rows[0]!.dims !== DIMS) throw new Error(`schema ${schema} holds ${counted.rows[0]!.dims}-dimension vectors; BENCH_SCALE_VECTORS=${VECTORS} makes ${DIMS}`);
     // Exact top 10: a sequential scan of every chunk (index scans off in this session only).
     await c.query('SET enable_indexscan = off');
-    const draw = lowRankVectors(DIMS, RANK, SEED, QUERY_SEED + 1);
+    const draw = queryVectors(size, QUERY_SEED + 1);
     const recallQueries: Array<{ v: Float32Array; want: Set<string> }> = [];
     const t0 = performance.now();
     for (let q = 0; q < RECALL_QUERIES; q++) {
@@ -227,7 +247,7 @@ async function pgMeasure(schema: string): Promise<Row[]> {
         const before = held();
         const { chunks } = await index.warmUp();
         if (chunks === 0) throw new Error(`schema ${schema} holds no chunks`);
-        const { p50, p99 } = await latencies(index, QUERIES);
+        const { p50, p99 } = await latencies(index, QUERIES, size);
         gc();
         const replicaMemoryMB = (held() - before) / 1e6;
         const stamp = await index.stamp();
@@ -236,7 +256,7 @@ async function pgMeasure(schema: string): Promise<Row[]> {
           const got = await index.search(TENANT, v, { limit: 10, filters: {} }, stamp);
           found += got.hits.filter((h) => want.has(`${h.meta.id}/${h.chunkIndex}`)).length;
         }
-        const recallAt10 = RECALL_QUERIES > 0 ? found / (RECALL_QUERIES * 10) : Number.NaN;
+        const recallAt10 = RECALL_QUERIES > 0 ? found / (RECALL_QUERIES * 10) : undefined;
         const row: Row = { engine: 'pgvector', chunks, queries: QUERIES, p50Ms: p50, p99Ms: p99, replicaMemoryMB, recallAt10, plan, schema, efSearch };
         log(`  ${JSON.stringify(row)}`);
         rows.push(row);
@@ -372,7 +392,7 @@ async function main(): Promise<void> {
   const schemas = [...new Set(rows.filter((r) => r.schema && (KEEP || REUSE)).map((r) => r.schema))];
   if (schemas.length) console.log(`\nkept pgvector schema(s): ${schemas.join(', ')}`);
   console.log(
-    `\n${DIMS} dimensions, rank-${RANK} vectors, limit 10, recall over ${RECALL_QUERIES} queries against a sequential scan` +
+    `\n${VECTORS === 'lowrank' ? `${DIMS} dimensions, rank-${RANK} vectors` : `embedding-like ${DIMS}-dimension vectors (synthetic.ts EMBEDDING_SHAPE)`}, limit 10, recall over ${RECALL_QUERIES} queries against a sequential scan` +
       `${REUSE ? '' : `, HNSW ${HNSW_WITH || 'm=16,ef_construction=64'} built with maintenance_work_mem ${BUILD_MEM} and ${BUILD_WORKERS} parallel workers`}; machine: ${process.arch}, ` +
       `${availableParallelism()} cores, node ${process.version}`,
   );
