@@ -1,3 +1,4 @@
+import { Command } from 'ioredis';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
 import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
@@ -33,6 +34,8 @@ export class RedisRunner {
   private calibrating: Promise<void> | undefined;
   private readyWait: Promise<void> | undefined;
   private readonly defaultDeadlines = new DeadlineQueue();
+  /** What getBuffer builds its GETs with (as the client's own getBuffer would); undefined: getBuffer goes through the client. */
+  private readonly getOptions: { replyEncoding: null; keyPrefix?: string } | undefined;
   private readonly otherDeadlines = new Map<number, DeadlineQueue>();
   private readonly onReady = (): void => {
     // A new connection, perhaps to another server: its first measure is taken whatever its round trip.
@@ -46,6 +49,11 @@ export class RedisRunner {
     breaker: BreakerOptions = {},
   ) {
     this.breaker = new CircuitBreaker(breaker);
+    const options = client.options as { keyPrefix?: string; enableAutoPipelining?: boolean; showFriendlyErrorStack?: boolean };
+    this.getOptions =
+      options.enableAutoPipelining === true || options.showFriendlyErrorStack === true
+        ? undefined
+        : Object.freeze({ replyEncoding: null, ...(options.keyPrefix ? { keyPrefix: options.keyPrefix } : {}) });
     client.on('ready', this.onReady);
     if (client.status === 'ready') void this.calibrate();
   }
@@ -112,6 +120,48 @@ export class RedisRunner {
   fill<T>(op: (client: RedisClient) => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.breaker.failedRecently()) return Promise.reject(new CircuitOpenError());
     return this.run(op, timeoutMs);
+  }
+
+  /**
+   * GET of one key answered as a Buffer, the hit path's read: run((c) => c.getBuffer(key)) with nothing around the
+   * command but its deadline. The command is made here and handed to the client as getBuffer would, so its own
+   * promise is the one awaited (no promise of ours resolved from it, no callbacks made per call), and a call past
+   * its deadline rejects that promise. While not connected (or on a client that pipelines automatically or wants
+   * friendly error stacks, which getBuffer itself handles) it is run() as before.
+   */
+  async getBuffer(key: string): Promise<Buffer | null> {
+    const client = this.client;
+    if (client.status !== 'ready' || this.getOptions === undefined) return this.run((c) => c.getBuffer(key));
+    if (!this.breaker.tryAcquire()) throw new CircuitOpenError();
+    const call = new SentCommand(this, new Command('get', [key], this.getOptions), performance.now());
+    this.defaultDeadlines.add(call);
+    let reply: Buffer | null;
+    try {
+      void client.sendCommand(call.command);
+      reply = (await call.command.promise) as Buffer | null;
+    } catch (err) {
+      this.answered(call, err);
+      throw err;
+    }
+    this.answered(call, undefined);
+    return reply;
+  }
+
+  /** The reply (or error) of a SentCommand came: counted as bounded() counts its calls, unless it timed out first. */
+  private answered(call: SentCommand, err: unknown): void {
+    if (call.done) return;
+    call.done = true;
+    this.defaultDeadlines.settled();
+    this.latency.observe(performance.now() - call.started);
+    if (err === undefined || isReplyError(err)) this.breaker.success();
+    else this.breaker.failure();
+  }
+
+  /** Past its deadline: counted as a failure, and the command's promise rejected (a later reply is ignored). */
+  expireCommand(call: SentCommand): void {
+    this.latency.observe(this.timeoutMs);
+    this.breaker.failure();
+    call.command.reject(new CacheTimeoutError(this.timeoutMs));
   }
 
   /** One bounded call that neither consults nor moves the circuit (health checks). */
@@ -199,6 +249,24 @@ export class RedisRunner {
   }
 }
 
+/** A command getBuffer sent, waiting in the default deadline queue. */
+class SentCommand implements PendingCall {
+  readonly deadline: number;
+  done = false;
+  constructor(
+    private readonly runner: RedisRunner,
+    readonly command: Command,
+    /** performance.now() when sent. */
+    readonly started: number,
+  ) {
+    this.deadline = started + runner.timeoutMs;
+  }
+
+  expire(): void {
+    this.runner.expireCommand(this);
+  }
+}
+
 interface PendingCall {
   /** performance.now() ms: monotonic, unlike the wall clock. */
   readonly deadline: number;
@@ -214,7 +282,8 @@ interface PendingCall {
  * call would be made and cleared on every request.
  */
 class DeadlineQueue {
-  private calls: PendingCall[] = [];
+  /** Below `head`: calls already gone (undefined). */
+  private calls: Array<PendingCall | undefined> = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -223,11 +292,14 @@ class DeadlineQueue {
     if (this.timer === undefined) this.arm(call.deadline);
   }
 
-  /** Some call settled: drop the settled ones at the head. */
+  /**
+   * Some call settled: drop the settled ones at the head, and let go of them at once (a settled call still held here
+   * would keep its promise and callbacks alive through the next young-generation GCs, and get them promoted).
+   */
   settled(): void {
     const calls = this.calls;
     let head = this.head;
-    while (head < calls.length && (calls[head] as PendingCall).done) head++;
+    while (head < calls.length && (calls[head] as PendingCall).done) calls[head++] = undefined;
     this.head = head;
     this.compact();
   }
@@ -243,7 +315,7 @@ class DeadlineQueue {
         call.done = true;
         call.expire();
       }
-      this.head++;
+      calls[this.head++] = undefined;
     }
     this.compact();
     const next = this.calls[this.head];

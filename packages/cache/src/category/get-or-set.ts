@@ -39,7 +39,7 @@ type ReadOutcome = { ok: true; buf: Buffer | null; pttl: number | undefined } | 
 /** getOrSet's read, as one promise that never rejects (a prefetch may be left unawaited). */
 function readOutcome(core: CategoryCore, full: string): Promise<ReadOutcome> {
   const read = plainRead(core)
-    ? core.ctx.runner.run((c) => c.getBuffer(full)).then((buf): ReadOutcome => ({ ok: true, buf, pttl: undefined }))
+    ? core.ctx.runner.getBuffer(full).then((buf): ReadOutcome => ({ ok: true, buf, pttl: undefined }))
     : readEntry(core, full).then(([buf, pttl]): ReadOutcome => ({ ok: true, buf, pttl }));
   return read.catch((err: unknown): ReadOutcome => ({ ok: false, err }));
 }
@@ -115,7 +115,7 @@ export async function getOrSet(core: CategoryCore, key: string, loader: Loader<u
     }
   } else {
     try {
-      if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+      if (plainRead(core)) buf = await core.ctx.runner.getBuffer(full);
       else [buf, pttl] = await readEntry(core, full);
     } catch (err) {
       core.fail('getOrSet', err);
