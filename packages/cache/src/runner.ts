@@ -124,37 +124,47 @@ export class RedisRunner {
 
   /**
    * GET of one key answered as a Buffer, the hit path's read: run((c) => c.getBuffer(key)) with nothing around the
-   * command but its deadline. The command is made here and handed to the client as getBuffer would, so its own
-   * promise is the one awaited (no promise of ours resolved from it, no callbacks made per call), and a call past
-   * its deadline rejects that promise. While not connected (or on a client that pipelines automatically or wants
-   * friendly error stacks, which getBuffer itself handles) it is run() as before.
+   * command but its deadline. The command is made here and handed to the client as getBuffer would, and its own
+   * promise is the one awaited: no promise of ours resolved from it (resolving a promise with a Buffer looks up
+   * `then` along the Buffer's prototype chain, the slowest step of a promise layer), no callbacks made per call. The
+   * caller awaits `reply`, then hands the call to settle() with the error, if any. A call past its deadline rejects
+   * that promise. While not connected (or on a client that pipelines automatically or wants friendly error stacks,
+   * which its getBuffer handles) it is run() as before, already settled.
    */
-  async getBuffer(key: string): Promise<Buffer | null> {
+  sendGet(key: string): SentGet {
     const client = this.client;
-    if (client.status !== 'ready' || this.getOptions === undefined) return this.run((c) => c.getBuffer(key));
-    if (!this.breaker.tryAcquire()) throw new CircuitOpenError();
-    const call = new SentCommand(this, new Command('get', [key], this.getOptions), performance.now());
+    if (client.status !== 'ready' || this.getOptions === undefined) return { reply: this.run((c) => c.getBuffer(key)), done: true };
+    if (!this.breaker.tryAcquire()) return { reply: Promise.reject(new CircuitOpenError()), done: true };
+    const command = new Command('get', [key], this.getOptions);
+    const call = new SentCommand(this, command, command.promise as Promise<Buffer | null>, performance.now());
     this.defaultDeadlines.add(call);
-    let reply: Buffer | null;
-    try {
-      void client.sendCommand(call.command);
-      reply = (await call.command.promise) as Buffer | null;
-    } catch (err) {
-      this.answered(call, err);
-      throw err;
-    }
-    this.answered(call, undefined);
-    return reply;
+    client.sendCommand(command);
+    return call;
   }
 
-  /** The reply (or error) of a SentCommand came: counted as bounded() counts its calls, unless it timed out first. */
-  private answered(call: SentCommand, err: unknown): void {
-    if (call.done) return;
+  /** sendGet's call answered (`err` undefined) or failed: counted as bounded() counts its calls, unless already done. */
+  settle(get: SentGet, err: unknown): void {
+    if (get.done) return;
+    const call = get as SentCommand;
     call.done = true;
     this.defaultDeadlines.settled();
     this.latency.observe(performance.now() - call.started);
     if (err === undefined || isReplyError(err)) this.breaker.success();
     else this.breaker.failure();
+  }
+
+  /** sendGet, awaited and settled. */
+  async getBuffer(key: string): Promise<Buffer | null> {
+    const get = this.sendGet(key);
+    let reply: Buffer | null;
+    try {
+      reply = await get.reply;
+    } catch (err) {
+      this.settle(get, err);
+      throw err;
+    }
+    this.settle(get, undefined);
+    return reply;
   }
 
   /** Past its deadline: counted as a failure, and the command's promise rejected (a later reply is ignored). */
@@ -249,13 +259,21 @@ export class RedisRunner {
   }
 }
 
-/** A command getBuffer sent, waiting in the default deadline queue. */
-class SentCommand implements PendingCall {
+/** A GET sent by RedisRunner.sendGet: await `reply`, then RedisRunner.settle it. */
+export interface SentGet {
+  readonly reply: Promise<Buffer | null>;
+  /** Settled already: by its deadline, by settle(), or counted elsewhere (the run() fallback). */
+  readonly done: boolean;
+}
+
+/** A command sendGet sent, waiting in the default deadline queue. */
+class SentCommand implements PendingCall, SentGet {
   readonly deadline: number;
   done = false;
   constructor(
     private readonly runner: RedisRunner,
     readonly command: Command,
+    readonly reply: Promise<Buffer | null>,
     /** performance.now() when sent. */
     readonly started: number,
   ) {
