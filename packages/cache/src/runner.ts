@@ -1,8 +1,12 @@
+import { performance } from 'node:perf_hooks';
 import { Command } from 'ioredis';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
 import { serverClockOffset, type RedisClient } from './connection.js';
 import { CacheTimeoutError, CircuitOpenError } from './errors.js';
 import { LatencyRecorder } from './latency.js';
+
+// `performance` imported rather than read from globalThis, where Node defines it as a lazy accessor: each read of the
+// global ran that accessor (~250 instructions in callgrind, twice per call on the hit path).
 
 /** A TIME round trip at most this long gives an offset good to a few ms: no need to measure again. */
 const TIGHT_CLOCK_RTT_MS = 10;
