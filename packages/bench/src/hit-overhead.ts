@@ -3,7 +3,7 @@
 // JavaScript alone (key, single-flight check, bounded call, decode, counters), not sockets or Redis, which on a
 // busy machine move by more than the library costs. Figures are CPU µs per call (user + system of this process),
 // median of alternating rounds; compare them with each other, never with a threshold.
-import type { Redis } from 'ioredis';
+import type { Command, Redis } from 'ioredis';
 import { Cache, encode } from '@aicache/cache';
 import { makeSearchAnswer } from './payload.js';
 import { median, runBounded } from './stats.js';
@@ -24,6 +24,11 @@ const standIn = {
   once: () => standIn,
   time: () => Promise.resolve(['0', '0']),
   getBuffer: (k: string) => Promise.resolve(store.get(k) ?? null),
+  // The runner's GET hands its own command to the client (RedisRunner.sendGet): answered at once, as getBuffer is.
+  sendCommand: (cmd: Command) => {
+    cmd.resolve(store.get(String(cmd.args[0])) ?? null);
+    return cmd.promise;
+  },
   get: (k: string) => Promise.resolve(store.get(k)?.toString() ?? null),
 };
 const client = standIn as unknown as Redis;

@@ -34,18 +34,18 @@ function retryStrategy(times: number): number {
 
 /**
  * Connection settings for a client the cache creates: a cache call must fail fast rather than queue or retry,
- * since a miss is always an acceptable answer.
+ * since a miss is always an acceptable answer. No ioredis `commandTimeout` unless `connection` sets one: every call
+ * of the cache is bounded by its runner (commandTimeoutMs, or the longer bound of a batched call), and ioredis's
+ * per-command timer would only add a setTimeout, a clearTimeout and a `delete` (which turns each command object
+ * into a slow dictionary) to every hit. The L1 subscriber, whose commands bypass the runner, sets its own.
  */
-export function cacheConnectionOptions(connection: RedisOptions = {}, commandTimeoutMs = 250): RedisOptions {
+export function cacheConnectionOptions(connection: RedisOptions = {}, _commandTimeoutMs = 250): RedisOptions {
   return {
     connectTimeout: 2000,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy,
     ...connection,
-    // Our own timer bounds every call at commandTimeoutMs; this is the backstop, sized for the batched calls
-    // of invalidations (see bulkTimeout) which may take longer than one request-path command.
-    commandTimeout: connection.commandTimeout ?? Math.max(commandTimeoutMs, 2000),
   };
 }
 

@@ -9,7 +9,8 @@ export class Flights<T> {
   private readonly running = new Set<Promise<T>>();
 
   get(key: string): Promise<T> | undefined {
-    return this.joinable.get(key);
+    // Nearly always empty on the hit path: no need to hash the key then.
+    return this.joinable.size === 0 ? undefined : this.joinable.get(key);
   }
 
   has(key: string): boolean {

@@ -89,6 +89,9 @@ export class L1Sync {
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
       autoResendUnfulfilledCommands: false,
+      // The subscriber's commands do not go through the runner: ioredis bounds them (a SUBSCRIBE that never answers
+      // must fail, so that the heartbeat tries again), unless the handed client says otherwise.
+      commandTimeout: commandTimeoutOf(opts.client) ?? Math.max(opts.runner.timeoutMs, 2000),
       // Must keep trying whatever the handed client's strategy is: without a subscription there is no L1.
       retryStrategy: opts.retryStrategy,
       connectionName: `${connectionNameOf(opts.client) || opts.service}:l1`,
@@ -205,6 +208,10 @@ export class L1Sync {
       else t.evictAll();
     }
   }
+}
+
+function commandTimeoutOf(client: RedisClient): number | undefined {
+  return isCluster(client) ? client.options.redisOptions?.commandTimeout : client.options.commandTimeout;
 }
 
 function connectionNameOf(client: RedisClient): string | undefined {

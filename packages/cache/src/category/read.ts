@@ -43,7 +43,7 @@ export async function get<V>(core: CategoryCore, key: string): Promise<V | undef
   let buf: Buffer | null;
   let pttl: number | undefined;
   try {
-    if (plainRead(core)) buf = await core.ctx.runner.run((c) => c.getBuffer(full));
+    if (plainRead(core)) buf = await core.ctx.runner.getBuffer(full);
     else [buf, pttl] = await readEntry(core, full);
   } catch (err) {
     core.fail('get', err);
