@@ -6,7 +6,7 @@
 import type { Command, Redis } from 'ioredis';
 import { Cache, encode } from '@aicache/cache';
 import { makeSearchAnswer } from './payload.js';
-import { median, runBounded } from './stats.js';
+import { alternatingCpu, median, runBounded } from './stats.js';
 
 const ROUNDS = Number(process.env.BENCH_HIT_ROUNDS ?? 7);
 const CALLS = 100_000;
@@ -50,16 +50,7 @@ const ops: Record<string, (i: number) => Promise<unknown>> = {
 };
 const names = Object.keys(ops);
 for (const n of names) await runBounded(CALLS / 10, IN_FLIGHT, ops[n]!);
-const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-for (let round = 0; round < ROUNDS; round++) {
-  for (let j = 0; j < names.length; j++) {
-    const n = names[(j + round) % names.length]!;
-    const c0 = process.cpuUsage();
-    await runBounded(CALLS, IN_FLIGHT, ops[n]!);
-    const c = process.cpuUsage(c0);
-    cpu[n]!.push((c.user + c.system) / CALLS);
-  }
-}
+const { cpu } = await alternatingCpu(ops, ROUNDS, CALLS, IN_FLIGHT);
 const us = (n: string): number => median(cpu[n]!);
 process.stdout.write(
   `library CPU per hit (stand-in client answering at once, ${ROUNDS} alternating rounds x ${CALLS} calls, ${IN_FLIGHT} in flight, ${json.length} B value):\n` +

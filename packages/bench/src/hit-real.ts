@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { Cache, redisOptionsFromEnv } from '@aicache/cache';
 import { startRedisServer } from '@aicache/test-redis';
 import { makeSearchAnswer } from './payload.js';
-import { median, runBounded } from './stats.js';
+import { alternatingCpu, median, runBounded } from './stats.js';
 
 const ROUNDS = Number(process.env.BENCH_HIT_ROUNDS ?? 9);
 const CALLS = Number(process.env.BENCH_HIT_CALLS ?? 20_000);
@@ -85,18 +85,7 @@ if (ONLY) {
   await runBounded(CALLS, IN_FLIGHT, ops[ONLY]!);
   await mark('dump');
 } else {
-  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  const sys: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let j = 0; j < names.length; j++) {
-      const n = names[(j + round) % names.length]!;
-      const c0 = process.cpuUsage();
-      await runBounded(CALLS, IN_FLIGHT, ops[n]!);
-      const c = process.cpuUsage(c0);
-      cpu[n]!.push((c.user + c.system) / CALLS);
-      sys[n]!.push(c.system / CALLS);
-    }
-  }
+  const { cpu, sys } = await alternatingCpu(ops, ROUNDS, CALLS, IN_FLIGHT);
   const us = (n: string): number => median(cpu[n]!);
   process.stdout.write(
     `CPU per hit from a private redis-server (${ROUNDS} alternating rounds x ${CALLS} calls, ${IN_FLIGHT} in flight, ${json.length} B value):\n` +

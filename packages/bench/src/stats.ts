@@ -45,3 +45,28 @@ export function rotation<T>(items: readonly T[], round: number): T[] {
   const k = round % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
+
+/**
+ * CPU µs per call of each op (user + system of this process, and system alone), over `rounds` rounds in which the
+ * ops take turns in a rotated order, `calls` calls each with `inFlight` in flight.
+ */
+export async function alternatingCpu(
+  ops: Record<string, (i: number) => Promise<unknown>>,
+  rounds: number,
+  calls: number,
+  inFlight: number,
+): Promise<{ cpu: Record<string, number[]>; sys: Record<string, number[]> }> {
+  const names = Object.keys(ops);
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const sys: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const n of rotation(names, round)) {
+      const c0 = process.cpuUsage();
+      await runBounded(calls, inFlight, ops[n]!);
+      const c = process.cpuUsage(c0);
+      cpu[n]!.push((c.user + c.system) / calls);
+      sys[n]!.push(c.system / calls);
+    }
+  }
+  return { cpu, sys };
+}

@@ -34,7 +34,8 @@ export interface ProcessOutput {
   fileHash: string;
 }
 
-interface StoredChunk {
+/** A chunk as stored: its text, its hash and where it sits in the text it came from. */
+export interface StoredChunk {
   index: number;
   text: string;
   hash: string;

@@ -5,7 +5,7 @@ import { BadJobInput, type JobContext, type JobKind, type JobRouteHelpers } from
 import { errors, errorResponses } from '@aicache/service-kit';
 import { ChunkLimitError, chunkTextAsync, textSha256 } from '@aicache/text';
 import type { EmbeddingService } from '../domain/embedding-service.js';
-import { checkProcessInput, DEFAULT_CHUNK_SIZE, fileTag, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../domain/file-processor.js';
+import { checkProcessInput, DEFAULT_CHUNK_SIZE, fileTag, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, type StoredChunk } from '../domain/file-processor.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
 import { CHARS_PER_SLICE, WorkBudget } from '../domain/work-budget.js';
 import type { ModelRegistry } from '../providers/registry.js';
@@ -69,14 +69,6 @@ export interface ProcessJobResult {
   /** Where the chunks are read, a page at a time. */
   read: string;
   resumedFrom?: number;
-}
-
-interface StoredChunk {
-  index: number;
-  text: string;
-  hash: string;
-  start: number;
-  end: number;
 }
 
 function isTransient(err: unknown): boolean {
