@@ -12,6 +12,7 @@ import {
   JobQueue,
   JobsRefusedError,
   KindBusy,
+  LIST_PAGE,
   type JobContext,
   type JobData,
   type JobsSettings,
@@ -338,9 +339,11 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
     return job;
   };
 
+  /** Another job of an exclusive kind waits or runs: the 409 that says which. */
+  const busyConflict = (busy: KindBusy) => errors.Conflict(busy.message);
+
   const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
-  const exclusiveKinds = new Set(opts.kinds.filter((k) => k.exclusive).map((k) => k.name));
   for (const kind of opts.kinds) {
     app.post(
       `/api/v1/jobs/${kind.name}`,
@@ -370,9 +373,8 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
           return reply.code(202).header('location', `/api/v1/jobs/${id}`).send({ ...view, duplicate: true });
         }
         if (kind.exclusive) {
-          const other = await bounded('reading the jobs', () => jobs.unfinished(kind.name));
-          const busy = other.find((j) => j.id !== id);
-          if (busy) throw errors.Conflict(`a ${kind.name} job is already under way (${busy.id}); wait for it to finish or cancel it`);
+          const busy = await bounded('reading the jobs', () => jobs.busyWith(kind.name, id));
+          if (busy) throw busyConflict(new KindBusy(kind.name, busy));
         }
         const input = kind.prepare ? await kind.prepare(request.body, request, { id, tenant }) : request.body;
         const data: JobData = { tenant, input, ...(request.principal ? { principal: request.principal } : {}) };
@@ -383,7 +385,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
           // No job holds what prepare stored: drop it now rather than at its expiry (best effort, Redis may be away).
           if (kind.discard) await kind.discard(input).catch(() => undefined);
           // Another submission of the kind got there between the check above and the add: nothing was added.
-          if (err instanceof KindBusy) throw errors.Conflict(err.message);
+          if (err instanceof KindBusy) throw busyConflict(err);
           throw err;
         }
         const { job, created } = added;
@@ -468,8 +470,8 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const all = await bounded('listing jobs', () => jobs.recent(tenant, 1000));
       const views = [];
       const ofKind = kind ? all.filter((job) => job.name === kind) : all;
-      for (let from = 0; from < ofKind.length; from += 100) {
-        const page = await bounded('reading the jobs', () => Promise.all(ofKind.slice(from, from + 100).map((job) => viewOf(job, false, jobs.queueOf(job)))));
+      for (let from = 0; from < ofKind.length; from += LIST_PAGE) {
+        const page = await bounded('reading the jobs', () => Promise.all(ofKind.slice(from, from + LIST_PAGE).map((job) => viewOf(job, false, jobs.queueOf(job)))));
         views.push(...(state ? page.filter((view) => view.state === state) : page));
       }
       return { total: views.length, offset, limit, jobs: views.slice(offset, offset + limit) };
@@ -551,9 +553,10 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const job = await managed(request, id);
       const view = await bounded('reading the job', () => viewOf(job, false, jobs.queueOf(job)));
       if (view.state !== 'failed' && view.state !== 'cancelled') throw errors.Conflict(`job '${id}' is ${view.state}: only a failed or cancelled job can be retried`);
-      if (exclusiveKinds.has(job.name)) {
+      const exclusive = kindsByName.get(job.name)?.exclusive === true;
+      if (exclusive) {
         const busy = await bounded('reading the jobs', () => jobs.claimForRetry(job));
-        if (busy) throw errors.Conflict(`a ${job.name} job is already under way (${busy}); wait for it to finish or cancel it`);
+        if (busy) throw busyConflict(new KindBusy(job.name, busy));
       }
       await bounded('retrying the job', async () => {
         await jobs.clearCancel(id);
@@ -563,7 +566,7 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
         await job.retry('failed');
       }).catch(async (err: unknown) => {
         // Released only if the retry did not happen after all (a bound that ran out may still see it done).
-        if (exclusiveKinds.has(job.name) && (await job.getState().catch(() => undefined)) === 'failed') {
+        if (exclusive && (await job.getState().catch(() => undefined)) === 'failed') {
           await jobs.releaseRetryClaim(job).catch(() => undefined);
         }
         throw err;

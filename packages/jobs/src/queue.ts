@@ -197,7 +197,7 @@ export interface JobQueueOptions {
 }
 
 /** Jobs read at once when listing a tenant's jobs. */
-const LIST_PAGE = 100;
+export const LIST_PAGE = 100;
 
 /** The deduplication id that holds an exclusive kind while one of its jobs waits or runs. */
 const exclusiveId = (kind: string): string => `exclusive:${kind}`;
@@ -391,10 +391,7 @@ export class JobQueue {
    */
   async claimForRetry(job: Job): Promise<string | undefined> {
     const dedup = job.deduplicationId ?? job.opts.deduplication?.id;
-    if (!dedup) {
-      const busy = (await this.unfinished(job.name)).find((j) => j.id !== job.id);
-      return busy?.id;
-    }
+    if (!dedup) return this.busyWith(job.name, String(job.id));
     const holder = (await this.plain.eval(CLAIM_SCRIPT, 1, this.queue.toKey(`de:${dedup}`), String(job.id), this.queue.toKey(''))) as string | null;
     return holder ?? undefined;
   }
@@ -454,6 +451,11 @@ export class JobQueue {
     const [state, progress] = await Promise.all([this.queue.getJobState(id), this.plain.hget(this.queue.toKey(id), 'progress')]);
     if (state === 'unknown') return undefined;
     return { state, progress: progress === null ? undefined : (JSON.parse(progress) as unknown) };
+  }
+
+  /** A job of `kind` other than `except` that waits or runs, of any tenant: its id, or undefined. */
+  async busyWith(kind: string, except: string): Promise<string | undefined> {
+    return (await this.unfinished(kind)).find((j) => j.id !== except)?.id;
   }
 
   /** Jobs of `kind` that wait, are delayed (a retry) or run, of every tenant. */
