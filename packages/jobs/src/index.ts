@@ -24,4 +24,4 @@ export {
 } from './queue.js';
 export { registerJobs, viewOf, JobView, type JobKind, type ScheduledKind, type JobsPluginOptions, type JobRouteHelpers } from './plugin.js';
 export { JobsConfig, jobsSettingsOf } from './config.js';
-export { InputStore } from './inputs.js';
+export { InputStore, inputsKeepSeconds } from './inputs.js';

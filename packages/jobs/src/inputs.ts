@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from './queue.js';
+import type { JobsSettings, RedisClient } from './queue.js';
 
 /** Inputs pushed per RPUSH when a job's input list is written (bounds each call's size on a shared connection). */
 const PUSH_GROUP = 1000;
@@ -64,4 +64,9 @@ export class InputStore {
   async dropInputs(key: string): Promise<void> {
     await this.redis.del(key);
   }
+}
+
+/** How long a job's inputs (and unfinished output) are kept: as long as a failed job can be retried or a finished one read. */
+export function inputsKeepSeconds(settings: JobsSettings): number {
+  return Math.max(settings.keepFailedSeconds, settings.keepCompletedSeconds);
 }

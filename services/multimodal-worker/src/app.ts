@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ConfigError, createService, registerAuth, registerRedis } from '@aicache/service-kit';
-import { jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
+import { inputsKeepSeconds, jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
 import type { RedisClient } from '@aicache/cache';
 import { usesOpenAI, type Config } from './config.js';
 import { EmbeddingService } from './domain/embedding-service.js';
@@ -137,7 +137,7 @@ export async function buildApp(config: Config, overrides: BuildOverrides = {}): 
 async function registerJobRoutes(app: FastifyInstance, config: Config, redis: RedisClient, embeddings: EmbeddingService, registry: ModelRegistry): Promise<void> {
   const settings = jobsSettingsOf(config);
   // Inputs and unfinished output live as long as the job can still be retried; a completed job's output as long as it.
-  const store = new JobStore(redis, queuePrefix(config.SERVICE_NAME), Math.max(settings.keepFailedSeconds, settings.keepCompletedSeconds));
+  const store = new JobStore(redis, queuePrefix(config.SERVICE_NAME), inputsKeepSeconds(settings));
   const helpers = await registerJobs(app, {
     service: config.SERVICE_NAME,
     redis,

@@ -1,7 +1,7 @@
 import { createService, createStateRedis, registerAuth, registerRedis, stateKeyPrefix, stateReplication, type ServiceApp } from '@aicache/service-kit';
 import { quitOrDisconnect } from '@aicache/cache';
 import { within, type ServiceTokens } from '@aicache/auth';
-import { InputStore, jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
+import { InputStore, inputsKeepSeconds, jobsSettingsOf, queuePrefix, registerJobs } from '@aicache/jobs';
 import { mountQueueDashboard } from '@aicache/jobs/dashboard';
 import type { RedisClient } from '@aicache/cache';
 import type { Redis } from 'ioredis';
@@ -147,7 +147,7 @@ async function registerJobRoutes(
   const history = new StatsHistory(redis, `${stateKeyPrefix(SERVICE, redis)}stats:history`, config.JOBS_STATS_SNAPSHOT_KEEP);
   const jobsSettings = jobsSettingsOf(config);
   // A bulk ingest's documents live beside its job for as long as it can be retried, and go once it completes.
-  const inputs = new InputStore(redis, queuePrefix(SERVICE), Math.max(jobsSettings.keepFailedSeconds, jobsSettings.keepCompletedSeconds));
+  const inputs = new InputStore(redis, queuePrefix(SERVICE), inputsKeepSeconds(jobsSettings));
   await registerJobs(app, {
     service: SERVICE,
     redis,
