@@ -285,7 +285,8 @@ export class PgVectorIndex implements RetrievalIndex {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${this.s}.migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
       const { rows } = await c.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${this.s}.migrations`);
-      // A migration may rewrite the chunks table (5 does): on a large corpus that takes longer than a statement may.
+      // A migration may take longer than a statement may on a large corpus (3 rebuilds the chunks' keys, 5 builds a GIN
+      // index over every chunk).
       if ((rows[0]?.v ?? 0) < MIGRATIONS.length) await c.query('SET LOCAL statement_timeout = 0');
       for (let v = (rows[0]?.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
         await c.query(MIGRATIONS[v - 1]!(this.s));
