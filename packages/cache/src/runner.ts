@@ -150,11 +150,27 @@ export class RedisRunner {
   settle(get: SentGet, err: unknown): void {
     if (get.done) return;
     const call = get as SentCommand;
+    this.answered(call, this.defaultDeadlines, call.started, this.breaker, err === undefined || isReplyError(err));
+  }
+
+  /**
+   * A call's answer (`serverAnswered`: a reply, an error reply included) or failure came: it leaves its deadline
+   * queue, its time is recorded, and the circuit told. False, counting nothing, when it was done already (expired).
+   */
+  private answered(call: PendingCall, deadlines: DeadlineQueue, started: number, breaker: CircuitBreaker | undefined, serverAnswered: boolean): boolean {
+    if (call.done) return false;
     call.done = true;
-    this.defaultDeadlines.settled();
-    this.latency.observe(performance.now() - call.started);
-    if (err === undefined || isReplyError(err)) this.breaker.success();
-    else this.breaker.failure();
+    deadlines.settled();
+    this.latency.observe(performance.now() - started);
+    if (serverAnswered) breaker?.success();
+    else breaker?.failure();
+    return true;
+  }
+
+  /** A call past its deadline: recorded at the bound, and a failure for the circuit. */
+  private timedOut(timeoutMs: number, breaker: CircuitBreaker | undefined): void {
+    this.latency.observe(timeoutMs);
+    breaker?.failure();
   }
 
   /** sendGet, awaited and settled. */
@@ -173,8 +189,7 @@ export class RedisRunner {
 
   /** Past its deadline: counted as a failure, and the command's promise rejected (a later reply is ignored). */
   expireCommand(call: SentCommand): void {
-    this.latency.observe(this.timeoutMs);
-    this.breaker.failure();
+    this.timedOut(this.timeoutMs, this.breaker);
     call.command.reject(new CacheTimeoutError(this.timeoutMs));
   }
 
@@ -207,34 +222,21 @@ export class RedisRunner {
   private bounded<T>(op: (client: RedisClient) => Promise<T>, timeoutMs: number, breaker: CircuitBreaker | undefined): Promise<T> {
     const deadlines = timeoutMs === this.timeoutMs ? this.defaultDeadlines : this.deadlinesFor(timeoutMs);
     return new Promise<T>((resolve, reject) => {
+      const started = performance.now();
       const call: PendingCall = {
-        deadline: performance.now() + timeoutMs,
+        deadline: started + timeoutMs,
         done: false,
         expire: () => {
-          this.latency.observe(timeoutMs);
-          breaker?.failure();
+          this.timedOut(timeoutMs, breaker);
           reject(new CacheTimeoutError(timeoutMs));
         },
       };
       deadlines.add(call);
       const ok = (v: T): void => {
-        if (call.done) return;
-        call.done = true;
-        deadlines.settled();
-        this.latency.observe(performance.now() - call.deadline + timeoutMs);
-        breaker?.success();
-        resolve(v);
+        if (this.answered(call, deadlines, started, breaker, true)) resolve(v);
       };
       const fail = (e: unknown): void => {
-        if (call.done) return;
-        call.done = true;
-        deadlines.settled();
-        this.latency.observe(performance.now() - call.deadline + timeoutMs);
-        if (breaker) {
-          if (isReplyError(e)) breaker.success();
-          else breaker.failure();
-        }
-        reject(e);
+        if (this.answered(call, deadlines, started, breaker, isReplyError(e))) reject(e);
       };
       const wait = this.whenConnecting();
       if (wait) {
