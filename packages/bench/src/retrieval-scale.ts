@@ -215,16 +215,23 @@ async function pgLoad(size: number): Promise<{ schema: string; loadSeconds: numb
 async function pgMeasure(schema: string): Promise<Row[]> {
   const c = await admin();
   try {
-    // The search's own statement shape, by the planner (the same statistics the timed searches are planned with).
-    const probe = toSql(new Float32Array(DIMS).fill(0.1));
-    const explained = await c.query(
-      `EXPLAIN SELECT d.meta, c.chunk_index FROM "${schema}".chunks c JOIN "${schema}".documents d ON d.tenant = c.tenant AND d.id = c.document_id
-       WHERE c.tenant = '${TENANT}' ORDER BY c.embedding <=> '${probe}' LIMIT 10`,
-    );
-    const plan = /chunks_embedding_hnsw/.test(JSON.stringify(explained.rows)) ? 'hnsw' : 'exact';
     const counted = await c.query<{ n: string; dims: number | null }>(`SELECT count(*) AS n, (SELECT vector_dims(embedding) FROM "${schema}".chunks LIMIT 1) AS dims FROM "${schema}".chunks`);
     const size = Number(counted.rows[0]!.n);
     if (counted.rows[0]!.dims !== DIMS) throw new Error(`schema ${schema} holds ${counted.rows[0]!.dims}-dimension vectors; BENCH_SCALE_VECTORS=${VECTORS} makes ${DIMS}`);
+    // The search's own statement shape, by the planner at each ef_search (the same statistics the timed searches
+    // are planned with): pgvector's cost estimate grows with ef_search, and past a point the planner ranks the
+    // tenant's rows exactly (a sequential scan and a sort) instead.
+    const probe = toSql(new Float32Array(DIMS).fill(0.1));
+    const planAt = async (efSearch: number): Promise<string> => {
+      await c.query(`SET hnsw.ef_search = ${efSearch}`);
+      const explained = await c.query(
+        `EXPLAIN SELECT d.meta, c.chunk_index FROM "${schema}".chunks c JOIN "${schema}".documents d ON d.tenant = c.tenant AND d.id = c.document_id
+         WHERE c.tenant = '${TENANT}' ORDER BY c.embedding <=> '${probe}' LIMIT 10`,
+      );
+      return /chunks_embedding_hnsw/.test(JSON.stringify(explained.rows)) ? 'hnsw' : 'exact';
+    };
+    const plans = new Map<number, string>();
+    for (const efSearch of EF_SEARCH) plans.set(efSearch, await planAt(efSearch));
     // Exact top 10: a sequential scan of every chunk (index scans off in this session only).
     await c.query('SET enable_indexscan = off');
     const draw = queryVectors(size, QUERY_SEED + 1);
@@ -241,6 +248,7 @@ async function pgMeasure(schema: string): Promise<Row[]> {
     if (RECALL_QUERIES > 0) log(`  pgvector: exact search ${((performance.now() - t0) / RECALL_QUERIES).toFixed(0)} ms a query (sequential scan)`);
     const rows: Row[] = [];
     for (const efSearch of EF_SEARCH) {
+      const plan = plans.get(efSearch)!;
       const index = new PgVectorIndex({ connectionString: DATABASE_URL, schema, efSearch, timeoutMs: 600_000, poolSize: 2 });
       try {
         gc();
