@@ -215,6 +215,8 @@ function makeIndex(app: ServiceApp, config: Config, state: RedisClient | undefin
     timeoutMs: config.STATE_TIMEOUT_MS,
     poolSize: config.RETRIEVAL_PG_POOL_SIZE,
     hnsw: { m: config.RETRIEVAL_PG_HNSW_M, efConstruction: config.RETRIEVAL_PG_HNSW_EF_CONSTRUCTION },
+    ...(config.RETRIEVAL_PG_BUILD_MEMORY ? { buildMemory: config.RETRIEVAL_PG_BUILD_MEMORY } : {}),
+    warn: (message) => app.log.warn(message),
   });
   app.addHook('onClose', () => index.close());
   app.addReadinessCheck('index', async () => ((await index.ready()) ? { ok: true } : { ok: false, detail: 'PostgreSQL (document index) does not answer or its migrations did not run' }));

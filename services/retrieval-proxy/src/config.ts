@@ -40,6 +40,12 @@ export const ConfigSchema = Type.Object({
   RETRIEVAL_PG_HNSW_M: Type.Integer({ default: 16, minimum: 2, maximum: 100 }),
   /** Candidates kept while building, 4-1000 and at least twice RETRIEVAL_PG_HNSW_M. */
   RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: Type.Integer({ default: 64, minimum: 4, maximum: 1000 }),
+  /**
+   * maintenance_work_mem of the HNSW index a re-embed builds (e.g. 4GB; unset: the server's, 64 MB by default). The
+   * graph is built in memory while it fits, on disk many times slower after: 1M chunks of 512 dimensions need ~3 GB.
+   * Under Docker, PostgreSQL's shm_size must be at least this for a parallel build.
+   */
+  RETRIEVAL_PG_BUILD_MEMORY: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}(kB|MB|GB)$' })),
   /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
   STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */

@@ -22,6 +22,14 @@ export interface PgVectorOptions {
    * on: the first ingest's, and a re-embed's new one; `GET /api/v1/index` says what the index in use was built with.
    */
   hnsw?: HnswBuild;
+  /**
+   * maintenance_work_mem of the HNSW builds this proxy runs (a re-embed's new index), e.g. '4GB'; the server's setting
+   * when unset. pgvector builds the graph in memory while it fits, and on disk, many times slower, once it outgrows
+   * it (1M chunks of 512 dimensions at m 16 need about 3 GB).
+   */
+  buildMemory?: string;
+  /** Told when such a build outgrew its memory and went on on disk (pgvector's NOTICE, with what to change). */
+  warn?: (message: string) => void;
 }
 
 export interface HnswBuild {
@@ -47,6 +55,9 @@ export function checkHnswBuild(h: HnswBuild): HnswBuild {
 function hnswIndexSql(schema: string, name: string, table: string, h: HnswBuild): string {
   return `CREATE INDEX IF NOT EXISTS ${name} ON ${schema}.${table} USING hnsw (embedding vector_cosine_ops) WITH (m = ${h.m}, ef_construction = ${h.efConstruction})`;
 }
+
+/** A PostgreSQL memory setting as RETRIEVAL_PG_BUILD_MEMORY takes it: an integer and kB, MB or GB. */
+export const BUILD_MEMORY = /^[1-9][0-9]{0,6}(kB|MB|GB)$/;
 
 /** The build parameters of an index from its pg_class.reloptions ('m=16', 'ef_construction=64'); pgvector's defaults where unset. */
 function hnswOf(reloptions: string[] | null): HnswBuild {
@@ -215,11 +226,19 @@ export class PgVectorIndex implements RetrievalIndex {
   readonly reembed: Reembeddable;
   /** The graph a new HNSW index is built with. */
   readonly hnsw: HnswBuild;
+  /** maintenance_work_mem of the HNSW builds this proxy runs (undefined: the server's). */
+  readonly buildMemory: string | undefined;
+  readonly warn: ((message: string) => void) | undefined;
 
   constructor(private readonly opts: PgVectorOptions) {
     if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`pgvector schema must be a lower-case SQL identifier, got ${JSON.stringify(opts.schema)}`);
     this.s = `"${opts.schema}"`;
     this.hnsw = checkHnswBuild(opts.hnsw ?? DEFAULT_HNSW);
+    if (opts.buildMemory !== undefined && !BUILD_MEMORY.test(opts.buildMemory)) {
+      throw new RangeError(`HNSW build memory (RETRIEVAL_PG_BUILD_MEMORY) must be a size such as 512MB or 4GB, got ${JSON.stringify(opts.buildMemory)}`);
+    }
+    this.buildMemory = opts.buildMemory;
+    this.warn = opts.warn;
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: opts.poolSize,
@@ -682,14 +701,27 @@ class PgReembed implements Reembeddable {
     await this.index.use('re-embed index build', async (c) => {
       const state = await this.state();
       if (state?.job !== job) return;
-      // Built once the table is filled (faster than growing it row by row); a large corpus takes longer than a statement may.
-      await c.query('SET statement_timeout = 0');
+      // Built once the table is filled (faster than growing it row by row); a large corpus takes longer than a statement
+      // may. In the memory given for it, when given: past the server's (64 MB by default) the graph goes on on disk.
+      const memory = this.index.buildMemory;
+      const outgrown: string[] = [];
+      const onNotice = (n: { message?: string }) => {
+        if (/no longer fits into maintenance_work_mem/.test(n.message ?? '')) outgrown.push(n.message!);
+      };
+      c.on('notice', onNotice);
+      await c.query(`SET statement_timeout = 0${memory ? `; SET maintenance_work_mem = '${memory}'` : ''}`);
       try {
         await c.query(hnswIndexSql(this.s, 'chunks_next_embedding_hnsw', 'chunks_next', this.index.hnsw));
         await c.query(`CREATE INDEX IF NOT EXISTS chunks_next_tsv ON ${this.s}.chunks_next USING gin (tsv)`);
         await c.query(`ANALYZE ${this.s}.chunks_next`);
       } finally {
-        await c.query('RESET statement_timeout');
+        c.off('notice', onNotice);
+        await c.query('RESET statement_timeout; RESET maintenance_work_mem');
+      }
+      for (const message of outgrown) {
+        this.index.warn?.(
+          `re-embed: the new HNSW index outgrew its build memory (${memory ?? "the server's maintenance_work_mem"}): "${message}"; it was finished on disk, many times slower. Raise RETRIEVAL_PG_BUILD_MEMORY`,
+        );
       }
     });
   }
