@@ -221,12 +221,15 @@ async function pgMeasure(schema: string): Promise<Row[]> {
     // The search's own statement shape, by the planner at each ef_search (the same statistics the timed searches
     // are planned with): pgvector's cost estimate grows with ef_search, and past a point the planner ranks the
     // tenant's rows exactly (a sequential scan and a sort) instead.
-    const probe = toSql(new Float32Array(DIMS).fill(0.1));
+    // The statement PgVectorIndex.search sends (its select list and bound parameters: the estimate depends on both).
+    const probe = toSql(queryVectors(size, QUERY_SEED)());
     const planAt = async (efSearch: number): Promise<string> => {
       await c.query(`SET hnsw.ef_search = ${efSearch}`);
       const explained = await c.query(
-        `EXPLAIN SELECT d.meta, c.chunk_index FROM "${schema}".chunks c JOIN "${schema}".documents d ON d.tenant = c.tenant AND d.id = c.document_id
-         WHERE c.tenant = '${TENANT}' ORDER BY c.embedding <=> '${probe}' LIMIT 10`,
+        `EXPLAIN SELECT d.meta, c.chunk_index, c.text, c.embedding <=> $1 AS distance
+         FROM "${schema}".chunks c JOIN "${schema}".documents d ON d.tenant = c.tenant AND d.id = c.document_id
+         WHERE c.tenant = $2 ORDER BY c.embedding <=> $1 LIMIT $3`,
+        [probe, TENANT, 10],
       );
       return /chunks_embedding_hnsw/.test(JSON.stringify(explained.rows)) ? 'hnsw' : 'exact';
     };

@@ -27,7 +27,8 @@ export const ConfigSchema = Type.Object({
   /**
    * hnsw.ef_search: HNSW candidates kept per search (recall vs speed). 100: on a corpus shaped like local-use-512's
    * embeddings it finds 0.99 / 0.91 / 0.66 of the exact top 10 at 10k / 100k / 1M chunks, against 0.93 / 0.76 / 0.47
-   * at 40, for 1.5-1.8x the search time (BENCHMARKS.md, "Retrieval at scale").
+   * at 40, for 1.5-1.8x the search time (BENCHMARKS.md, "Retrieval at scale"). Toward 1M chunks: 300 with the graph
+   * m 32 / ef_construction 128 (0.97 at 33 ms p99, PostgreSQL's shared_buffers holding the index).
    */
   RETRIEVAL_PG_EF_SEARCH: Type.Integer({ default: 100, minimum: 1, maximum: 1000 }),
   /**
