@@ -23,13 +23,18 @@ export interface PgVectorOptions {
    */
   hnsw?: HnswBuild;
   /**
-   * maintenance_work_mem of the HNSW builds this proxy runs (a re-embed's new index), e.g. '4GB'; the server's setting
+   * maintenance_work_mem of the HNSW builds this proxy runs (a re-embed's new index), e.g. '8GB'; the server's setting
    * when unset. pgvector builds the graph in memory while it fits, and on disk, many times slower, once it outgrows
-   * it (1M chunks of 512 dimensions at m 16 need about 3 GB).
+   * it (8 GB held the 1M-chunk, 512-dimension graphs measured, m 16 and m 32).
    */
   buildMemory?: string;
   /** Told when such a build outgrew its memory and went on on disk (pgvector's NOTICE, with what to change). */
   warn?: (message: string) => void;
+  /**
+   * From how many chunks of a tenant an unfiltered search is kept on the HNSW index whatever the planner estimates
+   * (INDEX_FROM_CHUNKS); fewer are left to the planner, which may rank them exactly. Tests lower it.
+   */
+  indexFromChunks?: number;
 }
 
 export interface HnswBuild {
@@ -165,6 +170,15 @@ const fromSql = (text: string): Float32Array => Float32Array.from(text.slice(1, 
 const MAX_EF_SEARCH = 1000;
 
 /**
+ * pgvector's cost estimate of an HNSW scan grows with m × ef_search, and past a point PostgreSQL's planner ranks every
+ * chunk of the tenant exactly instead (a scan and a sort): at 100k chunks with m 32, ef_search 300 took 155 ms that way
+ * against 18 ms through the index at 200. From this many chunks of a tenant an unfiltered search whose candidate list
+ * the index can serve is kept on the index (sorts priced out, as enable_sort = off does); below it, ranking exactly
+ * costs little and the planner chooses.
+ */
+export const INDEX_FROM_CHUNKS = 20_000;
+
+/**
  * The HNSW candidate list for a search among one tenant's chunks: `ef` over a corpus that is all the tenant's, and
  * as many times more as the corpus is larger than the tenant's share of it, since only that share of the candidates
  * the scan gathers pass the tenant filter (bounded by pgvector's maximum). Without it a tenant holding half the
@@ -172,8 +186,12 @@ const MAX_EF_SEARCH = 1000;
  * enough for this to reach the bound is usually ranked exactly by the planner (its rows through the primary key).
  */
 export function tenantEfSearch(ef: number, tenantChunks: number, corpusChunks: number): number {
-  if (tenantChunks <= 0 || corpusChunks <= tenantChunks) return Math.min(ef, MAX_EF_SEARCH);
-  return Math.min(MAX_EF_SEARCH, Math.ceil((ef * corpusChunks) / tenantChunks));
+  return Math.min(MAX_EF_SEARCH, scaledEf(ef, tenantChunks, corpusChunks));
+}
+
+/** tenantEfSearch before pgvector's bound. */
+function scaledEf(ef: number, tenantChunks: number, corpusChunks: number): number {
+  return tenantChunks <= 0 || corpusChunks <= tenantChunks ? ef : Math.ceil((ef * corpusChunks) / tenantChunks);
 }
 
 /** Whether a PostgreSQL can hold this index: it answers, and it offers the vector extension. */
@@ -502,8 +520,18 @@ export class PgVectorIndex implements RetrievalIndex {
       // One round trip for both settings. With filters the index scan goes on until `limit` rows pass them
       // (pgvector 0.8 iterative scans).
       const depth = opts.hybridText === undefined ? opts.limit : Math.max(HYBRID_DEPTH, 2 * opts.limit);
-      const efSearch = tenantEfSearch(Math.max(this.opts.efSearch, depth), Number(corpus[0]!.chunks ?? 0), Number(corpus[0]!.all));
-      await c.query(`SET LOCAL hnsw.ef_search = ${efSearch}; SET LOCAL hnsw.iterative_scan = relaxed_order`);
+      const tenantChunks = Number(corpus[0]!.chunks ?? 0);
+      const allChunks = Number(corpus[0]!.all);
+      const wanted = Math.max(this.opts.efSearch, depth);
+      const efSearch = tenantEfSearch(wanted, tenantChunks, allChunks);
+      // Kept on the index (INDEX_FROM_CHUNKS): a large tenant, no filters, and its candidate list within pgvector's
+      // bound (a tenant for whom it is not is better ranked exactly, through the primary key).
+      const keepIndex =
+        opts.hybridText === undefined &&
+        where.length === 0 &&
+        tenantChunks >= (this.opts.indexFromChunks ?? INDEX_FROM_CHUNKS) &&
+        scaledEf(wanted, tenantChunks, allChunks) <= MAX_EF_SEARCH;
+      await c.query(`SET LOCAL hnsw.ef_search = ${efSearch}; SET LOCAL hnsw.iterative_scan = relaxed_order${keepIndex ? '; SET LOCAL enable_sort = off' : ''}`);
       const joined = `FROM ${this.s}.chunks c JOIN ${this.s}.documents d ON d.tenant = c.tenant AND d.id = c.document_id`;
       const from = `${joined} WHERE ${filter}`;
       const counted = params.slice();
