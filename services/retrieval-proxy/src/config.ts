@@ -42,8 +42,9 @@ export const ConfigSchema = Type.Object({
   /** Candidates kept while building, 4-1000 and at least twice RETRIEVAL_PG_HNSW_M. */
   RETRIEVAL_PG_HNSW_EF_CONSTRUCTION: Type.Integer({ default: 64, minimum: 4, maximum: 1000 }),
   /**
-   * maintenance_work_mem of the HNSW index a re-embed builds (e.g. 4GB; unset: the server's, 64 MB by default). The
-   * graph is built in memory while it fits, on disk many times slower after: 1M chunks of 512 dimensions need ~3 GB.
+   * maintenance_work_mem of the HNSW index a re-embed builds (e.g. 8GB; unset: the server's, 64 MB by default). The
+   * graph is built in memory while it fits, on disk many times slower after (8 GB held the 1M-chunk, 512-dimension
+   * graphs measured, m 16 and m 32).
    * Under Docker, PostgreSQL's shm_size must be at least this for a parallel build.
    */
   RETRIEVAL_PG_BUILD_MEMORY: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}(kB|MB|GB)$' })),
