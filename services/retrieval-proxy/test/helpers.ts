@@ -2,9 +2,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { getTestRedis, unlinkMatching, type TestRedis } from '@aicache/test-redis';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import type { ServiceApp } from '@aicache/service-kit';
 import { buildApp, type BuildOverrides } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
+import type { DocumentMeta } from '../src/domain/document-store.js';
 
 export const ADMIN_TOKEN = 'test-admin-token';
 export const DIMS = 64;
@@ -237,4 +239,31 @@ export function useFixture(db: number): ProxyFixture {
   });
   afterAll(() => stopFixture(f));
   return f;
+}
+
+/** One statement on a connection of its own (the pgvector tests' look at what the engine wrote). */
+export async function pgQuery<T extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** A document's record for the domain-level tests: `chunkCount` chunks embedded with the fake model. */
+export function fakeDocMeta(id: string, chunkCount: number, contentHash = id): DocumentMeta {
+  return {
+    id,
+    title: id,
+    metadata: {},
+    createdAt: new Date().toISOString(),
+    chunkCount,
+    contentHash,
+    model: 'fake-bow-64',
+    dimensions: DIMS,
+    chunkSize: 800,
+    chunkOverlap: 100,
+  };
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceApp } from '@aicache/service-kit';
 import { ConfigError } from '@aicache/service-kit';
@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config.js';
 import type { DocumentMeta } from '../src/domain/document-store.js';
 import type { Metadata } from '../src/domain/filters.js';
 import { PgVectorIndex, pgVectorAvailability } from '../src/domain/pgvector-index.js';
-import { DIMS, embed, makeApp, startFakeWorker, testConfig, testRedis, type FakeWorker } from './helpers.js';
+import { DIMS, embed, makeApp, pgQuery, startFakeWorker, testConfig, testRedis, type FakeWorker } from './helpers.js';
 
 /**
  * Hybrid ranking on the pgvector engine (full-text rank fused with vector rank) against the machine's PostgreSQL:
@@ -46,15 +46,7 @@ function pgIndex(schema: string): PgVectorIndex {
   return index;
 }
 
-async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: DATABASE_URL });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = <T extends pg.QueryResultRow>(text: string, params: unknown[] = []) => pgQuery<T>(DATABASE_URL, text, params);
 
 type Results = { results: Array<{ documentId: string; score: number }>; total: number };
 const ingest = (app: ServiceApp, body: object) => app.inject({ method: 'POST', url: '/api/v1/documents', payload: body });

@@ -3,9 +3,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
-import type { DocumentMeta } from '../src/domain/document-store.js';
 import { PgVectorIndex, pgVectorAvailability } from '../src/domain/pgvector-index.js';
-import { DIMS, embed } from './helpers.js';
+import { DIMS, embed, fakeDocMeta } from './helpers.js';
 
 /**
  * The memory of the HNSW index a re-embed builds (RETRIEVAL_PG_BUILD_MEMORY → maintenance_work_mem), against the
@@ -38,18 +37,7 @@ function pgIndex(buildMemory: string | undefined, warnings: string[]): PgVectorI
 async function fill(index: PgVectorIndex, docs: number, per: number): Promise<void> {
   for (let d = 0; d < docs; d++) {
     const texts = Array.from({ length: per }, (_, i) => `document ${d} chunk ${i} about topic ${(d * per + i) % 97} and word ${i % 13}`);
-    const meta: DocumentMeta = {
-      id: `doc-${d}`,
-      title: `doc-${d}`,
-      metadata: {},
-      createdAt: new Date().toISOString(),
-      chunkCount: per,
-      contentHash: `${d}`,
-      model: 'fake-bow-64',
-      dimensions: DIMS,
-      chunkSize: 800,
-      chunkOverlap: 100,
-    };
+    const meta = fakeDocMeta(`doc-${d}`, per, `${d}`);
     await index.put('default', { meta, chunks: texts.map((text) => ({ text, vector: embed(text) })) });
   }
 }

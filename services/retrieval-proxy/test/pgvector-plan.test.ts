@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { DocumentMeta } from '../src/domain/document-store.js';
 import { INDEX_FROM_CHUNKS, PgVectorIndex, pgVectorAvailability } from '../src/domain/pgvector-index.js';
-import { DIMS, embed } from './helpers.js';
+import { embed, fakeDocMeta, pgQuery } from './helpers.js';
 
 /**
  * Which plan ranks a search on the pgvector engine, against the machine's PostgreSQL. pgvector's cost estimate of an
@@ -35,16 +34,7 @@ function pgIndex(indexFromChunks?: number): PgVectorIndex {
   return index;
 }
 
-async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: DATABASE_URL });
-  await c.connect();
-  try {
-    await c.query("SET stats_fetch_consistency = 'none'");
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = <T extends pg.QueryResultRow>(text: string, params: unknown[] = []) => pgQuery<T>(DATABASE_URL, text, params);
 
 /** Sequential scans of the chunks table and scans of its HNSW index, as PostgreSQL counts them. */
 async function scans(): Promise<{ seq: number; hnsw: number }> {
@@ -81,18 +71,7 @@ describe.skipIf(!pgState.answers)('the plan of a search on the pgvector engine',
     const planner = pgIndex();
     for (let d = 0; d < CHUNKS / 500; d++) {
       const texts = Array.from({ length: 500 }, (_, i) => `chunk ${i} about topic ${(d * 500 + i) % 89} in document ${d}`);
-      const meta: DocumentMeta = {
-        id: `doc-${d}`,
-        title: `doc-${d}`,
-        metadata: {},
-        createdAt: new Date().toISOString(),
-        chunkCount: texts.length,
-        contentHash: `${d}`,
-        model: 'fake-bow-64',
-        dimensions: DIMS,
-        chunkSize: 800,
-        chunkOverlap: 100,
-      };
+      const meta = fakeDocMeta(`doc-${d}`, texts.length);
       await planner.put('default', { meta, chunks: texts.map((text) => ({ text, vector: embed(text) })) });
     }
     await sql(`ANALYZE "${schema}".chunks`);
