@@ -1,6 +1,7 @@
 import { BaseConfig, ConfigError, loadConfig as kitLoadConfig } from '@aicache/service-kit';
 import { Type, type Static } from 'typebox';
 import { JobsConfig } from '@aicache/jobs';
+import { BUILD_MEMORY } from './domain/pgvector-index.js';
 
 export const ConfigSchema = Type.Object({
   ...BaseConfig.properties,
@@ -47,7 +48,7 @@ export const ConfigSchema = Type.Object({
    * graphs measured, m 16 and m 32).
    * Under Docker, PostgreSQL's shm_size must be at least this for a parallel build.
    */
-  RETRIEVAL_PG_BUILD_MEMORY: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}(kB|MB|GB)$' })),
+  RETRIEVAL_PG_BUILD_MEMORY: Type.Optional(Type.String({ pattern: BUILD_MEMORY.source })),
   /** Ingest/delete/search refuse to wait longer than this for the state Redis (503 STATE_UNAVAILABLE). */
   STATE_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 1 }),
   /** Upper bound of chunks one document may produce (all are embedded in one worker call; the worker takes 2048 inputs). */

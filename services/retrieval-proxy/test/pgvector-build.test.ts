@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@aicache/service-kit';
 import { loadConfig } from '../src/config.js';
 import { PgVectorIndex, pgVectorAvailability } from '../src/domain/pgvector-index.js';
-import { DIMS, embed, fakeDocMeta } from './helpers.js';
+import { DIMS, embed, fakeDocMeta, pgQuery } from './helpers.js';
 
 /**
  * The memory of the HNSW index a re-embed builds (RETRIEVAL_PG_BUILD_MEMORY → maintenance_work_mem), against the
@@ -55,10 +55,7 @@ async function reembed(index: PgVectorIndex): Promise<void> {
 describe.skipIf(!pgState.answers)('the HNSW build memory of a re-embed (RETRIEVAL_PG_BUILD_MEMORY)', () => {
   afterAll(async () => {
     for (const index of indexes) await index.close();
-    const c = new pg.Client({ connectionString: DATABASE_URL });
-    await c.connect();
-    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-    await c.end();
+    for (const s of schemas) await pgQuery(DATABASE_URL, `DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   });
 
   it('builds in the memory it is given: too little is reported as a slow build with what to raise; enough is not', async () => {
@@ -70,10 +67,7 @@ describe.skipIf(!pgState.answers)('the HNSW build memory of a re-embed (RETRIEVA
     expect(small).toHaveLength(1);
     expect(small[0]).toMatch(/outgrew its build memory \(1MB\).*hnsw graph no longer fits into maintenance_work_mem.*Raise RETRIEVAL_PG_BUILD_MEMORY/);
     // The setting was the build's only: the connection is back to the server's.
-    const c = new pg.Client({ connectionString: DATABASE_URL });
-    await c.connect();
-    const server = (await c.query<{ maintenance_work_mem: string }>('SHOW maintenance_work_mem')).rows[0]!.maintenance_work_mem;
-    await c.end();
+    const server = (await pgQuery<{ maintenance_work_mem: string }>(DATABASE_URL, 'SHOW maintenance_work_mem'))[0]!.maintenance_work_mem;
     // Both of the index's pooled connections, the build's among them.
     const pool = (tight as unknown as { pool: pg.Pool }).pool;
     const held = [await pool.connect(), await pool.connect()];
