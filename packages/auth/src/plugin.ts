@@ -10,7 +10,7 @@ import type { Authenticator } from './authenticator.js';
 import { allows, DEFAULT_TENANT, TENANT_PATTERN, type Principal, type Scope } from './principal.js';
 import { MIN_PASSWORD_LENGTH, type AuthStore, AuthError, type Revocation, type User } from './store.js';
 import { serviceTokenHeaders, type ServiceTokens } from './service-token.js';
-import type { PrincipalLimits } from './limits-port.js';
+import type { LimitVerdict, PrincipalLimits } from './limits-port.js';
 
 
 /** Route config: `auth: false` for an open route, or the scope it needs (default: read for GET/HEAD, write otherwise). */
@@ -25,6 +25,12 @@ export interface AuthApi {
   peerHeaders(request: FastifyRequest): Promise<Record<string, string>>;
   /** Counts `count` embedding inputs against the principal's per-minute budget: 429 with Retry-After past it, 413 for a batch above the whole budget. */
   chargeInputs(request: FastifyRequest, reply: FastifyReply, count: number): Promise<void>;
+  /**
+   * The same budget as chargeInputs, for work done on a principal's behalf outside a request (a background job's
+   * batch): `count` inputs are spent when allowed; a refusal says how long to wait, or that the batch alone is more
+   * than the whole budget (`tooLarge`). Always allowed with authentication or the limit off, and for the bootstrap token.
+   */
+  spendInputs(principal: Principal | undefined, count: number): Promise<LimitVerdict>;
   /** Records an admin action in the audit stream and the log. */
   audit(request: FastifyRequest, action: string, target: string, status?: number): Promise<void>;
   readonly mode: 'on' | 'off';
@@ -239,10 +245,12 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     peerHeaders(request) {
       return bounded('service token', () => serviceTokenHeaders(tokens, request.principal));
     },
+    async spendInputs(principal, count) {
+      if (!limits || !principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return { allowed: true };
+      return limits.inputs(principal, count);
+    },
     async chargeInputs(request, reply, count) {
-      const principal = request.principal;
-      if (!limits || !principal || principal.kind === 'anonymous' || principal.kind === 'bootstrap') return;
-      const verdict = await limits.inputs(principal, count);
+      const verdict = await api.spendInputs(request.principal, count);
       if (verdict.allowed) return;
       if (verdict.tooLarge !== undefined) {
         throw new BodyTooLarge(`${count} inputs is more than the ${verdict.tooLarge} allowed per minute (EMBEDDINGS_INPUTS_PER_MINUTE): send fewer at a time`);

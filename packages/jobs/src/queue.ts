@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { isCluster, scanEveryMaster } from '@aicache/cache';
 import type { Principal } from '@aicache/auth';
@@ -76,6 +76,12 @@ export interface JobContext<I> {
    * stands (with principalLive): call it between batches.
    */
   checkCancelled(): Promise<void>;
+  /**
+   * Ends this run without using up a try: the job goes back to `delayed` for `ms` (its saved progress kept, so the
+   * next run resumes from it) and its slot is free for other jobs meanwhile. For work that must wait, such as a
+   * per-minute budget spent.
+   */
+  postpone(ms: number): Promise<never>;
 }
 
 export interface JobData<I = unknown> {
@@ -263,7 +269,7 @@ export class JobQueue {
     });
     this.queue.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: queue connection trouble'));
     if (opts.work !== false) {
-      this.worker = new Worker('jobs', (job) => this.run(job), {
+      this.worker = new Worker('jobs', (job, token) => this.run(job, this.opts.runners, token), {
         connection: this.own(duplicateFor(opts.redis)) as never,
         prefix: this.prefix,
         concurrency: s.concurrency,
@@ -292,7 +298,7 @@ export class JobQueue {
       });
       this.scheduled.on('error', (err) => opts.logger?.warn({ err: { message: err.message } }, 'jobs: scheduled queue connection trouble'));
       if (opts.work !== false) {
-        this.scheduledWorker = new Worker('scheduled', (job) => this.run(job, opts.scheduledRunners!), {
+        this.scheduledWorker = new Worker('scheduled', (job, token) => this.run(job, opts.scheduledRunners!, token), {
           connection: this.own(duplicateFor(opts.redis)) as never,
           prefix: this.prefix,
           concurrency: 1,
@@ -536,7 +542,7 @@ export class JobQueue {
     await this.clearCancel(id);
   }
 
-  private async run(job: Job, runners: Record<string, JobRunner> = this.opts.runners): Promise<unknown> {
+  private async run(job: Job, runners: Record<string, JobRunner>, token: string | undefined): Promise<unknown> {
     const runner = runners[job.name];
     if (!runner) throw new BadJobInput(`no job kind '${job.name}' in this service`);
     const data = job.data as JobData;
@@ -557,6 +563,10 @@ export class JobQueue {
         const [cancelled, allowed] = await Promise.all([this.isCancelled(job.id as string), live ? live(data.principal!) : true]);
         if (cancelled) throw new JobCancelled();
         if (!allowed) throw new CredentialRevoked();
+      },
+      postpone: async (ms) => {
+        await job.moveToDelayed(Date.now() + Math.max(1, Math.ceil(ms)), token);
+        throw new DelayedError();
       },
     };
     await ctx.checkCancelled();

@@ -19,6 +19,7 @@ import { processRoutes } from './routes/process.js';
 import { embeddingsJob, embeddingsJobRoutes } from './jobs/embeddings-job.js';
 import { processJob, processJobRoutes } from './jobs/process-job.js';
 import { JobStore } from './jobs/job-store.js';
+import type { SpendInputs } from './jobs/input-budget.js';
 
 export const VERSION = '0.1.0';
 
@@ -138,6 +139,8 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
   const settings = jobsSettingsOf(config);
   // Inputs and unfinished output live as long as the job can still be retried; a completed job's output as long as it.
   const store = new JobStore(redis, queuePrefix(config.SERVICE_NAME), inputsKeepSeconds(settings));
+  // A job's batches spend the budget of the credential that started it, as the synchronous routes do.
+  const spendInputs: SpendInputs = (principal, count) => app.auth.spendInputs(principal, count);
   const helpers = await registerJobs(app, {
     service: config.SERVICE_NAME,
     redis,
@@ -156,6 +159,7 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
         maxInputs: config.EMBEDDINGS_JOB_MAX_INPUTS,
         bodyLimit: config.EMBEDDINGS_JOB_BODY_LIMIT_BYTES,
         keepCompletedSeconds: settings.keepCompletedSeconds,
+        spendInputs,
       }),
       processJob({
         embeddings,
@@ -165,6 +169,7 @@ async function registerJobRoutes(app: FastifyInstance, config: Config, redis: Re
         maxChunks: config.PROCESS_JOB_MAX_CHUNKS,
         bodyLimit: config.PROCESS_JOB_BODY_LIMIT_BYTES,
         keepCompletedSeconds: settings.keepCompletedSeconds,
+        spendInputs,
       }),
     ],
   });

@@ -112,7 +112,11 @@ export class FileProcessor {
     private readonly tooLargeHint = '',
   ) {}
 
-  async process(input: ProcessInput): Promise<ProcessOutput> {
+  /**
+   * `charge` is told how many distinct chunks are about to be embedded (on a miss, before any embedding): it spends
+   * them from the caller's EMBEDDINGS_INPUTS_PER_MINUTE, or throws (429/413) and nothing is embedded.
+   */
+  async process(input: ProcessInput, charge?: (inputs: number) => Promise<void>): Promise<ProcessOutput> {
     const { chunkSize, chunkOverlap, bytes } = checkProcessInput(input, MAX_TEXT_BYTES, this.tooLargeHint);
     const model = this.registry.resolve(input.model).id;
     const fileHash = textSha256(input.text);
@@ -141,6 +145,7 @@ export class FileProcessor {
           await budget.spend(text.length);
         }
         const unique = [...new Set(hashed.map((c) => c.text))];
+        await charge?.(unique.length);
         const embedded = unique.length ? await this.embeddings.embed(unique, { model, tags }) : undefined;
         return {
           fileHash,

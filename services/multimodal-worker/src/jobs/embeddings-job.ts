@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { BadJobInput, type JobContext, type JobKind, type JobRouteHelpers } from '@aicache/jobs';
+import { spendBatch, type SpendInputs } from './input-budget.js';
 import { errors, errorResponses } from '@aicache/service-kit';
 import type { EmbeddingService } from '../domain/embedding-service.js';
 import { jsonArrayStream, vectorBase64, vectorJson } from '../domain/json-stream.js';
@@ -78,6 +79,8 @@ export interface EmbeddingsJobOptions {
   bodyLimit: number;
   /** Retention of a completed job (its vectors get the same). */
   keepCompletedSeconds: number;
+  /** Each batch's inputs are spent from the starting credential's EMBEDDINGS_INPUTS_PER_MINUTE. */
+  spendInputs: SpendInputs;
 }
 
 /**
@@ -133,6 +136,7 @@ export function embeddingsJob(opts: EmbeddingsJobOptions): JobKind<EmbeddingsJob
         const batch = done / batchSize;
         const texts = await opts.store.inputs(inputsKey, done, Math.min(done + batchSize, count));
         if (!texts) throw new BadJobInput("the job's inputs are no longer stored (past their retention): submit it again");
+        await spendBatch(ctx, opts.spendInputs, texts.length);
         let result;
         try {
           result = await opts.embeddings.embed(texts, { model });

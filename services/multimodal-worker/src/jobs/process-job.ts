@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { BadJobInput, type JobContext, type JobKind, type JobRouteHelpers } from '@aicache/jobs';
+import { spendBatch, type SpendInputs } from './input-budget.js';
 import { errors, errorResponses } from '@aicache/service-kit';
 import { ChunkLimitError, chunkTextAsync, textSha256 } from '@aicache/text';
 import type { EmbeddingService } from '../domain/embedding-service.js';
@@ -103,6 +104,8 @@ export interface ProcessJobOptions {
   maxChunks: number;
   bodyLimit: number;
   keepCompletedSeconds: number;
+  /** Each batch's chunks are spent from the starting credential's EMBEDDINGS_INPUTS_PER_MINUTE. */
+  spendInputs: SpendInputs;
 }
 
 /**
@@ -168,6 +171,7 @@ export function processJob(opts: ProcessJobOptions): JobKind<ProcessJobInput> {
       while (done < total) {
         await ctx.checkCancelled();
         const slice = all.slice(done, done + batchSize);
+        await spendBatch(ctx, opts.spendInputs, slice.length);
         const budget = new WorkBudget(CHARS_PER_SLICE);
         const chunks: StoredChunk[] = [];
         for (const { index, text: t, start, end } of slice) {

@@ -57,7 +57,7 @@ const ProcessTextBody = Type.Object(
 
 const responses = {
   200: withCacheHeader(ProcessResultSchema),
-  ...errorResponses(400, 413, 415, 502, 503),
+  ...errorResponses(400, 413, 415, 429, 502, 503),
 };
 
 function fieldInt(name: string, raw: string): number {
@@ -168,7 +168,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/text',
     {
-      // Processing changes no one's data: a read key may.
+      // Processing changes no one's data: a read key may (the chunks it embeds count against EMBEDDINGS_INPUTS_PER_MINUTE).
       config: { auth: 'read' },
       // 2 MiB of text grows when JSON-escaped; the handler checks the UTF-8 size of the text itself.
       bodyLimit: 4 * MAX_TEXT_BYTES,
@@ -178,13 +178,14 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
         description:
           'Splits the text into overlapping chunks on paragraph/sentence/word boundaries, embeds the distinct chunks ' +
           '(through the embeddings cache) and caches the result per (sha256 of text, chunkSize, chunkOverlap, model). `x-cache`: hit|miss. ' +
-          `Limits: ${MAX_TEXT_BYTES} bytes of text, ${MAX_PROCESS_CHUNKS} chunks, ${MAX_EMBEDDED_CHUNKS} chunks with includeEmbeddings (413 past them).`,
+          `Limits: ${MAX_TEXT_BYTES} bytes of text, ${MAX_PROCESS_CHUNKS} chunks, ${MAX_EMBEDDED_CHUNKS} chunks with includeEmbeddings (413 past them). ` +
+          'The distinct chunks embedded on a miss count against the credential\'s embedding inputs per minute (429 with Retry-After past it).',
         body: ProcessTextBody,
         response: responses,
       },
     },
     async (request, reply) => {
-      const out = await opts.processor.process(request.body);
+      const out = await opts.processor.process(request.body, (n) => scope.auth.chargeInputs(request, reply, n));
       return sendCachedJson(reply, out.cache, out.body);
     },
   );
@@ -192,7 +193,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
   app.post(
     '/api/v1/process/file',
     {
-      // Processing changes no one's data: a read key may.
+      // Processing changes no one's data: a read key may (the chunks it embeds count against EMBEDDINGS_INPUTS_PER_MINUTE).
       config: { auth: 'read' },
       schema: {
         tags: ['process'],
@@ -205,7 +206,7 @@ export const processRoutes: FastifyPluginAsync<ProcessRoutesOptions> = async (sc
       },
     },
     async (request, reply) => {
-      const out = await opts.processor.process(await readUpload(request, opts.tooLargeHint ?? ''));
+      const out = await opts.processor.process(await readUpload(request, opts.tooLargeHint ?? ''), (n) => scope.auth.chargeInputs(request, reply, n));
       return sendCachedJson(reply, out.cache, out.body);
     },
   );
