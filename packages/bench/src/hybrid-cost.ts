@@ -100,7 +100,7 @@ async function main(): Promise<void> {
 
     // The full-text migration of an existing corpus: the schema as the release before it left it, then migrated.
     await index.close();
-    await admin.query(`ALTER TABLE ${s}.chunks DROP COLUMN tsv; DELETE FROM ${s}.migrations WHERE version = 5`);
+    await admin.query(`ALTER TABLE ${s}.chunks DROP COLUMN tsv; ALTER TABLE ${s}.tenants DROP COLUMN version; DELETE FROM ${s}.migrations WHERE version >= 5`);
     await admin.query(`VACUUM FULL ${s}.chunks`);
     const sizeBefore = Number((await admin.query(`SELECT pg_total_relation_size('${s}.chunks') AS n`)).rows[0].n);
     index = new PgVectorIndex({ connectionString: DATABASE_URL, schema, efSearch: 40, timeoutMs: 10_000, poolSize: 2 });

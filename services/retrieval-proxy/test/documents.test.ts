@@ -34,6 +34,7 @@ describe('POST /api/v1/documents', () => {
       'state:retrieval-proxy:corpus_version',
       'state:retrieval-proxy:doc:refund-policy',
       'state:retrieval-proxy:docs',
+      'state:retrieval-proxy:written_at',
     ]);
     expect(await f.raw.ttl('state:retrieval-proxy:doc:refund-policy')).toBe(-1);
     expect(await f.raw.get('state:retrieval-proxy:corpus_version')).toBe(String(v0 + 1));
@@ -180,7 +181,7 @@ describe('GET/DELETE /api/v1/documents', () => {
     const clear = await f.app.inject({ method: 'DELETE', url: '/api/v1/cache/clear', headers: { authorization: 'Bearer test-admin-token' } });
     expect(clear.statusCode).toBe(200);
     expect(await scanKeys(f.raw, 'retrieval-proxy:search_results:*')).toEqual([]);
-    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toHaveLength(5);
+    expect(await scanKeys(f.raw, 'state:retrieval-proxy:*')).toHaveLength(6);
     expect((await f.app.inject({ url: '/api/v1/documents/refund-policy' })).statusCode).toBe(200);
   });
 });

@@ -41,6 +41,15 @@ describe('cache keys', () => {
     expect(key).toMatch(/^q:default:refund-policy:v7\.0123456789abcdef:[0-9a-f]{16}$/);
   });
 
+  it("keys by the tenant's version when the stamp has one, and by the generation after a re-embed", () => {
+    const req = normalizeRequest(base);
+    expect(retrievalCacheKey(req, { ...stamp(9), tenantVersion: 4 })).toMatch(/^q:default:refund-policy:v4\.0123456789abcdef:[0-9a-f]{16}$/);
+    // Other tenants' writes move the corpus version, not the tenant's: the key stays.
+    expect(retrievalCacheKey(req, { ...stamp(12), tenantVersion: 4 })).toBe(retrievalCacheKey(req, { ...stamp(9), tenantVersion: 4 }));
+    expect(retrievalCacheKey(req, { ...stamp(9), tenantVersion: 4, generation: 2 })).toMatch(/^q:default:refund-policy:v4\.0123456789abcdef\.g2:[0-9a-f]{16}$/);
+    expect(retrievalCacheKey(req, { ...stamp(9), generation: 0 })).toBe(retrievalCacheKey(req, stamp(9)));
+  });
+
   it('gives the same version of another corpus epoch (a state reset) another key', () => {
     const req = normalizeRequest(base);
     expect(retrievalCacheKey(req, stamp(1, 'aaaaaaaaaaaaaaaa'))).not.toBe(retrievalCacheKey(req, stamp(1, 'bbbbbbbbbbbbbbbb')));

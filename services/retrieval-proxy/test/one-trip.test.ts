@@ -241,7 +241,7 @@ describe.skipIf(!withPg)('the pgvector engine: the stamp SELECT and the cache GE
       const res = await search(a, q);
       expect(res.headers['x-cache']).toBe('hit');
       expect(queries).toHaveLength(1);
-      expect(queries[0]).toMatch(/SELECT epoch, version, model FROM \S+\.corpus/);
+      expect(queries[0]).toMatch(/SELECT c\.epoch, c\.version, c\.model, t\.version AS written FROM \S+\.corpus c LEFT JOIN \S+\.tenants t/);
       expect(log.filter((e) => e.startsWith('cache'))).toEqual(['cache>get', 'cache<get']);
       // Both sent before either was answered.
       expect(log.slice(0, 2).sort()).toEqual(['cache>get', 'pg>query']);

@@ -187,7 +187,7 @@ describe.skipIf(!pgAnswers)('the pgvector engine (RETRIEVAL_INDEX=pgvector)', ()
     await c.connect();
     try {
       const { rows } = await c.query(`SELECT version FROM "${schema}".migrations`);
-      expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+      expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }]);
     } finally {
       await c.end();
     }

@@ -107,10 +107,11 @@ async function failure(p: Promise<unknown>): Promise<{ statusCode?: number; code
   throw new Error('expected a failure');
 }
 
+/** Each engine: where an index lives (a key prefix, a schema), and an index opened there (two opened at one place are two replicas). */
 const engines = [
-  { name: 'redis', ready: true, make: () => redisIndex(`state:tenancy-${unique()}`) },
-  { name: 'pgvector', ready: pgReady, make: () => pgIndex(newSchema()) },
-] as const;
+  { name: 'redis', ready: true, place: () => `state:tenancy-${unique()}`, open: redisIndex },
+  { name: 'pgvector', ready: pgReady, place: newSchema, open: pgIndex },
+].map((e) => ({ ...e, make: () => e.open(e.place()) }));
 
 for (const engine of engines) {
   describe.skipIf(!engine.ready)(`two tenants on the ${engine.name} engine`, () => {
@@ -180,7 +181,7 @@ for (const engine of engines) {
       expect(context.sections.every((s) => s.citation.documentId.startsWith('a-'))).toBe(true);
     });
 
-    it("caches each tenant's answer under its own key: never served to the other, both dropped by a write", async () => {
+    it("caches each tenant's answer under its own key: never served to the other, dropped by the tenant's own writes only", async () => {
       const { retrieval, cache } = service(engine.make());
       await retrieval.ingest('acme', { id: 'doc-1', title: 'Acme', text: 'Refunds within 30 days at Acme.' });
       await retrieval.ingest('globex', { id: 'doc-1', title: 'Globex', text: 'Refunds never at Globex.' });
@@ -199,10 +200,53 @@ for (const engine of engines) {
       expect((await retrieval.context('globex', { query: 'refunds' })).hit).toBe(false);
       expect((await retrieval.context('globex', { query: 'refunds' })).hit).toBe(true);
 
-      // One tenant's write moves the corpus stamp every cached answer is keyed by.
+      // A tenant's answers are keyed by its own version: another tenant's ingest and delete leave them cached...
       await retrieval.ingest('globex', { id: 'doc-2', title: 'More', text: 'Refunds by cheque.' });
-      expect((await retrieval.search('acme', { query: 'refunds' })).hit).toBe(false);
-      expect((await retrieval.search('globex', { query: 'refunds' })).body.toString()).toContain('Refunds by cheque.');
+      expect((await retrieval.search('acme', { query: 'refunds' })).hit).toBe(true);
+      expect((await retrieval.context('acme', { query: 'refunds' })).hit).toBe(true);
+      const globex = await retrieval.search('globex', { query: 'refunds' });
+      expect(globex.hit).toBe(false);
+      expect(globex.body.toString()).toContain('Refunds by cheque.');
+      await retrieval.delete('globex', 'doc-2');
+      expect((await retrieval.search('acme', { query: 'refunds' })).hit).toBe(true);
+      expect((await retrieval.search('globex', { query: 'refunds' })).body.toString()).not.toContain('Refunds by cheque.');
+      // ...while its own write drops them, as a delete does.
+      await retrieval.ingest('acme', { id: 'doc-2', title: 'Acme more', text: 'Refunds paid in anvils.' });
+      const after = await retrieval.search('acme', { query: 'refunds' });
+      expect(after.hit).toBe(false);
+      expect(after.body.toString()).toContain('Refunds paid in anvils.');
+      expect((await retrieval.search('acme', { query: 'refunds' })).hit).toBe(true);
+      await retrieval.delete('acme', 'doc-2');
+      const deleted = await retrieval.search('acme', { query: 'refunds' });
+      expect(deleted.hit).toBe(false);
+      expect(deleted.body.toString()).not.toContain('anvils');
+    });
+
+    it("serves no replica a tenant's answer from before that tenant's write through another replica", async () => {
+      // Two replicas: two indexes over the same store, two services over the same cache.
+      const place = engine.place();
+      const { retrieval: a, cache } = service(engine.open(place));
+      const b = new RetrievalService({
+        index: engine.open(place),
+        embedder,
+        searchCache: cache.category('search_results'),
+        contextCache: cache.category('context_bundles'),
+        model: '',
+        maxChunksPerDocument: 100,
+        ingestTimeoutMs: 5000,
+      });
+      await a.ingest('acme', { id: 'doc-1', title: 'Acme', text: 'Shipping takes two days.' });
+      await a.ingest('globex', { id: 'doc-1', title: 'Globex', text: 'Shipping by zeppelin.' });
+      for (const r of [a, b]) await r.search('acme', { query: 'shipping' });
+      expect((await b.search('acme', { query: 'shipping' })).hit).toBe(true);
+      await b.ingest('globex', { id: 'doc-2', title: 'Globex more', text: 'Shipping by submarine.' });
+      expect((await a.search('acme', { query: 'shipping' })).hit).toBe(true);
+      await b.ingest('acme', { id: 'doc-2', title: 'Acme more', text: 'Shipping abroad takes a week.' });
+      for (const r of [a, b]) {
+        const answer = await r.search('acme', { query: 'shipping', limit: 5 });
+        expect(answer.body.toString()).toContain('Shipping abroad takes a week.');
+        expect(answer.body.toString()).not.toContain('zeppelin');
+      }
     });
   });
 }
@@ -267,8 +311,12 @@ describe('data stored before tenants', () => {
       'docs',
       't:acme:doc:old-1',
       't:acme:docs',
+      't:acme:written_at',
       'tenants',
+      'written_at',
     ]);
+    // Each tenant's version is the corpus version of its last write (acme's ingest, then the default tenant's).
+    expect(await raw.mget(`${prefix}:t:acme:written_at`, `${prefix}:written_at`, `${prefix}:corpus_version`)).toEqual(['2', '3', '3']);
     expect(await raw.smembers(`${prefix}:tenants`)).toEqual(['acme']);
     // A fresh process loads every tenant's documents.
     const fresh = redisIndex(prefix);
@@ -302,16 +350,17 @@ describe('data stored before tenants', () => {
 
       await expectLegacyReadable(pgIndex(schema));
 
-      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+      expect((await c.query(`SELECT version FROM ${s}.migrations ORDER BY version`)).rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }]);
       const rows = await c.query(`SELECT tenant, id FROM ${s}.documents ORDER BY tenant, id`);
       expect(rows.rows).toEqual([
         { tenant: 'acme', id: 'old-1' },
         { tenant: 'default', id: 'new-1' },
         { tenant: 'default', id: 'old-1' },
       ]);
-      expect((await c.query(`SELECT tenant, chunks::int AS chunks FROM ${s}.tenants ORDER BY tenant`)).rows).toEqual([
-        { tenant: 'acme', chunks: 1 },
-        { tenant: 'default', chunks: 2 },
+      // Each tenant's version is the corpus version of its last write (acme's ingest, then the default tenant's).
+      expect((await c.query(`SELECT tenant, chunks::int AS chunks, version::int AS version FROM ${s}.tenants ORDER BY tenant`)).rows).toEqual([
+        { tenant: 'acme', chunks: 1, version: 2 },
+        { tenant: 'default', chunks: 2, version: 3 },
       ]);
     } finally {
       await c.end();

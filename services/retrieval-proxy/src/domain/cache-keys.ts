@@ -76,16 +76,19 @@ function stableStringify(value: unknown): string {
 }
 
 /**
- * `q:<tenant>:<slug>:v<version>.<epoch>:<sha256(normalized request) 16 hex>`. The tenant says whose answer it is
- * (and is hashed too, with the rest of the request): no tenant is ever served another's. The slug lets admins
- * invalidate by query text; the hash covers the whole request, so requests differing in any field never share an
- * entry; the corpus stamp makes every entry written before an ingest/delete unreachable, and the epoch
- * those written before a state reset (whose version numbers start again at 1).
+ * `q:<tenant>:<slug>:v<version>.<epoch>[.g<generation>]:<sha256(normalized request) 16 hex>`. The tenant says whose
+ * answer it is (and is hashed too, with the rest of the request): no tenant is ever served another's. The slug lets
+ * admins invalidate by query text; the hash covers the whole request, so requests differing in any field never share
+ * an entry. The version is the tenant's (the corpus version of its last write, else the corpus's): every entry of the
+ * tenant written before one of its ingests or deletes is unreachable after it, while other tenants' writes leave it be.
+ * The epoch does the same for a state reset (whose version numbers start again at 1), the generation (Redis engine,
+ * after a re-embed) for a switch of the vectors under the same model.
  */
 export function retrievalCacheKey(req: NormalizedRequest, stamp: CorpusStamp): string {
   if (!TENANT_RE.test(req.tenant)) throw new RangeError(`not a tenant id: ${JSON.stringify(req.tenant)}`);
   const hash = createHash('sha256').update(stableStringify(req)).digest('hex').slice(0, 16);
-  return `q:${req.tenant}:${querySlug(req.query)}:v${stamp.version}.${stamp.epoch}:${hash}`;
+  const generation = stamp.generation ? `.g${stamp.generation}` : '';
+  return `q:${req.tenant}:${querySlug(req.query)}:v${stamp.tenantVersion ?? stamp.version}.${stamp.epoch}${generation}:${hash}`;
 }
 
 /**

@@ -56,6 +56,13 @@ export interface CorpusStamp {
   model?: string | undefined;
   /** Redis engine: which generation of vectors the active model's are (0: the `v:<i>` fields of before re-embeds). */
   generation?: number;
+  /**
+   * Read for one tenant: the corpus version of that tenant's last write (ingest or delete; pgvector also moves it at a
+   * re-embed's switch). Its cached answers are keyed by it, so another tenant's writes leave them valid. Absent when
+   * the stamp was not read for a tenant, or the tenant has not written since it was first recorded: the corpus
+   * version stands in (any write moves it, as every write did before tenants had their own).
+   */
+  tenantVersion?: number;
 }
 
 /** Thrown by a write embedded with another model than the index's active one (a re-embed switched meanwhile). */
@@ -113,7 +120,7 @@ end
  * Replaces a document and bumps the version, refusing vectors of another model than the active one (the first write
  * makes its model the active one). The vectors go to the active generation's fields. While a re-embed runs, the
  * document is marked dirty: the re-embed stages it again before it may switch.
- * KEYS: doc, ids, version, epoch, tenants, model, generation, reembed, dirty. ARGV: deadline, new epoch, id, the tenant
+ * KEYS: doc, ids, version, epoch, tenants, model, generation, reembed, dirty, tenant version. ARGV: deadline, new epoch, id, the tenant
  * to list in the tenants set ('' for the default tenant, which is never listed there), model, dirty member, meta JSON,
  * then text/vector pairs, one per chunk (HSET in batches: Lua's unpack has a stack limit).
  * {-2, active model} when the model is not the active one.
@@ -145,16 +152,23 @@ while i <= n do
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 if redis.call('EXISTS', KEYS[8]) == 1 then redis.call('SADD', KEYS[9], ARGV[6]) end
-return {redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4])}
+local v = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[10], v)
+return {v, redis.call('GET', KEYS[4])}
 `;
 
-/** KEYS: doc, ids, version, epoch, reembed, dirty. ARGV: deadline, new epoch, id, dirty member. {-1} when there was no such document. */
+/**
+ * KEYS: doc, ids, version, epoch, reembed, dirty, tenant version. ARGV: deadline, new epoch, id, dirty member.
+ * {-1} when there was no such document.
+ */
 const DELETE_SCRIPT = `${DEADLINE_GUARD}
 if redis.call('DEL', KEYS[1]) == 0 then return {-1} end
 redis.call('ZREM', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[4], ARGV[2], 'NX')
 if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('SADD', KEYS[6], ARGV[4]) end
-return {redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4])}
+local v = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[7], v)
+return {v, redis.call('GET', KEYS[4])}
 `;
 
 /**
@@ -282,6 +296,8 @@ function parseDocument(fields: Record<string, Buffer>, gen: number): StoredDocum
  * - `<prefix>:docs`, `<prefix>:t:<t>:docs`          sorted set of the tenant's ids (score 0: listed in id order)
  * - `<prefix>:tenants`        set of the tenants other than the default one that ever stored a document
  * - `<prefix>:corpus_version` INCR'd by every ingest and delete of any tenant, in the same script
+ * - `<prefix>:written_at`, `<prefix>:t:<t>:written_at`  the corpus version of the tenant's last ingest or delete, set by
+ *   the same script: what the tenant's cached answers are keyed by
  * - `<prefix>:corpus_epoch`   random, made with the index: a state Redis that lost its data gets a new one
  * - `<prefix>:corpus_model`   the active embedding model (set by the first ingest, moved by a re-embed's switch)
  * - `<prefix>:corpus_generation` which vector fields are the active model's: 0 (or absent) `v:<i>`, g `v<g>:<i>`;
@@ -333,15 +349,24 @@ export class DocumentStore {
     return `${this.tenantPrefix(tenant)}:docs`;
   }
 
-  /** The corpus the index holds now. */
-  stamp(): Promise<CorpusStamp> {
-    return this.calls.read('corpus version read', (c) => this.readStamp(c));
+  tenantVersionKey(tenant: string): string {
+    return `${this.tenantPrefix(tenant)}:written_at`;
   }
 
-  /** Epoch, version, active model and generation in one read (the keys share the prefix's slot on a Cluster). */
-  private async readStamp(c: RedisClient): Promise<CorpusStamp> {
-    const [known, knownVersion, model, generation] = await c.mget(this.epochKey, this.versionKey, this.modelKey, this.generationKey);
-    const active = { ...(model ? { model } : {}), generation: Number(generation ?? 0) };
+  /** The corpus the index holds now; with `tenant`, also that tenant's version (see CorpusStamp.tenantVersion). */
+  stamp(tenant?: string): Promise<CorpusStamp> {
+    return this.calls.read('corpus version read', (c) => this.readStamp(c, tenant));
+  }
+
+  /**
+   * Epoch, version, active model, generation and the tenant's version in one read (the keys share the prefix's slot on
+   * a Cluster).
+   */
+  private async readStamp(c: RedisClient, tenant?: string): Promise<CorpusStamp> {
+    const keys = [this.epochKey, this.versionKey, this.modelKey, this.generationKey];
+    if (tenant !== undefined) keys.push(this.tenantVersionKey(tenant));
+    const [known, knownVersion, model, generation, written] = await c.mget(...keys);
+    const active = { ...(model ? { model } : {}), generation: Number(generation ?? 0), ...(written ? { tenantVersion: Number(written) } : {}) };
     if (known) return { epoch: known, version: Number(knownVersion ?? 0), ...active };
     const [epoch, version] = (await c.eval(STAMP_SCRIPT, 2, this.epochKey, this.versionKey, newEpoch())) as [string, string];
     return { epoch, version: Number(version), ...active };
@@ -358,7 +383,7 @@ export class DocumentStore {
     const [version, epoch] = (await this.calls.write('document write', (c, deadline) =>
       c.eval(
         PUT_SCRIPT,
-        9,
+        10,
         docKey,
         this.idsKey(tenant),
         this.versionKey,
@@ -368,6 +393,7 @@ export class DocumentStore {
         this.generationKey,
         this.reembedKey,
         this.dirtyKey,
+        this.tenantVersionKey(tenant),
         deadline,
         newEpoch(),
         meta.id,
@@ -379,16 +405,30 @@ export class DocumentStore {
       ),
     )) as [number, string];
     if (Number(version) === -2) throw new ModelChanged(String(epoch), meta.model);
-    return { epoch, version: Number(version), model: meta.model };
+    return { epoch, version: Number(version), model: meta.model, tenantVersion: Number(version) };
   }
 
   /** Deletes the tenant's document and bumps the version; undefined when the tenant has no such document. */
   async delete(tenant: string, id: string): Promise<CorpusStamp | undefined> {
     const docKey = this.docKey(tenant, id);
     const [version, epoch] = (await this.calls.write('document delete', (c, deadline) =>
-      c.eval(DELETE_SCRIPT, 6, docKey, this.idsKey(tenant), this.versionKey, this.epochKey, this.reembedKey, this.dirtyKey, deadline, newEpoch(), id, dirtyMember(tenant, id)),
+      c.eval(
+        DELETE_SCRIPT,
+        7,
+        docKey,
+        this.idsKey(tenant),
+        this.versionKey,
+        this.epochKey,
+        this.reembedKey,
+        this.dirtyKey,
+        this.tenantVersionKey(tenant),
+        deadline,
+        newEpoch(),
+        id,
+        dirtyMember(tenant, id),
+      ),
     )) as [number, string?];
-    return Number(version) < 0 || epoch === undefined ? undefined : { epoch, version: Number(version) };
+    return Number(version) < 0 || epoch === undefined ? undefined : { epoch, version: Number(version), tenantVersion: Number(version) };
   }
 
   async get(tenant: string, id: string): Promise<StoredDocument | undefined> {

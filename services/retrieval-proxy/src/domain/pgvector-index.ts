@@ -161,6 +161,10 @@ export const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
     ALTER TABLE ${s}.chunks ADD COLUMN tsv tsvector;
     CREATE INDEX chunks_tsv ON ${s}.chunks USING gin (tsv);
     ALTER TABLE IF EXISTS ${s}.chunks_next ADD COLUMN IF NOT EXISTS tsv tsvector;`,
+  // The corpus version of each tenant's last write (and of the last re-embed's switch): what the tenant's cached
+  // answers are keyed by, so other tenants' writes leave them valid. NULL until the tenant writes again: the corpus
+  // version stands in, as it did for every tenant before.
+  (s) => `ALTER TABLE ${s}.tenants ADD COLUMN version bigint;`,
 ];
 
 const toSql = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
@@ -362,17 +366,23 @@ export class PgVectorIndex implements RetrievalIndex {
     return rows[0]!;
   }
 
-  /** Moves the stamp and the chunk counts, the corpus's and the tenant's (by `chunkDelta`), in the write's transaction. */
+  /**
+   * Moves the stamp, the tenant's version with it, and the chunk counts, the corpus's and the tenant's (by
+   * `chunkDelta`), in the write's transaction.
+   */
   private async bump(c: pg.PoolClient, tenant: string, chunkDelta: number): Promise<CorpusStamp> {
     const { rows } = await c.query<{ epoch: string; version: string }>(
-      `WITH counted AS (
-         INSERT INTO ${this.s}.tenants AS t (tenant, chunks) VALUES ($2, $1)
-         ON CONFLICT (tenant) DO UPDATE SET chunks = t.chunks + EXCLUDED.chunks
+      `WITH bumped AS (
+         UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version
+       ), counted AS (
+         INSERT INTO ${this.s}.tenants AS t (tenant, chunks, version) SELECT $2, $1, version FROM bumped
+         ON CONFLICT (tenant) DO UPDATE SET chunks = t.chunks + EXCLUDED.chunks, version = EXCLUDED.version
        )
-       UPDATE ${this.s}.corpus SET version = version + 1, chunks = chunks + $1 WHERE id = 1 RETURNING epoch, version`,
+       SELECT epoch, version FROM bumped`,
       [chunkDelta, tenant],
     );
-    return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version) };
+    const version = Number(rows[0]!.version);
+    return { epoch: rows[0]!.epoch, version, tenantVersion: version };
   }
 
   private mismatch(have: number, model: string | null, got: number, gotModel: string): Error {
@@ -455,13 +465,18 @@ export class PgVectorIndex implements RetrievalIndex {
     });
   }
 
-  async stamp(): Promise<CorpusStamp> {
-    const stamp = await this.use('corpus version', async (c) => {
-      const { rows } = await c.query<{ epoch: string; version: string; model: string | null }>(`SELECT epoch, version, model FROM ${this.s}.corpus WHERE id = 1`);
-      return { epoch: rows[0]!.epoch, version: Number(rows[0]!.version), ...(rows[0]!.model ? { model: rows[0]!.model } : {}) };
+  async stamp(tenant?: string): Promise<CorpusStamp> {
+    const { written, ...stamp } = await this.use('corpus version', async (c) => {
+      const { rows } = await c.query<{ epoch: string; version: string; model: string | null; written: string | null }>(
+        `SELECT c.epoch, c.version, c.model, t.version AS written FROM ${this.s}.corpus c LEFT JOIN ${this.s}.tenants t ON t.tenant = $1 WHERE c.id = 1`,
+        [tenant ?? null],
+      );
+      const r = rows[0]!;
+      return { epoch: r.epoch, version: Number(r.version), ...(r.model ? { model: r.model } : {}), written: r.written };
     });
+    // The last stamp stands for the whole corpus (another tenant's request may fall back to it).
     this.last = stamp;
-    return stamp;
+    return written === null ? stamp : { ...stamp, tenantVersion: Number(written) };
   }
 
   lastStamp(): CorpusStamp | undefined {
@@ -779,6 +794,8 @@ class PgReembed implements Reembeddable {
         `UPDATE ${this.s}.corpus SET model = $1, dimensions = $2, reembed = NULL, version = version + 1 WHERE id = 1 RETURNING epoch, version`,
         [state.model, state.dimensions],
       );
+      // Every tenant's vectors (and, to the same model, full text) changed: none of their cached answers stands.
+      await c.query(`UPDATE ${this.s}.tenants SET version = $1`, [bumped.rows[0]!.version]);
       return { outcome: 'switched' as const, stamp: { epoch: bumped.rows[0]!.epoch, version: Number(bumped.rows[0]!.version), model: state.model } };
     });
   }

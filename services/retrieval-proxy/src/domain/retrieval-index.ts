@@ -17,8 +17,11 @@ export interface RetrievalIndex {
   get(tenant: string, id: string): Promise<StoredDocument | undefined>;
   /** The tenant's documents in id order, and how many it has. */
   list(tenant: string, offset: number, limit: number): Promise<{ total: number; documents: DocumentMeta[] }>;
-  /** The corpus stamp now (one for all tenants: any write moves it): read on every cached request. */
-  stamp(): Promise<CorpusStamp>;
+  /**
+   * The corpus stamp now (one for all tenants: any write moves its version), read on every cached request; with
+   * `tenant`, also that tenant's version, which only its own writes move (what its cached answers are keyed by).
+   */
+  stamp(tenant?: string): Promise<CorpusStamp>;
   /**
    * The stamp of the corpus this process can still answer for when the stamp cannot be read (its store is failing
    * over or away): the Redis engine's loaded copy; pgvector's last stamp read (cached answers only). Undefined when
@@ -140,8 +143,8 @@ export class RedisRetrievalIndex implements RetrievalIndex {
     return this.store.list(tenant, offset, limit);
   }
 
-  stamp() {
-    return this.store.stamp();
+  stamp(tenant?: string) {
+    return this.store.stamp(tenant);
   }
 
   lastStamp() {

@@ -15,6 +15,8 @@ export const MAX_TEXT_BYTES = 1_048_576;
 const DEFAULT_CHUNK_SIZE = 800;
 /** The worker takes up to 2048 inputs a call. */
 export const EMBED_INPUTS_PER_CALL = 2048;
+/** Tenants whose last stamp read a process keeps for its one-trip guess (past it the memory starts again). */
+const LAST_READ_TENANTS = 10_000;
 
 interface Prepared {
   texts: string[];
@@ -46,11 +48,6 @@ export interface PeerCall {
    * Asked for only when the worker is called: a cached answer needs none.
    */
   credentials?: (() => Promise<Record<string, string>>) | undefined;
-}
-
-/** The same corpus in everything a cached answer depends on: epoch, version, active model and generation. */
-function sameCorpus(a: CorpusStamp | undefined, b: CorpusStamp): boolean {
-  return sameStamp(a, b) && a?.model === b.model && (a?.generation ?? 0) === (b.generation ?? 0);
 }
 
 /** The embedder's options for a call: its request id, credentials and model ('' = the embedder's own). */
@@ -341,10 +338,11 @@ export class RetrievalService {
    * The corpus stamp now or, while the state store does not answer (a failover, an outage), the one this process last
    * knew: searches keep answering from the corpus they last saw, said so in the answer, rather than failing.
    */
-  private async currentStamp(): Promise<{ stamp: CorpusStamp; corpus: CachedAnswer['corpus'] }> {
+  private async currentStamp(tenant: string): Promise<{ stamp: CorpusStamp; corpus: CachedAnswer['corpus'] }> {
     try {
-      const stamp = await this.index.stamp();
-      this.lastRead = stamp;
+      const stamp = await this.index.stamp(tenant);
+      if (this.lastRead.size >= LAST_READ_TENANTS && !this.lastRead.has(tenant)) this.lastRead.clear();
+      this.lastRead.set(tenant, stamp);
       return { stamp, corpus: 'current' };
     } catch (err) {
       const last = this.index.lastStamp();
@@ -359,8 +357,11 @@ export class RetrievalService {
   }
 
   private lastStaleLog = 0;
-  /** The stamp this process last read: the guess a cached request reads its entry at while the stamp is being read. */
-  private lastRead: CorpusStamp | undefined;
+  /**
+   * The stamp this process last read for each tenant: the guess a cached request of the tenant reads its entry at
+   * while the stamp is being read.
+   */
+  private readonly lastRead = new Map<string, CorpusStamp>();
 
   /**
    * The answer for the corpus at the stamp read now, embedded with that corpus's active model (part of the key). A
@@ -378,18 +379,19 @@ export class RetrievalService {
   }
 
   /**
-   * The answer at the corpus stamp read now, in one round trip when the stamp has not moved since this process last
-   * read it: the cache read of the entry at that stamp leaves with the stamp read, and is used only when the stamp
-   * read answers that very stamp (its key is then the one the request would read). Otherwise (the first request after
-   * an ingest, a delete, a switch; none read yet) the entry is read at the stamp read, a second trip, as it always was.
+   * The answer at the corpus stamp read now, in one round trip when the tenant's stamp has not moved since this process
+   * last read it: the cache read of the entry at that stamp leaves with the stamp read, and is used only when the
+   * stamp read gives that very key (the tenant's version, epoch, model and generation, all in the key). Otherwise (the
+   * first request after one of the tenant's writes, a switch; none read yet) the entry is read at the stamp read, a
+   * second trip, as it always was.
    */
   private async cachedAt(cache: CategoryCache, base: NormalizedRequest, load: (req: NormalizedRequest, stamp: CorpusStamp) => Promise<unknown>): Promise<CachedAnswer> {
-    const guess = this.lastRead ?? this.index.lastStamp();
+    const guess = this.lastRead.get(base.tenant) ?? this.index.lastStamp();
     const guessed = guess ? cache.prefetch(retrievalCacheKey({ ...base, model: this.modelOf(guess) }, guess)) : undefined;
-    const { stamp, corpus } = await this.currentStamp();
+    const { stamp, corpus } = await this.currentStamp(base.tenant);
     const req = { ...base, model: this.modelOf(stamp) };
     const key = retrievalCacheKey(req, stamp);
-    const opts = guessed && sameCorpus(guess, stamp) && guessed.key === key ? { prefetched: guessed } : undefined;
+    const opts = guessed && guessed.key === key ? { prefetched: guessed } : undefined;
     try {
       const { value, hit } = await cache.wrapJsonResult(key, () => load(req, stamp), opts);
       return { body: value, hit, corpus, model: req.model };
