@@ -117,6 +117,22 @@ describe('ai-agents and retrieval-proxy, as real processes', () => {
     for (const citation of res.json.citations) expect(res.json.reply.content).toContain(`[${citation.id}]`);
   });
 
+  it("answers 409 naming the setting when the agent asks for hybrid ranking the proxy's engine has not, and answers once it is changed", async () => {
+    // This stack's proxy runs the Redis engine: it refuses hybrid ranking (400), which the agent reports as its own setting.
+    const { agentId, conversationId } = await conversation({ hybrid: true });
+    const content = 'Which policy evicts the least recently used keys?';
+    const refused = await agents('POST', `/api/v1/conversations/${conversationId}/messages`, { body: { content } });
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.json.message).toBe(
+      `agent '${agentId}' asks for hybrid ranking, which retrieval-proxy refuses (retrieval-proxy answered 400: hybrid ranking needs the pgvector ` +
+        `engine (RETRIEVAL_INDEX=pgvector); this index is redis); change it with PATCH /api/v1/agents/${agentId} {"settings": {"hybrid": false}}`,
+    );
+    expect((await agents('PATCH', `/api/v1/agents/${agentId}`, { body: { settings: { hybrid: false } } })).status).toBe(200);
+    const answered = await agents('POST', `/api/v1/conversations/${conversationId}/messages`, { body: { content } });
+    expect(answered.status, answered.text).toBe(201);
+    expect(answered.json.citations.length).toBeGreaterThan(0);
+  });
+
   it('shows agent memory under state in the stats of ai-agents, not as a cache category', async () => {
     const stats = await agents('GET', '/api/v1/cache/stats', { headers: bearer(stack.token) });
     expect(stats.status).toBe(200);

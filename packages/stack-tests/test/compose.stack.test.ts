@@ -200,7 +200,8 @@ function stackSuite(cli: ComposeCli, index: number): void {
     expect(second.json).toEqual(first.json);
     expect((await call(url.proxy, 'GET', '/api/v1/cache/stats', { token: secrets.CACHE_ADMIN_TOKEN })).status).toBe(200);
 
-    const agent = await call(url.agents, 'POST', '/api/v1/agents', { body: { name: 'helper', instructions: 'Answer from the documents.' } });
+    // Hybrid ranking for the agent's context: the stack's pgvector engine has it.
+    const agent = await call(url.agents, 'POST', '/api/v1/agents', { body: { name: 'helper', instructions: 'Answer from the documents.', settings: { hybrid: true } } });
     expect(agent.status, agent.text).toBe(201);
     const conv = await call(url.agents, 'POST', `/api/v1/agents/${agent.json.id}/conversations`);
     expect(conv.status, conv.text).toBe(201);

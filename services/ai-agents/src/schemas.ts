@@ -11,6 +11,14 @@ export const SettingsInput = Type.Object(
     maxContextChars: Type.Optional(Type.Integer({ minimum: CONTEXT_MAX_CHARS_MIN, maximum: 20000 })),
     contextLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
     filters: Type.Optional(Filters),
+    hybrid: Type.Optional(
+      Type.Boolean({
+        description:
+          "Rank the agent's context by vector and full text fused (retrieval-proxy's hybrid ranking: finds exact identifiers, " +
+          "error codes and names the embedding misses), or by vector alone (false). Absent: retrieval-proxy's RETRIEVAL_HYBRID. " +
+          'Needs the pgvector engine: on the Redis engine the messages of an agent with true answer 409.',
+      }),
+    ),
     memoryMaxItems: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
   },
   { additionalProperties: false },
@@ -22,6 +30,7 @@ export const Settings = Type.Object({
   contextLimit: Type.Integer(),
   // As stored, so an agent saved before filters were checked shows the filters retrieval-proxy refuses.
   filters: Type.Optional(Type.Record(Type.String(), FilterValue)),
+  hybrid: Type.Optional(Type.Boolean()),
   memoryMaxItems: Type.Integer(),
 });
 

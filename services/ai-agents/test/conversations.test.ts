@@ -98,6 +98,24 @@ describe('messages', () => {
     expect(history.nextCursor).toBeNull();
   });
 
+  it("asks the proxy for the agent's ranking: hybrid as set (true or false), and nothing when unset (the proxy's default)", async () => {
+    for (const hybrid of [true, false, undefined]) {
+      const agent = await newAgent(hybrid === undefined ? {} : { hybrid });
+      expect(agent.settings.hybrid).toBe(hybrid);
+      const conv = await newConversation(agent.id);
+      expect((await send(conv.id, 'Where is the AOF kept?')).statusCode).toBe(201);
+      const body = f.proxy.calls.at(-1)!.body;
+      expect(body.hybrid).toBe(hybrid);
+      expect('hybrid' in body).toBe(hybrid !== undefined);
+    }
+    const agent = await newAgent({ hybrid: true });
+    const patched = await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { settings: { hybrid: false } } });
+    expect(patched.json().settings.hybrid).toBe(false);
+    const bad = await f.app.inject({ method: 'PATCH', url: `/api/v1/agents/${agent.id}`, payload: { settings: { hybrid: 'yes' } } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/hybrid/);
+  });
+
   it('says it found nothing when the context is empty', async () => {
     const agent = await newAgent();
     const conv = await newConversation(agent.id);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Citation } from '@aicache/contracts';
 import { errors } from '@aicache/service-kit';
 import type { ChatProvider } from '../providers/types.js';
-import { fetchContext, filtersProblem, type ActingFor, type ContextPeer } from './retrieval.js';
+import { fetchContext, filtersProblem, hybridRefused, type ActingFor, type ContextPeer } from './retrieval.js';
 import type { AgentStore } from './store.js';
 import type { Conversation, MemoryItem, Message } from './types.js';
 
@@ -52,7 +52,9 @@ export class ConversationService {
     const userMessage: Message = { id: randomUUID(), role: 'user', content, createdAt: new Date().toISOString() };
     if (!(await store.appendMessage(tenant, conversation.id, userMessage))) throw gone();
 
-    const context = await fetchContext(proxy, actingFor, agent, content, requestId);
+    const context = await fetchContext(proxy, actingFor, agent, content, requestId).catch((err: unknown) => {
+      throw hybridRefused(agent, err) ?? err;
+    });
     const { items: memory } = await store.readMemory(tenant, agent.id, PROMPT_MEMORY_ITEMS);
     const answer = await provider.reply({ agent, memory, context, message: content, ...(requestId ? { requestId } : {}) });
 

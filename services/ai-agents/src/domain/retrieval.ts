@@ -88,7 +88,21 @@ export function contextRequest(agent: Agent, message: string): ContextRequest {
     limit: agent.settings.contextLimit,
     maxChars: agent.settings.maxContextChars,
     ...(agent.settings.filters && Object.keys(agent.settings.filters).length > 0 ? { filters: agent.settings.filters } : {}),
+    ...(agent.settings.hybrid !== undefined ? { hybrid: agent.settings.hybrid } : {}),
   };
+}
+
+/**
+ * The 409 for a proxy that refused an agent's hybrid ranking (400: its engine has none), naming the setting to change;
+ * undefined for any other failure.
+ */
+export function hybridRefused(agent: Agent, err: unknown): Error | undefined {
+  const e = err as { peerStatus?: number; message?: unknown };
+  if (agent.settings.hybrid !== true || e.peerStatus !== 400 || !/hybrid/i.test(String(e.message))) return undefined;
+  return errors.Conflict(
+    `agent '${agent.id}' asks for hybrid ranking, which retrieval-proxy refuses (${String(e.message)}); ` +
+      `change it with PATCH /api/v1/agents/${agent.id} {"settings": {"hybrid": false}}`,
+  );
 }
 
 /**

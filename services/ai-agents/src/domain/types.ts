@@ -7,6 +7,8 @@ export interface AgentSettings {
   contextLimit: number;
   /** Sent to retrieval-proxy as they are: validated with the proxy's own schema when set. */
   filters?: Filters;
+  /** Hybrid ranking of the agent's context (sent to retrieval-proxy as `hybrid`); absent: the proxy's RETRIEVAL_HYBRID. */
+  hybrid?: boolean;
   memoryMaxItems: number;
 }
 
