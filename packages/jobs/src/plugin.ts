@@ -12,7 +12,6 @@ import {
   JobQueue,
   JobsRefusedError,
   KindBusy,
-  LIST_PAGE,
   type JobContext,
   type JobData,
   type JobsSettings,
@@ -174,7 +173,7 @@ function runningStateOf(raw: string): 'waiting' | 'delayed' | 'active' | undefin
   return raw === 'delayed' || raw === 'active' ? raw : undefined;
 }
 
-function stateOf(raw: string, job: Job): State | 'unknown' {
+function stateOf(raw: string, job: { failedReason?: string | undefined }): State | 'unknown' {
   if (raw === 'failed' && job.failedReason === CANCELLED) return 'cancelled';
   if (raw === 'waiting' || raw === 'prioritized' || raw === 'waiting-children') return 'waiting';
   return (STATES as readonly string[]).includes(raw) ? (raw as State) : 'unknown';
@@ -467,14 +466,19 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       const offset = request.query.offset ?? 0;
       const limit = request.query.limit ?? 20;
       const tenant = readerTenant(request, request.query.tenant);
-      const all = await bounded('listing jobs', () => jobs.recent(tenant, 1000));
-      const views = [];
-      const ofKind = kind ? all.filter((job) => job.name === kind) : all;
-      for (let from = 0; from < ofKind.length; from += LIST_PAGE) {
-        const page = await bounded('reading the jobs', () => Promise.all(ofKind.slice(from, from + LIST_PAGE).map((job) => viewOf(job, false, jobs.queueOf(job)))));
-        views.push(...(state ? page.filter((view) => view.state === state) : page));
+      const view = (job: Job) => viewOf(job, false, jobs.queueOf(job));
+      if (!state && !kind) {
+        // The page alone is read.
+        const page = await bounded('listing jobs', () => jobs.page(tenant, offset, limit));
+        return { total: page.total, offset, limit, jobs: await bounded('reading the jobs', () => Promise.all(page.jobs.map(view))) };
       }
-      return { total: views.length, offset, limit, jobs: views.slice(offset, offset + limit) };
+      // Filtered: every job's kind (and state) from its hash, then the page of those that match read whole.
+      const briefs = await bounded('listing jobs', () => jobs.briefs(tenant, state !== undefined));
+      const matching = briefs.filter((b) => (!kind || b.kind === kind) && (!state || stateOf(b.state ?? '', b) === state));
+      const found = await bounded('reading the jobs', () => Promise.all(matching.slice(offset, offset + limit).map((b) => jobs.find(b.id))));
+      const views = await bounded('reading the jobs', () => Promise.all(found.filter((job): job is Job => job !== undefined).map(view)));
+      // A job that moved on between the two reads is shown as it is now, unless it left the state asked for.
+      return { total: matching.length, offset, limit, jobs: state ? views.filter((v) => v.state === state) : views };
     },
   );
 

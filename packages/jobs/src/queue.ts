@@ -408,8 +408,13 @@ export class JobQueue {
     if (dedup) await this.plain.eval(RELEASE_SCRIPT, 1, this.queue.toKey(`de:${dedup}`), String(job.id));
   }
 
+  /** Orders the jobs a process lists within one millisecond: the score is ms × 1000 + this, so they list as submitted. */
+  private listSeq = 0;
+
   private async index(tenant: string, id: string): Promise<void> {
-    await this.plain.zadd(this.tenantKey(tenant), Date.now(), id);
+    // Exact as a double (ms × 1000 is below 2^53 for millennia); ties across processes stay in id order.
+    this.listSeq = (this.listSeq + 1) % 1000;
+    await this.plain.zadd(this.tenantKey(tenant), Date.now() * 1000 + this.listSeq, id);
     // Bounded: the list reaches back this far at most (finished jobs are removed by retention anyway).
     await this.plain.zremrangebyrank(this.tenantKey(tenant), 0, -10_001);
   }
@@ -431,22 +436,59 @@ export class JobQueue {
     return job;
   }
 
-  /** The tenant's most recent job ids, newest first (at most `max`); ids whose job is gone are dropped. */
-  async recent(tenant: string, max: number): Promise<Job[]> {
-    const ids = await this.plain.zrevrange(this.tenantKey(tenant), 0, max - 1);
-    const jobs: Job[] = [];
+  /**
+   * The tenant's jobs `[offset, offset + count)`, newest first, and how many it has: reads those jobs only. Ids whose
+   * job is gone (removed by retention) are dropped from the tenant's list and the page read again.
+   */
+  async page(tenant: string, offset: number, count: number): Promise<{ total: number; jobs: Job[] }> {
+    const key = this.tenantKey(tenant);
+    for (let attempt = 0; ; attempt++) {
+      const [ids, total] = await Promise.all([this.plain.zrevrange(key, offset, offset + count - 1), this.plain.zcard(key)]);
+      const found = await Promise.all(ids.map((id) => this.find(id)));
+      const gone = ids.filter((_, i) => (found[i]?.data as JobData | undefined)?.tenant !== tenant);
+      if (gone.length === 0 || attempt === 2) {
+        return { total: total - gone.length, jobs: found.filter((job): job is Job => (job?.data as JobData | undefined)?.tenant === tenant) };
+      }
+      await this.plain.zrem(key, ...gone);
+    }
+  }
+
+  /**
+   * The tenant's job ids newest first, with each job's kind and raw BullMQ state (with `withState`) and failure
+   * reason, read from the job's hash without its data or result: what a filtered list picks from. Every id the tenant
+   * has (its list keeps 10,000 at most), a page of reads in flight at a time; ids whose job is gone are dropped.
+   */
+  async briefs(tenant: string, withState: boolean): Promise<Array<{ id: string; kind: string; state?: string; failedReason?: string }>> {
+    const key = this.tenantKey(tenant);
+    const ids = await this.plain.zrevrange(key, 0, -1);
+    const out: Array<{ id: string; kind: string; state?: string; failedReason?: string }> = [];
     const gone: string[] = [];
-    // Read a page at a time, the page's reads in flight together (one round trip's wait per page, not per job).
     for (let from = 0; from < ids.length; from += LIST_PAGE) {
       const page = ids.slice(from, from + LIST_PAGE);
-      const found = await Promise.all(page.map((id) => this.find(id)));
-      found.forEach((job, i) => {
-        if (job && (job.data as JobData).tenant === tenant) jobs.push(job);
+      const read = await Promise.all(page.map((id) => this.brief(id, withState)));
+      read.forEach((b, i) => {
+        if (b && b.tenant === tenant) out.push({ id: page[i]!, kind: b.kind, ...(b.state ? { state: b.state } : {}), ...(b.failedReason ? { failedReason: b.failedReason } : {}) });
         else gone.push(page[i]!);
       });
     }
-    if (gone.length > 0) await this.plain.zrem(this.tenantKey(tenant), ...gone);
-    return jobs;
+    if (gone.length > 0) await this.plain.zrem(key, ...gone);
+    return out;
+  }
+
+  private async brief(id: string, withState: boolean): Promise<{ tenant: string | undefined; kind: string; state?: string; failedReason?: string } | undefined> {
+    for (const queue of this.scheduled ? [this.queue, this.scheduled] : [this.queue]) {
+      const [name, data, failedReason] = await this.plain.hmget(queue.toKey(id), 'name', 'data', 'failedReason');
+      if (!name) continue;
+      let tenant: string | undefined;
+      try {
+        tenant = (JSON.parse(data ?? '{}') as Partial<JobData>).tenant;
+      } catch {
+        tenant = undefined;
+      }
+      const state = withState ? await queue.getJobState(id) : undefined;
+      return { tenant, kind: name, ...(state ? { state } : {}), ...(failedReason ? { failedReason } : {}) };
+    }
+    return undefined;
   }
 
   /**
