@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
 import { Redis } from 'ioredis';
@@ -13,6 +13,25 @@ import { hashEmbed } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/**
+ * A user of `tenant` with the read role and a read key of theirs, made with the admin token (authentication on).
+ * A read key: embedding changes no one's data, in a job as in the synchronous routes.
+ */
+export async function readKey(app: FastifyInstance, username: string, tenant: string): Promise<string> {
+  const user = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/users',
+    headers: bearer(ADMIN_TOKEN),
+    payload: { username, password: 'correct horse battery staple', tenant, role: 'read' },
+  });
+  expect(user.statusCode, user.body).toBe(201);
+  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: username, scopes: ['read'], userId: user.json().id } });
+  expect(key.statusCode, key.body).toBe(201);
+  return key.json().key as string;
+}
 
 export interface TestEnv {
   redis: TestRedis;

@@ -6,7 +6,7 @@ import { startRedisServer, uniqueName, waitFor, type RedisServer } from '@aicach
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { LocalHashProvider } from '../src/providers/local-hash.js';
-import { ADMIN_TOKEN, CountingProvider } from './helpers.js';
+import { ADMIN_TOKEN, bearer, CountingProvider, readKey } from './helpers.js';
 
 /**
  * EMBEDDINGS_INPUTS_PER_MINUTE holds on every way the worker embeds for a credential: the synchronous embeddings
@@ -25,25 +25,12 @@ let service = '';
 const provider = new CountingProvider(new LocalHashProvider());
 const keys = { acme: '', globex: '' };
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 type As = keyof typeof keys;
 const call = (as: As, method: 'GET' | 'POST', url: string, payload?: object) =>
   app.inject({ method, url, headers: bearer(keys[as]), ...(payload ? { payload } : {}) });
 const jobOf = async (as: As, id: string) => (await call(as, 'GET', `/api/v1/jobs/${id}`)).json();
 const inputsOf = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag} ${i}: the parcel left depot ${i % 9} on day ${i}`);
 
-async function userKey(username: string, tenant: string): Promise<string> {
-  const user = await app.inject({
-    method: 'POST',
-    url: '/api/v1/auth/users',
-    headers: bearer(ADMIN_TOKEN),
-    payload: { username, password: 'correct horse battery staple', tenant, role: 'read' },
-  });
-  expect(user.statusCode, user.body).toBe(201);
-  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'budget', scopes: ['read'], userId: user.json().id } });
-  expect(key.statusCode, key.body).toBe(201);
-  return key.json().key as string;
-}
 
 /** The inputs-per-minute counters rate-limiter-flexible keeps in Redis (one per credential with a window open). */
 async function budgetKeys(): Promise<string[]> {
@@ -86,8 +73,8 @@ beforeAll(async () => {
   });
   app = await buildApp(config, { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
   await app.ready();
-  keys.acme = await userKey('acme-budget', 'acme');
-  keys.globex = await userKey('globex-budget', 'globex');
+  keys.acme = await readKey(app, 'acme-budget', 'acme');
+  keys.globex = await readKey(app, 'globex-budget', 'globex');
 }, 60_000);
 
 afterAll(async () => {

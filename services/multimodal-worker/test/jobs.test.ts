@@ -8,7 +8,7 @@ import { LocalHashProvider } from '../src/providers/local-hash.js';
 import type { EmbeddingProvider, ModelMetadata } from '../src/providers/types.js';
 import { chunkTextAsync, defaultChunkOverlap, textSha256 } from '@aicache/text';
 import { followJobEvents } from '@aicache/jobs/client';
-import { ADMIN_TOKEN, startWorkerProcess } from './helpers.js';
+import { ADMIN_TOKEN, bearer, readKey, startWorkerProcess } from './helpers.js';
 
 /**
  * Embeddings of more inputs than one request takes, as background jobs: on a private redis-server (noeviction) with
@@ -66,21 +66,7 @@ const configOf = (url: string, extra: Record<string, string> = {}) =>
     ...extra,
   });
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-async function userKey(username: string, tenant: string): Promise<string> {
-  const user = await app.inject({
-    method: 'POST',
-    url: '/api/v1/auth/users',
-    headers: bearer(ADMIN_TOKEN),
-    payload: { username, password: 'correct horse battery staple', tenant, role: 'read' },
-  });
-  expect(user.statusCode, user.body).toBe(201);
-  // A read key: embedding changes no one's data, in a job as in the synchronous route.
-  const key = await app.inject({ method: 'POST', url: '/api/v1/auth/keys', headers: bearer(ADMIN_TOKEN), payload: { name: 'jobs', scopes: ['read'], userId: user.json().id } });
-  expect(key.statusCode, key.body).toBe(201);
-  return key.json().key as string;
-}
 
 type As = keyof typeof keys;
 const call = (as: As, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
@@ -145,8 +131,8 @@ beforeAll(async () => {
   service = uniqueName('mmw-jobs');
   app = await buildApp(configOf(server.url), { providers: [provider], logger: false, underPressure: false, adminRateLimit: false });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  keys.acme = await userKey('acme-reader', 'acme');
-  keys.globex = await userKey('globex-reader', 'globex');
+  keys.acme = await readKey(app, 'acme-reader', 'acme');
+  keys.globex = await readKey(app, 'globex-reader', 'globex');
 }, 60_000);
 
 afterAll(async () => {
