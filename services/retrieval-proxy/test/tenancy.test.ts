@@ -75,8 +75,8 @@ const newSchema = () => {
   return s;
 };
 
-/** A service over `index` with a cache of its own (service name `tenancy-<hex>`, on the test DB). */
-function service(index: RetrievalIndex) {
+/** A cache of its own (service name `tenancy-<hex>`, on the test DB). */
+function newCache(): Cache {
   const cache = new Cache({
     service: `tenancy-${unique()}`,
     categories: { search_results: { ttl: 600 }, context_bundles: { ttl: 600 } },
@@ -84,6 +84,11 @@ function service(index: RetrievalIndex) {
     env: {},
   });
   caches.push(cache);
+  return cache;
+}
+
+/** A service over `index` with a cache of its own, or `cache` (another replica of the same service). */
+function service(index: RetrievalIndex, cache: Cache = newCache()) {
   const retrieval = new RetrievalService({
     index,
     embedder,
@@ -226,15 +231,7 @@ for (const engine of engines) {
       // Two replicas: two indexes over the same store, two services over the same cache.
       const place = engine.place();
       const { retrieval: a, cache } = service(engine.open(place));
-      const b = new RetrievalService({
-        index: engine.open(place),
-        embedder,
-        searchCache: cache.category('search_results'),
-        contextCache: cache.category('context_bundles'),
-        model: '',
-        maxChunksPerDocument: 100,
-        ingestTimeoutMs: 5000,
-      });
+      const { retrieval: b } = service(engine.open(place), cache);
       await a.ingest('acme', { id: 'doc-1', title: 'Acme', text: 'Shipping takes two days.' });
       await a.ingest('globex', { id: 'doc-1', title: 'Globex', text: 'Shipping by zeppelin.' });
       for (const r of [a, b]) await r.search('acme', { query: 'shipping' });
