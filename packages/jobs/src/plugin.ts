@@ -475,10 +475,17 @@ export async function registerJobs(scope: FastifyInstance, opts: JobsPluginOptio
       // Filtered: every job's kind (and state) from its hash, then the page of those that match read whole.
       const briefs = await bounded('listing jobs', () => jobs.briefs(tenant, state !== undefined));
       const matching = briefs.filter((b) => (!kind || b.kind === kind) && (!state || stateOf(b.state ?? '', b) === state));
-      const found = await bounded('reading the jobs', () => Promise.all(matching.slice(offset, offset + limit).map((b) => jobs.find(b.id))));
-      const views = await bounded('reading the jobs', () => Promise.all(found.filter((job): job is Job => job !== undefined).map(view)));
-      // A job that moved on between the two reads is shown as it is now, unless it left the state asked for.
-      return { total: matching.length, offset, limit, jobs: state ? views.filter((v) => v.state === state) : views };
+      const read = await bounded('reading the jobs', () =>
+        Promise.all(
+          matching.slice(offset, offset + limit).map(async (b) => {
+            const job = await jobs.find(b.id);
+            return job && view(job);
+          }),
+        ),
+      );
+      // A job that moved on between the two reads is shown as it is now, unless it left the state asked for (or is gone).
+      const views = read.filter((v): v is JobViewT => v !== undefined && (!state || v.state === state));
+      return { total: matching.length, offset, limit, jobs: views };
     },
   );
 

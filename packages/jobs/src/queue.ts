@@ -90,6 +90,16 @@ export interface JobData<I = unknown> {
   input: I;
 }
 
+/** A job as a filtered list looks at it: from its hash, without its data or result. */
+export interface JobBrief {
+  id: string;
+  tenant: string | undefined;
+  kind: string;
+  /** BullMQ's state, when asked for. */
+  state?: string | undefined;
+  failedReason?: string | undefined;
+}
+
 export interface Progress {
   current: number;
   total: number;
@@ -458,16 +468,16 @@ export class JobQueue {
    * reason, read from the job's hash without its data or result: what a filtered list picks from. Every id the tenant
    * has (its list keeps 10,000 at most), a page of reads in flight at a time; ids whose job is gone are dropped.
    */
-  async briefs(tenant: string, withState: boolean): Promise<Array<{ id: string; kind: string; state?: string; failedReason?: string }>> {
+  async briefs(tenant: string, withState: boolean): Promise<JobBrief[]> {
     const key = this.tenantKey(tenant);
     const ids = await this.plain.zrevrange(key, 0, -1);
-    const out: Array<{ id: string; kind: string; state?: string; failedReason?: string }> = [];
+    const out: JobBrief[] = [];
     const gone: string[] = [];
     for (let from = 0; from < ids.length; from += LIST_PAGE) {
       const page = ids.slice(from, from + LIST_PAGE);
       const read = await Promise.all(page.map((id) => this.brief(id, withState)));
       read.forEach((b, i) => {
-        if (b && b.tenant === tenant) out.push({ id: page[i]!, kind: b.kind, ...(b.state ? { state: b.state } : {}), ...(b.failedReason ? { failedReason: b.failedReason } : {}) });
+        if (b?.tenant === tenant) out.push(b);
         else gone.push(page[i]!);
       });
     }
@@ -475,7 +485,7 @@ export class JobQueue {
     return out;
   }
 
-  private async brief(id: string, withState: boolean): Promise<{ tenant: string | undefined; kind: string; state?: string; failedReason?: string } | undefined> {
+  private async brief(id: string, withState: boolean): Promise<JobBrief | undefined> {
     for (const queue of this.scheduled ? [this.queue, this.scheduled] : [this.queue]) {
       const [name, data, failedReason] = await this.plain.hmget(queue.toKey(id), 'name', 'data', 'failedReason');
       if (!name) continue;
@@ -485,8 +495,7 @@ export class JobQueue {
       } catch {
         tenant = undefined;
       }
-      const state = withState ? await queue.getJobState(id) : undefined;
-      return { tenant, kind: name, ...(state ? { state } : {}), ...(failedReason ? { failedReason } : {}) };
+      return { id, tenant, kind: name, state: withState ? await queue.getJobState(id) : undefined, failedReason: failedReason ?? undefined };
     }
     return undefined;
   }
